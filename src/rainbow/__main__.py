@@ -1,0 +1,5 @@
+import sys
+
+from rainbow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""The `rainbow` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rainbow.errors import RainbowError
+from rainbow.version import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rainbow.server import command as server_command
+
+    parser = argparse.ArgumentParser(prog="rainbow", description="Rainbow multi-cluster scheduler")
+    parser.add_argument("--version", action="version", version=f"rainbow {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    server = commands.add_parser("server", help="run the rainbow scheduler server")
+    server_command.add_arguments(server)
+    server.set_defaults(func=server_command.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RainbowError as exc:
+        print(f"rainbow: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Secrets and tokens: generation, hashing and constant-time checks.
+
+Every credential rainbow hands out is 256 random bits from ``secrets``, so a
+plain SHA-256 of it is a safe thing to store: there is nothing to brute-force.
+Only hashes are persisted; the plain value exists in the reply that hands it out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+TOKEN_BYTES = 32
+
+
+def new_secret() -> str:
+    """A fresh URL-safe credential with 256 bits of entropy."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_secret(value: str | None, stored_hash: str | None) -> bool:
+    """Constant-time comparison of a presented credential with a stored hash."""
+    if not value or not stored_hash:
+        return False
+    return hmac.compare_digest(hash_secret(value), stored_hash)

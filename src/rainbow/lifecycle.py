@@ -1,0 +1,63 @@
+"""Job states and the transitions between them (pure; the store enforces them).
+
+::
+
+    assigned -> leased -> accepted -> submitted -> running -> completed | failed | cancelled
+        ^         |  (lease runs out)
+        +---------+
+    any non-final state -> cancelled
+    accepted/submitted/running -> unknown   (cluster stopped reporting; reconciled when it returns)
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class JobState(str, Enum):
+    ASSIGNED = "assigned"
+    LEASED = "leased"
+    ACCEPTED = "accepted"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+WAITING_STATES = frozenset({JobState.ASSIGNED, JobState.LEASED})
+ON_CLUSTER_STATES = frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING, JobState.UNKNOWN})
+
+# Allowed moves reported by a cluster for a job it holds.
+_CLUSTER_MOVES: dict[JobState, frozenset[JobState]] = {
+    JobState.LEASED: frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING, *FINAL_STATES}),
+    JobState.ACCEPTED: frozenset({JobState.SUBMITTED, JobState.RUNNING, *FINAL_STATES}),
+    JobState.SUBMITTED: frozenset({JobState.RUNNING, *FINAL_STATES}),
+    JobState.RUNNING: frozenset(FINAL_STATES),
+    JobState.UNKNOWN: frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING, *FINAL_STATES}),
+}
+
+
+def can_report(current: JobState, new: JobState) -> bool:
+    """Whether a cluster may move a job from ``current`` to ``new``.
+
+    Reports never move a job backwards, and a repeated report of the current
+    state is accepted (idempotent) so that agents can resend after a failure.
+    """
+    if current == new:
+        return True
+    return new in _CLUSTER_MOVES.get(current, frozenset())
+
+
+def parse_state(value: str) -> JobState:
+    """The JobState for a name, case-insensitive; ValueError when unknown."""
+    try:
+        return JobState(value.strip().lower())
+    except ValueError:
+        known = ", ".join(s.value for s in JobState)
+        raise ValueError(f"unknown job state {value!r} (known: {known})") from None

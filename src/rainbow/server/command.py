@@ -1,0 +1,63 @@
+"""`rainbow server`: flags as users of the Go server know them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
+
+# Go server levels 0..5 -> Python logging levels.
+_NUMERIC_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO,
+                   4: logging.DEBUG, 5: logging.DEBUG}
+
+
+def log_level(value: str) -> int:
+    """A Go-style number (0-5) or a Python level name (info, debug, ...)."""
+    if value.isdigit():
+        number = int(value)
+        if number not in _NUMERIC_LEVELS:
+            raise argparse.ArgumentTypeError("numeric levels are 0 (quiet) to 5 (debug)")
+        return _NUMERIC_LEVELS[number]
+    level = logging.getLevelName(value.upper())
+    if not isinstance(level, int):
+        raise argparse.ArgumentTypeError(f"unknown log level {value!r}")
+    return level
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=DEFAULT_ADDRESS, help=f"address to listen on (default {DEFAULT_ADDRESS})")
+    parser.add_argument("--db", default="rainbow.db", help="SQLite database file (default rainbow.db)")
+    parser.add_argument("--secret", help="registration secret clusters must present (default: generated "
+                        "on first start, stored hashed)")
+    parser.add_argument("--global-token", help="one submit token for every cluster (default: one per cluster)")
+    parser.add_argument("--name", default="rainbow", help="server name (default rainbow)")
+    parser.add_argument("--config", dest="config_file", help="rainbow-config.yaml with a scheduler section")
+    parser.add_argument("--select-algorithm", help="selection algorithm (default random)")
+    parser.add_argument("--match-algorithm", help="match algorithm (default match)")
+    parser.add_argument("--cleanup", action="store_true", help="delete the database before starting")
+    parser.add_argument("--lease-seconds", type=float, default=300.0,
+                        help="how long received jobs stay leased to their receiver (default 300)")
+    parser.add_argument("--workers", type=int, default=16, help="worker threads for store and match work")
+    parser.add_argument("--loglevel", type=log_level, default=logging.INFO,
+                        help="0-5 (Go server style) or a level name (default info)")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(
+        host=args.host,
+        db=args.db,
+        secret=args.secret,
+        global_token=args.global_token,
+        name=args.name,
+        config_file=args.config_file,
+        select_algorithm=args.select_algorithm,
+        match_algorithm=args.match_algorithm,
+        cleanup=args.cleanup,
+        lease_seconds=args.lease_seconds,
+        workers=args.workers,
+    )
+    asyncio.run(serve(config))
+    return 0

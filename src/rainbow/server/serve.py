@@ -1,0 +1,150 @@
+"""Build and run the gRPC server: one port, both services of the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from rainbow.config import RainbowConfig
+from rainbow.errors import InvalidArgument
+from rainbow.limits import Limits
+from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
+from rainbow.scheduler import Scheduler
+from rainbow.server.servicers import MemoryGraphServicer, RainbowSchedulerServicer
+from rainbow.store import Store, open_store
+
+log = logging.getLogger("rainbow.server")
+
+DEFAULT_ADDRESS = "[::]:50051"
+
+
+@dataclass
+class ServerConfig:
+    """Everything `rainbow server` can be told; flags override the config file."""
+
+    host: str = DEFAULT_ADDRESS
+    db: str = "rainbow.db"
+    secret: str | None = None
+    global_token: str | None = None
+    name: str = "rainbow"
+    config_file: str | None = None
+    select_algorithm: str | None = None
+    select_options: dict[str, Any] = field(default_factory=dict)
+    match_algorithm: str | None = None
+    cleanup: bool = False
+    lease_seconds: float = 300.0
+    workers: int = 16
+    limits: Limits = field(default_factory=Limits)
+
+    def apply_config_file(self) -> None:
+        """Fill unset settings from ``scheduler`` in a rainbow-config.yaml."""
+        if not self.config_file:
+            return
+        cfg = RainbowConfig.load(self.config_file)
+        self.secret = self.secret or cfg.scheduler_secret
+        if self.name == "rainbow" and cfg.scheduler_name:
+            self.name = cfg.scheduler_name
+        if self.select_algorithm is None:
+            self.select_algorithm = cfg.selection_algorithm
+            self.select_options = cfg.selection_options
+        if self.match_algorithm is None:
+            self.match_algorithm = cfg.match_algorithm
+
+
+def open_scheduler(config: ServerConfig) -> Scheduler:
+    """Open the store and build the scheduler; refuses bad settings with InvalidArgument."""
+    config.apply_config_file()
+    if config.cleanup and not config.db.startswith(("postgresql://", "postgres://")):
+        for suffix in ("", "-wal", "-shm"):
+            Path(config.db + suffix).unlink(missing_ok=True)
+    store: Store = open_store(config.db)
+    try:
+        return Scheduler(
+            store,
+            registration_secret=config.secret,
+            global_token=config.global_token,
+            match_algorithm=config.match_algorithm or "match",
+            selection_algorithm=config.select_algorithm or "random",
+            selection_options=config.select_options,
+            lease_seconds=config.lease_seconds,
+            limits=config.limits,
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+class RainbowServer:
+    """A running server: ``start()`` binds and serves, ``stop()`` drains and closes the store."""
+
+    def __init__(self, scheduler: Scheduler, address: str = DEFAULT_ADDRESS, workers: int = 16) -> None:
+        self.scheduler = scheduler
+        self.address = address
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rainbow-work")
+        limit = scheduler.limits.max_message_bytes
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(
+            RainbowSchedulerServicer(scheduler, self.executor), self.server
+        )
+        memory_pb2_grpc.add_MemoryGraphServicer_to_server(MemoryGraphServicer(scheduler, self.executor), self.server)
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        port = self.server.add_insecure_port(self.address)
+        if port == 0:
+            raise InvalidArgument(f"cannot listen on {self.address}", field="host")
+        await self.server.start()
+        self.port = port
+        return port
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        await self.server.stop(grace)
+        self.executor.shutdown(wait=True)
+        self.scheduler.store.close()
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+
+def bound_address(address: str, port: int) -> str:
+    host = address.rsplit(":", 1)[0]
+    return f"{host}:{port}"
+
+
+async def serve(config: ServerConfig, ready: threading.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM."""
+    scheduler = open_scheduler(config)
+    server = RainbowServer(scheduler, config.host, config.workers)
+    port = await server.start()
+    if scheduler.generated_secret:
+        print(
+            "No --secret given: generated a registration secret (shown once, stored hashed):\n"
+            f"  {scheduler.generated_secret}",
+            flush=True,
+        )
+    print(f"rainbow server {config.name!r} listening on {bound_address(config.host, port)} "
+          f"(store {config.db}, match {scheduler.match_algorithm}, selection {scheduler.selector.name})",
+          flush=True)
+    if ready is not None:
+        ready.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(grace=2.0)

@@ -1,0 +1,15 @@
+"""Persistence behind one interface: SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+from rainbow.store.base import ClusterRecord, JobRecord, Store
+
+
+def open_store(target: str, **options) -> Store:
+    """Open the store named by ``target``: a SQLite file path (optionally ``sqlite://path``)."""
+    from rainbow.store.sqlite import SQLiteStore
+
+    return SQLiteStore(target.removeprefix("sqlite://"), **options)
+
+
+__all__ = ["ClusterRecord", "JobRecord", "Store", "open_store"]

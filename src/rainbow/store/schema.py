@@ -1,0 +1,42 @@
+"""Schema migrations, applied in order; a store records how many it has run."""
+
+from __future__ import annotations
+
+SQLITE_MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE clusters (
+            name TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            nodes TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1
+        )""",
+        """CREATE TABLE subsystems (
+            cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            nodes TEXT NOT NULL,
+            PRIMARY KEY (cluster, name)
+        )""",
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            jobspec TEXT NOT NULL,
+            command TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            lease_owner TEXT,
+            lease_expires REAL,
+            accepted REAL,
+            local_id TEXT,
+            exit_code INTEGER,
+            message TEXT
+        )""",
+        "CREATE INDEX jobs_by_cluster_state ON jobs (cluster, state, id)",
+    ],
+]

@@ -1,0 +1,149 @@
+"""Shared fixtures: real servers on free local ports, example files, raw stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
+from rainbow.server import RainbowServer, ServerConfig, open_scheduler
+
+EXAMPLES = Path(__file__).parent / "data" / "examples"
+REGISTRATION_SECRET = "chocolate-cookies"
+
+
+def example(name: str) -> str:
+    return (EXAMPLES / name).read_text()
+
+
+class ServerThread:
+    """A real RainbowServer on 127.0.0.1:<free port>, served from a background event loop."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.port: int | None = None
+        self.scheduler = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        self.scheduler = open_scheduler(self.config)
+        server = RainbowServer(self.scheduler, "127.0.0.1:0", self.config.workers)
+        self.port = await server.start()
+        self._ready.set()
+        await self._stop.wait()
+        await server.stop(grace=0.5)
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(30)
+
+
+@dataclass
+class Stubs:
+    channel: grpc.Channel
+    scheduler: rainbow_pb2_grpc.RainbowSchedulerStub
+    graph: memory_pb2_grpc.MemoryGraphStub
+    address: str
+    server: ServerThread | None = field(default=None, repr=False)
+
+
+def stubs_for(address: str, server: ServerThread | None = None) -> Stubs:
+    channel = grpc.insecure_channel(
+        address,
+        options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+    )
+    return Stubs(
+        channel,
+        rainbow_pb2_grpc.RainbowSchedulerStub(channel),
+        memory_pb2_grpc.MemoryGraphStub(channel),
+        address,
+        server,
+    )
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start servers on demand (same database across restarts when asked)."""
+    started: list[ServerThread] = []
+
+    def start(db: Path | None = None, **overrides) -> ServerThread:
+        overrides.setdefault("secret", REGISTRATION_SECRET)
+        overrides.setdefault("workers", 4)
+        config = ServerConfig(host="127.0.0.1:0", db=str(db or tmp_path / "rainbow.db"), **overrides)
+        server = ServerThread(config).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def rainbow(server_factory):
+    """A fresh server and raw contract stubs talking to it."""
+    server = server_factory()
+    stubs = stubs_for(server.address, server)
+    yield stubs
+    stubs.channel.close()
+
+
+def start_server_process(db: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str, list[str]]:
+    """`rainbow server` as a real subprocess; returns (process, address, lines printed before ready)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(db), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        found = re.search(r"listening on (\S+:\d+)", line)
+        if found:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, found.group(1), lines
+    proc.kill()
+    raise RuntimeError("server did not start:\n" + "\n".join(lines))
