@@ -166,8 +166,9 @@ def _parse_priority(item: object, index: int, where: str) -> tuple[int | None, P
 def _parse_step(item: object, where: str) -> Step:
     known = ", ".join(STEP_KINDS)
     if not isinstance(item, Mapping) or len(item) != 1:
+        got = f"keys {', '.join(map(str, item))}" if isinstance(item, Mapping) and item else _kind(item)
         raise InvalidArgument(
-            f"{where}: a step is a mapping with exactly one of {known}, got {_kind(item)}", field=where
+            f"{where}: a step is a mapping with exactly one of {known}, got {got}", field=where
         )
     ((kind, value),) = item.items()
     if kind not in STEP_KINDS:

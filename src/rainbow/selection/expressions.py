@@ -39,7 +39,7 @@ ExpressionKind = Literal["filter", "calc"]
 
 MAX_EXPRESSION_LENGTH = 1000
 MAX_DEPTH = 64
-MAX_INT_BITS = 100_000
+MAX_INT_BITS = 1024
 MAX_ROUND_DIGITS = 100
 
 FUNCTION_NAMES = ("abs", "max", "min", "round")
@@ -90,11 +90,22 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _describe(value: object) -> str:
+def short(value: object) -> str:
+    """``repr(value)``, cut to a length fit for a one-line message."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "a very large number"
     text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{_type_name(value)} {text}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe(value: object) -> str:
+    return f"{_type_name(value)} {short(value)}"
+
+
+def _bounded(result: Any) -> Any:
+    if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+        raise simpleeval.NumberTooHigh(f"integer results are limited to {MAX_INT_BITS} bits")
+    return result
 
 
 # Operators: every one checks its operand types, so the language behaves the same on
@@ -110,7 +121,7 @@ def _numbers(symbol: str, *values: object) -> None:
 def _arithmetic(symbol: str, function: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def apply(left: Any, right: Any) -> Any:
         _numbers(symbol, left, right)
-        return function(left, right)
+        return _bounded(function(left, right))
 
     return apply
 
@@ -119,11 +130,11 @@ def _power(base: Any, exponent: Any) -> Any:
     _numbers("**", base, exponent)
     exact = isinstance(base, int) and isinstance(exponent, int)
     if exact and exponent > 0 and exponent * abs(base).bit_length() > MAX_INT_BITS and abs(base) > 1:
-        raise simpleeval.NumberTooHigh(f"{base} ** {exponent} is too large")
+        raise simpleeval.NumberTooHigh(f"integer results are limited to {MAX_INT_BITS} bits")
     result = base**exponent
     if isinstance(result, complex):
-        raise ValueError(f"{base} ** {exponent} is not a real number")
-    return result
+        raise ValueError("a negative number to a fractional power is not a real number")
+    return _bounded(result)
 
 
 def _ordering(symbol: str, function: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -386,7 +397,7 @@ def _whitelist(node: ast.AST) -> set[str]:
             stack.extend(current.args)
         else:
             what = _REFUSED.get(type(current), type(current).__name__)
-            raise _Refused(f"{what} is not allowed")
+            raise _Refused(f"not allowed: {what}")
     return names
 
 
@@ -436,6 +447,14 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Expression):
+            return NotImplemented
+        return (self.text, self.kind) == (other.text, other.kind)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.kind))
 
     @classmethod
     def parse(cls, text: object, *, kind: ExpressionKind, where: str) -> Expression:
@@ -493,14 +512,14 @@ class Expression:
             used = sorted(name for name in self.names if name in known and name not in dynamic)
             suffix = ""
             if used:
-                suffix = " with job parameters " + ", ".join(f"{name}={known[name]!r}" for name in used)
+                suffix = " with job parameters " + ", ".join(f"{name}={short(known[name])}" for name in used)
             raise InvalidArgument(f"{where}: {error} in {self.text!r}{suffix}", field=where) from None
 
     def _check_result(self, value: Any) -> None:
         if self.kind == "filter" and not isinstance(value, bool):
             raise _StaticError(f"a filter must give a boolean, this gives {_describe(value)}")
         if self.kind == "calc" and not is_scalar(value):
-            raise _StaticError(f"the result {value!r} is not a usable value")
+            raise _StaticError(f"the result {short(value)} is not a usable value")
 
     def evaluate(self, names: Mapping[str, Scalar]) -> Scalar:
         """Evaluate with ``names``; raise :class:`EvaluationError` (never anything else) on failure."""
@@ -516,7 +535,7 @@ class Expression:
             if not isinstance(value, bool):
                 raise EvaluationError(f"filter result is {_describe(value)}, not a boolean")
         elif not is_scalar(value):
-            raise EvaluationError(f"result {value!r} is not a usable value")
+            raise EvaluationError(f"result {short(value)} is not a usable value")
         return value
 
 
