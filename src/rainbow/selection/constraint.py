@@ -135,7 +135,7 @@ def _parse_priority(item: object, index: int, where: str) -> tuple[int | None, P
             hint = " (steps go in the 'steps' list)" if key in STEP_KINDS else ""
             raise InvalidArgument(
                 f"{where}: unknown key {key!r}; a priority has 'priority' and 'steps'{hint}",
-                field=f"{where}.{key}",
+                field=where,
             )
     number = item.get("priority")
     if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
