@@ -36,6 +36,7 @@ MAX_FLOW_DEPTH = 16
 MAX_PRIORITIES = 64
 MAX_STEPS = 64
 MAX_LISTED = 5
+MAX_ORDER_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -355,7 +356,13 @@ class ConstraintSelector(Selector):
                     remaining, values, step.target, descending=step.kind == "sort_descending"
                 )
                 ordered_by = f"{step.kind} {step.target}"
-                trace.append(f"{prefix}: order {', '.join(remaining)}")
+                shown = ", ".join(remaining[:MAX_ORDER_SHOWN])
+                more = (
+                    f" and {len(remaining) - MAX_ORDER_SHOWN} more"
+                    if len(remaining) > MAX_ORDER_SHOWN
+                    else ""
+                )
+                trace.append(f"{prefix}: order {shown}{more}")
                 continue
             kept: list[str] = []
             dropped: dict[str, str] = {}
