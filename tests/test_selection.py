@@ -558,6 +558,16 @@ def test_request_options_replace_server_options_for_the_same_algorithm() -> None
     assert selector_for_request(default, "constraint", {}).select(NAMES, STATES, {}).clusters[0] == "green"
 
 
+def test_request_selectors_are_reused_for_the_same_options() -> None:
+    default = get_selector("random")
+    options = {"priorities": "- steps: [{sort_descending: nodes_free}]"}
+    first = selector_for_request(default, "constraint", options)
+    assert selector_for_request(default, "constraint", dict(options)) is first
+    assert selector_for_request(default, "least-loaded", None) is selector_for_request(
+        default, "least_loaded", {}
+    )
+
+
 def test_request_algorithm_replaces_server_algorithm() -> None:
     default = get_selector("constraint", {"priorities": "- steps: [{sort_ascending: cost_per_node_hour}]"})
     assert isinstance(selector_for_request(default, "random", {}), RandomSelector)

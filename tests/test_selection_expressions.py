@@ -401,8 +401,9 @@ def test_expression_length_is_bounded() -> None:
         ),
         ({"priorities": [{"steps": [{"select": "first"}]}] * 65}, "priorities", "more than"),
         ({"priorities": [{"steps": [{"sort_ascending": "x"}] * 65}]}, "priorities[0].steps", "more than"),
-        ({"priorities": "- " * 40_000}, "priorities", "longer than"),
-        ({"priorities": "[" * 5000 + "]" * 5000}, "priorities", ""),
+        ({"priorities": "- " * 10_000}, "priorities", "longer than"),
+        ({"priorities": "[" * 5000}, "priorities", "nested more than 16 levels"),
+        ({"priorities": "[" * 10}, "priorities", "not valid YAML"),
     ],
 )
 def test_bad_options(options: dict, field: str, fragment: str) -> None:
@@ -410,6 +411,31 @@ def test_bad_options(options: dict, field: str, fragment: str) -> None:
     assert error.field == field
     assert str(error).startswith(field)
     assert fragment in str(error)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 8000 + "]" * 8000,
+        "- " * 8000 + "x",
+        "- " * 4000 + "x",
+        "{a: " * 3000 + "1" + "}" * 3000,
+        "['[" + "[" * 30 + "]' , " + "[" * 17 + "]" * 17 + "]",
+    ],
+    ids=["flow-sequences", "block-sequences-too-long", "block-sequences", "flow-mappings", "quoted-brackets"],
+)
+def test_deeply_nested_yaml_is_refused_quickly(text: str) -> None:
+    started = time.monotonic()
+    assert refused({"priorities": text}).field == "priorities"
+    assert time.monotonic() - started < 1
+
+
+def test_brackets_inside_quotes_do_not_count_as_nesting() -> None:
+    text = (
+        "- steps: [{filter: \"name == '[[[[[[[[[[[[[[[[[[[['\"}, {filter: 'a == \"{{{{{{{{{{{{{{{{{{{{\"'}]"
+    )
+    selector = get_selector("constraint", {"priorities": text})
+    assert selector.select(["x"], {"x": {"name": "[" * 20, "a": "{" * 20}}, {}).clusters == ["x"]
 
 
 def test_yaml_aliases_are_harmless() -> None:

@@ -10,6 +10,7 @@ values, and return a :class:`Selection`. Build a selector once with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,9 +83,16 @@ def selector_for_request(default: Selector, name: str | None, options: Mapping[s
     if not name and not options:
         return default
     chosen = algorithm_name(name) if name else default.name
-    if chosen == default.name:
-        return get_selector(chosen, {**default.options, **(options or {})})
-    return get_selector(chosen, options)
+    merged = {**default.options, **(options or {})} if chosen == default.name else dict(options or {})
+    if all(isinstance(key, str) and isinstance(value, str) for key, value in merged.items()):
+        return _cached_selector(chosen, tuple(sorted(merged.items())))
+    return get_selector(chosen, merged)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_selector(name: str, options: tuple[tuple[str, str], ...]) -> Selector:
+    """Selectors are immutable, so requests repeating the same options share one."""
+    return get_selector(name, dict(options))
 
 
 def parameters_from_jobspec(jobspec: Mapping[str, Any] | None) -> dict[str, Any]:

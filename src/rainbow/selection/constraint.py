@@ -31,10 +31,12 @@ from rainbow.selection.expressions import (
 STEP_KINDS = ("filter", "calc", "sort_descending", "sort_ascending", "select")
 SELECT_METHODS = ("first", "last", "random")
 DEFAULT_SELECT = "first"
-MAX_PRIORITIES_TEXT = 65536
+MAX_PRIORITIES_TEXT = 16384
+MAX_FLOW_DEPTH = 16
 MAX_PRIORITIES = 64
 MAX_STEPS = 64
 MAX_LISTED = 5
+MAX_ORDER_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,42 @@ def _load_yaml(text: str, where: str) -> object:
         raise InvalidArgument(f"{where}: longer than {MAX_PRIORITIES_TEXT} characters", field=where)
     if not text.strip():
         raise InvalidArgument(f"{where}: empty", field=where)
+    if _flow_depth(text) > MAX_FLOW_DEPTH:
+        # PyYAML's scanner is quadratic in [ / { nesting; refuse before it starts.
+        raise InvalidArgument(
+            f"{where}: nested more than {MAX_FLOW_DEPTH} levels of [ ] or {{ }}", field=where
+        )
     try:
+        # The pure-Python loader: libyaml's CSafeLoader crashes the process on deeply nested input.
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
         problem = " ".join(str(error).split())
         raise InvalidArgument(f"{where}: not valid YAML/JSON: {problem}", field=where) from None
     except (RecursionError, ValueError) as error:
         raise InvalidArgument(f"{where}: not valid YAML/JSON: {error}", field=where) from None
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside quotes (an upper bound; comments are not skipped)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _kind(value: object) -> str:
@@ -325,7 +356,13 @@ class ConstraintSelector(Selector):
                     remaining, values, step.target, descending=step.kind == "sort_descending"
                 )
                 ordered_by = f"{step.kind} {step.target}"
-                trace.append(f"{prefix}: order {', '.join(remaining)}")
+                shown = ", ".join(remaining[:MAX_ORDER_SHOWN])
+                more = (
+                    f" and {len(remaining) - MAX_ORDER_SHOWN} more"
+                    if len(remaining) > MAX_ORDER_SHOWN
+                    else ""
+                )
+                trace.append(f"{prefix}: order {shown}{more}")
                 continue
             kept: list[str] = []
             dropped: dict[str, str] = {}
