@@ -426,7 +426,10 @@ class Scheduler:
                 return SubmitOutcome(None, [], None, reasons)
             detail = "; ".join(f"{c}: {r}" for c, r in reasons.items())
             raise FailedPrecondition(f"no listed cluster can run this job ({detail})", field="jobspec")
-        log.info("selection for job %r: %s", name or jobspec.name, selection.reason)
+        log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                 selection.reason)
+        for line in selection.trace:
+            log.debug("  %s", line)
         if satisfy_only:
             return SubmitOutcome(None, list(selection.clusters), selection, reasons)
         if not selection.clusters:
