@@ -120,6 +120,8 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
         data = json.loads(payload)
     except ValueError as exc:
         raise InvalidArgument(f"payload is not valid JSON: {exc}", field="payload") from None
+    except RecursionError:
+        raise InvalidArgument("payload is nested too deeply (state must be flat)", field="payload") from None
     if not isinstance(data, dict):
         raise InvalidArgument("payload must be a JSON object of key/value pairs", field="payload")
     if len(data) > limits.max_state_keys:
