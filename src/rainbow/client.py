@@ -259,8 +259,10 @@ def rpc_error(exc: grpc.RpcError, host: str = "") -> RainbowError:
     details = (exc.details() if hasattr(exc, "details") else None) or ""
     name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
     message = details or f"call failed with status {name}"
-    if name in ("UNAVAILABLE", "DEADLINE_EXCEEDED") and host:
-        message = f"rainbow server at {host}: {message}"
+    if name == "UNAVAILABLE" and host:
+        message = f"cannot reach the rainbow server at {host}: {message}"
+    elif name == "DEADLINE_EXCEEDED" and host:
+        message = f"the rainbow server at {host} did not answer in time: {message}"
     error = error_for_code(name, message)
     error.code = name
     error.status = code
@@ -576,7 +578,7 @@ class RainbowClient:
         config holds for them (``clusters``); the server selects one.
         """
         parsed, text = _jobspec_input(jobspec)
-        name = name or parsed.name or ""
+        name = name or parsed.name or (parsed.command[0] if parsed.command else "")
         matched = self._satisfy(parsed, match_algo)
         if not matched.clusters:
             raise FailedPrecondition(_no_match_message(matched), field="jobspec")
