@@ -1,0 +1,234 @@
+"""RainbowClient transport: retries on UNAVAILABLE, waiting for a server, TLS, odd server answers.
+
+These use small stand-in servers (the generated servicer base classes) so the
+behaviour under test can be forced exactly.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+
+from rainbow.client import Job, RainbowClient
+from rainbow.errors import InvalidArgument, PermissionDenied, Unavailable
+from rainbow.protos import rainbow_pb2, rainbow_pb2_grpc
+
+Accept = rainbow_pb2.AcceptJobsResponse
+
+
+class FlakyScheduler(rainbow_pb2_grpc.RainbowSchedulerServicer):
+    """Answers UNAVAILABLE to the first ``failures`` UpdateState calls, then succeeds."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.accepts: list[list[int]] = []
+        self.peers: list[dict] = []
+
+    def UpdateState(self, request, context):
+        self.calls += 1
+        self.peers.append(context.auth_context())
+        if self.calls <= self.failures:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+        return rainbow_pb2.UpdateStateResponse(status=rainbow_pb2.UpdateStateResponse.UPDATE_STATE_SUCCESS)
+
+    def Register(self, request, context):
+        # the Go server reports a wrong secret in the status field, not as a gRPC error
+        return rainbow_pb2.RegisterResponse(status=rainbow_pb2.RegisterResponse.REGISTER_DENIED)
+
+    def ReceiveJobs(self, request, context):
+        reply = rainbow_pb2.ReceiveJobsResponse(status=rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_SUCCESS)
+        for jobid in (3, 1, 2):
+            reply.jobs[jobid] = (f'{{"id": {jobid}, "cluster": "c", "name": "j{jobid}", '
+                                 f'"jobspec": "js", "command": "run {jobid}"}}')
+        return reply
+
+    def AcceptJobs(self, request, context):
+        ids = list(request.jobids)
+        self.accepts.append(ids)
+        if len(ids) > 1:
+            return Accept(status=Accept.RESULT_TYPE_PARTIAL)  # job 2's lease ran out
+        return Accept(status=Accept.RESULT_TYPE_ERROR if ids == [2] else Accept.RESULT_TYPE_SUCCESS)
+
+
+def serve(servicer, address="127.0.0.1:0", credentials=None):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(servicer, server)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    server.start()
+    return server, port
+
+
+@pytest.fixture
+def flaky():
+    servers = []
+
+    def start(servicer, **kwargs):
+        server, port = serve(servicer, **kwargs)
+        servers.append(server)
+        return port
+
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+def test_unavailable_is_retried_as_configured(flaky):
+    servicer = FlakyScheduler(failures=2)
+    port = flaky(servicer)
+    with RainbowClient(f"127.0.0.1:{port}", retries=3, initial_backoff=0.05) as client:
+        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
+    assert servicer.calls == 3
+
+    servicer = FlakyScheduler(failures=1)
+    port = flaky(servicer)
+    with RainbowClient(f"127.0.0.1:{port}", retries=0) as client, pytest.raises(Unavailable) as err:
+        client.update_state("c", {"a": 1}, "s")
+    assert servicer.calls == 1
+    assert err.value.code == "UNAVAILABLE" and "warming up" in err.value.message
+
+
+def test_retries_give_up_after_the_last_attempt(flaky):
+    servicer = FlakyScheduler(failures=100)
+    port = flaky(servicer)
+    with RainbowClient(f"127.0.0.1:{port}", retries=2, initial_backoff=0.01) as client:
+        with pytest.raises(Unavailable):
+            client.update_state("c", {"a": 1}, "s")
+    assert servicer.calls == 3
+    with pytest.raises(InvalidArgument):
+        RainbowClient(retries=5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_client_started_before_the_server_waits_for_it(flaky):
+    port = free_port()
+    client = RainbowClient(f"127.0.0.1:{port}", wait_for_ready=True, timeout=30, initial_backoff=0.1,
+                           max_backoff=0.5)
+    servicer = FlakyScheduler()
+    starter = threading.Timer(1.0, flaky, (servicer,), {"address": f"127.0.0.1:{port}"})
+    began = time.monotonic()
+    starter.start()
+    try:
+        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
+    finally:
+        starter.join()
+        client.close()
+    assert time.monotonic() - began >= 0.9 and servicer.calls == 1
+
+    # without waiting, a server that is not there fails fast with a clear message
+    with RainbowClient(f"127.0.0.1:{free_port()}", retries=1, timeout=10) as client:
+        with pytest.raises(Unavailable) as err:
+            client.update_state("c", {"a": 1}, "s")
+    assert "cannot reach the rainbow server at 127.0.0.1:" in err.value.message
+
+
+def test_partial_accept_returns_only_the_accepted_jobs(flaky):
+    servicer = FlakyScheduler()
+    port = flaky(servicer)
+    with RainbowClient(f"127.0.0.1:{port}") as client:
+        jobs = client.receive_jobs(cluster="c", secret="s")
+        assert jobs == [Job(1, "c", "j1", "js", "run 1"), Job(3, "c", "j3", "js", "run 3")]
+        assert servicer.accepts == [[1, 2, 3], [1], [2], [3]]
+        unaccepted = client.receive_jobs(cluster="c", secret="s", accept=False)
+        assert [job.id for job in unaccepted] == [1, 2, 3] and len(servicer.accepts) == 4
+
+
+def test_status_field_failures_raise(flaky):
+    port = flaky(FlakyScheduler())
+    with RainbowClient(f"127.0.0.1:{port}") as client, pytest.raises(PermissionDenied) as err:
+        client.register("c", "s", '{"graph": {}}')
+    assert "REGISTER_DENIED" in err.value.message
+
+
+# -- TLS -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory = tmp_path_factory.mktemp("pki")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(common_name, issuer=None, issuer_key=None, ca=False, names=()):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer.subject if issuer else subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+        cert = builder.sign(issuer_key or key, hashes.SHA256())
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        return cert, key, cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+    import ipaddress
+
+    ca, ca_key, ca_pem, _ = issue("rainbow-test-ca", ca=True)
+    names = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    _, _, server_pem, server_key = issue("localhost", ca, ca_key, names=names)
+    _, _, client_pem, client_key = issue("cluster-keebler", ca, ca_key)
+    files = {}
+    for name, data in [("ca.pem", ca_pem), ("server.pem", server_pem), ("server.key", server_key),
+                       ("client.pem", client_pem), ("client.key", client_key)]:
+        (directory / name).write_bytes(data)
+        files[name] = directory / name
+    return files
+
+
+def test_mutual_tls(flaky, pki):
+    credentials = grpc.ssl_server_credentials(
+        [(pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())],
+        root_certificates=pki["ca.pem"].read_bytes(),
+        require_client_auth=True,
+    )
+    servicer = FlakyScheduler()
+    port = flaky(servicer, credentials=credentials)
+    with RainbowClient(f"localhost:{port}", cert=pki["client.pem"], key=pki["client.key"],
+                       ca_cert=pki["ca.pem"], retries=0, timeout=10) as client:
+        assert client.use_ssl
+        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
+    assert servicer.peers[-1]["x509_common_name"] == [b"cluster-keebler"]
+
+    # the server demands a client certificate: TLS alone is not enough
+    with RainbowClient(f"localhost:{port}", ca_cert=pki["ca.pem"], retries=0, timeout=10) as client:
+        with pytest.raises(Unavailable):
+            client.update_state("c", {"a": 1}, "s")
+    # a plaintext client cannot talk to a TLS server
+    with RainbowClient(f"localhost:{port}", retries=0, timeout=10) as client:
+        with pytest.raises(Unavailable):
+            client.update_state("c", {"a": 1}, "s")
+    assert len(servicer.peers) == 1
+
+
+def test_server_only_tls_and_bad_settings(flaky, pki, tmp_path):
+    credentials = grpc.ssl_server_credentials([(pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())])
+    port = flaky(FlakyScheduler(), credentials=credentials)
+    with RainbowClient(f"127.0.0.1:{port}", use_ssl=True, ca_cert=pki["ca.pem"], timeout=10) as client:
+        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
+
+    with pytest.raises(InvalidArgument, match="key"):
+        RainbowClient(cert=pki["client.pem"])
+    with pytest.raises(InvalidArgument, match="missing.pem"):
+        RainbowClient(ca_cert=tmp_path / "missing.pem")
