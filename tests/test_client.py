@@ -12,7 +12,15 @@ import pytest
 import yaml
 
 from conftest import EXAMPLES, REGISTRATION_SECRET, example
-from rainbow.client import Deletion, Job, RainbowClient, Registration, SatisfyResult, StateUpdate, SubmitResult
+from rainbow.client import (
+    Deletion,
+    Job,
+    RainbowClient,
+    Registration,
+    SatisfyResult,
+    StateUpdate,
+    SubmitResult,
+)
 from rainbow.config import RainbowConfig
 from rainbow.errors import (
     FailedPrecondition,
@@ -67,7 +75,10 @@ def test_register_saves_credentials_to_config(server_factory, tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     saved = yaml.safe_load(path.read_text())
     assert saved["cluster"] == {"name": "second", "secret": result.secret}
-    assert saved["clusters"] == [{"name": "keebler", "token": "rainbow"}, {"name": "second", "token": result.token}]
+    assert saved["clusters"] == [
+        {"name": "keebler", "token": "rainbow"},
+        {"name": "second", "token": result.token},
+    ]
     assert saved["site"] == {"contact": "hpc@example.org"}
     assert saved["scheduler"] == data["scheduler"]
 
@@ -162,7 +173,7 @@ def test_inputs_as_paths_text_dicts_and_jobspecs(server_factory, tmp_path):
 
 
 def test_failures_raise_rainbow_errors_with_the_grpc_status(registered, tmp_path):
-    client, registration, server = registered
+    client, _registration, server = registered
 
     def failure(kind, call, *args, **kwargs) -> RainbowError:
         with pytest.raises(kind) as err:
@@ -218,7 +229,7 @@ def test_host_comes_from_argument_then_config_then_default(tmp_path):
 
 
 def test_one_channel_is_reused_across_calls(registered, monkeypatch):
-    client, registration, _server = registered
+    client, _registration, _server = registered
     opened = []
     real = grpc.insecure_channel
 

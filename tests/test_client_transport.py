@@ -97,9 +97,9 @@ def test_unavailable_is_retried_as_configured(flaky):
 def test_retries_give_up_after_the_last_attempt(flaky):
     servicer = FlakyScheduler(failures=100)
     port = flaky(servicer)
-    with RainbowClient(f"127.0.0.1:{port}", retries=2, initial_backoff=0.01) as client:
-        with pytest.raises(Unavailable):
-            client.update_state("c", {"a": 1}, "s")
+    client = RainbowClient(f"127.0.0.1:{port}", retries=2, initial_backoff=0.01)
+    with client, pytest.raises(Unavailable):
+        client.update_state("c", {"a": 1}, "s")
     assert servicer.calls == 3
     with pytest.raises(InvalidArgument):
         RainbowClient(retries=5)
@@ -127,9 +127,9 @@ def test_client_started_before_the_server_waits_for_it(flaky):
     assert time.monotonic() - began >= 0.9 and servicer.calls == 1
 
     # without waiting, a server that is not there fails fast with a clear message
-    with RainbowClient(f"127.0.0.1:{free_port()}", retries=1, timeout=10) as client:
-        with pytest.raises(Unavailable) as err:
-            client.update_state("c", {"a": 1}, "s")
+    client = RainbowClient(f"127.0.0.1:{free_port()}", retries=1, timeout=10)
+    with client, pytest.raises(Unavailable) as err:
+        client.update_state("c", {"a": 1}, "s")
     assert "cannot reach the rainbow server at 127.0.0.1:" in err.value.message
 
 
@@ -212,23 +212,24 @@ def test_mutual_tls(flaky, pki):
     assert servicer.peers[-1]["x509_common_name"] == [b"cluster-keebler"]
 
     # the server demands a client certificate: TLS alone is not enough
-    with RainbowClient(f"localhost:{port}", ca_cert=pki["ca.pem"], retries=0, timeout=10) as client:
-        with pytest.raises(Unavailable):
-            client.update_state("c", {"a": 1}, "s")
+    client = RainbowClient(f"localhost:{port}", ca_cert=pki["ca.pem"], retries=0, timeout=10)
+    with client, pytest.raises(Unavailable):
+        client.update_state("c", {"a": 1}, "s")
     # a plaintext client cannot talk to a TLS server
-    with RainbowClient(f"localhost:{port}", retries=0, timeout=10) as client:
-        with pytest.raises(Unavailable):
-            client.update_state("c", {"a": 1}, "s")
+    client = RainbowClient(f"localhost:{port}", retries=0, timeout=10)
+    with client, pytest.raises(Unavailable):
+        client.update_state("c", {"a": 1}, "s")
     assert len(servicer.peers) == 1
 
 
 def test_server_only_tls_and_bad_settings(flaky, pki, tmp_path):
-    credentials = grpc.ssl_server_credentials([(pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())])
+    pair = (pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())
+    credentials = grpc.ssl_server_credentials([pair])
     port = flaky(FlakyScheduler(), credentials=credentials)
     with RainbowClient(f"127.0.0.1:{port}", use_ssl=True, ca_cert=pki["ca.pem"], timeout=10) as client:
         assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
 
     with pytest.raises(InvalidArgument, match="key"):
         RainbowClient(cert=pki["client.pem"])
-    with pytest.raises(InvalidArgument, match="missing.pem"):
+    with pytest.raises(InvalidArgument, match=r"missing\.pem"):
         RainbowClient(ca_cert=tmp_path / "missing.pem")
