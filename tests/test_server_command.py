@@ -9,8 +9,9 @@ import sys
 
 import grpc
 
-from conftest import example, start_server_process, stubs_for
 from rainbow.protos import memory_pb2, rainbow_pb2
+
+from conftest import example, start_server_process, stubs_for
 
 
 def stop(proc):

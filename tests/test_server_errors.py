@@ -7,8 +7,9 @@ import json
 import grpc
 import pytest
 
-from conftest import REGISTRATION_SECRET, example
 from rainbow.protos import memory_pb2, rainbow_pb2
+
+from conftest import REGISTRATION_SECRET, example
 
 Code = grpc.StatusCode
 
@@ -33,14 +34,30 @@ def test_register_rejections_store_nothing(rainbow):
         (dict(name="a", secret="wrong", nodes=example("cluster-nodes.json")), Code.PERMISSION_DENIED, "secret"),
         (dict(name="a", secret="", nodes=example("cluster-nodes.json")), Code.PERMISSION_DENIED, "secret"),
         (dict(name="", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")), Code.INVALID_ARGUMENT, "name"),
-        (dict(name="   ", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")), Code.INVALID_ARGUMENT, "name"),
+        (
+            dict(name="   ", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")),
+            Code.INVALID_ARGUMENT,
+            "name",
+        ),
         (dict(name="a", secret=REGISTRATION_SECRET, nodes=""), Code.INVALID_ARGUMENT, "nodes"),
         (dict(name="a", secret=REGISTRATION_SECRET, nodes="{not json"), Code.INVALID_ARGUMENT, ""),
         (dict(name="a", secret=REGISTRATION_SECRET, nodes='{"graph": 3}'), Code.INVALID_ARGUMENT, "graph"),
-        (dict(name="a", secret=REGISTRATION_SECRET, nodes=json.dumps(
-            {"graph": {"nodes": {"0": {"metadata": {"type": "cluster"}}},
-                       "edges": [{"source": "0", "target": "9", "relation": "contains"}]}})),
-         Code.INVALID_ARGUMENT, "9"),
+        (
+            dict(
+                name="a",
+                secret=REGISTRATION_SECRET,
+                nodes=json.dumps(
+                    {
+                        "graph": {
+                            "nodes": {"0": {"metadata": {"type": "cluster"}}},
+                            "edges": [{"source": "0", "target": "9", "relation": "contains"}],
+                        }
+                    }
+                ),
+            ),
+            Code.INVALID_ARGUMENT,
+            "9",
+        ),
     ]
     for fields, code, mentioned in cases:
         error = rpc_error(call, rainbow_pb2.RegisterRequest(**fields))
@@ -77,7 +94,8 @@ def test_subsystem_rejections(cluster):
 def test_state_rejections_leave_state_unchanged(cluster):
     stubs, _token, secret = cluster
     good = stubs.scheduler.UpdateState(
-        rainbow_pb2.UpdateStateRequest(cluster="keebler", secret=secret, payload='{"nodes_free": 4}'))
+        rainbow_pb2.UpdateStateRequest(cluster="keebler", secret=secret, payload='{"nodes_free": 4}')
+    )
     assert good.status == rainbow_pb2.UpdateStateResponse.UPDATE_STATE_SUCCESS
     cases = [
         ("not json", Code.INVALID_ARGUMENT, "JSON"),
@@ -89,17 +107,21 @@ def test_state_rejections_leave_state_unchanged(cluster):
         (json.dumps({f"k{i}": i for i in range(5000)}), Code.RESOURCE_EXHAUSTED, "keys"),
     ]
     for payload, code, mentioned in cases:
-        error = rpc_error(stubs.scheduler.UpdateState,
-                          rainbow_pb2.UpdateStateRequest(cluster="keebler", secret=secret, payload=payload))
+        error = rpc_error(
+            stubs.scheduler.UpdateState,
+            rainbow_pb2.UpdateStateRequest(cluster="keebler", secret=secret, payload=payload),
+        )
         assert error.code() == code, (payload[:40], error.details())
         assert mentioned in error.details()
-    error = rpc_error(stubs.scheduler.UpdateState,
-                      rainbow_pb2.UpdateStateRequest(cluster="keebler", secret="bad", payload="{}"))
+    error = rpc_error(
+        stubs.scheduler.UpdateState, rainbow_pb2.UpdateStateRequest(cluster="keebler", secret="bad", payload="{}")
+    )
     assert error.code() == Code.PERMISSION_DENIED
-    error = rpc_error(stubs.scheduler.UpdateState,
-                      rainbow_pb2.UpdateStateRequest(cluster="ghost", secret=secret, payload="{}"))
+    error = rpc_error(
+        stubs.scheduler.UpdateState, rainbow_pb2.UpdateStateRequest(cluster="ghost", secret=secret, payload="{}")
+    )
     assert error.code() == Code.NOT_FOUND
-    assert stubs.server.scheduler.store.get_cluster("keebler").state == {"nodes_free": 4}
+    assert stubs.server.scheduler.cluster_state("keebler") == {"nodes_free": 4}
 
 
 def test_submit_rejections_store_no_job(cluster):
@@ -112,14 +134,28 @@ def test_submit_rejections_store_no_job(cluster):
         (dict(clusters=[Cluster(name="ghost", token=token)], jobspec=jobspec), Code.NOT_FOUND, "ghost"),
         (dict(clusters=[], jobspec=jobspec), Code.INVALID_ARGUMENT, "clusters"),
         (dict(clusters=[Cluster(name="keebler", token=token)], jobspec=""), Code.INVALID_ARGUMENT, "jobspec"),
-        (dict(clusters=[Cluster(name="keebler", token=token)], jobspec="version: 1\nresources: ["),
-         Code.INVALID_ARGUMENT, ""),
-        (dict(clusters=[Cluster(name="keebler", token=token)],
-              jobspec=jobspec.replace("count: 2", "count: -2")), Code.INVALID_ARGUMENT, "count"),
-        (dict(clusters=[Cluster(name="keebler", token=token)],
-              jobspec=jobspec.replace("replicas: 2", "replicas: 100")), Code.FAILED_PRECONDITION, "keebler"),
-        (dict(clusters=[Cluster(name="keebler", token=token)], jobspec=jobspec, select_algorithm="nope"),
-         Code.INVALID_ARGUMENT, "nope"),
+        (
+            dict(clusters=[Cluster(name="keebler", token=token)], jobspec="version: 1\nresources: ["),
+            Code.INVALID_ARGUMENT,
+            "",
+        ),
+        (
+            dict(clusters=[Cluster(name="keebler", token=token)], jobspec=jobspec.replace("count: 2", "count: -2")),
+            Code.INVALID_ARGUMENT,
+            "count",
+        ),
+        (
+            dict(
+                clusters=[Cluster(name="keebler", token=token)], jobspec=jobspec.replace("replicas: 2", "replicas: 100")
+            ),
+            Code.FAILED_PRECONDITION,
+            "keebler",
+        ),
+        (
+            dict(clusters=[Cluster(name="keebler", token=token)], jobspec=jobspec, select_algorithm="nope"),
+            Code.INVALID_ARGUMENT,
+            "nope",
+        ),
     ]
     for fields, code, mentioned in cases:
         error = rpc_error(stubs.scheduler.SubmitJob, rainbow_pb2.SubmitJobRequest(name="j", **fields))
@@ -133,53 +169,71 @@ def test_submit_rejections_store_no_job(cluster):
 def test_receive_accept_delete_rejections(cluster, rainbow):
     stubs, token, secret = cluster
     other = stubs.scheduler.Register(
-        rainbow_pb2.RegisterRequest(name="other", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")))
-    job = stubs.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
-        name="j", clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=token)],
-        jobspec=example("jobspec-constraint.yaml")))
+        rainbow_pb2.RegisterRequest(name="other", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json"))
+    )
+    job = stubs.scheduler.SubmitJob(
+        rainbow_pb2.SubmitJobRequest(
+            name="j",
+            clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=token)],
+            jobspec=example("jobspec-constraint.yaml"),
+        )
+    )
 
     error = rpc_error(stubs.scheduler.ReceiveJobs, rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret="x"))
     assert error.code() == Code.PERMISSION_DENIED
     error = rpc_error(stubs.scheduler.ReceiveJobs, rainbow_pb2.ReceiveJobsRequest(cluster="keebler"))
     assert error.code() == Code.PERMISSION_DENIED
     # another cluster's secret does not open keebler's queue
-    error = rpc_error(stubs.scheduler.ReceiveJobs,
-                      rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=other.secret))
+    error = rpc_error(
+        stubs.scheduler.ReceiveJobs, rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=other.secret)
+    )
     assert error.code() == Code.PERMISSION_DENIED
-    error = rpc_error(stubs.scheduler.AcceptJobs,
-                      rainbow_pb2.AcceptJobsRequest(cluster="keebler", secret=secret, jobids=[]))
+    error = rpc_error(
+        stubs.scheduler.AcceptJobs, rainbow_pb2.AcceptJobsRequest(cluster="keebler", secret=secret, jobids=[])
+    )
     assert error.code() == Code.INVALID_ARGUMENT and "jobids" in error.details()
     # other cannot accept keebler's job
     foreign = stubs.scheduler.AcceptJobs(
-        rainbow_pb2.AcceptJobsRequest(cluster="other", secret=other.secret, jobids=[job.jobid]))
+        rainbow_pb2.AcceptJobsRequest(cluster="other", secret=other.secret, jobids=[job.jobid])
+    )
     assert foreign.status == rainbow_pb2.AcceptJobsResponse.RESULT_TYPE_ERROR
     partial = stubs.scheduler.AcceptJobs(
-        rainbow_pb2.AcceptJobsRequest(cluster="keebler", secret=secret, jobids=[job.jobid, 987654]))
+        rainbow_pb2.AcceptJobsRequest(cluster="keebler", secret=secret, jobids=[job.jobid, 987654])
+    )
     assert partial.status == rainbow_pb2.AcceptJobsResponse.RESULT_TYPE_PARTIAL
 
     error = rpc_error(stubs.scheduler.Delete, rainbow_pb2.DeleteRequest(name="keebler", secret="bad"))
     assert error.code() == Code.PERMISSION_DENIED
     error = rpc_error(stubs.scheduler.Delete, rainbow_pb2.DeleteRequest(name="ghost", secret=secret))
     assert error.code() == Code.NOT_FOUND
-    error = rpc_error(stubs.scheduler.DeleteSubsystem,
-                      rainbow_pb2.DeleteRequest(name="keebler", secret=secret, subsytem="nothing"))
+    error = rpc_error(
+        stubs.scheduler.DeleteSubsystem, rainbow_pb2.DeleteRequest(name="keebler", secret=secret, subsytem="nothing")
+    )
     assert error.code() == Code.NOT_FOUND and "nothing" in error.details()
     assert stubs.server.scheduler.store.get_cluster("keebler") is not None
 
 
-@pytest.mark.parametrize("name", [
-    "keebler'; DROP TABLE clusters; --",
-    'quote"double',
-    "🌈 unicode-クラスタ",
-    "robert');DELETE FROM jobs;--",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "keebler'; DROP TABLE clusters; --",
+        'quote"double',
+        "🌈 unicode-クラスタ",
+        "robert');DELETE FROM jobs;--",
+    ],
+)
 def test_hostile_names_round_trip(rainbow, name):
     reply = rainbow.scheduler.Register(
-        rainbow_pb2.RegisterRequest(name=name, secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")))
+        rainbow_pb2.RegisterRequest(name=name, secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json"))
+    )
     assert reply.status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
-    job = rainbow.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
-        name=name, clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name=name, token=reply.token)],
-        jobspec=example("jobspec-constraint.yaml")))
+    job = rainbow.scheduler.SubmitJob(
+        rainbow_pb2.SubmitJobRequest(
+            name=name,
+            clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name=name, token=reply.token)],
+            jobspec=example("jobspec-constraint.yaml"),
+        )
+    )
     assert job.cluster == name
     received = rainbow.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster=name, secret=reply.secret))
     assert json.loads(received.jobs[job.jobid])["name"] == name
@@ -193,9 +247,16 @@ def test_server_keeps_serving_after_bad_requests(cluster):
     stubs, token, _secret = cluster
     for _ in range(20):
         with pytest.raises(grpc.RpcError):
-            stubs.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
-                clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=token)], jobspec="{{{"))
-    reply = stubs.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
-        name="fine", clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=token)],
-        jobspec=example("jobspec-constraint.yaml")))
+            stubs.scheduler.SubmitJob(
+                rainbow_pb2.SubmitJobRequest(
+                    clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=token)], jobspec="{{{"
+                )
+            )
+    reply = stubs.scheduler.SubmitJob(
+        rainbow_pb2.SubmitJobRequest(
+            name="fine",
+            clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=token)],
+            jobspec=example("jobspec-constraint.yaml"),
+        )
+    )
     assert reply.status == rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS

@@ -8,8 +8,9 @@ import grpc
 import pytest
 import yaml
 
-from conftest import REGISTRATION_SECRET, example, stubs_for
 from rainbow.protos import memory_pb2, rainbow_pb2
+
+from conftest import REGISTRATION_SECRET, example, stubs_for
 
 RegisterResponse = rainbow_pb2.RegisterResponse
 
@@ -176,7 +177,7 @@ def test_restart_keeps_clusters_subsystems_state_and_jobs(server_factory, tmp_pa
     assert register(stubs).status == RegisterResponse.REGISTER_EXISTS
     satisfy = stubs.graph.Satisfy(memory_pb2.SatisfyRequest(payload=example("jobspec-io.yaml")))
     assert list(satisfy.clusters) == ["keebler"]  # graph + subsystem rebuilt from the store
-    assert server.scheduler.store.get_cluster("keebler").state == {"nodes_free": 3}
+    assert server.scheduler.cluster_state("keebler") == {"nodes_free": 3}
     received = stubs.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=secret))
     assert list(received.jobs) == [job.jobid]
     later = submit(stubs, "keebler", token)

@@ -2,7 +2,9 @@
 
 Request -> (credentials, validation) -> graph match -> selection -> store -> reply.
 The servicers in ``rainbow.server`` translate protobuf messages to these calls
-and RainbowError subclasses to gRPC status codes.
+and RainbowError subclasses to gRPC status codes. Every change of a job's state
+is written with an event; ``on_events`` (set by the server) hears about them so
+streams can wake up.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import math
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +30,14 @@ from rainbow.errors import (
 )
 from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
 from rainbow.jobspec import Jobspec, parse_jobspec
+from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.limits import Limits
-from rainbow.lifecycle import JobState
-from rainbow.selection import Selection, Selector, get_selector
-from rainbow.store import JobRecord, Store
+from rainbow.selection import Selection, Selector, get_selector, selector_for_request
+from rainbow.store import HeldJob, JobEvent, JobRecord, Store
 
 log = logging.getLogger("rainbow.scheduler")
 
-REGISTRATION_SECRET_KEY = "registration_secret_sha256"
+REGISTRATION_SECRET_KEY = "registration_secret_sha256"  # noqa: S105 - a key name
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,39 @@ class AcceptOutcome:
     refused: list[int]
 
 
+@dataclass
+class _Cluster:
+    """What the scheduler keeps in memory per cluster; the store stays the source of truth."""
+
+    name: str
+    secret_hash: str
+    token_hash: str
+    state: dict[str, Any]
+    graph: ClusterGraph | None
+    reachable: bool = True
+
+
+class _LRU:
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
 def check_name(value: str, what: str, limits: Limits) -> str:
     """Names are any non-blank text up to the configured length (quotes, unicode... are fine)."""
     if not value or not value.strip():
@@ -79,9 +115,7 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
     if not payload:
         raise InvalidArgument("payload is required (a flat JSON object)", field="payload")
     if len(payload.encode("utf-8", "surrogatepass")) > limits.max_state_bytes:
-        raise ResourceExhausted(
-            f"payload is larger than {limits.max_state_bytes} bytes", field="payload"
-        )
+        raise ResourceExhausted(f"payload is larger than {limits.max_state_bytes} bytes", field="payload")
     try:
         data = json.loads(payload)
     except ValueError as exc:
@@ -102,11 +136,18 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
     return data
 
 
+def _job_state(value: str, what: str = "state") -> JobState:
+    try:
+        return parse_state(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{what}: {exc}", field=what) from None
+
+
 class Scheduler:
     """Clusters, their graphs and jobs; thread-safe.
 
-    Graphs are kept in memory (rebuilt from the store at start) so a match
-    never re-parses JGF.
+    Credentials, state and graphs are kept in memory (rebuilt from the store
+    at start), so a request never re-reads or re-parses JGF.
     """
 
     def __init__(
@@ -119,6 +160,7 @@ class Scheduler:
         selection_algorithm: str = "random",
         selection_options: Mapping[str, Any] | None = None,
         lease_seconds: float = 300.0,
+        cluster_timeout: float = 600.0,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -126,15 +168,19 @@ class Scheduler:
         self.limits = limits or Limits()
         self.clock = clock
         self.lease_seconds = lease_seconds
+        self.cluster_timeout = cluster_timeout
         self.global_token = global_token or None
         get_match_algorithm(match_algorithm)
         self.match_algorithm = match_algorithm or "match"
         self.selector: Selector = get_selector(selection_algorithm, selection_options or {})
+        self.on_events: Callable[[list[JobEvent]], None] = lambda events: None
         self.generated_secret: str | None = None
         self._init_registration_secret(registration_secret)
-        self._graphs: dict[str, ClusterGraph] = {}
-        self._graph_lock = threading.RLock()
-        self._load_graphs()
+        self._clusters: dict[str, _Cluster] = {}
+        self._lock = threading.RLock()
+        self._jobspecs = _LRU(1024)
+        self._selectors = _LRU(256)
+        self._load_clusters()
 
     # -- start-up ---------------------------------------------------------
     def _init_registration_secret(self, secret: str | None) -> None:
@@ -145,35 +191,82 @@ class Scheduler:
             self.store.set_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(self.generated_secret))
         self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
 
-    def _load_graphs(self) -> None:
+    def _build_graph(self, name: str) -> ClusterGraph | None:
+        try:
+            graph = ClusterGraph.from_jgf(self.store.get_nodes(name) or "", name=name)
+            for subsystem, nodes in self.store.list_subsystems(name).items():
+                graph.add_subsystem(subsystem, nodes)
+        except InvalidArgument as exc:
+            log.error("cluster %s: stored graph cannot be rebuilt (%s); it will not match jobs", name, exc)
+            return None
+        return graph
+
+    def _load_clusters(self) -> None:
         for record in self.store.list_clusters():
-            try:
-                graph = ClusterGraph.from_jgf(record.nodes, name=record.name)
-                for name, nodes in self.store.list_subsystems(record.name).items():
-                    graph.add_subsystem(name, nodes)
-            except InvalidArgument as exc:
-                log.error("cluster %s: stored graph cannot be rebuilt (%s); it will not match jobs",
-                          record.name, exc)
-                continue
-            self._graphs[record.name] = graph
-        log.info("loaded %d cluster graphs from the store", len(self._graphs))
+            self._clusters[record.name] = _Cluster(
+                record.name, record.secret_hash, record.token_hash, record.state,
+                self._build_graph(record.name), record.reachable,
+            )
+        log.info("loaded %d clusters from the store", len(self._clusters))
 
     @property
     def cluster_names(self) -> list[str]:
-        with self._graph_lock:
-            return sorted(self._graphs)
+        with self._lock:
+            return sorted(self._clusters)
+
+    def cluster_state(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._clusters[name].state)
+
+    def _publish(self, events: list[JobEvent]) -> None:
+        if events:
+            self.on_events(events)
 
     # -- credentials ------------------------------------------------------
-    def _cluster_by_secret(self, name: str, secret: str):
+    def _cluster_by_secret(self, name: str, secret: str) -> _Cluster:
         check_name(name, "cluster", self.limits)
         if not secret:
             raise PermissionDenied("a cluster secret is required", field="secret")
-        record = self.store.get_cluster(name)
-        if record is None:
+        with self._lock:
+            cluster = self._clusters.get(name)
+        if cluster is None:
             raise NotFound(f"cluster {name!r} is not registered", field="cluster")
-        if not credentials.check_secret(secret, record.secret_hash):
+        if not credentials.check_secret(secret, cluster.secret_hash):
             raise PermissionDenied(f"wrong secret for cluster {name!r}", field="secret")
-        return record
+        return cluster
+
+    def _cluster_by_token(self, name: str, token: str, what: str = "cluster") -> _Cluster:
+        check_name(name, what, self.limits)
+        if not token:
+            raise PermissionDenied(f"{what}: a token is required for {name!r}", field="token")
+        with self._lock:
+            cluster = self._clusters.get(name)
+        if cluster is None:
+            raise NotFound(f"cluster {name!r} is not registered", field=what)
+        if not credentials.check_secret(token, cluster.token_hash):
+            raise PermissionDenied(f"wrong token for cluster {name!r}", field="token")
+        return cluster
+
+    def authorize_clusters(self, clusters: Sequence[tuple[str, str]]) -> list[str]:
+        """Names of the listed clusters, each checked against its submit token."""
+        if not clusters:
+            raise InvalidArgument("clusters: at least one cluster (name and token) is required", field="clusters")
+        names: list[str] = []
+        for index, (name, token) in enumerate(clusters):
+            self._cluster_by_token(name, token, f"clusters[{index}]")
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _job_for_submitter(self, job_id: int, token: str) -> JobRecord:
+        job = self.store.get_job(job_id) if job_id > 0 else None
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist", field="jobid")
+        with self._lock:
+            cluster = self._clusters.get(job.cluster)
+        if cluster is None or not credentials.check_secret(token, cluster.token_hash):
+            raise PermissionDenied(f"the token does not open job {job_id}", field="token")
+        return job
 
     # -- registration -----------------------------------------------------
     def register(self, name: str, secret: str, nodes: str) -> Registration:
@@ -182,28 +275,27 @@ class Scheduler:
             raise PermissionDenied("wrong or missing registration secret", field="secret")
         if not nodes:
             raise InvalidArgument("nodes (the cluster JGF) are required", field="nodes")
-        if self.store.get_cluster(name) is not None:
-            return Registration(created=False)
+        with self._lock:
+            if name in self._clusters:
+                return Registration(created=False)
         graph = ClusterGraph.from_jgf(nodes, name=name)
         token = self.global_token or credentials.new_secret()
         cluster_secret = credentials.new_secret()
-        with self._graph_lock:
-            created = self.store.add_cluster(
-                name, nodes, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), self.clock()
-            )
-            if not created:
+        entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph)
+        with self._lock:
+            if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, self.clock()):
                 return Registration(created=False)
-            self._graphs[name] = graph
+            self._clusters[name] = entry
         log.info("registered cluster %s (%s)", name, _summary(graph))
         return Registration(created=True, token=token, secret=cluster_secret)
 
     def register_subsystem(self, cluster: str, secret: str, subsystem: str, nodes: str) -> None:
         check_name(subsystem, "subsystem", self.limits)
-        self._cluster_by_secret(cluster, secret)
+        entry = self._cluster_by_secret(cluster, secret)
         if not nodes:
             raise InvalidArgument("nodes (the subsystem JGF) are required", field="nodes")
-        with self._graph_lock:
-            graph = self._graphs.get(cluster)
+        with self._lock:
+            graph = entry.graph
             if graph is None:
                 raise FailedPrecondition(f"cluster {cluster!r} has no usable graph", field="cluster")
             previous = self.store.list_subsystems(cluster).get(subsystem)
@@ -220,11 +312,11 @@ class Scheduler:
 
     def replace_graph(self, cluster: str, secret: str, nodes: str) -> None:
         """Swap a registered cluster's graph (it grew, shrank or changed), keeping its subsystems."""
-        self._cluster_by_secret(cluster, secret)
+        entry = self._cluster_by_secret(cluster, secret)
         if not nodes:
             raise InvalidArgument("payload (the cluster JGF) is required", field="payload")
         graph = ClusterGraph.from_jgf(nodes, name=cluster)
-        with self._graph_lock:
+        with self._lock:
             for subsystem, text in self.store.list_subsystems(cluster).items():
                 try:
                     graph.add_subsystem(subsystem, text)
@@ -233,32 +325,33 @@ class Scheduler:
                         f"subsystem {subsystem!r} does not fit the new graph: {exc}", field="payload"
                     ) from None
             self.store.replace_nodes(cluster, nodes, self.clock())
-            self._graphs[cluster] = graph
+            entry.graph = graph
         log.info("cluster %s replaced its graph (%s)", cluster, _summary(graph))
 
     def delete_cluster(self, name: str, secret: str) -> None:
         self._cluster_by_secret(name, secret)
-        with self._graph_lock:
+        with self._lock:
             self.store.delete_cluster(name)
-            self._graphs.pop(name, None)
+            self._clusters.pop(name, None)
         log.info("deleted cluster %s with its subsystems and jobs", name)
 
     def delete_subsystem(self, cluster: str, secret: str, subsystem: str) -> None:
         check_name(subsystem, "subsystem", self.limits)
-        self._cluster_by_secret(cluster, secret)
-        with self._graph_lock:
+        entry = self._cluster_by_secret(cluster, secret)
+        with self._lock:
             if not self.store.delete_subsystem(cluster, subsystem, self.clock()):
                 raise NotFound(f"cluster {cluster!r} has no subsystem {subsystem!r}", field="subsystem")
-            graph = self._graphs.get(cluster)
-            if graph is not None:
-                graph.remove_subsystem(subsystem)
+            if entry.graph is not None:
+                entry.graph.remove_subsystem(subsystem)
         log.info("cluster %s deleted subsystem %s", cluster, subsystem)
 
     # -- state ------------------------------------------------------------
     def update_state(self, cluster: str, secret: str, payload: str) -> dict[str, Any]:
-        self._cluster_by_secret(cluster, secret)
+        entry = self._cluster_by_secret(cluster, secret)
         updates = parse_state_payload(payload, self.limits)
-        state = self.store.merge_state(cluster, updates, self.clock())
+        with self._lock:
+            state = self.store.merge_state(cluster, updates, self.clock())
+            entry.state = state
         log.info("cluster %s state: %s", cluster, ", ".join(f"{k}={v}" for k, v in updates.items()))
         return state
 
@@ -266,18 +359,18 @@ class Scheduler:
     def parse_jobspec(self, text: str) -> Jobspec:
         if not text:
             raise InvalidArgument("jobspec is required", field="jobspec")
-        if len(text.encode("utf-8", "surrogatepass")) > self.limits.max_jobspec_bytes:
-            raise ResourceExhausted(f"jobspec is larger than {self.limits.max_jobspec_bytes} bytes",
-                                    field="jobspec")
-        return parse_jobspec(text)
+        if len(text) > self.limits.max_jobspec_bytes:
+            raise ResourceExhausted(f"jobspec is larger than {self.limits.max_jobspec_bytes} bytes", field="jobspec")
+        return self._jobspecs.get(text, lambda: parse_jobspec(text))
 
     def _match(self, names: Sequence[str], jobspec: Jobspec, algorithm: str) -> dict[str, MatchResult]:
         algorithm = algorithm or self.match_algorithm
         get_match_algorithm(algorithm)
         results = {}
-        with self._graph_lock:
+        with self._lock:
             for name in names:
-                graph = self._graphs.get(name)
+                entry = self._clusters.get(name)
+                graph = entry.graph if entry else None
                 if graph is None:
                     results[name] = MatchResult(False, "no usable resource graph")
                 else:
@@ -293,6 +386,25 @@ class Scheduler:
             log.info("satisfy: %s: %s", name, reason)
         return SatisfyOutcome(matches, reasons, len(results))
 
+    def _selector(self, name: str, options: Mapping[str, str] | None) -> Selector:
+        if not name and not options:
+            return self.selector
+        key = (name, tuple(sorted((options or {}).items())))
+        return self._selectors.get(key, lambda: selector_for_request(self.selector, name, dict(options or {})))
+
+    def _place(
+        self, candidates: Sequence[str], jobspec: Jobspec, selector: Selector
+    ) -> tuple[Selection | None, dict[str, str]]:
+        """Match then select among reachable candidates: (selection or None if nothing matched, reasons)."""
+        results = self._match(candidates, jobspec, "")
+        reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
+        with self._lock:
+            matching = [c for c in candidates if results[c].ok and c in self._clusters]
+            states = {c: self._clusters[c].state for c in matching}
+        if not matching:
+            return None, reasons
+        return selector.select(matching, states, jobspec.parameters), reasons
+
     # -- jobs -------------------------------------------------------------
     def submit(
         self,
@@ -303,55 +415,36 @@ class Scheduler:
         select_options: Mapping[str, str] | None = None,
         satisfy_only: bool = False,
     ) -> SubmitOutcome:
-        if not clusters:
-            raise InvalidArgument("clusters: at least one cluster (name and token) is required", field="clusters")
-        candidates: list[str] = []
-        for index, (cluster, token) in enumerate(clusters):
-            check_name(cluster, f"clusters[{index}].name", self.limits)
-            if not token:
-                raise PermissionDenied(f"clusters[{index}]: a token is required for {cluster!r}", field="token")
-            record = self.store.get_cluster(cluster)
-            if record is None:
-                raise NotFound(f"cluster {cluster!r} is not registered", field=f"clusters[{index}].name")
-            if not credentials.check_secret(token, record.token_hash):
-                raise PermissionDenied(f"wrong token for cluster {cluster!r}", field=f"clusters[{index}].token")
-            if cluster not in candidates:
-                candidates.append(cluster)
+        candidates = self.authorize_clusters(clusters)
         jobspec = self.parse_jobspec(jobspec_text)
-        selector = self.selector
-        if select_algorithm:
-            selector = get_selector(select_algorithm, dict(select_options or {}))
-        elif select_options:
-            selector = get_selector(self.selector.name, dict(select_options))
-
-        results = self._match(candidates, jobspec, "")
-        matching = [c for c in candidates if results[c].ok]
-        reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
-        if not matching:
+        selector = self._selector(select_algorithm, select_options)
+        selection, reasons = self._place(candidates, jobspec, selector)
+        if selection is None:
             if satisfy_only:
                 return SubmitOutcome(None, [], None, reasons)
             detail = "; ".join(f"{c}: {r}" for c, r in reasons.items())
             raise FailedPrecondition(f"no listed cluster can run this job ({detail})", field="jobspec")
-
-        states = {c: self.store.get_cluster(c).state for c in matching}
-        selection = selector.select(matching, states, jobspec.parameters)
-        log.info("selection for job %r among %s: %s", name or jobspec.name, matching, selection.reason)
+        log.info("selection for job %r: %s", name or jobspec.name, selection.reason)
         if satisfy_only:
             return SubmitOutcome(None, list(selection.clusters), selection, reasons)
         if not selection.clusters:
             raise FailedPrecondition(selection.reason, field="select_algorithm")
         chosen = selection.clusters[0]
         job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
-        command = shlex.join(jobspec.command)
-        job = self.store.add_job(chosen, job_name, jobspec_text, command, self.clock())
+        matching = [c for c in candidates if c not in reasons]
+        job, event = self.store.add_job(
+            chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching
+        )
+        self._publish([event])
         log.info("job %d (%s) assigned to cluster %s", job.id, job_name, chosen)
         return SubmitOutcome(job, [chosen], selection, reasons)
 
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str) -> list[JobRecord]:
-        self._cluster_by_secret(cluster, secret)
+        self._mark_seen(self._cluster_by_secret(cluster, secret))
         limit = self.limits.max_receive_jobs
         count = limit if max_jobs < 1 else min(max_jobs, limit)
-        jobs = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock())
+        jobs, events = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock())
+        self._publish(events)
         if jobs:
             log.info("cluster %s received %d jobs (leased to %s for %.0fs)",
                      cluster, len(jobs), owner, self.lease_seconds)
@@ -361,7 +454,8 @@ class Scheduler:
         self._cluster_by_secret(cluster, secret)
         if not ids:
             raise InvalidArgument("jobids: at least one job id is required", field="jobids")
-        moved = set(self.store.accept_jobs(cluster, ids, self.clock()))
+        moved, events = self.store.accept_jobs(cluster, ids, self.clock())
+        self._publish(events)
         accepted, refused = [], []
         for job_id in dict.fromkeys(ids):
             if job_id in moved:
@@ -369,11 +463,131 @@ class Scheduler:
                 continue
             job = self.store.get_job(job_id)
             already_ours = job is not None and job.cluster == cluster and job.state not in (
-                JobState.ASSIGNED, JobState.LEASED)
+                JobState.ASSIGNED, JobState.LEASED, JobState.CANCELLED)
             (accepted if already_ours else refused).append(job_id)
-        log.info("cluster %s accepted jobs %s%s", cluster, sorted(moved) or "none new",
+        log.info("cluster %s accepted jobs %s%s", cluster, moved or "none new",
                  f", refused {refused}" if refused else "")
         return AcceptOutcome(accepted, refused)
+
+    # -- lifecycle: clusters report ----------------------------------------
+    def report_state(
+        self,
+        cluster: str,
+        secret: str,
+        job_id: int,
+        state: str,
+        local_id: str = "",
+        exit_code: int | None = None,
+        message: str = "",
+    ) -> JobRecord:
+        self._mark_seen(self._cluster_by_secret(cluster, secret))
+        new_state = _job_state(state)
+        if new_state in (JobState.ASSIGNED, JobState.LEASED, JobState.UNKNOWN):
+            raise InvalidArgument(f"state: a cluster cannot report {new_state.value!r}", field="state")
+        job, events = self.store.report_state(
+            cluster, job_id, new_state, self.clock(), local_id or None, exit_code, message or None
+        )
+        if job is None:
+            raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
+        self._publish(events)
+        if events:
+            log.info("job %d on %s is %s%s", job_id, cluster, new_state.value,
+                     f" (local id {job.local_id})" if job.local_id else "")
+        elif job.state != new_state:
+            log.warning("job %d on %s: refused move %s -> %s", job_id, cluster, job.state.value, new_state.value)
+        return job
+
+    def heartbeat(self, cluster: str, secret: str, held: Sequence[HeldJob]) -> list[int]:
+        entry = self._cluster_by_secret(cluster, secret)
+        cancel, events = self.store.heartbeat(cluster, held, self.clock())
+        if not entry.reachable:
+            log.info("cluster %s is reachable again (%d jobs reconciled)", cluster, len(events))
+        entry.reachable = True
+        self._publish(events)
+        return cancel
+
+    def _mark_seen(self, entry: _Cluster) -> None:
+        if not entry.reachable:
+            self.store.heartbeat(entry.name, [], self.clock())
+            entry.reachable = True
+
+    def check_clusters(self) -> list[str]:
+        """Mark silent clusters unreachable and re-place their waiting jobs; returns newly silent ones."""
+        if self.cluster_timeout <= 0:
+            return []
+        now = self.clock()
+        silent, events = self.store.mark_unreachable(now - self.cluster_timeout, now)
+        self._publish(events)
+        with self._lock:
+            for name in silent:
+                if name in self._clusters:
+                    self._clusters[name].reachable = False
+            unreachable = [c.name for c in self._clusters.values() if not c.reachable]
+        for name in silent:
+            log.warning("cluster %s is unreachable (silent for %.0fs); %d jobs now unknown",
+                        name, self.cluster_timeout, sum(1 for e in events if e.cluster == name))
+        for name in unreachable:
+            self._replace_waiting(name, now)
+        return silent
+
+    def _replace_waiting(self, cluster: str, now: float) -> None:
+        for job in self.store.waiting_jobs(cluster, now):
+            with self._lock:
+                candidates = [c for c in job.candidates
+                              if c != cluster and c in self._clusters and self._clusters[c].reachable]
+            if not candidates:
+                continue
+            try:
+                jobspec = self.parse_jobspec(job.jobspec)
+                selection, _ = self._place(candidates, jobspec, self.selector)
+            except InvalidArgument as exc:
+                log.error("job %d cannot be re-placed: %s", job.id, exc)
+                continue
+            if selection is None or not selection.clusters:
+                log.info("job %d waits for %s: no other reachable cluster can run it", job.id, cluster)
+                continue
+            target = selection.clusters[0]
+            message = f"re-placed from {cluster} (unreachable)"
+            event = self.store.reassign_job(job.id, cluster, target, now, message)
+            if event is not None:
+                self._publish([event])
+                log.info("job %d %s to %s", job.id, message, target)
+
+    # -- lifecycle: submitters ask --------------------------------------------
+    def get_job(self, job_id: int, token: str) -> tuple[JobRecord, list[JobEvent]]:
+        job = self._job_for_submitter(job_id, token)
+        return job, self.store.job_history(job.id)
+
+    def list_jobs(
+        self, clusters: Sequence[tuple[str, str]], state: str = "", name: str = "", limit: int = 1000
+    ) -> list[JobRecord]:
+        names = self.authorize_clusters(clusters)
+        wanted = _job_state(state) if state else None
+        return self.store.list_jobs(names, wanted, name or None, min(limit, 10_000) if limit > 0 else 1000)
+
+    def watch_scope(self, clusters: Sequence[tuple[str, str]], job_id: int | None) -> list[str] | None:
+        """Clusters whose events a watcher may see; None for one job (it follows the job anywhere)."""
+        if not job_id:
+            return self.authorize_clusters(clusters)
+        for _, token in clusters:
+            try:
+                self._job_for_submitter(job_id, token)
+                return None
+            except PermissionDenied:
+                continue
+        self._job_for_submitter(job_id, "")
+        return None
+
+    def cancel(self, job_id: int, token: str, reason: str = "") -> JobRecord:
+        self._job_for_submitter(job_id, token)
+        job, events = self.store.request_cancel(job_id, reason or "cancelled by the submitter", self.clock())
+        self._publish(events)
+        if job.state in FINAL_STATES and not events:
+            if job.state != JobState.CANCELLED:
+                raise FailedPrecondition(f"job {job_id} is already {job.state.value}", field="jobid")
+            return job
+        log.info("job %d: cancel %s", job_id, "done" if events else f"requested from {job.cluster}")
+        return job
 
 
 def _summary(graph: ClusterGraph) -> str:

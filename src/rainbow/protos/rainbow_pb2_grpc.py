@@ -74,6 +74,41 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.AcceptJobsRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.AcceptJobsResponse.FromString,
                 _registered_method=True)
+        self.ReportJobState = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/ReportJobState',
+                request_serializer=rainbow__pb2.ReportJobStateRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.ReportJobStateResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/Heartbeat',
+                request_serializer=rainbow__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.StreamJobs = channel.unary_stream(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/StreamJobs',
+                request_serializer=rainbow__pb2.ReceiveJobsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.ReceiveJobsResponse.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetJob',
+                request_serializer=rainbow__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.JobInfo.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/ListJobs',
+                request_serializer=rainbow__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelJob',
+                request_serializer=rainbow__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
+        self.WatchJobs = channel.unary_stream(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/WatchJobs',
+                request_serializer=rainbow__pb2.WatchJobsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.JobEvent.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -134,6 +169,55 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportJobState(self, request, context):
+        """---- Added by this implementation: the job lifecycle after hand-off. ----
+
+        A cluster reports what became of one of its jobs (with its local id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """A cluster's agent says it is alive and which jobs it holds; the reply
+        names jobs to cancel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamJobs(self, request, context):
+        """Fast hand-off: jobs are pushed (and leased) as soon as they are assigned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """For submitters, authenticated with the token of the job's cluster.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +260,41 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.AcceptJobs,
                     request_deserializer=rainbow__pb2.AcceptJobsRequest.FromString,
                     response_serializer=rainbow__pb2.AcceptJobsResponse.SerializeToString,
+            ),
+            'ReportJobState': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportJobState,
+                    request_deserializer=rainbow__pb2.ReportJobStateRequest.FromString,
+                    response_serializer=rainbow__pb2.ReportJobStateResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=rainbow__pb2.HeartbeatRequest.FromString,
+                    response_serializer=rainbow__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'StreamJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamJobs,
+                    request_deserializer=rainbow__pb2.ReceiveJobsRequest.FromString,
+                    response_serializer=rainbow__pb2.ReceiveJobsResponse.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=rainbow__pb2.GetJobRequest.FromString,
+                    response_serializer=rainbow__pb2.JobInfo.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=rainbow__pb2.ListJobsRequest.FromString,
+                    response_serializer=rainbow__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=rainbow__pb2.CancelJobRequest.FromString,
+                    response_serializer=rainbow__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'WatchJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJobs,
+                    request_deserializer=rainbow__pb2.WatchJobsRequest.FromString,
+                    response_serializer=rainbow__pb2.JobEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +513,195 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/AcceptJobs',
             rainbow__pb2.AcceptJobsRequest.SerializeToString,
             rainbow__pb2.AcceptJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportJobState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/ReportJobState',
+            rainbow__pb2.ReportJobStateRequest.SerializeToString,
+            rainbow__pb2.ReportJobStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/Heartbeat',
+            rainbow__pb2.HeartbeatRequest.SerializeToString,
+            rainbow__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/StreamJobs',
+            rainbow__pb2.ReceiveJobsRequest.SerializeToString,
+            rainbow__pb2.ReceiveJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetJob',
+            rainbow__pb2.GetJobRequest.SerializeToString,
+            rainbow__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/ListJobs',
+            rainbow__pb2.ListJobsRequest.SerializeToString,
+            rainbow__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelJob',
+            rainbow__pb2.CancelJobRequest.SerializeToString,
+            rainbow__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/WatchJobs',
+            rainbow__pb2.WatchJobsRequest.SerializeToString,
+            rainbow__pb2.JobEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cleanup", action="store_true", help="delete the database before starting")
     parser.add_argument("--lease-seconds", type=float, default=300.0,
                         help="how long received jobs stay leased to their receiver (default 300)")
+    parser.add_argument("--cluster-timeout", type=float, default=600.0,
+                        help="seconds of silence after which a cluster is unreachable (0: never; default 600)")
     parser.add_argument("--workers", type=int, default=16, help="worker threads for store and match work")
     parser.add_argument("--loglevel", type=log_level, default=logging.INFO,
                         help="0-5 (Go server style) or a level name (default info)")
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         match_algorithm=args.match_algorithm,
         cleanup=args.cleanup,
         lease_seconds=args.lease_seconds,
+        cluster_timeout=args.cluster_timeout,
         workers=args.workers,
     )
     asyncio.run(serve(config))

@@ -18,6 +18,7 @@ from rainbow.errors import InvalidArgument
 from rainbow.limits import Limits
 from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler
+from rainbow.server.events import EventHub
 from rainbow.server.servicers import MemoryGraphServicer, RainbowSchedulerServicer
 from rainbow.store import Store, open_store
 
@@ -41,6 +42,7 @@ class ServerConfig:
     match_algorithm: str | None = None
     cleanup: bool = False
     lease_seconds: float = 300.0
+    cluster_timeout: float = 600.0
     workers: int = 16
     limits: Limits = field(default_factory=Limits)
 
@@ -75,6 +77,7 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
             selection_algorithm=config.select_algorithm or "random",
             selection_options=config.select_options,
             lease_seconds=config.lease_seconds,
+            cluster_timeout=config.cluster_timeout,
             limits=config.limits,
         )
     except BaseException:
@@ -89,6 +92,9 @@ class RainbowServer:
         self.scheduler = scheduler
         self.address = address
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rainbow-work")
+        self.hub = EventHub()
+        scheduler.on_events = self.hub.publish
+        self._checker: asyncio.Task | None = None
         limit = scheduler.limits.max_message_bytes
         self.server = grpc.aio.server(
             options=[
@@ -98,20 +104,38 @@ class RainbowServer:
             ]
         )
         rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(
-            RainbowSchedulerServicer(scheduler, self.executor), self.server
+            RainbowSchedulerServicer(scheduler, self.executor, self.hub), self.server
         )
-        memory_pb2_grpc.add_MemoryGraphServicer_to_server(MemoryGraphServicer(scheduler, self.executor), self.server)
+        memory_pb2_grpc.add_MemoryGraphServicer_to_server(
+            MemoryGraphServicer(scheduler, self.executor, self.hub), self.server
+        )
         self.port: int | None = None
 
     async def start(self) -> int:
         port = self.server.add_insecure_port(self.address)
         if port == 0:
             raise InvalidArgument(f"cannot listen on {self.address}", field="host")
+        self.hub.bind(asyncio.get_running_loop())
         await self.server.start()
         self.port = port
+        if self.scheduler.cluster_timeout > 0:
+            self._checker = asyncio.create_task(self._check_clusters())
         return port
 
+    async def _check_clusters(self) -> None:
+        """Mark silent clusters unreachable and re-place their waiting jobs, periodically."""
+        interval = min(max(self.scheduler.cluster_timeout / 4, 0.2), 30.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await loop.run_in_executor(self.executor, self.scheduler.check_clusters)
+            except Exception:
+                log.exception("checking cluster reachability failed")
+
     async def stop(self, grace: float | None = 1.0) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
         await self.server.stop(grace)
         self.executor.shutdown(wait=True)
         self.scheduler.store.close()

@@ -12,25 +12,39 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
 
-from rainbow.errors import RainbowError
+from rainbow.errors import InvalidArgument, RainbowError
+from rainbow.lifecycle import FINAL_STATES, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler
+from rainbow.server.events import EventHub
+from rainbow.store import HeldJob, JobEvent, JobRecord
 
 log = logging.getLogger("rainbow.server")
 
 T = TypeVar("T")
 
-SECRET_METADATA_KEY = "rainbow-secret"
+SECRET_METADATA_KEY = "rainbow-secret"  # noqa: S105 - a metadata key name
+
+
+async def _abort(context: grpc.aio.ServicerContext, name: str, exc: BaseException, start: float) -> None:
+    """Turn an exception into a gRPC status; never leak a traceback to the caller."""
+    elapsed = (time.perf_counter() - start) * 1000
+    if isinstance(exc, RainbowError):
+        log.warning("%s -> %s: %s (%.1f ms)", name, exc.code, exc.message, elapsed)
+        await context.abort(getattr(grpc.StatusCode, exc.code, grpc.StatusCode.UNKNOWN), exc.message)
+    request_id = uuid.uuid4().hex[:12]
+    log.error("%s failed unexpectedly (request %s)", name, request_id, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal server error (request {request_id})")
 
 
 def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Log, time and translate errors for one servicer method."""
+    """Log, time and translate errors for one unary servicer method."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -38,26 +52,42 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         start = time.perf_counter()
         try:
             reply = await method(self, request, context)
-        except RainbowError as exc:
-            elapsed = (time.perf_counter() - start) * 1000
-            log.warning("%s -> %s: %s (%.1f ms)", name, exc.code, exc.message, elapsed)
-            await context.abort(getattr(grpc.StatusCode, exc.code, grpc.StatusCode.UNKNOWN), exc.message)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
-        except Exception:
-            request_id = uuid.uuid4().hex[:12]
-            log.exception("%s failed unexpectedly (request %s)", name, request_id)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal server error (request {request_id})")
+        except Exception as exc:
+            await _abort(context, name, exc, start)
         log.info("%s ok (%.1f ms)", name, (time.perf_counter() - start) * 1000)
         return reply
 
     return wrapper
 
 
+def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """Log and translate errors for one server-streaming method."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        start = time.perf_counter()
+        log.info("%s stream opened by %s", name, context.peer())
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await _abort(context, name, exc, start)
+        finally:
+            log.info("%s stream closed (%.1f s)", name, time.perf_counter() - start)
+
+    return wrapper
+
+
 class _Base:
-    def __init__(self, scheduler: Scheduler, executor: Executor) -> None:
+    def __init__(self, scheduler: Scheduler, executor: Executor, hub: EventHub | None = None) -> None:
         self.scheduler = scheduler
         self.executor = executor
+        self.hub = hub or EventHub()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking scheduler work (store, match) off the event loop."""
@@ -67,6 +97,43 @@ class _Base:
 
 def _request_id() -> str:
     return uuid.uuid4().hex
+
+
+def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_pb2.JobInfo:
+    info = rainbow_pb2.JobInfo(
+        id=job.id,
+        cluster=job.cluster,
+        name=job.name,
+        state=job.state.value,
+        jobspec=job.jobspec,
+        command=job.command,
+        local_id=job.local_id or "",
+        message=job.message or "",
+        created=job.created,
+        updated=job.updated,
+        cancel_requested=job.cancel_requested,
+    )
+    if job.exit_code is not None:
+        info.exit_code = job.exit_code
+        info.has_exit_code = True
+    for event in history or []:
+        info.history.add(state=event.state.value, time=event.time, message=event.message)
+    return info
+
+
+def job_event(event: JobEvent) -> rainbow_pb2.JobEvent:
+    return rainbow_pb2.JobEvent(
+        seq=event.seq, jobid=event.job_id, cluster=event.cluster, state=event.state.value,
+        time=event.time, message=event.message, name=event.name,
+    )
+
+
+def _held(job: rainbow_pb2.HeldJob) -> HeldJob:
+    try:
+        state = parse_state(job.state) if job.state else None
+    except ValueError as exc:
+        raise InvalidArgument(f"jobs[{job.jobid}].state: {exc}", field="jobs") from None
+    return HeldJob(job.jobid, state, job.local_id or None)
 
 
 class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer):
@@ -128,11 +195,8 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             reply.cluster = outcome.job.cluster
         return reply
 
-    @rpc
-    async def ReceiveJobs(self, request, context):
-        jobs = await self.run(
-            self.scheduler.receive, request.cluster, request.secret, request.maxJobs, context.peer()
-        )
+    @staticmethod
+    def _jobs_reply(jobs: list[JobRecord]) -> rainbow_pb2.ReceiveJobsResponse:
         reply = rainbow_pb2.ReceiveJobsResponse(request_id=_request_id())
         if not jobs:
             reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_NORESULTS
@@ -141,6 +205,24 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             reply.jobs[job.id] = job.wire_json()
         reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_SUCCESS
         return reply
+
+    @rpc
+    async def ReceiveJobs(self, request, context):
+        owner = request.agent or context.peer()
+        jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, request.maxJobs, owner)
+        return self._jobs_reply(jobs)
+
+    @stream
+    async def StreamJobs(self, request, context):
+        """Lease jobs as they are assigned; an empty poll waits for the next event (or a second)."""
+        owner = request.agent or context.peer()
+        while not context.done():
+            version = self.hub.version
+            jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, request.maxJobs, owner)
+            if jobs:
+                yield self._jobs_reply(jobs)
+                continue
+            await self.hub.wait(version, timeout=1.0)
 
     @rpc
     async def AcceptJobs(self, request, context):
@@ -152,6 +234,56 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         else:
             status = rainbow_pb2.AcceptJobsResponse.RESULT_TYPE_ERROR
         return rainbow_pb2.AcceptJobsResponse(status=status)
+
+    @rpc
+    async def ReportJobState(self, request, context):
+        exit_code = request.exit_code if request.has_exit_code else None
+        job = await self.run(
+            self.scheduler.report_state, request.cluster, request.secret, request.jobid, request.state,
+            request.local_id, exit_code, request.message,
+        )
+        return rainbow_pb2.ReportJobStateResponse(
+            state=job.state.value, cancel=job.cancel_requested and job.state not in FINAL_STATES
+        )
+
+    @rpc
+    async def Heartbeat(self, request, context):
+        held = [_held(job) for job in request.jobs]
+        cancel = await self.run(self.scheduler.heartbeat, request.cluster, request.secret, held)
+        return rainbow_pb2.HeartbeatResponse(cancel=cancel, timeout=self.scheduler.cluster_timeout)
+
+    @rpc
+    async def GetJob(self, request, context):
+        job, history = await self.run(self.scheduler.get_job, request.jobid, request.token)
+        return job_info(job, history)
+
+    @rpc
+    async def ListJobs(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        jobs = await self.run(self.scheduler.list_jobs, clusters, request.state, request.name, request.limit)
+        return rainbow_pb2.ListJobsResponse(jobs=[job_info(job) for job in jobs])
+
+    @rpc
+    async def CancelJob(self, request, context):
+        job = await self.run(self.scheduler.cancel, request.jobid, request.token, request.reason)
+        return rainbow_pb2.CancelJobResponse(state=job.state.value, cancel_requested=job.cancel_requested)
+
+    @stream
+    async def WatchJobs(self, request, context):
+        """Every event of the listed clusters (or one job) in order, replayed from ``since``."""
+        clusters = [(c.name, c.token) for c in request.clusters]
+        job_id = request.jobid or None
+        scope = await self.run(self.scheduler.watch_scope, clusters, job_id)
+        store = self.scheduler.store
+        seq = request.since if request.since > 0 else await self.run(store.last_event_seq)
+        while not context.done():
+            version = self.hub.version
+            events = await self.run(store.events_since, seq, scope, job_id, 500)
+            for event in events:
+                seq = event.seq
+                yield job_event(event)
+            if not events:
+                await self.hub.wait(version, timeout=1.0)
 
 
 class MemoryGraphServicer(_Base, memory_pb2_grpc.MemoryGraphServicer):

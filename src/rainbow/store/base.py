@@ -1,8 +1,9 @@
 """The persistence interface every backend implements, and its records.
 
 The store is the source of truth: clusters with their JGF and subsystems,
-their state, and every job. One call is one transaction; a call either
-happens entirely or not at all.
+their state, every job and every change of a job's state (the event log that
+``WatchJobs`` replays). One call is one transaction: it happens entirely or
+not at all.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ class ClusterRecord:
     name: str
     secret_hash: str
     token_hash: str
-    nodes: str
     state: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
     updated: float = 0.0
     version: int = 1
+    last_seen: float | None = None
+    reachable: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class JobRecord:
     local_id: str | None = None
     exit_code: int | None = None
     message: str | None = None
+    cancel_requested: bool = False
+    candidates: tuple[str, ...] = ()
 
     def wire_json(self) -> str:
         """The job as existing clients receive it from ``ReceiveJobs``."""
@@ -56,6 +60,28 @@ class JobRecord:
                 "command": self.command,
             }
         )
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One change of one job's state; ``seq`` orders all events of a store."""
+
+    seq: int
+    job_id: int
+    cluster: str
+    name: str
+    state: JobState
+    time: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """An entry of an agent's inventory (sent with each heartbeat)."""
+
+    job_id: int
+    state: JobState | None = None
+    local_id: str | None = None
 
 
 class Store(ABC):
@@ -80,12 +106,16 @@ class Store(ABC):
     def list_clusters(self) -> list[ClusterRecord]: ...
 
     @abstractmethod
-    def delete_cluster(self, name: str) -> bool:
-        """Remove a cluster with its subsystems and jobs; False when unknown."""
+    def get_nodes(self, name: str) -> str | None:
+        """The cluster's JGF text (kept apart from the record: it can be hundreds of MB)."""
 
     @abstractmethod
     def replace_nodes(self, name: str, nodes: str, now: float) -> None:
         """Replace the JGF of an existing cluster."""
+
+    @abstractmethod
+    def delete_cluster(self, name: str) -> bool:
+        """Remove a cluster with its subsystems and jobs; False when unknown."""
 
     @abstractmethod
     def put_subsystem(self, cluster: str, name: str, nodes: str, now: float) -> None:
@@ -100,27 +130,98 @@ class Store(ABC):
 
     @abstractmethod
     def merge_state(self, cluster: str, updates: Mapping[str, Any], now: float) -> dict[str, Any]:
-        """Merge flat key/values into the cluster's state; return the new state."""
+        """Merge flat key/values into the cluster's state; return the new state (KeyError if unknown)."""
+
+    # -- reachability -----------------------------------------------------
+    @abstractmethod
+    def heartbeat(self, cluster: str, held: Sequence[HeldJob], now: float) -> tuple[list[int], list[JobEvent]]:
+        """Record contact; reconcile ``unknown`` jobs with the inventory.
+
+        Jobs the cluster holds come back from ``unknown`` (to the state it
+        reports, or ``accepted``); ``unknown`` jobs it no longer holds fail.
+        Returns (ids of held jobs whose cancel was requested, events written).
+        """
+
+    @abstractmethod
+    def touch_cluster(self, cluster: str, now: float) -> None:
+        """Record contact without an inventory (old clients polling ReceiveJobs)."""
+
+    @abstractmethod
+    def mark_unreachable(self, cutoff: float, now: float) -> tuple[list[str], list[JobEvent]]:
+        """Clusters silent since before ``cutoff`` become unreachable; their jobs on the cluster ``unknown``."""
 
     # -- jobs -------------------------------------------------------------
     @abstractmethod
-    def add_job(self, cluster: str, name: str, jobspec: str, command: str, now: float) -> JobRecord: ...
+    def add_job(
+        self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
+    ) -> tuple[JobRecord, JobEvent]:
+        """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on."""
 
     @abstractmethod
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
-    ) -> list[JobRecord]:
+    ) -> tuple[list[JobRecord], list[JobEvent]]:
         """Lease up to ``max_jobs`` (all when < 1) waiting jobs of a cluster to ``owner``.
 
         Waiting means assigned, or leased with the lease run out. Oldest first.
+        A waiting job whose cancel was requested is cancelled instead.
         """
 
     @abstractmethod
-    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> list[int]:
-        """Mark leased (or still assigned) jobs of ``cluster`` accepted; return the ids that moved."""
+    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+        """Mark waiting jobs of ``cluster`` accepted; return the ids that moved."""
+
+    @abstractmethod
+    def report_state(
+        self,
+        cluster: str,
+        job_id: int,
+        state: JobState,
+        now: float,
+        local_id: str | None = None,
+        exit_code: int | None = None,
+        message: str | None = None,
+    ) -> tuple[JobRecord | None, list[JobEvent]]:
+        """Apply a cluster's report if the move is allowed; (None, []) for a job not of this cluster."""
+
+    @abstractmethod
+    def request_cancel(self, job_id: int, reason: str, now: float) -> tuple[JobRecord | None, list[JobEvent]]:
+        """Cancel a waiting job now, or flag a job on its cluster for the agent to cancel."""
+
+    @abstractmethod
+    def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
+        """Jobs assigned to ``cluster`` that nobody holds (unleased, or lease run out)."""
+
+    @abstractmethod
+    def reassign_job(
+        self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str
+    ) -> JobEvent | None:
+        """Move a waiting job to another cluster (None when it is no longer waiting there)."""
 
     @abstractmethod
     def get_job(self, job_id: int) -> JobRecord | None: ...
+
+    @abstractmethod
+    def list_jobs(
+        self,
+        clusters: Sequence[str] | None = None,
+        state: JobState | None = None,
+        name: str | None = None,
+        limit: int = 1000,
+    ) -> list[JobRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    def job_history(self, job_id: int) -> list[JobEvent]: ...
+
+    @abstractmethod
+    def events_since(
+        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
+    ) -> list[JobEvent]:
+        """Events with a sequence number above ``seq``, in order."""
+
+    @abstractmethod
+    def last_event_seq(self) -> int: ...
 
     @abstractmethod
     def count_jobs(self, cluster: str | None = None, state: JobState | None = None) -> int: ...

@@ -13,7 +13,9 @@ SQLITE_MIGRATIONS: list[list[str]] = [
             state TEXT NOT NULL DEFAULT '{}',
             created REAL NOT NULL,
             updated REAL NOT NULL,
-            version INTEGER NOT NULL DEFAULT 1
+            version INTEGER NOT NULL DEFAULT 1,
+            last_seen REAL,
+            reachable INTEGER NOT NULL DEFAULT 1
         )""",
         """CREATE TABLE subsystems (
             cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
@@ -35,8 +37,21 @@ SQLITE_MIGRATIONS: list[list[str]] = [
             accepted REAL,
             local_id TEXT,
             exit_code INTEGER,
-            message TEXT
+            message TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            candidates TEXT NOT NULL DEFAULT '[]'
         )""",
         "CREATE INDEX jobs_by_cluster_state ON jobs (cluster, state, id)",
+        "CREATE INDEX jobs_by_state ON jobs (state, id)",
+        """CREATE TABLE job_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL,
+            cluster TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            time REAL NOT NULL,
+            message TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX job_events_by_job ON job_events (job_id, seq)",
     ],
 ]

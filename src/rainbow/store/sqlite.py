@@ -1,6 +1,7 @@
 """SQLite store: one file in WAL mode, the embedded default.
 
-Every statement is parameterized; every change is one transaction. A single
+Every statement is parameterized; every change is one transaction, and the
+event rows of a change are written in the same transaction. A single
 connection serialised by a lock is enough for SQLite (it has one writer anyway).
 """
 
@@ -14,17 +15,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rainbow.lifecycle import JobState
-from rainbow.store.base import ClusterRecord, JobRecord, Store
+from rainbow.lifecycle import FINAL_STATES, JobState, can_report
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
 from rainbow.store.schema import SQLITE_MIGRATIONS
 
 _JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message"
+    "accepted, local_id, exit_code, message, cancel_requested, candidates"
 )
+_CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
+_EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
+_ON_CLUSTER = ("accepted", "submitted", "running")
+_FINAL = tuple(s.value for s in FINAL_STATES)
 
 
-def _job(row: sqlite3.Row | tuple) -> JobRecord:
+def _job(row: Sequence[Any]) -> JobRecord:
     return JobRecord(
         id=row[0],
         cluster=row[1],
@@ -40,20 +45,27 @@ def _job(row: sqlite3.Row | tuple) -> JobRecord:
         local_id=row[11],
         exit_code=row[12],
         message=row[13],
+        cancel_requested=bool(row[14]),
+        candidates=tuple(json.loads(row[15])),
     )
 
 
-def _cluster(row: tuple) -> ClusterRecord:
+def _cluster(row: Sequence[Any]) -> ClusterRecord:
     return ClusterRecord(
         name=row[0],
         secret_hash=row[1],
         token_hash=row[2],
-        nodes=row[3],
-        state=json.loads(row[4]),
-        created=row[5],
-        updated=row[6],
-        version=row[7],
+        state=json.loads(row[3]),
+        created=row[4],
+        updated=row[5],
+        version=row[6],
+        last_seen=row[7],
+        reachable=bool(row[8]),
     )
+
+
+def _event(row: Sequence[Any]) -> JobEvent:
+    return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
 
 
 class SQLiteStore(Store):
@@ -61,10 +73,10 @@ class SQLiteStore(Store):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -96,6 +108,16 @@ class SQLiteStore(Store):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={int(number)}")
 
+    @staticmethod
+    def _log(
+        db: sqlite3.Connection, job_id: int, cluster: str, name: str, state: JobState, now: float, message: str = ""
+    ) -> JobEvent:
+        cursor = db.execute(
+            "INSERT INTO job_events (job_id, cluster, name, state, time, message) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, cluster, name, state.value, now, message),
+        )
+        return JobEvent(cursor.lastrowid, job_id, cluster, name, state, now, message)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -117,32 +139,23 @@ class SQLiteStore(Store):
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, state, created, updated, version) "
-                "VALUES (?, ?, ?, ?, '{}', ?, ?, 1) ON CONFLICT(name) DO NOTHING",
-                (name, secret_hash, token_hash, nodes, now, now),
+                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, state, created, updated, version, "
+                "last_seen, reachable) VALUES (?, ?, ?, ?, '{}', ?, ?, 1, ?, 1) ON CONFLICT(name) DO NOTHING",
+                (name, secret_hash, token_hash, nodes, now, now, now),
             )
             return cursor.rowcount == 1
 
     def get_cluster(self, name: str) -> ClusterRecord | None:
-        rows = self._read(
-            "SELECT name, secret_hash, token_hash, nodes, state, created, updated, version "
-            "FROM clusters WHERE name = ?",
-            (name,),
-        )
+        rows = self._read(f"SELECT {_CLUSTER_COLUMNS} FROM clusters WHERE name = ?", (name,))  # noqa: S608
         return _cluster(rows[0]) if rows else None
 
     def list_clusters(self) -> list[ClusterRecord]:
-        rows = self._read(
-            "SELECT name, secret_hash, token_hash, nodes, state, created, updated, version "
-            "FROM clusters ORDER BY name"
-        )
+        rows = self._read(f"SELECT {_CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
         return [_cluster(row) for row in rows]
 
-    def delete_cluster(self, name: str) -> bool:
-        with self._write() as db:
-            db.execute("DELETE FROM jobs WHERE cluster = ?", (name,))
-            db.execute("DELETE FROM subsystems WHERE cluster = ?", (name,))
-            return db.execute("DELETE FROM clusters WHERE name = ?", (name,)).rowcount == 1
+    def get_nodes(self, name: str) -> str | None:
+        rows = self._read("SELECT nodes FROM clusters WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
 
     def replace_nodes(self, name: str, nodes: str, now: float) -> None:
         with self._write() as db:
@@ -151,6 +164,13 @@ class SQLiteStore(Store):
                 (nodes, now, name),
             )
 
+    def delete_cluster(self, name: str) -> bool:
+        with self._write() as db:
+            db.execute("DELETE FROM job_events WHERE cluster = ?", (name,))
+            db.execute("DELETE FROM jobs WHERE cluster = ?", (name,))
+            db.execute("DELETE FROM subsystems WHERE cluster = ?", (name,))
+            return db.execute("DELETE FROM clusters WHERE name = ?", (name,)).rowcount == 1
+
     def put_subsystem(self, cluster: str, name: str, nodes: str, now: float) -> None:
         with self._write() as db:
             db.execute(
@@ -158,15 +178,11 @@ class SQLiteStore(Store):
                 "ON CONFLICT(cluster, name) DO UPDATE SET nodes = excluded.nodes",
                 (cluster, name, nodes),
             )
-            db.execute(
-                "UPDATE clusters SET version = version + 1, updated = ? WHERE name = ?", (now, cluster)
-            )
+            db.execute("UPDATE clusters SET version = version + 1, updated = ? WHERE name = ?", (now, cluster))
 
     def delete_subsystem(self, cluster: str, name: str, now: float) -> bool:
         with self._write() as db:
-            gone = db.execute(
-                "DELETE FROM subsystems WHERE cluster = ? AND name = ?", (cluster, name)
-            ).rowcount
+            gone = db.execute("DELETE FROM subsystems WHERE cluster = ? AND name = ?", (cluster, name)).rowcount
             if gone:
                 db.execute(
                     "UPDATE clusters SET version = version + 1, updated = ? WHERE name = ?", (now, cluster)
@@ -185,67 +201,283 @@ class SQLiteStore(Store):
             state = json.loads(row[0])
             state.update(updates)
             db.execute(
-                "UPDATE clusters SET state = ?, updated = ? WHERE name = ?", (json.dumps(state), now, cluster)
+                "UPDATE clusters SET state = ?, updated = ?, last_seen = ? WHERE name = ?",
+                (json.dumps(state), now, now, cluster),
             )
             return state
 
+    # -- reachability -----------------------------------------------------
+    def touch_cluster(self, cluster: str, now: float) -> None:
+        with self._write() as db:
+            db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
+
+    def heartbeat(self, cluster: str, held: Sequence[HeldJob], now: float) -> tuple[list[int], list[JobEvent]]:
+        events: list[JobEvent] = []
+        inventory = {entry.job_id: entry for entry in held}
+        with self._write() as db:
+            row = db.execute("SELECT reachable FROM clusters WHERE name = ?", (cluster,)).fetchone()
+            if row is None:
+                raise KeyError(cluster)
+            db.execute("UPDATE clusters SET last_seen = ?, reachable = 1 WHERE name = ?", (now, cluster))
+            unknown = db.execute(
+                "SELECT id, name FROM jobs WHERE cluster = ? AND state = 'unknown'", (cluster,)
+            ).fetchall()
+            for job_id, name in unknown:
+                entry = inventory.get(job_id)
+                if entry is None:
+                    message = "the cluster no longer holds this job after it came back"
+                    new_state = JobState.FAILED
+                else:
+                    new_state = entry.state or JobState.ACCEPTED
+                    message = "reconciled from the cluster's inventory"
+                db.execute(
+                    "UPDATE jobs SET state = ?, updated = ?, message = ?, local_id = COALESCE(?, local_id) "
+                    "WHERE id = ?",
+                    (new_state.value, now, message, entry.local_id if entry else None, job_id),
+                )
+                events.append(self._log(db, job_id, cluster, name, new_state, now, message))
+            cancel = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM jobs WHERE cluster = ? AND cancel_requested = 1 AND state NOT IN (?, ?, ?)",
+                    (cluster, *_FINAL),
+                )
+            ]
+        return cancel, events
+
+    def mark_unreachable(self, cutoff: float, now: float) -> tuple[list[str], list[JobEvent]]:
+        events: list[JobEvent] = []
+        with self._write() as db:
+            silent = [
+                r[0]
+                for r in db.execute(
+                    "SELECT name FROM clusters WHERE reachable = 1 AND last_seen IS NOT NULL AND last_seen < ?",
+                    (cutoff,),
+                )
+            ]
+            for cluster in silent:
+                db.execute("UPDATE clusters SET reachable = 0 WHERE name = ?", (cluster,))
+                rows = db.execute(
+                    "SELECT id, name FROM jobs WHERE cluster = ? AND state IN (?, ?, ?)", (cluster, *_ON_CLUSTER)
+                ).fetchall()
+                message = "cluster stopped reporting"
+                for job_id, name in rows:
+                    db.execute(
+                        "UPDATE jobs SET state = 'unknown', updated = ?, message = ? WHERE id = ?",
+                        (now, message, job_id),
+                    )
+                    events.append(self._log(db, job_id, cluster, name, JobState.UNKNOWN, now, message))
+        return silent, events
+
     # -- jobs -------------------------------------------------------------
-    def add_job(self, cluster: str, name: str, jobspec: str, command: str, now: float) -> JobRecord:
+    def add_job(
+        self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
+    ) -> tuple[JobRecord, JobEvent]:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (cluster, name, jobspec, command, JobState.ASSIGNED.value, now, now),
+                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates) "
+                "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?)",
+                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates))),
             )
             job_id = cursor.lastrowid
-        return JobRecord(job_id, cluster, name, jobspec, command, JobState.ASSIGNED, now, now)
+            event = self._log(db, job_id, cluster, name, JobState.ASSIGNED, now)
+        job = JobRecord(
+            job_id, cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
+        )
+        return job, event
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
-    ) -> list[JobRecord]:
+    ) -> tuple[list[JobRecord], list[JobEvent]]:
         limit = max_jobs if max_jobs >= 1 else -1
+        leased: list[JobRecord] = []
+        events: list[JobEvent] = []
+        expires = now + lease_seconds
         with self._write() as db:
+            db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
             rows = db.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND "  # noqa: S608 - constant column list
                 "(state = 'assigned' OR (state = 'leased' AND lease_expires <= ?)) ORDER BY id LIMIT ?",
                 (cluster, now, limit),
             ).fetchall()
-            if not rows:
-                return []
-            expires = now + lease_seconds
-            db.executemany(
-                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
-                [(owner, expires, now, row[0]) for row in rows],
-            )
-        leased = []
-        for row in rows:
-            job = _job(row)
-            leased.append(
-                JobRecord(
-                    **{**job.__dict__, "state": JobState.LEASED, "lease_owner": owner,
-                       "lease_expires": expires, "updated": now}
+            for row in rows:
+                job = _job(row)
+                if job.cancel_requested:
+                    db.execute(
+                        "UPDATE jobs SET state = 'cancelled', updated = ?, lease_expires = NULL WHERE id = ?",
+                        (now, job.id),
+                    )
+                    events.append(self._log(db, job.id, cluster, job.name, JobState.CANCELLED, now, job.message or ""))
+                    continue
+                db.execute(
+                    "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
+                    (owner, expires, now, job.id),
                 )
-            )
-        return leased
+                events.append(self._log(db, job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}"))
+                leased.append(
+                    JobRecord(**{**job.__dict__, "state": JobState.LEASED, "lease_owner": owner,
+                                 "lease_expires": expires, "updated": now})
+                )
+        return leased, events
 
-    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> list[int]:
+    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+        accepted: list[int] = []
+        events: list[JobEvent] = []
         if not ids:
-            return []
-        accepted = []
+            return accepted, events
         with self._write() as db:
+            db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
             for job_id in dict.fromkeys(ids):
-                cursor = db.execute(
+                row = db.execute(
                     "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
-                    "WHERE id = ? AND cluster = ? AND state IN ('assigned', 'leased')",
+                    "WHERE id = ? AND cluster = ? AND state IN ('assigned', 'leased') RETURNING name",
                     (now, now, job_id, cluster),
-                )
-                if cursor.rowcount:
+                ).fetchone()
+                if row is not None:
                     accepted.append(job_id)
-        return accepted
+                    events.append(self._log(db, job_id, cluster, row[0], JobState.ACCEPTED, now))
+        return accepted, events
+
+    def report_state(
+        self,
+        cluster: str,
+        job_id: int,
+        state: JobState,
+        now: float,
+        local_id: str | None = None,
+        exit_code: int | None = None,
+        message: str | None = None,
+    ) -> tuple[JobRecord | None, list[JobEvent]]:
+        with self._write() as db:
+            db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
+            row = db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND cluster = ?", (job_id, cluster)  # noqa: S608
+            ).fetchone()
+            if row is None:
+                return None, []
+            job = _job(row)
+            if not can_report(job.state, state):
+                return job, []
+            changes = {
+                "state": state,
+                "updated": now,
+                "local_id": local_id or job.local_id,
+                "exit_code": exit_code if exit_code is not None else job.exit_code,
+                "message": message if message is not None else job.message,
+                "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
+                "lease_expires": None,
+            }
+            db.execute(
+                "UPDATE jobs SET state = ?, updated = ?, local_id = ?, exit_code = ?, message = ?, accepted = ?, "
+                "lease_expires = NULL WHERE id = ?",
+                (state.value, now, changes["local_id"], changes["exit_code"], changes["message"],
+                 changes["accepted"], job_id),
+            )
+            events = []
+            if state != job.state:
+                events.append(self._log(db, job_id, cluster, job.name, state, now, message or ""))
+        return JobRecord(**{**job.__dict__, **changes}), events
+
+    def request_cancel(self, job_id: int, reason: str, now: float) -> tuple[JobRecord | None, list[JobEvent]]:
+        with self._write() as db:
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()  # noqa: S608
+            if row is None:
+                return None, []
+            job = _job(row)
+            if job.state in FINAL_STATES:
+                return job, []
+            if job.state == JobState.ASSIGNED or (
+                job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
+            ):
+                db.execute(
+                    "UPDATE jobs SET state = 'cancelled', updated = ?, message = ?, cancel_requested = 1, "
+                    "lease_expires = NULL WHERE id = ?",
+                    (now, reason, job_id),
+                )
+                event = self._log(db, job_id, job.cluster, job.name, JobState.CANCELLED, now, reason)
+                return JobRecord(**{**job.__dict__, "state": JobState.CANCELLED, "updated": now,
+                                    "message": reason, "cancel_requested": True}), [event]
+            db.execute(
+                "UPDATE jobs SET cancel_requested = 1, message = ?, updated = ? WHERE id = ?", (reason, now, job_id)
+            )
+            return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now}), []
+
+    def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
+        rows = self._read(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND "  # noqa: S608
+            "(state = 'assigned' OR (state = 'leased' AND lease_expires <= ?)) ORDER BY id",
+            (cluster, now),
+        )
+        return [_job(row) for row in rows]
+
+    def reassign_job(
+        self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str
+    ) -> JobEvent | None:
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE jobs SET cluster = ?, state = 'assigned', lease_owner = NULL, lease_expires = NULL, "
+                "updated = ?, message = ? WHERE id = ? AND cluster = ? AND cancel_requested = 0 AND "
+                "(state = 'assigned' OR (state = 'leased' AND lease_expires <= ?)) RETURNING name",
+                (to_cluster, now, message, job_id, from_cluster, now),
+            ).fetchone()
+            if row is None:
+                return None
+            return self._log(db, job_id, to_cluster, row[0], JobState.ASSIGNED, now, message)
 
     def get_job(self, job_id: int) -> JobRecord | None:
         rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
         return _job(rows[0]) if rows else None
+
+    def list_jobs(
+        self,
+        clusters: Sequence[str] | None = None,
+        state: JobState | None = None,
+        name: str | None = None,
+        limit: int = 1000,
+    ) -> list[JobRecord]:
+        where, params = [], []
+        if clusters is not None:
+            if not clusters:
+                return []
+            where.append(f"cluster IN ({', '.join('?' * len(clusters))})")
+            params.extend(clusters)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        if name:
+            where.append("name = ?")
+            params.append(name)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608 - only placeholders are interpolated
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit if limit > 0 else -1)
+        return [_job(row) for row in self._read(sql, params)]
+
+    def job_history(self, job_id: int) -> list[JobEvent]:
+        rows = self._read(
+            f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)  # noqa: S608
+        )
+        return [_event(row) for row in rows]
+
+    def events_since(
+        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
+    ) -> list[JobEvent]:
+        where, params = ["seq > ?"], [seq]
+        if clusters is not None:
+            if not clusters:
+                return []
+            where.append(f"cluster IN ({', '.join('?' * len(clusters))})")
+            params.extend(clusters)
+        if job_id:
+            where.append("job_id = ?")
+            params.append(job_id)
+        sql = f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"  # noqa: S608
+        params.append(limit)
+        return [_event(row) for row in self._read(sql, params)]
+
+    def last_event_seq(self) -> int:
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM job_events")[0][0]
 
     def count_jobs(self, cluster: str | None = None, state: JobState | None = None) -> int:
         rows = self._read(

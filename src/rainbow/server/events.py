@@ -1,0 +1,42 @@
+"""Wake waiting streams when the scheduler writes job events.
+
+The scheduler runs in worker threads; streams wait on the event loop. The hub
+counts publications: a stream notes ``version`` before it looks at the store
+and then waits for a newer one, so an event written in between is never missed.
+Waits time out so that streams also notice what other replicas wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self.version = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._changed = asyncio.Event()
+
+    def publish(self, _events: object = None) -> None:
+        """Thread-safe: note that something changed."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._bump)
+
+    def _bump(self) -> None:
+        self.version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Return once ``version`` is past ``seen``, or after ``timeout`` seconds."""
+        if self.version != seen or self._changed is None:
+            return
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            return

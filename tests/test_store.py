@@ -1,0 +1,182 @@
+"""The store interface, on a real SQLite file: transactions, leases, acceptance, persistence."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from rainbow.lifecycle import JobState
+from rainbow.store import open_store
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store(str(tmp_path / "store.db"))
+    yield store
+    store.close()
+
+
+def test_cluster_lifecycle(store):
+    assert store.add_cluster("a", "{}", "sh", "th", 1.0)
+    assert not store.add_cluster("a", "{other}", "x", "y", 2.0)
+    record = store.get_cluster("a")
+    assert (record.secret_hash, record.token_hash, record.version) == ("sh", "th", 1)
+    assert store.get_nodes("a") == "{}"
+    store.put_subsystem("a", "io", "{io}", 3.0)
+    store.put_subsystem("a", "io", "{io2}", 4.0)
+    assert store.list_subsystems("a") == {"io": "{io2}"}
+    assert store.get_cluster("a").version == 3
+    assert store.merge_state("a", {"x": 1}, 5.0) == {"x": 1}
+    assert store.merge_state("a", {"y": "z"}, 6.0) == {"x": 1, "y": "z"}
+    assert not store.delete_subsystem("a", "nope", 7.0)
+    assert store.delete_subsystem("a", "io", 7.0)
+    store.add_job("a", "j", "spec", "cmd", 8.0)
+    assert store.delete_cluster("a")
+    assert store.get_cluster("a") is None
+    assert store.count_jobs() == 0
+    assert not store.delete_cluster("a")
+
+
+def test_merge_state_unknown_cluster(store):
+    with pytest.raises(KeyError):
+        store.merge_state("ghost", {"a": 1}, 1.0)
+
+
+def test_lease_accept_and_redelivery(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    store.add_cluster("b", "{}", "s", "t", 0.0)
+    ids = [store.add_job("a", f"j{i}", "spec", "cmd", float(i))[0].id for i in range(5)]
+    other = store.add_job("b", "x", "spec", "cmd", 0.0)[0].id
+    assert ids == sorted(ids) and len(set([*ids, other])) == 6
+
+    first, events = store.lease_jobs("a", "agent-1", 2, lease_seconds=10, now=100.0)
+    assert [e.state for e in events] == [JobState.LEASED, JobState.LEASED]
+    assert [j.id for j in first] == ids[:2]
+    assert all(j.state == JobState.LEASED and j.lease_owner == "agent-1" for j in first)
+    # a second caller gets only what is not leased
+    second, _ = store.lease_jobs("a", "agent-2", 0, lease_seconds=10, now=101.0)
+    assert [j.id for j in second] == ids[2:]
+    assert store.lease_jobs("a", "agent-3", 0, lease_seconds=10, now=105.0) == ([], [])
+
+    assert store.accept_jobs("a", [ids[0], ids[0], other, 99999], now=106.0)[0] == [ids[0]]
+    # lease of ids[1] runs out at 110: redelivered, ids[0] never again
+    again, _ = store.lease_jobs("a", "agent-3", 0, lease_seconds=10, now=111.5)
+    assert [j.id for j in again] == ids[1:]
+    assert store.get_job(ids[0]).state == JobState.ACCEPTED
+    assert store.get_job(ids[0]).accepted == 106.0
+    assert store.get_job(other).state == JobState.ASSIGNED
+    assert store.count_jobs("a", JobState.LEASED) == 4
+
+
+def test_concurrent_leases_never_share_a_job(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    for i in range(200):
+        store.add_job("a", f"j{i}", "spec", "cmd", 0.0)
+    got: list[list[int]] = []
+
+    def take(owner):
+        mine = []
+        while batch := store.lease_jobs("a", owner, 7, 60, 1.0)[0]:
+            mine.extend(j.id for j in batch)
+        got.append(mine)
+
+    threads = [threading.Thread(target=take, args=(f"agent-{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for mine in got for i in mine]
+    assert len(every) == 200 and len(set(every)) == 200
+
+
+def test_persistence_and_migration_version(tmp_path):
+    path = str(tmp_path / "p.db")
+    store = open_store(path)
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    job, _ = store.add_job("a", "n", "spec", "cmd", 0.0)
+    store.set_meta("k", "v")
+    store.close()
+    store = open_store(path)
+    assert store.get_meta("k") == "v"
+    assert store.get_job(job.id).name == "n"
+    assert store.add_job("a", "m", "spec", "cmd", 1.0)[0].id > job.id
+    store.close()
+
+
+def test_text_round_trips_unchanged(store):
+    name = "a'; DROP TABLE jobs; --\"🌈\x00end"
+    assert store.add_cluster(name, "{}", "s", "t", 0.0)
+    job, _ = store.add_job(name, name, name, name, 0.0)
+    fetched = store.get_job(job.id)
+    assert (fetched.cluster, fetched.name, fetched.jobspec, fetched.command) == (name, name, name, name)
+    assert [c.name for c in store.list_clusters()] == [name]
+
+
+def test_events_record_every_transition_in_order(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    job, first = store.add_job("a", "n", "spec", "cmd", 1.0, candidates=["a", "b"])
+    assert job.candidates == ("a", "b") and first.state == JobState.ASSIGNED
+    store.lease_jobs("a", "agent", 0, 60, 2.0)
+    store.accept_jobs("a", [job.id], 3.0)
+    updated, events = store.report_state("a", job.id, JobState.RUNNING, 4.0, local_id="f123")
+    assert updated.state == JobState.RUNNING and updated.local_id == "f123" and len(events) == 1
+    # a report never moves a job backwards, and a repeat changes nothing
+    same, none = store.report_state("a", job.id, JobState.SUBMITTED, 5.0)
+    assert same.state == JobState.RUNNING and none == []
+    assert store.report_state("b", job.id, JobState.COMPLETED, 5.0) == (None, [])
+    done, _ = store.report_state("a", job.id, JobState.COMPLETED, 6.0, exit_code=0)
+    assert done.exit_code == 0
+    history = store.job_history(job.id)
+    assert [e.state for e in history] == [
+        JobState.ASSIGNED, JobState.LEASED, JobState.ACCEPTED, JobState.RUNNING, JobState.COMPLETED]
+    seqs = [e.seq for e in history]
+    assert seqs == sorted(seqs)
+    assert [e.seq for e in store.events_since(seqs[1], ["a"])] == seqs[2:]
+    assert store.events_since(0, ["zzz"]) == []
+    assert store.last_event_seq() == seqs[-1]
+
+
+def test_cancel_waiting_and_on_cluster_jobs(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    waiting, _ = store.add_job("a", "w", "spec", "cmd", 1.0)
+    held, _ = store.add_job("a", "h", "spec", "cmd", 1.0)
+    store.lease_jobs("a", "agent", 0, 60, 2.0)
+    store.accept_jobs("a", [held.id], 3.0)
+    later, _ = store.add_job("a", "l", "spec", "cmd", 4.0)
+
+    cancelled, events = store.request_cancel(later.id, "no longer needed", 5.0)
+    assert cancelled.state == JobState.CANCELLED and events[0].state == JobState.CANCELLED
+    flagged, events = store.request_cancel(held.id, "stop", 5.0)
+    assert flagged.state == JobState.ACCEPTED and flagged.cancel_requested and events == []
+    # the leased job: flagged, and when its lease runs out it is cancelled instead of redelivered
+    store.request_cancel(waiting.id, "stop", 5.0)
+    assert store.lease_jobs("a", "agent", 0, 60, 100.0)[0] == []
+    assert store.get_job(waiting.id).state == JobState.CANCELLED
+    cancel, _ = store.heartbeat("a", [], 101.0)
+    assert cancel == [held.id]
+
+
+def test_unreachable_cluster_jobs_become_unknown_then_reconcile(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    running, _ = store.add_job("a", "r", "spec", "cmd", 0.0)
+    lost, _ = store.add_job("a", "x", "spec", "cmd", 0.0)
+    waiting, _ = store.add_job("a", "w", "spec", "cmd", 0.0)
+    store.lease_jobs("a", "agent", 2, 60, 1.0)
+    store.accept_jobs("a", [running.id, lost.id], 2.0)
+    store.report_state("a", running.id, JobState.RUNNING, 3.0)
+    silent, events = store.mark_unreachable(cutoff=50.0, now=100.0)
+    assert silent == ["a"] and {e.job_id for e in events} == {running.id, lost.id}
+    assert store.get_job(running.id).state == JobState.UNKNOWN
+    assert not store.get_cluster("a").reachable
+    assert [j.id for j in store.waiting_jobs("a", 100.0)] == [waiting.id]
+    store.add_cluster("b", "{}", "s", "t", 0.0)
+    assert store.reassign_job(waiting.id, "a", "b", 101.0, "moved").cluster == "b"
+    assert store.reassign_job(waiting.id, "a", "b", 101.0, "moved") is None
+
+    from rainbow.store import HeldJob
+
+    store.heartbeat("a", [HeldJob(running.id, JobState.RUNNING, "f1")], 200.0)
+    assert store.get_job(running.id).state == JobState.RUNNING
+    assert store.get_job(lost.id).state == JobState.FAILED
+    assert store.get_cluster("a").reachable
