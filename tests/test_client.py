@@ -11,7 +11,6 @@ import grpc
 import pytest
 import yaml
 
-from conftest import EXAMPLES, REGISTRATION_SECRET, example
 from rainbow.client import (
     Deletion,
     Job,
@@ -30,6 +29,8 @@ from rainbow.errors import (
     RainbowError,
 )
 from rainbow.jobspec import parse_jobspec
+
+from conftest import EXAMPLES, REGISTRATION_SECRET, example
 
 NODES = EXAMPLES / "cluster-nodes.json"
 IO = EXAMPLES / "cluster-io-subsystem.json"

@@ -629,17 +629,21 @@ class RainbowClient:
         cluster: str | None = None,
         secret: str | None = None,
         accept: bool = True,
+        agent: str | None = None,
     ) -> list[Job]:
         """Take the jobs waiting for this cluster (config ``cluster.name``/``secret``).
 
         With ``accept`` (the default) the jobs are accepted too and only the
         ones the server confirmed are returned; with ``accept=False`` they stay
-        leased until ``accept_jobs`` (or the lease runs out).
+        leased until ``accept_jobs`` (or the lease runs out). ``agent`` names the
+        lease holder (default: the connection).
         """
         cluster, secret = self._cluster_credentials(cluster, secret)
         if max_jobs is not None and max_jobs < 0:
             raise InvalidArgument("max_jobs must be 0 (all) or more", field="max_jobs")
-        request = rainbow_pb2.ReceiveJobsRequest(cluster=cluster, secret=secret, maxJobs=max_jobs or 0)
+        request = rainbow_pb2.ReceiveJobsRequest(
+            cluster=cluster, secret=secret, maxJobs=max_jobs or 0, agent=agent or ""
+        )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
         status = _status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
