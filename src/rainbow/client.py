@@ -542,21 +542,24 @@ class RainbowClient:
         self,
         command: str | list[str],
         nodes: int = 1,
-        tasks: int = 1,
+        tasks: int | None = None,
         match_algo: str | None = None,
         select_algo: str | None = None,
         satisfy_only: bool = False,
         name: str | None = None,
         select_options: Mapping[str, Any] | None = None,
     ) -> SubmitResult:
-        """Submit a command as a simple jobspec (``nodes`` nodes, ``tasks`` tasks)."""
+        """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
+
+        The job is named ``name``, else after the command (``argv[0]``).
+        """
         if not command:
             raise InvalidArgument("a command is required", field="command")
         argv = shlex.split(command) if isinstance(command, str) else list(command)
-        jobspec = parse_jobspec(simple(argv, nodes=nodes, tasks=tasks, name=name))
+        jobspec = parse_jobspec(simple(argv, nodes=nodes, tasks=nodes if tasks is None else tasks, name=name))
         return self.submit_jobspec(
             jobspec,
-            name=name,
+            name=name or argv[0],
             match_algo=match_algo,
             select_algo=select_algo,
             select_options=select_options,

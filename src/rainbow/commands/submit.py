@@ -21,7 +21,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     what.add_argument("-c", "--command", help='command to run, quoted as one argument (e.g. "ior -b 4m")')
     what.add_argument("--jobspec", metavar="FILE", help="jobspec to submit (YAML or JSON)")
     submit.add_argument("-n", "--nodes", type=positive_int, default=1, help="nodes for --command (default 1)")
-    submit.add_argument("-t", "--tasks", type=positive_int, default=1, help="tasks for --command (default 1)")
+    submit.add_argument("-t", "--tasks", type=positive_int, help="tasks for --command (default: one per node)")
     submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
     submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the "
                         "server's)")
