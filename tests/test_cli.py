@@ -202,8 +202,8 @@ def test_errors_go_to_stderr_with_exit_codes(address, rainbow, tmp_path):
     err = rainbow("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES,
                   "--config-path", config, "--secret", "wrong", code=1).stderr
     assert err == "rainbow: error: wrong or missing registration secret\n"
-    err = rainbow("register", "cluster", "--nodes-json", NODES, "--config-path", config, code=1).stderr
-    assert "secret is required" in err and "scheduler.secret" in err
+    err = rainbow("register", "cluster", "--nodes-json", NODES, "--config-path", config, code=2).stderr
+    assert "--secret is required" in err and "scheduler.secret" in err
     err = rainbow("register", "cluster", "--cluster-name", "keebler", "--nodes-json",
                   str(tmp_path / "nope.json"), "--config-path", config, "--secret", REGISTRATION_SECRET,
                   code=1).stderr

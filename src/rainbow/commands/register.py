@@ -45,6 +45,9 @@ def run_cluster(args: argparse.Namespace) -> int:
     name = args.cluster_name or (config.cluster_name if config else None)
     if not name:
         usage_error(args, "--cluster-name is required (or cluster.name in the config file)")
+    if not (args.secret or (config.scheduler_secret if config else None)):
+        usage_error(args, "--secret is required (the server's registration secret, or scheduler.secret "
+                    "in the config file)")
     with make_client(args, config) as client:
         result = client.register(name, args.secret, Path(args.nodes_json), save=args.save)
     saved = str(config.path) if args.save and result.created and config is not None else None
