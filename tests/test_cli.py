@@ -69,7 +69,7 @@ def test_config_register_subsystem_state_submit_receive_delete(address, rainbow,
     created = yaml.safe_load(config.read_text())
     assert created["cluster"] == {"name": "keebler"}
     assert created["graphdatabase"]["host"] == address
-    assert created["scheduler"]["algorithms"] == {"selection": {"name": "random"}, "match": {"name": "match"}}
+    assert created["scheduler"]["algorithms"] == {"selection": {"name": "random"}}  # match: the server's
     assert created["clusters"] == []
 
     out = rainbow("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES,
@@ -133,6 +133,7 @@ def test_json_outputs(address, rainbow, tmp_path):
                         "--secret", REGISTRATION_SECRET)
     assert init["path"] == config and init["config"]["scheduler"]["secret"] == REGISTRATION_SECRET
     assert init["config"]["cluster"] == {}
+    assert "algorithms" not in init["config"]["scheduler"]  # the server decides
 
     # without --save the credentials are printed, and the register secret comes from scheduler.secret
     reg = rainbow.json("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES,

@@ -16,8 +16,9 @@ import grpc
 import pytest
 
 from rainbow.client import Job, RainbowClient
+from rainbow.config import RainbowConfig
 from rainbow.errors import InvalidArgument, PermissionDenied, Unavailable
-from rainbow.protos import rainbow_pb2, rainbow_pb2_grpc
+from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 
 Accept = rainbow_pb2.AcceptJobsResponse
 
@@ -30,6 +31,7 @@ class FlakyScheduler(rainbow_pb2_grpc.RainbowSchedulerServicer):
         self.calls = 0
         self.accepts: list[list[int]] = []
         self.peers: list[dict] = []
+        self.submits: list[rainbow_pb2.SubmitJobRequest] = []
 
     def UpdateState(self, request, context):
         self.calls += 1
@@ -49,6 +51,11 @@ class FlakyScheduler(rainbow_pb2_grpc.RainbowSchedulerServicer):
                                  f'"jobspec": "js", "command": "run {jobid}"}}')
         return reply
 
+    def SubmitJob(self, request, context):
+        self.submits.append(request)
+        return rainbow_pb2.SubmitJobResponse(jobid=7, cluster="keebler",
+                                             status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS)
+
     def AcceptJobs(self, request, context):
         ids = list(request.jobids)
         self.accepts.append(ids)
@@ -57,9 +64,23 @@ class FlakyScheduler(rainbow_pb2_grpc.RainbowSchedulerServicer):
         return Accept(status=Accept.RESULT_TYPE_ERROR if ids == [2] else Accept.RESULT_TYPE_SUCCESS)
 
 
-def serve(servicer, address="127.0.0.1:0", credentials=None):
+class RecordingGraph(memory_pb2_grpc.MemoryGraphServicer):
+    """Satisfy says every listed cluster matches; SubmitJob requests are kept (see FlakyScheduler)."""
+
+    def __init__(self) -> None:
+        self.matchers: list[str] = []
+
+    def Satisfy(self, request, context):
+        self.matchers.append(request.matcher)
+        return memory_pb2.SatisfyResponse(clusters=["keebler"], total_clusters=1, total_matches=1,
+                                          status=memory_pb2.SatisfyResponse.RESULT_TYPE_SUCCESS)
+
+
+def serve(servicer, address="127.0.0.1:0", credentials=None, graph=None):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(servicer, server)
+    if graph is not None:
+        memory_pb2_grpc.add_MemoryGraphServicer_to_server(graph, server)
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     server.start()
     return server, port
@@ -142,6 +163,26 @@ def test_partial_accept_returns_only_the_accepted_jobs(flaky):
         assert servicer.accepts == [[1, 2, 3], [1], [2], [3]]
         unaccepted = client.receive_jobs(cluster="c", secret="s", accept=False)
         assert [job.id for job in unaccepted] == [1, 2, 3] and len(servicer.accepts) == 4
+
+
+def test_algorithms_come_from_arguments_then_config_then_server(flaky, tmp_path):
+    scheduler, graph = FlakyScheduler(), RecordingGraph()
+    port = flaky(scheduler, graph=graph)
+    config = RainbowConfig({"clusters": [{"name": "keebler", "token": "t"}]}, tmp_path / "c.yaml")
+    with RainbowClient(f"127.0.0.1:{port}", config_file=config) as client:
+        assert client.submit_job("true").jobid == 7
+        client.submit_job("true", match_algo="range", select_algo="random", select_options={"k": 1})
+        config.set_algorithm("match", "range")
+        config.set_algorithm("selection", "constraint")
+        config.data["scheduler"]["algorithms"]["selection"]["options"] = {"priorities": "- priority: 1"}
+        client.submit_job("true")
+        client.submit_job("true", select_algo="random")
+    sent = [(r.select_algorithm, dict(r.select_options)) for r in scheduler.submits]
+    assert sent == [("", {}), ("random", {"k": "1"}), ("constraint", {"priorities": "- priority: 1"}),
+                    ("random", {})]
+    assert graph.matchers == ["", "range", "range", "range"]
+    assert [(c.name, c.token) for c in scheduler.submits[0].clusters] == [("keebler", "t")]
+    assert scheduler.submits[0].name == "true" and "true" in scheduler.submits[0].jobspec
 
 
 def test_status_field_failures_raise(flaky):

@@ -523,7 +523,7 @@ class RainbowClient:
         return self._satisfy(parsed, matcher)
 
     def _satisfy(self, jobspec: Jobspec, matcher: str | None) -> SatisfyResult:
-        matcher = matcher or (self.config.match_algorithm if self.config else "")
+        matcher = matcher or (self.config.configured_algorithm("match") if self.config else None) or ""
         reply = self._call(
             self.graph_stub.Satisfy, memory_pb2.SatisfyRequest(payload=jobspec.to_json(), matcher=matcher)
         )
@@ -578,7 +578,9 @@ class RainbowClient:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
 
         Asks the server which clusters match, then submits with the tokens the
-        config holds for them (``clusters``); the server selects one.
+        config holds for them (``clusters``); the server selects one. The match
+        and selection algorithms (and selection options) are the arguments, else
+        the ones the config file names, else the server's.
         """
         parsed, text = _jobspec_input(jobspec)
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
@@ -596,7 +598,7 @@ class RainbowClient:
                 field="clusters",
             )
         if select_algo is None and config is not None:
-            select_algo = config.selection_algorithm
+            select_algo = config.configured_algorithm("selection")
             if select_options is None:
                 select_options = config.selection_options
         request = rainbow_pb2.SubmitJobRequest(

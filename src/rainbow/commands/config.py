@@ -21,10 +21,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     init.add_argument("--config-path", default=DEFAULT_CONFIG_PATH, metavar="FILE",
                       help=f"file to create (default {DEFAULT_CONFIG_PATH})")
     init.add_argument("--cluster-name", help="name of this cluster (cluster.name)")
-    init.add_argument("--match-algorithm", default=DEFAULT_MATCH,
-                      help=f"match algorithm (default {DEFAULT_MATCH})")
-    init.add_argument("--select-algorithm", default=DEFAULT_SELECTION,
-                      help=f"selection algorithm (default {DEFAULT_SELECTION})")
+    init.add_argument("--match-algorithm", help="match algorithm to ask for (default: the server's)")
+    init.add_argument("--select-algorithm", help="selection algorithm to ask for (default: the server's)")
     init.add_argument("--secret", help="the server's registration secret (scheduler.secret)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(func=run_init, parser=init)
@@ -38,12 +36,19 @@ def run_init(args: argparse.Namespace) -> int:
     config = RainbowConfig.new(
         args.cluster_name or "",
         host=host,
-        match_algorithm=args.match_algorithm,
-        selection_algorithm=args.select_algorithm,
+        match_algorithm=args.match_algorithm or DEFAULT_MATCH,
+        selection_algorithm=args.select_algorithm or DEFAULT_SELECTION,
         path=path,
     )
     if not args.cluster_name:
         config.data["cluster"] = {}
+    # Only algorithms asked for are written: the others stay the server's choice.
+    algorithms = config.data["scheduler"]["algorithms"]
+    for kind, chosen in (("selection", args.select_algorithm), ("match", args.match_algorithm)):
+        if not chosen:
+            del algorithms[kind]
+    if not algorithms:
+        del config.data["scheduler"]["algorithms"]
     if args.secret:
         config.data["scheduler"]["secret"] = args.secret
     saved = config.save()
