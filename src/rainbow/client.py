@@ -296,7 +296,9 @@ class RainbowClient:
     :param key: client private key (PEM).
     :param ca_cert: CA bundle (PEM) that signed the server certificate; default the system roots.
     :param timeout: seconds each call may take (None: no deadline).
-    :param retries: how often a call that failed with UNAVAILABLE is retried (0-4).
+    :param retries: how often a call that failed with UNAVAILABLE is retried (0-4), after
+        ``initial_backoff`` seconds doubling up to ``max_backoff`` (with jitter); the same
+        backoff paces reconnecting to a server that went away.
     :param wait_for_ready: calls wait (up to ``timeout``) for the server to come up instead of failing.
     """
 
@@ -346,7 +348,6 @@ class RainbowClient:
             ("grpc.enable_retries", 1 if retries else 0),
             ("grpc.service_config", json.dumps(service_config(retries, initial_backoff, max_backoff))),
             ("grpc.initial_reconnect_backoff_ms", int(initial_backoff * 1000)),
-            ("grpc.min_reconnect_backoff_ms", int(initial_backoff * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
             *options,
         ]
