@@ -262,9 +262,11 @@ class Scheduler:
         job = self.store.get_job(job_id) if job_id > 0 else None
         if job is None:
             raise NotFound(f"job {job_id} does not exist", field="jobid")
+        # The token of the job's cluster, or of any cluster it could have been placed on
+        # (a re-placed job stays visible to whoever submitted it).
         with self._lock:
-            cluster = self._clusters.get(job.cluster)
-        if cluster is None or not credentials.check_secret(token, cluster.token_hash):
+            hashes = [self._clusters[c].token_hash for c in (job.cluster, *job.candidates) if c in self._clusters]
+        if not any(credentials.check_secret(token, h) for h in hashes):
             raise PermissionDenied(f"the token does not open job {job_id}", field="token")
         return job
 
@@ -424,7 +426,10 @@ class Scheduler:
                 return SubmitOutcome(None, [], None, reasons)
             detail = "; ".join(f"{c}: {r}" for c, r in reasons.items())
             raise FailedPrecondition(f"no listed cluster can run this job ({detail})", field="jobspec")
-        log.info("selection for job %r: %s", name or jobspec.name, selection.reason)
+        log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                 selection.reason)
+        for line in selection.trace:
+            log.debug("  %s", line)
         if satisfy_only:
             return SubmitOutcome(None, list(selection.clusters), selection, reasons)
         if not selection.clusters:
