@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_tls import make_ca, make_cert
 
 from conftest import EXAMPLES, REGISTRATION_SECRET, example, start_server_process, subprocess_env
 
@@ -227,3 +229,32 @@ def test_errors_go_to_stderr_with_exit_codes(address, rainbow, tmp_path):
     err = rainbow("receive", "--host", "127.0.0.1:1", "--cluster-name", "a", "--request-secret", "b",
                   "--timeout", "5", code=1).stderr
     assert err.startswith("rainbow: error: cannot reach the rainbow server at 127.0.0.1:1")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_flags_against_a_mutual_tls_server(rainbow, tmp_path):
+    ca = make_ca(tmp_path, "ca")
+    (server_key, server_cert), (key, cert) = (make_cert(tmp_path, "server", ca, server=True),
+                                              make_cert(tmp_path, "client", ca, server=False))
+    proc, address, _ = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET,
+                                            "--cert", str(server_cert), "--key", str(server_key),
+                                            "--ca-cert", str(ca[1]))
+    try:
+        config = str(tmp_path / "rainbow-config.yaml")
+        tls = ("--cert", str(cert), "--key", str(key), "--ca-cert", str(ca[1]))
+        rainbow("config", "init", "--cluster-name", "keebler", "--config-path", config, "--host", address)
+        out = rainbow("register", "cluster", "--nodes-json", NODES, "--config-path", config,
+                      "--secret", REGISTRATION_SECRET, "--save", *tls).stdout
+        assert out.startswith("Registered cluster keebler (REGISTER_SUCCESS)")
+        out = rainbow("update", "state", "--state-file", STATE, "--config-path", config, *tls).stdout
+        assert out.startswith("Updated state of cluster keebler")
+
+        err = rainbow("update", "state", "--state-file", STATE, "--config-path", config, "--timeout", "10",
+                      code=1).stderr
+        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}")
+        err = rainbow("receive", "--config-path", config, "--cert", str(cert), "--ca-cert", str(ca[1]),
+                      code=1).stderr
+        assert err == "rainbow: error: mutual TLS needs both a client certificate and its key\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

@@ -1,12 +1,12 @@
 """RainbowClient transport: retries on UNAVAILABLE, waiting for a server, TLS, odd server answers.
 
-These use small stand-in servers (the generated servicer base classes) so the
-behaviour under test can be forced exactly.
+Retries and odd answers use small stand-in servers (the generated servicer base
+classes) so the behaviour under test can be forced exactly; TLS uses the real server.
 """
 
 from __future__ import annotations
 
-import datetime
+import shutil
 import socket
 import threading
 import time
@@ -14,11 +14,17 @@ from concurrent import futures
 
 import grpc
 import pytest
+from test_tls import make_ca, make_cert
 
 from rainbow.client import Job, RainbowClient
 from rainbow.config import RainbowConfig
 from rainbow.errors import InvalidArgument, PermissionDenied, Unavailable
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
+
+from conftest import EXAMPLES, REGISTRATION_SECRET
+
+NODES = EXAMPLES / "cluster-nodes.json"
+JOBSPEC = EXAMPLES / "jobspec-constraint.yaml"
 
 Accept = rainbow_pb2.AcceptJobsResponse
 
@@ -30,12 +36,10 @@ class FlakyScheduler(rainbow_pb2_grpc.RainbowSchedulerServicer):
         self.failures = failures
         self.calls = 0
         self.accepts: list[list[int]] = []
-        self.peers: list[dict] = []
         self.submits: list[rainbow_pb2.SubmitJobRequest] = []
 
     def UpdateState(self, request, context):
         self.calls += 1
-        self.peers.append(context.auth_context())
         if self.calls <= self.failures:
             context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
         return rainbow_pb2.UpdateStateResponse(status=rainbow_pb2.UpdateStateResponse.UPDATE_STATE_SUCCESS)
@@ -192,85 +196,54 @@ def test_status_field_failures_raise(flaky):
     assert "REGISTER_DENIED" in err.value.message
 
 
-# -- TLS -------------------------------------------------------------------
+# -- TLS (against the real server; certificates from test_tls's openssl helpers) ---------------
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
     directory = tmp_path_factory.mktemp("pki")
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def issue(common_name, issuer=None, issuer_key=None, ca=False, names=()):
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer.subject if issuer else subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
-        cert = builder.sign(issuer_key or key, hashes.SHA256())
-        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        return cert, key, cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-    import ipaddress
-
-    ca, ca_key, ca_pem, _ = issue("rainbow-test-ca", ca=True)
-    names = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    _, _, server_pem, server_key = issue("localhost", ca, ca_key, names=names)
-    _, _, client_pem, client_key = issue("cluster-keebler", ca, ca_key)
-    files = {}
-    for name, data in [("ca.pem", ca_pem), ("server.pem", server_pem), ("server.key", server_key),
-                       ("client.pem", client_pem), ("client.key", client_key)]:
-        (directory / name).write_bytes(data)
-        files[name] = directory / name
-    return files
+    ca = make_ca(directory, "ca")
+    return {
+        "ca": ca,
+        "server": make_cert(directory, "server", ca, server=True),
+        "client": make_cert(directory, "client", ca, server=False),
+        "stranger": make_cert(directory, "stranger", make_ca(directory, "other-ca"), server=False),
+    }
 
 
-def test_mutual_tls(flaky, pki):
-    credentials = grpc.ssl_server_credentials(
-        [(pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())],
-        root_certificates=pki["ca.pem"].read_bytes(),
-        require_client_auth=True,
-    )
-    servicer = FlakyScheduler()
-    port = flaky(servicer, credentials=credentials)
-    with RainbowClient(f"localhost:{port}", cert=pki["client.pem"], key=pki["client.key"],
-                       ca_cert=pki["ca.pem"], retries=0, timeout=10) as client:
+def tls_server(server_factory, pki, mutual: bool):
+    (key, cert), ca = pki["server"], pki["ca"][1]
+    return server_factory(cert=str(cert), key=str(key), ca_cert=str(ca) if mutual else None)
+
+
+def test_mutual_tls(server_factory, pki):
+    port = tls_server(server_factory, pki, mutual=True).port
+    (key, cert), ca = pki["client"], pki["ca"][1]
+    with RainbowClient(f"localhost:{port}", cert=cert, key=key, ca_cert=ca, retries=0, timeout=10) as client:
         assert client.use_ssl
-        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
-    assert servicer.peers[-1]["x509_common_name"] == [b"cluster-keebler"]
+        assert client.register("keebler", REGISTRATION_SECRET, NODES).created
+        assert client.satisfy(JOBSPEC).clusters == ("keebler",)
 
-    # the server demands a client certificate: TLS alone is not enough
-    client = RainbowClient(f"localhost:{port}", ca_cert=pki["ca.pem"], retries=0, timeout=10)
-    with client, pytest.raises(Unavailable):
-        client.update_state("c", {"a": 1}, "s")
-    # a plaintext client cannot talk to a TLS server
-    client = RainbowClient(f"localhost:{port}", retries=0, timeout=10)
-    with client, pytest.raises(Unavailable):
-        client.update_state("c", {"a": 1}, "s")
-    assert len(servicer.peers) == 1
+    stranger_key, stranger_cert = pki["stranger"]
+    refused = [
+        RainbowClient(f"localhost:{port}", ca_cert=ca),  # no client certificate
+        RainbowClient(f"localhost:{port}", cert=stranger_cert, key=stranger_key, ca_cert=ca),
+        RainbowClient(f"localhost:{port}"),  # plaintext
+    ]
+    for client in refused:
+        with client, pytest.raises(Unavailable):
+            client.satisfy(JOBSPEC)
 
 
-def test_server_only_tls_and_bad_settings(flaky, pki, tmp_path):
-    pair = (pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())
-    credentials = grpc.ssl_server_credentials([pair])
-    port = flaky(FlakyScheduler(), credentials=credentials)
-    with RainbowClient(f"127.0.0.1:{port}", use_ssl=True, ca_cert=pki["ca.pem"], timeout=10) as client:
-        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
+def test_server_only_tls_and_bad_settings(server_factory, pki, tmp_path):
+    port = tls_server(server_factory, pki, mutual=False).port
+    with RainbowClient(f"127.0.0.1:{port}", use_ssl=True, ca_cert=pki["ca"][1], timeout=10) as client:
+        assert client.register("keebler", REGISTRATION_SECRET, NODES).created
+    untrusting = RainbowClient(f"127.0.0.1:{port}", use_ssl=True, retries=0, timeout=10)
+    with untrusting, pytest.raises(Unavailable):  # the system roots do not trust the test CA
+        untrusting.satisfy(JOBSPEC)
 
     with pytest.raises(InvalidArgument, match="key"):
-        RainbowClient(cert=pki["client.pem"])
+        RainbowClient(cert=pki["client"][1])
     with pytest.raises(InvalidArgument, match=r"missing\.pem"):
         RainbowClient(ca_cert=tmp_path / "missing.pem")
