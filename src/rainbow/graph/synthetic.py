@@ -78,7 +78,7 @@ def tree_jgf(root: Vertex, dialect: str = "rainbow") -> tuple[dict[str, Any], li
 def subsystem_jgf(
     name: str, vertices: Sequence[dict[str, Any]], links: Sequence[tuple[str, int]]
 ) -> dict[str, Any]:
-    """A subsystem JGF: a root ``<name>0`` plus ``vertices`` (metadata dicts) as ``<name>1..``.
+    """A subsystem JGF: a root ``<name>0`` containing ``vertices`` (metadata dicts) as ``<name>1..``.
 
     ``links`` are ``(cluster vertex id, subsystem vertex number >= 1)`` pairs.
     """
@@ -88,7 +88,7 @@ def subsystem_jgf(
     for i, meta in enumerate(vertices, start=1):
         full = {"size": 1, "basename": meta.get("type", name), **meta}
         nodes[f"{name}{i}"] = {"label": f"{name}{i}", "metadata": full}
-    edges = []
+    edges = [{"source": f"{name}0", "target": f"{name}{i}", "relation": "contains"} for i in range(1, len(nodes))]
     for source, number in links:
         edges.append({"source": source, "target": f"{name}{number}", "relation": "contains"})
         edges.append({"source": f"{name}{number}", "target": source, "relation": "in"})
