@@ -34,10 +34,10 @@ FEATURES = ["shm", "nvme", "gpfs"]
 @st.composite
 def subtrees(draw, depth: int = 0) -> Vertex:
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
-        kind = draw(st.sampled_from(LEAVES + ["node"]))
+        kind = draw(st.sampled_from([*LEAVES, "node"]))
         size = draw(st.sampled_from([1, 1, 1, 2, 3])) if kind in ("memory", "gpu") else 1
         return Vertex(kind, size=size)
-    kind = draw(st.sampled_from(TYPES[:3] + ["node", "socket"]))
+    kind = draw(st.sampled_from([*TYPES[:3], "node", "socket"]))
     templates = draw(st.lists(subtrees(depth + 1), min_size=1, max_size=2))
     children: list[Vertex] = []
     for template in templates:
@@ -77,8 +77,10 @@ def requires(draw) -> list[dict]:
         else:
             entry = {"name": "feat", "field": "version"}
             bounds = draw(st.sampled_from(["min", "max", "both"]))
-            lo, hi = sorted(draw(st.lists(st.sampled_from(VERSIONS[:5]), min_size=2, max_size=2)),
-                            key=lambda v: tuple(int(x) for x in (v + ".0.0").split(".")[:3]))
+            lo, hi = sorted(
+                draw(st.lists(st.sampled_from(VERSIONS[:5]), min_size=2, max_size=2)),
+                key=lambda v: tuple(int(x) for x in (v + ".0.0").split(".")[:3]),
+            )
             if bounds in ("min", "both"):
                 entry["min"] = lo
             if bounds in ("max", "both"):
@@ -157,7 +159,9 @@ def test_fast_matcher_agrees_with_reference(graph, jobspec):
 @st.composite
 def node_clusters(draw) -> ClusterGraph:
     """Flat clusters of a few heterogeneous node kinds (the shape real clusters have)."""
-    kinds = draw(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 2), st.integers(1, 4)), min_size=1, max_size=3))
+    kinds = draw(
+        st.lists(st.tuples(st.integers(1, 4), st.integers(0, 2), st.integers(1, 4)), min_size=1, max_size=3)
+    )
     nodes: list[Vertex] = []
     for cores, gpus, repeat in kinds:
         node = Vertex("node", children=[Vertex("core")] * cores + [Vertex("gpu")] * gpus)
@@ -182,11 +186,17 @@ def node_jobspecs(draw):
             inner.append({"type": "gpu", "count": draw(st.integers(1, 2))})
         group["with"] = inner
         if draw(st.integers(0, 2)) == 0:
-            group["requires"] = [draw(st.sampled_from([
-                {"name": "feat", "match": "shm"},
-                {"name": "feat", "field": "version", "min": "2"},
-                {"name": "feat", "field": "version", "max": "1.5"},
-            ]))]
+            group["requires"] = [
+                draw(
+                    st.sampled_from(
+                        [
+                            {"name": "feat", "match": "shm"},
+                            {"name": "feat", "field": "version", "min": "2"},
+                            {"name": "feat", "field": "version", "max": "1.5"},
+                        ]
+                    )
+                )
+            ]
         resources[f"g{i}"] = group
     if draw(st.integers(0, 3)) == 0:
         resources["pool"] = {"type": draw(st.sampled_from(["core", "gpu"])), "count": draw(st.integers(1, 6))}

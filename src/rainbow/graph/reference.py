@@ -28,7 +28,9 @@ class BudgetExceeded(RuntimeError):
     """The brute force needed more steps than allowed."""
 
 
-def reference_match(graph: ClusterGraph, jobspec: Jobspec, algorithm: str = "match", budget: int = 2_000_000) -> bool:
+def reference_match(
+    graph: ClusterGraph, jobspec: Jobspec, algorithm: str = "match", budget: int = 2_000_000
+) -> bool:
     """True if the jobspec's units can all be placed on disjoint vertex units of ``graph``."""
     algo = get_match_algorithm(algorithm)
     algo.check_jobspec(jobspec)

@@ -88,7 +88,9 @@ def subsystem_jgf(
     for i, meta in enumerate(vertices, start=1):
         full = {"size": 1, "basename": meta.get("type", name), **meta}
         nodes[f"{name}{i}"] = {"label": f"{name}{i}", "metadata": full}
-    edges = [{"source": f"{name}0", "target": f"{name}{i}", "relation": "contains"} for i in range(1, len(nodes))]
+    edges = [
+        {"source": f"{name}0", "target": f"{name}{i}", "relation": "contains"} for i in range(1, len(nodes))
+    ]
     for source, number in links:
         edges.append({"source": source, "target": f"{name}{number}", "relation": "contains"})
         edges.append({"source": f"{name}{number}", "target": source, "relation": "in"})
