@@ -15,6 +15,9 @@ from rainbow.jgf import read_jgf
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 
 
+EXAMPLE_SUMMARY = {"cluster": 1, "rack": 1, "node": 3, "socket": 3, "core": 36}
+
+
 def nodes_example() -> dict:
     return json.loads((EXAMPLES / "cluster-nodes.json").read_text())
 
@@ -152,3 +155,61 @@ def test_read_jgf_keeps_metadata_on_request():
     assert data.n == 6
     assert data.metadata[1]["mount_point"] == "/dev/shm"
     assert len(data.edge_src) == 15
+
+
+@pytest.mark.parametrize("indent", [None, 2, "\t"])
+def test_streaming_reader_handles_any_layout(indent):
+    doc = nodes_example()
+    doc["graph"]["metadata"] = {"note": "x", "nodes": [1, 2]}
+    doc["extra"] = {"graph": "not this one"}
+    text = json.dumps(doc, indent=indent)
+    assert ClusterGraph.from_jgf(text).summary() == EXAMPLE_SUMMARY
+
+
+def test_escaped_ids_and_odd_edges():
+    text = json.dumps(
+        {
+            "graph": {
+                "nodes": {
+                    'r\\"0': {"label": "r", "metadata": {"type": "cluster"}},
+                    "n\u00e91": {"label": "n", "metadata": {"type": "node", "size": 2.0}},
+                },
+                "edges": [
+                    {"relation": "contains", "source": 'r\\"0', "target": "n\u00e91"},
+                    {"source": 'r\\"0', "target": "n\u00e91", "relation": "in", "metadata": {"a": 1}},
+                ],
+            }
+        },
+        ensure_ascii=True,
+    )
+    graph = ClusterGraph.from_jgf(text)
+    assert graph.summary() == {"cluster": 1, "node": 2}
+    assert 'r\\"0' in graph.state.ids
+
+
+def test_missing_vertex_position_in_canonical_edges():
+    doc = small()
+    doc["graph"]["edges"].insert(3, {"source": "1", "target": "77", "relation": "in"})
+    with pytest.raises(InvalidArgument, match=r"graph.edges\[3\]: target '77' is not a vertex"):
+        ClusterGraph.from_jgf(json.dumps(doc, separators=(",", ":")))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}},}, "edges": []}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": [,]}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": []}} x',
+        '{"graph": {"nodes": {"0" {"metadata": {"type": "a"}}}}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": [{"source": "0"]}}',
+        '{"graph": {"nodes": [{"id": "0", "metadata": {"type": "a"}}] "edges": []}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": 5}}',
+        '{"graph": {"nodes": "x"}}',
+        '{"graph": []}',
+        '{"graf": {}}',
+        '{"graph": {"nodes": [{"id": "0", "metadata": {"type": "a"}}, 3]}}',
+    ],
+)
+def test_malformed_text(text):
+    with pytest.raises(InvalidArgument):
+        ClusterGraph.from_jgf(text)

@@ -13,7 +13,8 @@ import os
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rainbow.graph import ClusterGraph, match
+from rainbow.graph import ClusterGraph, compile_plan, get_match_algorithm, match
+from rainbow.graph.match import _decide
 from rainbow.graph.reference import BudgetExceeded, reference_match
 from rainbow.graph.synthetic import Vertex, subsystem_jgf, tree_jgf
 from rainbow.jobspec import parse_jobspec
@@ -148,6 +149,8 @@ def agree(graph: ClusterGraph, jobspec) -> None:
     assert result.ok == expected, (result, jobspec.resources)
     if not result.ok:
         assert result.reason
+    searched = _decide(graph.state, compile_plan(jobspec), get_match_algorithm("match"), summary=False)
+    assert searched.ok == expected, (searched, jobspec.resources)
 
 
 @SETTINGS

@@ -13,10 +13,15 @@ and tries every assignment of requested units to vertices by backtracking:
   one of its subsystem links.
 
 Exponential by design; use it on small graphs only.  ``budget`` bounds the
-number of search steps (:class:`BudgetExceeded` when it runs out).
+number of steps (vertices visited plus assignments tried) and ``deadline`` (a
+``time.monotonic()`` value) the time; :class:`BudgetExceeded` when either runs out.
 """
 
 from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import Any
 
 from rainbow.graph.algorithms import get_match_algorithm
 from rainbow.graph.match import compile_plan
@@ -29,7 +34,11 @@ class BudgetExceeded(RuntimeError):
 
 
 def reference_match(
-    graph: ClusterGraph, jobspec: Jobspec, algorithm: str = "match", budget: int = 2_000_000
+    graph: ClusterGraph,
+    jobspec: Jobspec,
+    algorithm: str = "match",
+    budget: int = 2_000_000,
+    deadline: float | None = None,
 ) -> bool:
     """True if the jobspec's units can all be placed on disjoint vertex units of ``graph``."""
     algo = get_match_algorithm(algorithm)
@@ -41,10 +50,18 @@ def reference_match(
     used = [0] * n
     steps = [0]
 
+    def tick() -> None:
+        steps[0] += 1
+        if steps[0] > budget:
+            raise BudgetExceeded(f"more than {budget} steps")
+        if deadline is not None and not steps[0] & 1023 and time.monotonic() > deadline:
+            raise BudgetExceeded("out of time")
+
     def topmost(kind: str, scope: int) -> list[int]:
         found: list[int] = []
         stack = [state.root] if scope < 0 else list(state.children(scope))
         while stack:
+            tick()
             v = stack.pop()
             if types[state.type_of[v]] == kind:
                 found.append(v)
@@ -61,34 +78,58 @@ def reference_match(
                 return False
         return True
 
-    candidates: dict[tuple[int, int], list[int]] = {}
+    candidates: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
 
-    def options(q: int, scope: int) -> list[int]:
+    def options(q: int, scope: int) -> tuple[list[int], list[int]]:
+        """Qualifying vertices in order, and for each position the units (sizes) from there on."""
         key = (q, scope)
         if key not in candidates:
-            candidates[key] = [v for v in topmost(plan.requests[q].type, scope) if qualifies(v, q)]
+            found = [v for v in topmost(plan.requests[q].type, scope) if qualifies(v, q)]
+            suffix = [0] * (len(found) + 1)
+            for i in range(len(found) - 1, -1, -1):
+                suffix[i] = suffix[i + 1] + state.size_of[found[i]]
+            candidates[key] = (found, suffix)
         return candidates[key]
 
-    def solve(tasks: list[tuple[int, int, int, int]]) -> bool:
-        steps[0] += 1
-        if steps[0] > budget:
-            raise BudgetExceeded(f"more than {budget} steps")
-        if not tasks:
+    # Depth-first search over "tasks" (request, scope vertex, units left, lowest vertex),
+    # kept as a linked list of tuples so a step costs O(children), with an explicit
+    # stack of choice points instead of recursion (a big job has a million units).
+    # Units of one (request, scope) are interchangeable: they are taken in vertex order.
+    tasks: Any = None
+    for q in reversed(plan.top):
+        tasks = ((q, -1, plan.requests[q].count, 0), tasks)
+    stack: list[list[Any]] = []
+    while True:
+        while tasks is not None and tasks[0][2] == 0:
+            tasks = tasks[1]
+        if tasks is None:
             return True
         q, scope, left, lowest = tasks[0]
-        rest = tasks[1:]
-        if left == 0:
-            return solve(rest)
-        # Units of one (request, scope) are interchangeable: take them in vertex order.
-        for v in options(q, scope):
-            if v < lowest or used[v] >= state.size_of[v]:
+        choices, suffix = options(q, scope)
+        start = bisect_left(choices, lowest)
+        # The one shortcut: not even all units from here on (used or not) would be enough.
+        rest_choices = choices[start:] if suffix[start] >= left else []
+        stack.append([tasks, iter(rest_choices), -1])
+        while True:
+            frame = stack[-1]
+            if frame[2] >= 0:
+                used[frame[2]] -= 1
+                frame[2] = -1
+            here = frame[0]
+            q, scope, left, lowest = here[0]
+            for v in frame[1]:
+                tick()
+                if used[v] < state.size_of[v]:
+                    break
+            else:
+                stack.pop()
+                if not stack:
+                    return False
                 continue
             used[v] += 1
-            children = [(k, v, plan.requests[k].count, 0) for k in plan.requests[q].children]
-            if solve([(q, scope, left - 1, v), *children, *rest]):
-                used[v] -= 1
-                return True
-            used[v] -= 1
-        return False
-
-    return solve([(q, -1, plan.requests[q].count, 0) for q in plan.top])
+            frame[2] = v
+            rest = here[1]
+            for k in reversed(plan.requests[q].children):
+                rest = ((k, v, plan.requests[k].count, 0), rest)
+            tasks = ((q, scope, left - 1, v), rest)
+            break
