@@ -16,6 +16,7 @@ a request before any of that when a type is simply too scarce.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import product
@@ -51,6 +52,7 @@ class PlanRequest:
     children: tuple[int, ...]
     text: str
     label: str | None
+    shape: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,13 @@ def compile_plan(jobspec: Jobspec) -> Plan:
         requests.append(None)
         bound = factor * request.count
         children = tuple(add(child, bound) for child in request.with_)
+        signature = (
+            request.type,
+            tuple(sorted({r.key() for r in request.requires}, key=repr)),
+            tuple(sorted((requests[k].shape, requests[k].count) for k in children)),  # type: ignore[union-attr]
+        )
         requests[idx] = PlanRequest(
+            shape=_shape_id(signature),
             idx=idx,
             type=request.type,
             count=request.count,
@@ -190,6 +198,26 @@ def _make_plan(
         len({flat[q].type for q in comp}) == 1 and len(comp) <= _MAX_HALL for comp in components
     )
     return Plan(tuple(flat), top, tuple(demand.items()), tuple(components), simple, kinds, kind_of, pools)
+
+
+_SHAPES: dict[tuple, int] = {}
+_SHAPE_COUNTER = itertools.count(1)
+_MAX_SHAPES = 1_000_000
+
+
+def _shape_id(signature: tuple) -> int:
+    """A process-wide id for a request subtree's shape (type, requires, children and counts).
+
+    Capacities depend only on the shape, so they are cached per graph under this
+    id and shared by every jobspec that asks for the same thing.  0 (no caching)
+    once the table is full.
+    """
+    hit = _SHAPES.get(signature)
+    if hit is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            return 0
+        hit = _SHAPES.setdefault(signature, next(_SHAPE_COUNTER))
+    return hit
 
 
 def _kinds(flat: list[PlanRequest]) -> tuple[tuple[Kind, ...], tuple[int, ...]]:
@@ -421,9 +449,15 @@ class _Evaluator:
         return self.topmost(root, tid)
 
     def cap(self, c: int, q: int) -> int:
-        """Units a class-``c`` vertex can give request ``q`` on its own (``q`` separable)."""
-        key = ("cap", c, q)
-        hit = self.memo.get(key)
+        """Units a class-``c`` vertex can give request ``q`` on its own (``q`` separable).
+
+        Cached on the graph state by request shape, so repeated and similar
+        jobspecs reuse it.
+        """
+        shape = self.reqs[q].shape
+        key = ("cap", c, shape, self.algorithm.name) if shape else ("cap", c, q, id(self))
+        cache = self.state.cache if shape else self.memo
+        hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[return-value]
         units = 0
@@ -435,7 +469,7 @@ class _Evaluator:
                 units = min(units, have // self.reqs[k].count)
                 if not units:
                     break
-        self.memo[key] = units  # type: ignore[assignment]
+        cache[key] = units  # type: ignore[assignment]
         return units
 
     def summary_decision(self) -> tuple[bool, str | None] | None:
