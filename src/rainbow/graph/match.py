@@ -16,6 +16,7 @@ a request before any of that when a type is simply too scarce.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -268,11 +269,17 @@ class _Evaluator:
         self.algorithm = algorithm
         self.rtype = [state.type_index.get(r.type, -1) for r in plan.requests]
         self.kinds = plan.kinds
-        self.ktype = [state.type_index.get(k.type, -1) for k in plan.kinds]
-        self.bound = [k.bound for k in plan.kinds]
         self.memo: dict[tuple, list[Vec]] = {}
         self._elig: dict[tuple[int, int], bool] = {}
         self._kelig: dict[tuple[int, int], bool] = {}
+
+    @functools.cached_property
+    def ktype(self) -> list[int]:
+        return [self.state.type_index.get(k.type, -1) for k in self.kinds]
+
+    @functools.cached_property
+    def bound(self) -> list[int]:
+        return [k.bound for k in self.kinds]
 
     # -- requirements ----------------------------------------------------------
     def requirement_ok(self, c: int, req: Requirement) -> bool:
@@ -554,19 +561,37 @@ class _Evaluator:
 
     def requires_reason(self) -> str | None:
         """``no node with io type=shm`` when no vertex of a request's type meets its requires."""
-        classes = self.classes
+        cache = self.state.cache
         for req in self.reqs:
             if not req.requires:
                 continue
-            tid = self.rtype[req.idx]
-            candidates = [c for c in range(classes.n) if classes.type_of[c] == tid]
-            if any(self.eligible(c, req.idx) for c in candidates):
-                continue
-            for r in req.requires:
-                if not any(self.requirement_ok(c, r) for c in candidates):
-                    return f"no {req.type} with {r.describe()}"
-            return f"no {req.type} with " + " and ".join(r.describe() for r in req.requires)
+            key = ("no-vertex", req.shape or id(req), self.algorithm.name)
+            reason = cache.get(key) if req.shape else None
+            if reason is None:
+                reason = self._missing(req)
+                if req.shape:
+                    cache[key] = reason
+            if reason:
+                return reason
         return None
+
+    def _missing(self, req: PlanRequest) -> str:
+        tid = self.rtype[req.idx]
+        candidates = self.classes_of(tid)
+        if any(self.eligible(c, req.idx) for c in candidates):
+            return ""
+        for r in req.requires:
+            if not any(self.requirement_ok(c, r) for c in candidates):
+                return f"no {req.type} with {r.describe()}"
+        return f"no {req.type} with " + " and ".join(r.describe() for r in req.requires)
+
+    def classes_of(self, tid: int) -> tuple[int, ...]:
+        key = ("classes-of", tid)
+        hit = self.state.cache.get(key)
+        if hit is None:
+            classes = self.classes
+            hit = self.state.cache[key] = tuple(c for c in range(classes.n) if classes.type_of[c] == tid)
+        return hit
 
 
 def _nests(state: GraphState, tid: int) -> bool:
