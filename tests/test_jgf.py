@@ -213,3 +213,29 @@ def test_missing_vertex_position_in_canonical_edges():
 def test_malformed_text(text):
     with pytest.raises(InvalidArgument):
         ClusterGraph.from_jgf(text)
+
+
+@pytest.mark.parametrize("bad", [["core"], {"a": 1}, 3, "", None, True])
+def test_bad_vertex_types_in_text(bad):
+    doc = small()
+    doc["graph"]["nodes"]["1"]["metadata"]["type"] = bad
+    with pytest.raises(InvalidArgument, match=r"graph.nodes\['1'\].metadata.type"):
+        ClusterGraph.from_jgf(json.dumps(doc))
+
+
+@pytest.mark.parametrize("size,ok", [(True, False), (2.0, True), (2.5, False), (0, True), ("1", False)])
+def test_vertex_sizes_in_text(size, ok):
+    doc = small()
+    doc["graph"]["nodes"]["3"]["metadata"]["size"] = size
+    if ok:
+        assert ClusterGraph.from_jgf(json.dumps(doc)).summary()["core"] == 3 + int(size)
+    else:
+        with pytest.raises(InvalidArgument, match="size"):
+            ClusterGraph.from_jgf(json.dumps(doc))
+
+
+def test_duplicate_vertex_ids_in_text():
+    text = json.dumps(small())
+    text = text.replace('"nodes": {', '"nodes": {"1": {"label": "1", "metadata": {"type": "x"}}, ', 1)
+    with pytest.raises(InvalidArgument, match="duplicate"):
+        ClusterGraph.from_jgf(text)

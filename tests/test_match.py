@@ -278,3 +278,17 @@ def test_pool_with_requires_and_scarce_nodes():
     assert match(graph, js) == MatchResult(False, "no core with x type=y")
     both = spec(a=group("node", 2, group("core", 3)), b=group("node", 1, group("core", 1)))
     assert match(graph, both) == MatchResult(False, "needs 3 node, has 2")
+
+
+def test_register_algorithm():
+    from rainbow.graph import MatchAlgorithm, register_match_algorithm
+
+    custom = MatchAlgorithm("versions-only", "range entries", frozenset({"range"}))
+    register_match_algorithm(custom)
+    register_match_algorithm(custom)
+    assert get_match_algorithm("versions-only") is custom
+    with pytest.raises(InvalidArgument, match="already registered"):
+        register_match_algorithm(MatchAlgorithm("match", "again", frozenset({"match"})))
+    with pytest.raises(InvalidArgument, match="unknown requirement kinds"):
+        register_match_algorithm(MatchAlgorithm("odd", "odd", frozenset({"regex"})))
+    del MATCH_ALGORITHMS["versions-only"]

@@ -21,6 +21,7 @@ form are matched by one regular expression, which only accepts valid JSON.
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 from array import array
 from collections.abc import Mapping
@@ -249,7 +250,9 @@ class _Stream:
     def __init__(self, text: str, reader: _Reader) -> None:
         self.s = text
         self.reader = reader
-        self.decode = json.JSONDecoder().raw_decode
+        decoder = json.JSONDecoder()
+        self.decode = decoder.raw_decode
+        self.scan = json.scanner.make_scanner(decoder)  # type: ignore[attr-defined]
 
     def fail(self, i: int, what: str, where: str = "graph") -> InvalidArgument:
         return InvalidArgument(f"{where}: not valid JSON: {what} at offset {i}", field="graph")
@@ -365,8 +368,11 @@ class _Stream:
     def rainbow_nodes(self, i: int) -> int:
         """The ``{id: {label, metadata}, ...}`` object at ``i``: one C decode per vertex."""
         s = self.s
-        decode = self.decode
-        vertex = self.reader.vertex
+        scan = self.scan
+        reader = self.reader
+        index, type_ids, ids = reader.index, reader.type_ids, reader.ids
+        type_add, size_add = reader.type_of.append, reader.size_of.append
+        fast = reader.metadata is None
         key_at = _KEY.match
         sep_at = _OBJ_SEP.match
         i = self.ws(i + 1)
@@ -379,10 +385,22 @@ class _Stream:
             else:
                 key, i = m.group(1), m.end()
             try:
-                node, i = decode(s, i)
-            except (ValueError, RecursionError):
+                node, i = scan(s, i)
+            except (StopIteration, ValueError, RecursionError):
                 node, i = self.value(i, _vertex_ref(key))
-            vertex(key, node, _vertex_ref(key))
+            # The common case inline (a plain type, an int size, a new id); anything
+            # else goes through reader.vertex, which checks and explains.
+            meta = node.get("metadata") if fast and type(node) is dict else None
+            kind = meta.get("type") if type(meta) is dict else None
+            size = meta.get("size", 1) if type(kind) is str else None  # type: ignore[union-attr]
+            tid = type_ids.get(kind) if type(size) is int and size >= 0 else None  # type: ignore[operator]
+            if tid is None or key in index:
+                reader.vertex(key, node, _vertex_ref(key))
+            else:
+                index[key] = len(ids)
+                ids.append(key)
+                type_add(tid)
+                size_add(size)
             m = sep_at(s, i)
             if m is None:
                 raise self.fail(i, "expected ',' or '}'", "graph.nodes")
@@ -403,17 +421,22 @@ class _Stream:
         src_add, dst_add, pos_add = reader.edge_src.append, reader.edge_dst.append, reader.edge_pos.append
         n = reader.n_edges
         expect = i
+        last_a = last_b = None
         for m in _EDGE_ITEM.finditer(s, i):
             if m.start() != expect:
                 break
             a, b, relation, sep = m.groups()
-            sa, sb = get(a), get(b)
-            if sa is None or sb is None:
-                break
             if relation == "contains":
+                sa, sb = get(a), get(b)
+                if sa is None or sb is None:
+                    break
                 src_add(sa)
                 dst_add(sb)
                 pos_add(n)
+                last_a, last_b = a, b
+            elif not (a == last_b and b == last_a) and (get(a) is None or get(b) is None):
+                # (an "in" edge reversing the previous one names vertices just checked)
+                break
             n += 1
             expect = m.end()
             if sep == "]":

@@ -5,12 +5,18 @@ is a deliberately naive implementation of the same rules that the property
 tests compare this one with.
 
 How it is fast: the graph is folded into classes of identical subtrees
-(:mod:`rainbow.graph.model`), and the question "which vectors of units can this
-subtree provide to the active requests" is answered once per (class, active
-requests) as a small Pareto set, clamped at what the jobspec could ever ask.
-A class repeated m times contributes the m-fold sum of its set, computed by
-doubling, so 16,384 identical nodes cost as much as one.  Summary counts reject
-a request before any of that when a type is simply too scarce.
+(:mod:`rainbow.graph.model`) and everything below works on classes with
+multiplicities, never on single vertices.  Three steps, each exact:
+
+1. totals: a type the jobspec needs more units of than the cluster has;
+2. the summary path: per-class capacities (how many units of a request one
+   vertex of the class can give), summed over candidate classes, with Hall's
+   condition when several groups compete for the same vertices;
+3. the search, for jobspecs outside step 2: for each (class, active request
+   kinds) the set of unit vectors the subtree can provide, as a small Pareto set
+   clamped at what the jobspec could ever ask; a class repeated m times
+   contributes the m-fold sum (by doubling), so 16,384 identical nodes cost as
+   much as one.
 """
 
 from __future__ import annotations
