@@ -14,8 +14,12 @@ class Limits:
     max_jgf_vertices: int = 4_000_000
     max_jgf_edges: int = 8_000_000
     max_jobspec_bytes: int = 1 * MiB
-    max_jobspec_depth: int = 32
     max_state_bytes: int = 64 * 1024
     max_state_keys: int = 512
     max_receive_jobs: int = 100_000
     max_name_length: int = 256
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"limit {name} must be a positive integer, not {value!r}")

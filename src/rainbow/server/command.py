@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from rainbow.limits import Limits, MiB
 from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
 
 # Go server levels 0..5 -> Python logging levels.
@@ -42,6 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-timeout", type=float, default=600.0,
                         help="seconds of silence after which a cluster is unreachable (0: never; default 600)")
     parser.add_argument("--workers", type=int, default=16, help="worker threads for store and match work")
+    defaults = Limits()
+    limits = parser.add_argument_group("limits (past them: RESOURCE_EXHAUSTED)")
+    limits.add_argument("--max-message-mb", type=int, default=defaults.max_message_bytes // MiB,
+                        help="largest gRPC message in MiB (default %(default)s; a 16k-node JGF is ~300)")
+    limits.add_argument("--max-vertices", type=int, default=defaults.max_jgf_vertices,
+                        help="most vertices in one JGF (default %(default)s)")
+    limits.add_argument("--max-edges", type=int, default=defaults.max_jgf_edges,
+                        help="most edges in one JGF (default %(default)s)")
+    limits.add_argument("--max-jobspec-kb", type=int, default=defaults.max_jobspec_bytes // 1024,
+                        help="largest jobspec in KiB (default %(default)s)")
+    limits.add_argument("--max-state-kb", type=int, default=defaults.max_state_bytes // 1024,
+                        help="largest UpdateState payload in KiB (default %(default)s)")
+    limits.add_argument("--max-state-keys", type=int, default=defaults.max_state_keys,
+                        help="most keys in one UpdateState payload (default %(default)s)")
+    limits.add_argument("--max-receive-jobs", type=int, default=defaults.max_receive_jobs,
+                        help="most jobs handed out by one ReceiveJobs (default %(default)s)")
     parser.add_argument("--cert", help="server certificate (PEM) for TLS")
     parser.add_argument("--key", help="server private key (PEM) for TLS")
     parser.add_argument("--ca-cert", help="CA certificate (PEM): require client certificates it signed (mutual TLS)")
@@ -64,6 +81,15 @@ def run(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         cluster_timeout=args.cluster_timeout,
         workers=args.workers,
+        limits=Limits(
+            max_message_bytes=args.max_message_mb * MiB,
+            max_jgf_vertices=args.max_vertices,
+            max_jgf_edges=args.max_edges,
+            max_jobspec_bytes=args.max_jobspec_kb * 1024,
+            max_state_bytes=args.max_state_kb * 1024,
+            max_state_keys=args.max_state_keys,
+            max_receive_jobs=args.max_receive_jobs,
+        ),
         cert=args.cert,
         key=args.key,
         ca_cert=args.ca_cert,
