@@ -10,6 +10,8 @@ from rainbow.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rainbow import demo
+    from rainbow.agent import command as agent_command
     from rainbow.server import command as server_command
 
     parser = argparse.ArgumentParser(prog="rainbow", description="Rainbow multi-cluster scheduler")
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     server = commands.add_parser("server", help="run the rainbow scheduler server")
     server_command.add_arguments(server)
     server.set_defaults(func=server_command.run)
+    agent_command.add_parser(commands)
+    demo.add_parser(commands)
     return parser
 
 
