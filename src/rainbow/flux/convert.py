@@ -47,7 +47,7 @@ def to_flux_jobspec(
         :class:`rainbow.jobspec.Jobspec`, in either dialect.
     :param jobid: the rainbow job id (tagged as ``attributes.user.rainbow.jobid``).
     :param cluster: the cluster name (tagged as ``attributes.user.rainbow.cluster``).
-    :param name: the job name, when the jobspec has none.
+    :param name: the job name (a V1 jobspec's own ``system.job.name`` is kept).
     :param environment: the base environment; the jobspec's own
         ``environment`` is laid over it, and ``RAINBOW_JOBID``/``RAINBOW_CLUSTER`` are added.
     :param cwd: the working directory when the jobspec sets none.
@@ -62,7 +62,7 @@ def to_flux_jobspec(
         raise InvalidArgument("tasks[0].command: the job has no command to run", field="tasks")
     attributes = spec.setdefault("attributes", {})
     system = attributes.setdefault("system", {})
-    if "duration" not in system or system["duration"] is None:
+    if not system.get("duration"):
         system["duration"] = float(duration or 0.0)
     own_env = system.get("environment") or {}
     if not isinstance(own_env, Mapping):
@@ -75,9 +75,9 @@ def to_flux_jobspec(
     }
     if not system.get("cwd") and cwd:
         system["cwd"] = cwd
-    job_name = name or parsed.name
-    if job_name:
-        system.setdefault("job", {}).setdefault("name", job_name)
+    own_name = parsed.dialect == "v1" and ((system.get("job") or {}).get("name"))
+    if name and not own_name:
+        system.setdefault("job", {})["name"] = name
     attributes.setdefault("user", {})[USER_KEY] = {"jobid": int(jobid), "cluster": cluster}
     spec["version"] = 1
     return spec

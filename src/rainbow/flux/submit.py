@@ -8,7 +8,8 @@ which picks a cluster, instead of to the local queue.
 
 Two differences, because the job may run on another cluster: the environment
 holds only the variables given with ``--env``/``--env-file`` (not a copy of
-this shell's), and the working directory is kept only with ``--keep-cwd``.
+this shell's), resource limits only those given with ``--rlimit`` (not this
+shell's), and the working directory is kept only with ``--keep-cwd``.
 """
 
 from __future__ import annotations
@@ -34,13 +35,20 @@ def _parser_and_command() -> tuple[Any, argparse.ArgumentParser]:
 
 def build_jobspec(command: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The V1 jobspec ``flux submit`` would build from ``args``, trimmed for another cluster."""
-    explicit_env = list(args.env or [])
-    args.env = ["-*", *explicit_env]
+    args.env = ["-*", *(args.env or [])]
+    args.rlimit = ["-*", *(args.rlimit or [])]
     jobspec = command.jobspec_create(args)
     spec = json.loads(jobspec.dumps())
     system = spec.setdefault("attributes", {}).setdefault("system", {})
     if not system.get("environment"):
         system.pop("environment", None)
+    options = system.get("shell", {}).get("options", {})
+    if "rlimit" in options and not options["rlimit"]:
+        del options["rlimit"]
+        if not options:
+            system["shell"].pop("options")
+        if not system["shell"]:
+            system.pop("shell")
     if not args.keep_cwd:
         system.pop("cwd", None)
     return spec

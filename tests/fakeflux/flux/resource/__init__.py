@@ -66,14 +66,14 @@ class ResourceSet:
         kept = {rank: c for rank, c in cores.items() if c}
         self._ranks = sorted(kept)
         self._hosts = [host_of.get(rank, "") for rank in self._ranks]
+        groups: dict[str, list[int]] = {}
+        for rank, c in sorted(kept.items()):
+            children = {"core": _encode(c), **({"gpu": _encode(gpus[rank])} if gpus.get(rank) else {})}
+            groups.setdefault(json.dumps(children, sort_keys=True), []).append(rank)
         self._R = {
             "version": 1,
             "execution": {
-                "R_lite": [
-                    {"rank": str(rank), "children": {"core": _encode(c), **({"gpu": _encode(gpus[rank])}
-                                                                              if gpus.get(rank) else {})}}
-                    for rank, c in sorted(kept.items())
-                ],
+                "R_lite": [{"rank": _encode(ranks), "children": json.loads(key)} for key, ranks in groups.items()],
                 "starttime": execution.get("starttime", 0.0),
                 "expiration": execution.get("expiration", 0.0),
                 "nodelist": [",".join(self._hosts)],
