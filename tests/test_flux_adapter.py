@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, REGISTRATION_SECRET
 from rainbow.agent.executor import JobRejected, Submission
 from rainbow.flux.convert import to_flux_jobspec
 from rainbow.jobspec import simple
+
+from conftest import EXAMPLES, REGISTRATION_SECRET
 
 FAKE = Path(__file__).parent / "fakeflux"
 CALLS = json.loads((EXAMPLES / "flux" / "flux-python-calls.json").read_text())

@@ -7,10 +7,11 @@ import json
 import pytest
 import yaml
 
-from conftest import EXAMPLES
 from rainbow.errors import InvalidArgument
 from rainbow.flux.convert import default_environment, job_shape, rainbow_tag, to_flux_jobspec
 from rainbow.jobspec import simple
+
+from conftest import EXAMPLES
 
 CALLS = json.loads((EXAMPLES / "flux" / "flux-python-calls.json").read_text())
 FROM_COMMAND = CALLS[

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
 from rainbow.errors import InvalidArgument
 from rainbow.flux.resources import (
     encode_idset,
@@ -16,6 +15,8 @@ from rainbow.flux.resources import (
     r_summary,
     r_to_jgf,
 )
+
+from conftest import EXAMPLES
 
 FLUX = EXAMPLES / "flux"
 
