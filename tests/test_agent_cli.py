@@ -68,7 +68,7 @@ def test_agent_errors_are_one_line(tmp_path):
     result = run("-m", "rainbow", "agent", "--executor", "local", "--config-path", str(config_path), "--once")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"rainbow: error: the agent needs the secret of cluster 'nobody' (cluster.secret in the config; "
+        "rainbow: error: the agent needs the secret of cluster 'nobody' (cluster.secret in the config; "
         "register the cluster with --save to write it)"]
 
 
