@@ -49,6 +49,8 @@ _UNAVAILABLE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ENO
                                  errno.ETIMEDOUT, errno.EAGAIN})
 
 HISTORY_TIMEOUT = 60.0
+# poll(timeout=0) returns before the handle reads anything: give the stream a moment per pass.
+DRAIN_TIMEOUT = 0.02
 
 
 def open_handle(uri: str | None = None) -> Any:
@@ -152,7 +154,7 @@ class FluxExecutor(Executor):
         self._start_journal()
         while True:
             try:
-                event = self._journal.poll(timeout=0.0)
+                event = self._journal.poll(timeout=DRAIN_TIMEOUT)
             except TimeoutError:
                 return
             if event is None:
