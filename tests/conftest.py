@@ -56,7 +56,7 @@ class ServerThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         self.scheduler = open_scheduler(self.config)
-        server = RainbowServer(self.scheduler, "127.0.0.1:0", self.config.workers)
+        server = RainbowServer(self.scheduler, "127.0.0.1:0", self.config.workers, self.config.server_credentials())
         self.port = await server.start()
         self._ready.set()
         await self._stop.wait()

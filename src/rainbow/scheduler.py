@@ -120,6 +120,8 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
         data = json.loads(payload)
     except ValueError as exc:
         raise InvalidArgument(f"payload is not valid JSON: {exc}", field="payload") from None
+    except RecursionError:
+        raise InvalidArgument("payload is nested too deeply (state must be flat)", field="payload") from None
     if not isinstance(data, dict):
         raise InvalidArgument("payload must be a JSON object of key/value pairs", field="payload")
     if len(data) > limits.max_state_keys:
@@ -262,9 +264,11 @@ class Scheduler:
         job = self.store.get_job(job_id) if job_id > 0 else None
         if job is None:
             raise NotFound(f"job {job_id} does not exist", field="jobid")
+        # The token of the job's cluster, or of any cluster it could have been placed on
+        # (a re-placed job stays visible to whoever submitted it).
         with self._lock:
-            cluster = self._clusters.get(job.cluster)
-        if cluster is None or not credentials.check_secret(token, cluster.token_hash):
+            hashes = [self._clusters[c].token_hash for c in (job.cluster, *job.candidates) if c in self._clusters]
+        if not any(credentials.check_secret(token, h) for h in hashes):
             raise PermissionDenied(f"the token does not open job {job_id}", field="token")
         return job
 
@@ -424,7 +428,10 @@ class Scheduler:
                 return SubmitOutcome(None, [], None, reasons)
             detail = "; ".join(f"{c}: {r}" for c, r in reasons.items())
             raise FailedPrecondition(f"no listed cluster can run this job ({detail})", field="jobspec")
-        log.info("selection for job %r: %s", name or jobspec.name, selection.reason)
+        log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                 selection.reason)
+        for line in selection.trace:
+            log.debug("  %s", line)
         if satisfy_only:
             return SubmitOutcome(None, list(selection.clusters), selection, reasons)
         if not selection.clusters:

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-timeout", type=float, default=600.0,
                         help="seconds of silence after which a cluster is unreachable (0: never; default 600)")
     parser.add_argument("--workers", type=int, default=16, help="worker threads for store and match work")
+    parser.add_argument("--cert", help="server certificate (PEM) for TLS")
+    parser.add_argument("--key", help="server private key (PEM) for TLS")
+    parser.add_argument("--ca-cert", help="CA certificate (PEM): require client certificates it signed (mutual TLS)")
     parser.add_argument("--loglevel", type=log_level, default=logging.INFO,
                         help="0-5 (Go server style) or a level name (default info)")
 
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         cluster_timeout=args.cluster_timeout,
         workers=args.workers,
+        cert=args.cert,
+        key=args.key,
+        ca_cert=args.ca_cert,
     )
     asyncio.run(serve(config))
     return 0

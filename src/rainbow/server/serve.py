@@ -45,6 +45,23 @@ class ServerConfig:
     cluster_timeout: float = 600.0
     workers: int = 16
     limits: Limits = field(default_factory=Limits)
+    cert: str | None = None
+    key: str | None = None
+    ca_cert: str | None = None
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS when --cert/--key are given; client certificates required when --ca-cert is too."""
+        if not self.cert and not self.key and not self.ca_cert:
+            return None
+        if not (self.cert and self.key):
+            raise InvalidArgument("TLS needs both --cert and --key", field="cert")
+        try:
+            cert = Path(self.cert).read_bytes()
+            key = Path(self.key).read_bytes()
+            ca = Path(self.ca_cert).read_bytes() if self.ca_cert else None
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read TLS file {exc.filename}: {exc.strerror}", field="cert") from None
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
     def apply_config_file(self) -> None:
         """Fill unset settings from ``scheduler`` in a rainbow-config.yaml."""
@@ -88,9 +105,16 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
 class RainbowServer:
     """A running server: ``start()`` binds and serves, ``stop()`` drains and closes the store."""
 
-    def __init__(self, scheduler: Scheduler, address: str = DEFAULT_ADDRESS, workers: int = 16) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        address: str = DEFAULT_ADDRESS,
+        workers: int = 16,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.address = address
+        self.credentials = credentials
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rainbow-work")
         self.hub = EventHub()
         scheduler.on_events = self.hub.publish
@@ -112,7 +136,10 @@ class RainbowServer:
         self.port: int | None = None
 
     async def start(self) -> int:
-        port = self.server.add_insecure_port(self.address)
+        if self.credentials is not None:
+            port = self.server.add_secure_port(self.address, self.credentials)
+        else:
+            port = self.server.add_insecure_port(self.address)
         if port == 0:
             raise InvalidArgument(f"cannot listen on {self.address}", field="host")
         self.hub.bind(asyncio.get_running_loop())
@@ -151,8 +178,9 @@ def bound_address(address: str, port: int) -> str:
 
 async def serve(config: ServerConfig, ready: threading.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
+    credentials = config.server_credentials()
     scheduler = open_scheduler(config)
-    server = RainbowServer(scheduler, config.host, config.workers)
+    server = RainbowServer(scheduler, config.host, config.workers, credentials)
     port = await server.start()
     if scheduler.generated_secret:
         print(
@@ -160,8 +188,9 @@ async def serve(config: ServerConfig, ready: threading.Event | None = None) -> N
             f"  {scheduler.generated_secret}",
             flush=True,
         )
-    print(f"rainbow server {config.name!r} listening on {bound_address(config.host, port)} "
-          f"(store {config.db}, match {scheduler.match_algorithm}, selection {scheduler.selector.name})",
+    tls = "mutual TLS" if config.ca_cert else "TLS" if credentials else "plaintext"
+    print(f"rainbow server {config.name!r} listening on {bound_address(config.host, port)} ({tls}, "
+          f"store {config.db}, match {scheduler.match_algorithm}, selection {scheduler.selector.name})",
           flush=True)
     if ready is not None:
         ready.set()

@@ -275,7 +275,12 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         job_id = request.jobid or None
         scope = await self.run(self.scheduler.watch_scope, clusters, job_id)
         store = self.scheduler.store
-        seq = request.since if request.since > 0 else await self.run(store.last_event_seq)
+        if request.since < 0:
+            seq = 0
+        elif request.since > 0:
+            seq = request.since
+        else:
+            seq = await self.run(store.last_event_seq)
         while not context.done():
             version = self.hub.version
             events = await self.run(store.events_since, seq, scope, job_id, 500)

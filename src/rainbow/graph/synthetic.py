@@ -1,0 +1,176 @@
+"""Synthetic JGF documents for tests, benchmarks and demos.
+
+:func:`tree_jgf` turns a small nested description into a JGF dict (either
+dialect); :func:`write_cluster_jgf` streams a large regular cluster
+(``cluster > [rack >] node > socket > core [, gpu]``) to a file without
+building it in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+
+@dataclass
+class Vertex:
+    """A vertex of a synthetic tree: ``Vertex("node", children=[Vertex("core")] * 4)``."""
+
+    type: str
+    size: int = 1
+    children: Sequence[Vertex] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def tree_jgf(root: Vertex, dialect: str = "rainbow") -> tuple[dict[str, Any], list[Vertex]]:
+    """A JGF dict for the tree under ``root`` and the vertices in id order (id = position)."""
+    order: list[Vertex] = []
+    edges: list[tuple[int, int]] = []
+    counters: dict[str, int] = {}
+    paths: list[str] = []
+
+    def visit(vertex: Vertex, parent: int, parent_path: str) -> None:
+        idx = len(order)
+        order.append(vertex)
+        n = counters.get(vertex.type, 0)
+        counters[vertex.type] = n + 1
+        path = f"{parent_path}/{vertex.type}{n}"
+        paths.append(path)
+        if parent >= 0:
+            edges.append((parent, idx))
+        for child in vertex.children:
+            visit(child, idx, path)
+
+    visit(root, -1, "")
+    metas = []
+    for i, vertex in enumerate(order):
+        meta: dict[str, Any] = {
+            "type": vertex.type,
+            "basename": vertex.type,
+            "name": paths[i].rsplit("/", 1)[1],
+            "id": i,
+            "uniq_id": i,
+            "rank": -1,
+            "exclusive": False,
+            "unit": "",
+            "size": vertex.size,
+            "paths": {"containment": paths[i]},
+        }
+        meta.update(vertex.extra)
+        metas.append(meta)
+    if dialect == "rainbow":
+        nodes: Any = {str(i): {"label": str(i), "metadata": m} for i, m in enumerate(metas)}
+        jedges: list[dict[str, Any]] = []
+        for s, t in edges:
+            jedges.append({"source": str(s), "target": str(t), "relation": "contains"})
+            jedges.append({"source": str(t), "target": str(s), "relation": "in"})
+    else:
+        nodes = [{"id": str(i), "metadata": m} for i, m in enumerate(metas)]
+        jedges = [
+            {"source": str(s), "target": str(t), "metadata": {"name": {"containment": "contains"}}}
+            for s, t in edges
+        ]
+    return {"graph": {"directed": True, "nodes": nodes, "edges": jedges}}, order
+
+
+def subsystem_jgf(
+    name: str, vertices: Sequence[dict[str, Any]], links: Sequence[tuple[str, int]]
+) -> dict[str, Any]:
+    """A subsystem JGF: a root ``<name>0`` plus ``vertices`` (metadata dicts) as ``<name>1..``.
+
+    ``links`` are ``(cluster vertex id, subsystem vertex number >= 1)`` pairs.
+    """
+    nodes: dict[str, Any] = {
+        f"{name}0": {"label": f"{name}0", "metadata": {"type": name, "basename": name, "size": 1}}
+    }
+    for i, meta in enumerate(vertices, start=1):
+        full = {"size": 1, "basename": meta.get("type", name), **meta}
+        nodes[f"{name}{i}"] = {"label": f"{name}{i}", "metadata": full}
+    edges = []
+    for source, number in links:
+        edges.append({"source": source, "target": f"{name}{number}", "relation": "contains"})
+        edges.append({"source": f"{name}{number}", "target": source, "relation": "in"})
+    return {"graph": {"directed": True, "nodes": nodes, "edges": edges}}
+
+
+def write_cluster_jgf(
+    out: IO[str],
+    nodes: int,
+    sockets: int = 2,
+    cores: int = 32,
+    gpus: int = 0,
+    racks: int = 0,
+    name: str = "cluster",
+) -> int:
+    """Stream a rainbow-dialect JGF of a regular cluster to ``out``; returns the vertex count.
+
+    ``cores`` and ``gpus`` are per socket; with ``racks`` > 0 nodes are spread
+    evenly over racks.  Each contains edge gets its ``in`` twin, like real files.
+    """
+    counter = 0
+    edges: list[str] = []
+    first = True
+
+    def vertex(kind: str, number: int, path: str) -> int:
+        nonlocal counter, first
+        vid = counter
+        counter += 1
+        meta = {
+            "type": kind,
+            "basename": kind,
+            "name": f"{kind}{number}",
+            "id": number,
+            "uniq_id": vid,
+            "rank": -1,
+            "exclusive": False,
+            "unit": "",
+            "size": 1,
+            "paths": {"containment": path},
+        }
+        out.write(("" if first else ",") + f'"{vid}":' + json.dumps({"label": str(vid), "metadata": meta}))
+        first = False
+        return vid
+
+    def link(parent: int, child: int) -> None:
+        edges.append(f'{{"source":"{parent}","target":"{child}","relation":"contains"}}')
+        edges.append(f'{{"source":"{child}","target":"{parent}","relation":"in"}}')
+
+    out.write('{"graph":{"directed":true,"nodes":{')
+    root_path = f"/{name}0"
+    root = vertex("cluster", 0, root_path)
+    rack_ids: list[tuple[int, str]] = []
+    for r in range(racks):
+        path = f"{root_path}/rack{r}"
+        rid = vertex("rack", r, path)
+        link(root, rid)
+        rack_ids.append((rid, path))
+    core_no = gpu_no = socket_no = 0
+    pending_edges: list[str] = []
+    for n in range(nodes):
+        parent, ppath = rack_ids[n * len(rack_ids) // nodes] if rack_ids else (root, root_path)
+        npath = f"{ppath}/node{n}"
+        nid = vertex("node", n, npath)
+        link(parent, nid)
+        for _ in range(sockets):
+            spath = f"{npath}/socket{socket_no}"
+            sid = vertex("socket", socket_no, spath)
+            socket_no += 1
+            link(nid, sid)
+            for _ in range(cores):
+                cid = vertex("core", core_no, f"{spath}/core{core_no}")
+                core_no += 1
+                link(sid, cid)
+            for _ in range(gpus):
+                gid = vertex("gpu", gpu_no, f"{spath}/gpu{gpu_no}")
+                gpu_no += 1
+                link(sid, gid)
+        if len(edges) > 100_000:
+            pending_edges.append(",".join(edges))
+            edges.clear()
+    pending_edges.append(",".join(edges))
+    out.write('},"edges":[')
+    out.write(",".join(chunk for chunk in pending_edges if chunk))
+    out.write("]}}")
+    return counter

@@ -1,0 +1,154 @@
+"""JGF reading (both dialects) and cluster graph validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rainbow.errors import InvalidArgument
+from rainbow.graph import ClusterGraph
+from rainbow.graph.synthetic import Vertex, tree_jgf
+from rainbow.jgf import read_jgf
+
+EXAMPLES = Path(__file__).parent / "data" / "examples"
+
+
+def nodes_example() -> dict:
+    return json.loads((EXAMPLES / "cluster-nodes.json").read_text())
+
+
+def to_fluxion(doc: dict) -> dict:
+    graph = doc["graph"]
+    nodes = [{"id": vid, "metadata": node["metadata"]} for vid, node in graph["nodes"].items()]
+    edges = [
+        {"source": e["source"], "target": e["target"], "metadata": {"name": {"containment": "contains"}}}
+        for e in graph["edges"]
+        if e["relation"] == "contains"
+    ]
+    return {"graph": {"nodes": nodes, "edges": edges}}
+
+
+def test_rainbow_dialect_example():
+    graph = ClusterGraph.from_jgf((EXAMPLES / "cluster-nodes.json").read_text(), name="keebler")
+    assert graph.n_vertices == 44
+    assert graph.summary() == {"cluster": 1, "rack": 1, "node": 3, "socket": 3, "core": 36}
+    assert graph.name == "keebler"
+
+
+@pytest.mark.parametrize("as_text", [True, False])
+def test_fluxion_dialect_gives_the_same_graph(as_text):
+    doc = to_fluxion(nodes_example())
+    graph = ClusterGraph.from_jgf(json.dumps(doc) if as_text else doc)
+    assert graph.summary() == {"cluster": 1, "rack": 1, "node": 3, "socket": 3, "core": 36}
+
+
+def test_fluxion_dialect_minimal_metadata_defaults():
+    doc = {
+        "graph": {
+            "nodes": [
+                {"id": "0", "metadata": {"type": "cluster", "paths": {"containment": "/c"}}},
+                {"id": "1", "metadata": {"type": "memory", "size": 256, "paths": {"containment": "/c/m"}}},
+            ],
+            "edges": [{"source": "0", "target": "1", "metadata": {"name": {"containment": "contains"}}}],
+        }
+    }
+    assert ClusterGraph.from_jgf(doc).summary() == {"cluster": 1, "memory": 256}
+
+
+def test_bytes_and_dict_inputs_agree():
+    text = (EXAMPLES / "cluster-nodes.json").read_text()
+    a = ClusterGraph.from_jgf(text.encode())
+    b = ClusterGraph.from_jgf(json.loads(text))
+    assert a.summary() == b.summary()
+    assert a.state.classes.n == b.state.classes.n
+
+
+def test_edges_before_nodes():
+    doc = nodes_example()
+    text = json.dumps({"graph": {"edges": doc["graph"]["edges"], "nodes": doc["graph"]["nodes"]}})
+    assert ClusterGraph.from_jgf(text).n_vertices == 44
+    flux = to_fluxion(doc)
+    text = json.dumps({"graph": {"edges": flux["graph"]["edges"], "nodes": flux["graph"]["nodes"]}})
+    assert ClusterGraph.from_jgf(text).n_vertices == 44
+
+
+def test_identical_subtrees_share_a_class():
+    doc, _ = tree_jgf(Vertex("cluster", children=[Vertex("node", children=[Vertex("core")] * 4)] * 50))
+    graph = ClusterGraph.from_jgf(doc)
+    assert graph.state.classes.n == 3
+    assert graph.n_vertices == 1 + 50 + 200
+
+
+def small() -> dict:
+    doc, _ = tree_jgf(Vertex("cluster", children=[Vertex("node", children=[Vertex("core")] * 2)] * 2))
+    return doc
+
+
+def mutate(change) -> dict:
+    doc = small()
+    change(doc["graph"])
+    return doc
+
+
+BAD_GRAPHS = [
+    (
+        lambda g: g["edges"].append({"source": "0", "target": "99", "relation": "contains"}),
+        "target '99' is not a vertex",
+    ),
+    (
+        lambda g: g["edges"].append({"source": "42", "target": "1", "relation": "in"}),
+        "source '42' is not a vertex",
+    ),
+    (lambda g: g["edges"].append({"source": "2", "target": "0", "relation": "contains"}), "no root"),
+    (lambda g: g["edges"].append({"source": "4", "target": "2", "relation": "contains"}), "two parents"),
+    (lambda g: g["edges"].append({"source": "3", "target": "3", "relation": "contains"}), "contains itself"),
+    (lambda g: g.__setitem__("edges", [e for e in g["edges"] if e["target"] != "1"]), "2 root vertices"),
+    (lambda g: g["nodes"]["1"]["metadata"].pop("type"), "graph.nodes['1'].metadata.type"),
+    (lambda g: g["nodes"]["1"]["metadata"].__setitem__("size", -1), "graph.nodes['1'].metadata.size"),
+    (lambda g: g["nodes"]["1"]["metadata"].__setitem__("size", "big"), "metadata.size"),
+    (lambda g: g.update(nodes={}, edges=[]), "no vertices"),
+    (lambda g: g.update(nodes=[], edges=[]), "no vertices"),
+    (lambda g: g.__setitem__("nodes", 3), "graph.nodes"),
+    (lambda g: g.__setitem__("edges", {}), "graph.edges"),
+    (lambda g: g["edges"].append("x"), "graph.edges"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD_GRAPHS)
+@pytest.mark.parametrize("as_text", [True, False])
+def test_bad_graphs(change, message, as_text):
+    doc = mutate(change)
+    with pytest.raises(InvalidArgument) as info:
+        ClusterGraph.from_jgf(json.dumps(doc) if as_text else doc)
+    assert message in str(info.value)
+
+
+def test_cycle_below_a_root_is_found():
+    doc = small()
+    # 3 and 4 (cores of node 2) are re-wired into a 2-cycle away from the root.
+    doc["graph"]["edges"] = [e for e in doc["graph"]["edges"] if e["target"] not in ("3", "4")]
+    doc["graph"]["edges"] += [
+        {"source": "3", "target": "4", "relation": "contains"},
+        {"source": "4", "target": "3", "relation": "contains"},
+    ]
+    with pytest.raises(InvalidArgument, match="cycle"):
+        ClusterGraph.from_jgf(doc)
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"graph": 3}', '{"nodes": {}}', "\xff"])
+def test_not_a_graph(text):
+    with pytest.raises(InvalidArgument):
+        ClusterGraph.from_jgf(text)
+
+
+def test_read_jgf_keeps_metadata_on_request():
+    data = read_jgf(
+        (EXAMPLES / "cluster-io-subsystem.json").read_text(),
+        keep_metadata=True,
+        external={str(i): i for i in range(44)},
+    )
+    assert data.n == 6
+    assert data.metadata[1]["mount_point"] == "/dev/shm"
+    assert len(data.edge_src) == 15

@@ -1,0 +1,102 @@
+"""TLS and mutual TLS with certificates made at run time (openssl)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from rainbow.protos import rainbow_pb2, rainbow_pb2_grpc
+
+from conftest import REGISTRATION_SECRET, example
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+             "-keyout", str(key), "-out", str(cert), cwd=directory)
+    return key, cert
+
+
+def make_cert(directory: Path, name: str, ca: tuple[Path, Path], server: bool) -> tuple[Path, Path]:
+    key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
+    ext = directory / f"{name}.ext"
+    usage = "serverAuth" if server else "clientAuth"
+    ext.write_text(f"subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(csr),
+             cwd=directory)
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[1]), "-CAkey", str(ca[0]), "-CAcreateserial",
+             "-days", "2", "-extfile", str(ext), "-out", str(cert), cwd=directory)
+    return key, cert
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    ca = make_ca(directory, "ca")
+    other_ca = make_ca(directory, "other-ca")
+    return {
+        "ca": ca,
+        "server": make_cert(directory, "server", ca, server=True),
+        "client": make_cert(directory, "client", ca, server=False),
+        "stranger": make_cert(directory, "stranger", other_ca, server=False),
+    }
+
+
+def register(channel) -> rainbow_pb2.RegisterResponse:
+    stub = rainbow_pb2_grpc.RainbowSchedulerStub(channel)
+    return stub.Register(
+        rainbow_pb2.RegisterRequest(name="keebler", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")),
+        timeout=10,
+    )
+
+
+def secure(address: str, ca: Path, client: tuple[Path, Path] | None = None) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca.read_bytes(),
+        private_key=client[0].read_bytes() if client else None,
+        certificate_chain=client[1].read_bytes() if client else None,
+    )
+    return grpc.secure_channel(address, credentials)
+
+
+def refused(channel) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as err:
+        register(channel)
+    channel.close()
+    return err.value.code()
+
+
+def test_tls_refuses_plaintext(server_factory, pki):
+    server = server_factory(cert=str(pki["server"][1]), key=str(pki["server"][0]))
+    assert refused(grpc.insecure_channel(server.address)) == grpc.StatusCode.UNAVAILABLE
+    with secure(server.address, pki["ca"][1]) as channel:
+        assert register(channel).status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
+
+
+def test_mutual_tls(server_factory, pki):
+    server = server_factory(cert=str(pki["server"][1]), key=str(pki["server"][0]), ca_cert=str(pki["ca"][1]))
+    address, ca = server.address, pki["ca"][1]
+    assert refused(grpc.insecure_channel(address)) == grpc.StatusCode.UNAVAILABLE
+    assert refused(secure(address, ca)) == grpc.StatusCode.UNAVAILABLE
+    assert refused(secure(address, ca, pki["stranger"])) == grpc.StatusCode.UNAVAILABLE
+    with secure(address, ca, pki["client"]) as channel:
+        assert register(channel).status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
+
+
+def test_tls_needs_cert_and_key(server_factory, pki):
+    from rainbow.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="--cert and --key"):
+        server_factory(cert=str(pki["server"][1]))
+    with pytest.raises(InvalidArgument, match="cannot read"):
+        server_factory(cert="/nonexistent.pem", key=str(pki["server"][0]))
