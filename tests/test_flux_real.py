@@ -59,7 +59,7 @@ def in_flux(script: str, tmp_path: Path, address: str, timeout: float = 300) -> 
     path = tmp_path / "script.sh"
     path.write_text("set -e\n" + textwrap.dedent(script))
     env = {**flux_env(), "HOST": address, "SECRET": REGISTRATION_SECRET, "CFG": str(tmp_path / "cfg.yaml"),
-           "PLUGIN": str(PLUGIN)}
+           "PLUGIN": str(PLUGIN), "CMDS": str(PLUGIN.parent / "cmd")}
     result = subprocess.run([FLUX, "start", "--test-size=2", "bash", str(path)], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -86,12 +86,14 @@ def test_register_submit_agent_and_report(flux_python, server, tmp_path):
         flux python -m rainbow.agent --config-path $CFG --once
         echo "FLUXJOBS"
         flux jobs -a --no-header -o '{id.f58} {name} {result}'
+        echo "DRYRUN"
+        FLUX_EXEC_PATH=$CMDS flux rainbow submit --config-path $CFG --dry-run -n1 --env=A=1 hostname
         echo "NESTED"
         flux alloc -N1 flux python -m rainbow.register --dry-run --config-path $CFG.nested
     """, tmp_path, server)
     assert "registered cluster 'fluxy' (2 nodes, 4 cores, 0 GPUs)" in out
     both, fails = submitted_ids(out)
-    flux_jobs = dict(line.split(" ", 1) for line in out.split("FLUXJOBS\n")[1].split("NESTED")[0].splitlines())
+    flux_jobs = dict(line.split(" ", 1) for line in out.split("FLUXJOBS\n")[1].split("DRYRUN")[0].splitlines())
     info = job_info(server, tmp_path / "cfg.yaml", both)
     assert (info.state, info.exit_code, info.has_exit_code) == ("completed", 0, True)
     history = [h.state for h in info.history]
@@ -100,6 +102,9 @@ def test_register_submit_agent_and_report(flux_python, server, tmp_path):
     failed = job_info(server, tmp_path / "cfg.yaml", fails)
     assert (failed.state, failed.exit_code, failed.message) == ("failed", 3, "exit code 3")
     assert flux_jobs[failed.local_id] == "sh FAILED"
+    dry = json.loads(out.split("DRYRUN\n")[1].split("NESTED")[0])
+    assert dry["attributes"]["system"] == {"duration": 0, "environment": {"A": "1"}}  # nothing of this shell's
+    assert dry["tasks"][0]["command"] == ["hostname"]
     nested = json.loads(out.split("NESTED\n")[1])
     kinds = [v["metadata"]["type"] for v in nested["graph"]["nodes"].values()]
     assert kinds.count("node") == 1 and kinds.count("cluster") == 1
