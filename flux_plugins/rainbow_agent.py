@@ -10,13 +10,15 @@ must be importable by the broker's Python (e.g. ``PYTHONPATH`` or
 ``FLUX_PYTHONPATH_PREPEND`` when the instance starts).
 """
 
+import flux
+import flux.message
 from flux.brokermod import BrokerModule, request_handler
 
 
 class RainbowAgent(BrokerModule):
     """Runs the agent in a thread; the reactor answers stats requests and stops it on unload."""
 
-    def __init__(self, h, *args):
+    def __init__(self, h: "flux.Flux", *args: str) -> None:
         super().__init__(h, *args)
         import logging
 
@@ -32,14 +34,14 @@ class RainbowAgent(BrokerModule):
         self.service.start()
 
     @request_handler("stats")
-    def stats(self, msg):
+    def stats(self, msg: "flux.message.Message") -> None:
         self.handle.respond(msg, self.service.snapshot())
 
     @request_handler("stats-get")
-    def stats_get(self, msg):
+    def stats_get(self, msg: "flux.message.Message") -> None:
         self.handle.respond(msg, self.service.snapshot())
 
-    def run(self):
+    def run(self) -> None:
         try:
             super().run()
         finally:

@@ -276,3 +276,70 @@ def test_server_outages_are_waited_out_and_reports_catch_up(tmp_path):
                 process.terminate()
                 process.wait(30)
     assert not errors and agent.stats.outages >= 3
+
+
+def run_in_thread(agent: Agent) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            agent.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def wait_for(cluster: Cluster, jobid: int, state: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while cluster.info(jobid).state != state:
+        assert time.monotonic() < deadline, f"job {jobid} never became {state}"
+        time.sleep(0.05)
+
+
+def test_without_streaming_on_the_server_the_agent_polls(cluster, tmp_path):
+    from rainbow.errors import RainbowError
+
+    agent = cluster.agent(tmp_path / "state", stream=True)
+
+    def no_stream(max_jobs=0):
+        error = RainbowError("Method not found!")
+        error.code = "UNIMPLEMENTED"
+        raise error
+        yield []
+
+    agent.link.stream = no_stream
+    thread, errors = run_in_thread(agent)
+    try:
+        jobid = cluster.submit(["true"])
+        wait_for(cluster, jobid, "completed")
+        assert not agent.stats.streaming
+    finally:
+        agent.stop()
+        thread.join(20)
+    assert not errors
+
+
+def test_an_unavailable_local_scheduler_is_waited_out(cluster, tmp_path):
+    from rainbow.agent import ExecutorUnavailable
+
+    agent = cluster.agent(tmp_path / "state", max_backoff=0.2)
+    real_poll, calls = agent.executor.poll, []
+
+    def flaky_poll():
+        calls.append(1)
+        if len(calls) <= 3:
+            raise ExecutorUnavailable("flux broker restarting")
+        return real_poll()
+
+    agent.executor.poll = flaky_poll
+    jobid = cluster.submit(["true"])
+    thread, errors = run_in_thread(agent)
+    try:
+        wait_for(cluster, jobid, "completed")
+    finally:
+        agent.stop()
+        thread.join(20)
+    assert not errors and agent.stats.outages >= 3 and agent.stats.last_error == "flux broker restarting"

@@ -215,3 +215,48 @@ def test_agent_runs_rainbow_jobs_through_flux(flux_fake, server_factory, tmp_pat
     assert state["nodes_free"] == 2 and state["cores_free"] == 4 and state["jobs_pending"] == 0
     assert agent.stats.submitted == 2 and not agent.held
     client.close()
+
+
+def test_agent_crash_between_flux_submit_and_accept_adopts_the_flux_job(flux_fake, server_factory, tmp_path):
+    import flux
+
+    from rainbow.agent import Agent
+    from rainbow.agent.link import ClusterLink
+    from rainbow.client import RainbowClient
+    from rainbow.config import RainbowConfig
+    from rainbow.flux.adapter import FluxExecutor, instance_R
+    from rainbow.flux.hooks import Hooks
+    from rainbow.flux.resources import r_to_jgf
+    from rainbow.protos import rainbow_pb2
+
+    instance = flux_fake.use(flux_fake.FakeInstance(hold=True))
+    server = server_factory()
+    config = RainbowConfig.new("fluxy", host=server.address, path=tmp_path / "rainbow-config.yaml")
+    client = RainbowClient(server.address, config_file=config)
+    client.register("fluxy", REGISTRATION_SECRET, r_to_jgf(instance_R(flux.Flux()), "fluxy"), save=True)
+    jobid = client.submit_job(["sleep", "5"], nodes=1, tasks=1).jobid
+
+    def agent(name: str) -> Agent:
+        link = ClusterLink(RainbowClient(server.address, config_file=config), agent=name)
+        return Agent(link, FluxExecutor(cluster="fluxy"), hooks=Hooks(), stream=False)
+
+    first = agent("first")
+
+    def crash(ids):
+        raise RuntimeError("killed before AcceptJobs")
+
+    first.link.accept = crash
+    with pytest.raises(RuntimeError):
+        first.run_once()
+    assert len(instance.submitted) == 1
+    second = agent("second")
+    second.run_once()
+    token = config.token_for("fluxy")
+    info = client.scheduler_stub.GetJob(rainbow_pb2.GetJobRequest(jobid=jobid, token=token))
+    assert info.state == "running" and info.local_id == flux.job.JobID(next(iter(instance.jobs))).f58
+    instance.finish(next(iter(instance.jobs)), 0)
+    second.run_once()
+    info = client.scheduler_stub.GetJob(rainbow_pb2.GetJobRequest(jobid=jobid, token=token))
+    assert (info.state, info.exit_code) == ("completed", 0)
+    assert len(instance.submitted) == 1 and second.stats.adopted == 1 and second.stats.submitted == 0
+    client.close()

@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import random
+import shlex
 import socket
 import threading
 import time
@@ -49,6 +50,7 @@ from rainbow.errors import RainbowError
 from rainbow.flux.convert import default_environment, to_flux_jobspec
 from rainbow.flux.hooks import HookJob, Hooks, Reject
 from rainbow.flux.hooks import hooks as default_hooks
+from rainbow.jobspec import simple
 
 log = logging.getLogger("rainbow.agent")
 
@@ -192,7 +194,9 @@ class Agent:
                 except RainbowError as exc:
                     if exc.code not in OUTAGE_CODES:
                         raise
-                    delay = self._backoff(exc)
+                    delay = self._backoff(exc.code, str(exc), f"rainbow server {self.link.host}")
+                except ExecutorUnavailable as exc:
+                    delay = self._backoff("UNAVAILABLE", str(exc), f"local scheduler ({self.executor.name})")
                 done += 1
                 if passes is not None and done >= passes:
                     break
@@ -219,14 +223,15 @@ class Agent:
         if jobs:
             self._arrivals.put(jobs)
 
-    def _backoff(self, exc: RainbowError) -> float:
+    def _backoff(self, code: str, message: str, what: str) -> float:
+        """Exponential back-off with jitter after an outage of the server or the local scheduler."""
         self._failures += 1
         self.stats.outages += 1
         self.stats.connected = False
-        self.stats.last_error = str(exc)
+        self.stats.last_error = message
         ceiling = min(self.max_backoff, max(self.interval, 1.0) * 2 ** min(self._failures - 1, 10))
         delay = random.uniform(ceiling / 2, ceiling)
-        log.warning("rainbow server %s unreachable (%s); retrying in %.1fs", self.link.host, exc.code, delay)
+        log.warning("%s unreachable (%s: %s); retrying in %.1fs", what, code, message, delay)
         return delay
 
     def run_once(self) -> None:
@@ -326,7 +331,8 @@ class Agent:
                 log.info("job %d is already local job %s: adopting it, not running it again",
                          wire.id, existing.local_id)
                 return
-            spec = to_flux_jobspec(wire.jobspec, jobid=wire.id, cluster=self.cluster, name=wire.name,
+            source: Any = wire.jobspec or (simple(shlex.split(wire.command)) if wire.command else "")
+            spec = to_flux_jobspec(source, jobid=wire.id, cluster=self.cluster, name=wire.name,
                                    environment=self.environment, cwd=self.cwd)
             job.hook = HookJob(wire.id, self.cluster, wire.name, spec)
             self.hooks.validate(job.hook)

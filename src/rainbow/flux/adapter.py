@@ -137,18 +137,25 @@ class FluxExecutor(Executor):
             return
         from flux.job import JournalConsumer
 
-        self._journal = JournalConsumer(self.handle, full=True, include_sentinel=True).start()
+        try:
+            self._journal = JournalConsumer(self.handle, full=True, include_sentinel=True).start()
+        except OSError as exc:
+            raise ExecutorUnavailable(f"cannot follow Flux jobs: {exc.strerror or exc}") from exc
         while not self._history_done:
             try:
                 event = self._journal.poll(timeout=HISTORY_TIMEOUT)
             except TimeoutError:
+                self._journal = None
                 raise ExecutorUnavailable("the Flux job journal sent no history in time") from None
+            except OSError as exc:
+                self._journal = None
+                raise ExecutorUnavailable(f"the Flux job journal failed: {exc.strerror or exc}") from exc
             if event is None:
                 raise ExecutorUnavailable("the Flux job journal closed")
             if event.is_empty():
                 self._history_done = True
                 break
-            self._event(event, history=True)
+            self._event(event)
 
     def _drain(self) -> None:
         self._start_journal()
@@ -157,6 +164,10 @@ class FluxExecutor(Executor):
                 event = self._journal.poll(timeout=DRAIN_TIMEOUT)
             except TimeoutError:
                 return
+            except OSError as exc:
+                self._journal = None
+                self._history_done = False
+                raise ExecutorUnavailable(f"the Flux job journal failed: {exc.strerror or exc}") from exc
             if event is None:
                 self._journal = None
                 self._history_done = False
@@ -165,7 +176,8 @@ class FluxExecutor(Executor):
             if not event.is_empty():
                 self._event(event)
 
-    def _event(self, event: Any, history: bool = False) -> None:
+    def _event(self, event: Any) -> None:
+        """Fold one journal event into the job it belongs to; queue an update when its state changes."""
         flux_id = int(event.jobid)
         name = event.name
         if name == "submit":
@@ -181,18 +193,15 @@ class FluxExecutor(Executor):
         if job is None or job.state in (COMPLETED, FAILED, CANCELLED):
             return
         context = event.context or {}
-        if name == "start":
+        if name == "start" and job.state == SUBMITTED:
             job.state = RUNNING
-            if not history:
-                self._updates.append(job.update())
+            self._updates.append(job.update())
         elif name == "finish":
             job.exit_code = waitstatus_exit_code(int(context.get("status", 0)))
         elif name == "exception" and int(context.get("severity", 0)) == 0:
             job.exception = (str(context.get("type", "exception")), str(context.get("note", "")))
         elif name == "clean":
-            message = self._finish(job)
-            if not history:
-                self._updates.append(job.update(message))
+            self._updates.append(job.update(self._finish(job)))
 
     @staticmethod
     def _finish(job: _FluxJob) -> str:
@@ -246,7 +255,10 @@ class FluxExecutor(Executor):
         import flux.resource
         from flux.job.stats import JobStats
 
-        listing = flux.resource.resource_list(self.handle).get()
+        try:
+            listing = flux.resource.resource_list(self.handle).get()
+        except OSError as exc:
+            raise ExecutorUnavailable(f"flux resource list: {exc.strerror or exc}") from exc
         every = {n.rank: n for n in r_nodes(json.loads(listing.all.encode()))}
         free = {n.rank: n for n in r_nodes(json.loads(listing.free.encode()))} if listing.free.nnodes else {}
         idle = sum(1 for rank, node in free.items()
