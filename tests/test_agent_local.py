@@ -343,3 +343,21 @@ def test_an_unavailable_local_scheduler_is_waited_out(cluster, tmp_path):
         agent.stop()
         thread.join(20)
     assert not errors and agent.stats.outages >= 3 and agent.stats.last_error == "flux broker restarting"
+
+
+def test_a_job_the_local_scheduler_could_not_take_is_retried_next_pass(cluster, tmp_path):
+    from rainbow.agent import ExecutorUnavailable
+
+    agent = cluster.agent(tmp_path / "state")
+    real_submit, calls = agent.executor.submit, []
+
+    def busy_once(job):
+        calls.append(job.jobid)
+        if len(calls) == 1:
+            raise ExecutorUnavailable("queue is stopped")
+        return real_submit(job)
+
+    agent.executor.submit = busy_once
+    jobid = cluster.submit(["true"])
+    run_until(agent, lambda: states(cluster, jobid) == ["completed"])
+    assert calls == [jobid, jobid] and agent.stats.received == 1 and agent.stats.submitted == 1

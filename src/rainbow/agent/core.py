@@ -171,6 +171,7 @@ class Agent:
         self._recovered = False
         self._stop = threading.Event()
         self._arrivals: queue.Queue[list[Any]] = queue.Queue()
+        self._retry: dict[int, Any] = {}
         self._want_stream = stream
         self._stream_thread: threading.Thread | None = None
         self._failures = 0
@@ -281,16 +282,18 @@ class Agent:
                 self.stats.streaming = False
 
     def _take_jobs(self) -> list[Any]:
-        jobs: list[Any] = []
+        """Jobs to start this pass: those the local scheduler could not take last time, then new ones."""
+        new: list[Any] = []
         while True:
             try:
-                jobs.extend(self._arrivals.get_nowait())
+                new.extend(self._arrivals.get_nowait())
             except queue.Empty:
                 break
         if not self.stats.streaming or self._stream_thread is None:
-            jobs.extend(self.link.receive(self.max_jobs))
-        self.stats.received += len(jobs)
-        return jobs
+            new.extend(self.link.receive(self.max_jobs))
+        self.stats.received += len(new)
+        retry, self._retry = list(self._retry.values()), {}
+        return retry + new
 
     # -- recovery ---------------------------------------------------------------
     def _recover(self) -> None:
@@ -341,6 +344,7 @@ class Agent:
             log.warning("job %d: the local scheduler is unavailable (%s); trying again next pass", wire.id, exc)
             with self._lock:
                 del self.held[wire.id]
+            self._retry[wire.id] = wire
             return
         except (RainbowError, Reject, JobRejected) as exc:
             self._reject(job, str(exc))
