@@ -54,8 +54,8 @@ def server(tmp_path):
     proc.wait(30)
 
 
-def in_flux(script: str, tmp_path: Path, address: str, timeout: float = 300) -> str:
-    """Run a bash script as the initial program of `flux start --test-size=2`; returns its output."""
+def in_flux(script: str, tmp_path: Path, address: str, timeout: float = 300) -> tuple[str, str]:
+    """Run a bash script as the initial program of `flux start --test-size=2`; returns (stdout, stderr)."""
     path = tmp_path / "script.sh"
     path.write_text("set -e\n" + textwrap.dedent(script))
     env = {**flux_env(), "HOST": address, "SECRET": REGISTRATION_SECRET, "CFG": str(tmp_path / "cfg.yaml"),
@@ -63,7 +63,7 @@ def in_flux(script: str, tmp_path: Path, address: str, timeout: float = 300) -> 
     result = subprocess.run([FLUX, "start", "--test-size=2", "bash", str(path)], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return result.stdout, result.stderr
 
 
 def job_info(address: str, config_path: Path, jobid: int) -> rainbow_pb2.JobInfo:
@@ -77,7 +77,7 @@ def submitted_ids(output: str) -> list[int]:
 
 
 def test_register_submit_agent_and_report(flux_python, server, tmp_path):
-    out = in_flux("""
+    out, _ = in_flux("""
         flux python -m rainbow.register --host $HOST --secret $SECRET --config-path $CFG --save --cluster-name fluxy
         flux python -m rainbow.submit --config-path $CFG -N2 -n2 --job-name=both hostname
         flux python -m rainbow.submit --config-path $CFG -n1 --env=CODE=3 sh -c 'exit $CODE'
@@ -113,8 +113,9 @@ def test_register_submit_agent_and_report(flux_python, server, tmp_path):
 
 
 def test_broker_module_runs_jobs_and_reports_stats(flux_python, server, tmp_path):
-    out = in_flux("""
+    out, err = in_flux("""
         flux python -m rainbow.register --host $HOST --secret $SECRET --config-path $CFG --save --cluster-name fluxy
+        flux module load $PLUGIN --config-path=/nonexistent.yaml 2>&1 || echo "LOAD REFUSED"
         flux module load $PLUGIN --config-path=$CFG --interval=0.5
         flux python -m rainbow.submit --config-path $CFG -n1 --job-name=hello sh -c 'echo hello'
         flux python -m rainbow.submit --config-path $CFG -n1 --job-name=sleepy sleep 300
@@ -135,6 +136,7 @@ def test_broker_module_runs_jobs_and_reports_stats(flux_python, server, tmp_path
         flux module remove rainbow_agent
         flux jobs -a --no-header -o '{name} {status}'
     """, tmp_path, server)
+    assert "LOAD REFUSED" in out and "rainbow_agent.py: config file /nonexistent.yaml does not exist" in err
     hello, sleepy = submitted_ids(out)
     stats = json.loads(out.split("STATS\n")[1].split("END\n")[0])
     assert stats["cluster"] == "fluxy" and stats["executor"] == "flux" and stats["alive"] and not stats["error"]

@@ -107,17 +107,24 @@ def make_executor(args: argparse.Namespace, cluster: str) -> Any:
     return LocalExecutor(args.nodes, args.cores_per_node, args.gpus_per_node, state_dir=state_dir, cluster=cluster)
 
 
-def build_agent(args: argparse.Namespace) -> Any:
-    """The Agent the flags describe (used by the command and by the broker module)."""
-    from rainbow.agent.core import Agent, default_agent_id
+def build_link(args: argparse.Namespace) -> Any:
+    """The cluster's connection the flags describe: config, credentials and server (no network yet)."""
+    from rainbow.agent.core import default_agent_id
     from rainbow.agent.link import ClusterLink
     from rainbow.client import RainbowClient
     from rainbow.config import RainbowConfig
-    from rainbow.flux.hooks import hooks
 
     config = RainbowConfig.load(args.config_path)
     client = RainbowClient(args.host, config_file=config, retries=0, timeout=args.timeout)
-    link = ClusterLink(client, args.cluster_name, agent=args.agent_id or default_agent_id(), timeout=args.timeout)
+    return ClusterLink(client, args.cluster_name, agent=args.agent_id or default_agent_id(), timeout=args.timeout)
+
+
+def build_agent(args: argparse.Namespace, link: Any = None) -> Any:
+    """The Agent the flags describe (used by the command and by the broker module)."""
+    from rainbow.agent.core import Agent
+    from rainbow.flux.hooks import hooks
+
+    link = link if link is not None else build_link(args)
     for path in args.hooks:
         hooks.load(path)
     executor = make_executor(args, link.cluster)

@@ -14,6 +14,7 @@ import argparse
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("rainbow.flux.module")
@@ -70,9 +71,21 @@ class AgentService:
     """Runs the agent in a thread; ``snapshot()`` and ``stop()`` are safe from the reactor."""
 
     def __init__(self, args: argparse.Namespace, uri: str) -> None:
+        from rainbow.agent.command import build_link, job_environment, parse_state
+        from rainbow.errors import RainbowError
+
         self.args = args
         self.args.flux_uri = args.flux_uri or uri
         self.uri = uri
+        try:
+            self.link = build_link(args)
+            job_environment(args.env)
+            parse_state(args.state)
+        except RainbowError as exc:
+            raise ArgumentError(str(exc)) from exc
+        for path in args.hooks:
+            if not Path(path).is_file():
+                raise ArgumentError(f"--hooks: {path} does not exist")
         self.agent: Any = None
         self.error = ""
         self._ready = threading.Event()
@@ -85,7 +98,7 @@ class AgentService:
         from rainbow.agent.command import build_agent
 
         try:
-            self.agent = build_agent(self.args)
+            self.agent = build_agent(self.args, self.link)
             self._ready.set()
             log.info("rainbow agent for cluster %s started (server %s)", self.agent.cluster, self.agent.link.host)
             self.agent.run()
@@ -96,7 +109,7 @@ class AgentService:
             self._ready.set()
             if self.agent is not None:
                 self.agent.executor.close()
-                self.agent.link.client.close()
+            self.link.client.close()
 
     def snapshot(self) -> dict[str, Any]:
         data: dict[str, Any] = self.agent.snapshot() if self.agent is not None else {}
