@@ -21,7 +21,8 @@ import json
 import os
 import shlex
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Deletion",
     "Job",
+    "JobChange",
+    "JobEvent",
+    "JobStatus",
     "RainbowClient",
     "Registration",
     "SatisfyResult",
@@ -165,6 +169,63 @@ class Job:
             jobspec=str(data.get("jobspec") or ""),
             command=str(data.get("command") or ""),
         )
+
+
+@dataclass(frozen=True)
+class JobChange:
+    state: str
+    time: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the server keeps it after hand-off (``GetJob``/``ListJobs``)."""
+
+    id: int
+    cluster: str
+    name: str
+    state: str
+    command: str
+    local_id: str
+    exit_code: int | None
+    message: str
+    created: float
+    updated: float
+    cancel_requested: bool
+    history: tuple[JobChange, ...] = ()
+    jobspec: str = ""
+
+    @classmethod
+    def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
+        return cls(
+            id=info.id,
+            cluster=info.cluster,
+            name=info.name,
+            state=info.state,
+            command=info.command,
+            local_id=info.local_id,
+            exit_code=info.exit_code if info.has_exit_code else None,
+            message=info.message,
+            created=info.created,
+            updated=info.updated,
+            cancel_requested=info.cancel_requested,
+            history=tuple(JobChange(h.state, h.time, h.message) for h in info.history),
+            jobspec=info.jobspec,
+        )
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One change of one job's state, in the server's order (``seq``)."""
+
+    seq: int
+    jobid: int
+    cluster: str
+    name: str
+    state: str
+    time: float
+    message: str = ""
 
 
 # -- input helpers ---------------------------------------------------------
@@ -609,6 +670,8 @@ class RainbowClient:
             select_algorithm=select_algo or "",
             select_options={str(k): _option_text(v) for k, v in (select_options or {}).items()},
             satisfy_only=satisfy_only,
+            # a retry after a lost reply is recognised by the server instead of stored twice
+            idempotency_key=uuid.uuid4().hex,
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
@@ -685,6 +748,74 @@ class RainbowClient:
         request = rainbow_pb2.AcceptJobsRequest(cluster=cluster, secret=secret, jobids=ids)
         request.sent.GetCurrentTime()
         return self._call(self.scheduler_stub.AcceptJobs, request).status
+
+    # -- jobs after hand-off (submitters) ------------------------------------
+    def _submit_credentials(self, cluster: str | None = None) -> list[tuple[str, str]]:
+        """(cluster, token) pairs from the config's ``clusters`` list (one cluster when named)."""
+        pairs = [(c["name"], c["token"]) for c in (self.config.clusters if self.config else [])
+                 if c.get("name") and c.get("token") and (cluster is None or c["name"] == cluster)]
+        if not pairs:
+            wanted = f" for cluster {cluster!r}" if cluster else ""
+            raise InvalidArgument(f"no submit token{wanted}: add it under 'clusters' in the config file",
+                                  field="clusters")
+        return pairs
+
+    def _with_any_token(self, call: Callable[[str], T], token: str | None) -> T:
+        """Try the given token, else each token of the config, until one opens the job."""
+        tokens = [token] if token else [t for _, t in self._submit_credentials()]
+        denied: PermissionDenied | None = None
+        for candidate in tokens:
+            try:
+                return call(candidate)
+            except PermissionDenied as exc:
+                denied = exc
+        assert denied is not None
+        raise denied
+
+    def get_job(self, jobid: int, *, token: str | None = None) -> JobStatus:
+        """One job with its history (any submit token of the config that opens it)."""
+        def get(candidate: str) -> JobStatus:
+            reply = self._call(self.scheduler_stub.GetJob, rainbow_pb2.GetJobRequest(jobid=jobid, token=candidate))
+            return JobStatus.from_wire(reply)
+
+        return self._with_any_token(get, token)
+
+    def list_jobs(
+        self, state: str | None = None, cluster: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[JobStatus]:
+        """Jobs of the config's clusters (or one of them), newest first."""
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
+        request = rainbow_pb2.ListJobsRequest(clusters=clusters, state=state or "", name=name or "", limit=limit)
+        return [JobStatus.from_wire(info) for info in self._call(self.scheduler_stub.ListJobs, request).jobs]
+
+    def cancel_job(self, jobid: int, reason: str = "", *, token: str | None = None) -> JobStatus:
+        """Cancel a job: at once if no cluster holds it yet, else its cluster is told to cancel it."""
+        def cancel(candidate: str) -> rainbow_pb2.CancelJobResponse:
+            request = rainbow_pb2.CancelJobRequest(jobid=jobid, token=candidate, reason=reason)
+            return self._call(self.scheduler_stub.CancelJob, request)
+
+        self._with_any_token(cancel, token)
+        return self.get_job(jobid, token=token)
+
+    def watch_jobs(
+        self, jobid: int | None = None, *, cluster: str | None = None, since: int = 0
+    ) -> Iterator[JobEvent]:
+        """Stream job events as they happen (``since``: replay after that sequence; -1: from the first).
+
+        The stream has no deadline; stop iterating (or close the client) to end it.
+        """
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
+        request = rainbow_pb2.WatchJobsRequest(clusters=clusters, jobid=jobid or 0, since=since)
+        stream = self.scheduler_stub.WatchJobs(request, wait_for_ready=self.wait_for_ready)
+        try:
+            for event in stream:
+                yield JobEvent(event.seq, event.jobid, event.cluster, event.name, event.state, event.time,
+                               event.message)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise rpc_error(exc, self.host) from exc
+        finally:
+            stream.cancel()
 
 
 def _pem(path: str | os.PathLike | None, what: str) -> bytes | None:
