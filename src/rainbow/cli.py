@@ -16,6 +16,8 @@ from rainbow.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rainbow import demo
+    from rainbow.agent import command as agent_command
     from rainbow.commands import add_client_commands
     from rainbow.server import command as server_command
 
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     server_command.add_arguments(server)
     server.set_defaults(func=server_command.run)
     add_client_commands(commands)
+    agent_command.add_parser(commands)
+    demo.add_parser(commands)
     return parser
 
 

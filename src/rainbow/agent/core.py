@@ -1,0 +1,520 @@
+"""The pull agent: take a cluster's jobs from rainbow, run them locally, report back.
+
+One pass of the loop::
+
+    heartbeat (inventory of held jobs)  -> cancel what the server asks to cancel
+    executor events                     -> job.state.* hooks, reports queued
+    receive (stream, else ReceiveJobs)  -> convert to Flux V1 -> job.validate hooks
+                                        -> executor.submit -> job.new hook
+    AcceptJobs (only after the executor took the job: a crash never loses one)
+    ReportJobState (submitted with the local id, running, completed/failed/cancelled + exit code)
+    UpdateState (free nodes/cores/GPUs, pending and running jobs)
+
+Before submitting, the agent asks the executor whether a local job already
+carries the rainbow id (a predecessor crashed between submit and accept); if
+so it adopts that job instead of running it again. A job that cannot run (bad
+jobspec, rejected by a hook or by the local scheduler) is reported ``failed``
+with the reason and never retried. Outages of the server (UNAVAILABLE,
+DEADLINE_EXCEEDED) are waited out with exponential back-off and jitter; what
+could not be reported is reported on a later pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rainbow.agent.executor import (
+    CANCELLED,
+    FAILED,
+    FINAL,
+    RUNNING,
+    SUBMITTED,
+    Executor,
+    ExecutorUnavailable,
+    JobRejected,
+    JobUpdate,
+    Submission,
+)
+from rainbow.agent.link import OUTAGE_CODES, ClusterLink
+from rainbow.errors import RainbowError
+from rainbow.flux.convert import default_environment, to_flux_jobspec
+from rainbow.flux.hooks import HookJob, Hooks, Reject
+from rainbow.flux.hooks import hooks as default_hooks
+from rainbow.jobspec import simple
+
+log = logging.getLogger("rainbow.agent")
+
+LEASED = "leased"
+ACCEPTED = "accepted"
+_ORDER = {LEASED: 0, ACCEPTED: 1, SUBMITTED: 2, RUNNING: 3, "completed": 4, FAILED: 4, CANCELLED: 4}
+
+
+def default_agent_id() -> str:
+    """``hostname:pid``: who holds the lease on received jobs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class AgentStopped(RainbowError):
+    """The agent cannot go on (wrong secret, cluster deleted...)."""
+
+    code = "FAILED_PRECONDITION"
+
+
+@dataclass
+class HeldJob:
+    """A job this agent holds, from receipt until its final state is reported."""
+
+    jobid: int
+    name: str
+    state: str = LEASED
+    local_id: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    accepted: bool = False
+    reports: list[str] = field(default_factory=list)
+    hook: HookJob | None = None
+    cancel_sent: bool = False
+
+    def move(self, state: str) -> bool:
+        """Advance to ``state`` (never backwards, never out of a final state) and queue its report."""
+        if self.state in FINAL or state == self.state or _ORDER.get(state, 0) < _ORDER.get(self.state, 0):
+            return False
+        self.state = state
+        if state not in (LEASED, ACCEPTED):
+            self.reports.append(state)
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL and not self.reports and (self.accepted or self.local_id is None)
+
+
+@dataclass
+class AgentStats:
+    """What the agent did (``flux module stats`` of the broker module shows these)."""
+
+    passes: int = 0
+    received: int = 0
+    submitted: int = 0
+    adopted: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    reports: int = 0
+    outages: int = 0
+    errors: int = 0
+    held: int = 0
+    connected: bool = False
+    streaming: bool = False
+    last_error: str = ""
+    last_pass: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Agent:
+    """Pull a cluster's jobs from rainbow and run them with an :class:`Executor`.
+
+    :param link: the cluster's connection (:class:`rainbow.agent.link.ClusterLink`).
+    :param executor: where jobs run (:class:`~rainbow.flux.adapter.FluxExecutor`, :class:`LocalExecutor`).
+    :param hooks: the hook registry (default: :data:`rainbow.flux.hooks.hooks`).
+    :param interval: seconds between passes when nothing happens.
+    :param max_jobs: at most this many jobs received per pass (0: all waiting).
+    :param stream: take jobs from ``StreamJobs`` as soon as they are assigned
+        (falls back to polling ``ReceiveJobs`` when the server lacks it).
+    :param environment: the base environment of every job (default: PATH, HOME, ... of the agent).
+    :param cwd: the working directory of jobs that set none (default: the agent's).
+    :param state: static key/values added to every ``UpdateState`` (e.g. ``cost_per_node_hour``).
+    """
+
+    def __init__(
+        self,
+        link: ClusterLink,
+        executor: Executor,
+        *,
+        hooks: Hooks | None = None,
+        interval: float = 5.0,
+        max_jobs: int = 0,
+        stream: bool = True,
+        environment: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        state: Mapping[str, Any] | None = None,
+        max_backoff: float = 60.0,
+        on_event: Callable[[str, HeldJob], None] | None = None,
+    ) -> None:
+        self.link = link
+        self.executor = executor
+        self.hooks = hooks if hooks is not None else default_hooks
+        self.interval = interval
+        self.max_jobs = max_jobs
+        self.environment = dict(environment) if environment is not None else default_environment()
+        self.cwd = cwd or os.getcwd()
+        self.static_state = dict(state or {})
+        self.max_backoff = max_backoff
+        self.on_event = on_event
+        self.stats = AgentStats()
+        self.held: dict[int, HeldJob] = {}
+        self._by_local: dict[str, int] = {}
+        self._recovered = False
+        self._stop = threading.Event()
+        self._arrivals: queue.Queue[list[Any]] = queue.Queue()
+        self._retry: dict[int, Any] = {}
+        self._want_stream = stream
+        self._stream_thread: threading.Thread | None = None
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> str:
+        return self.link.cluster
+
+    # -- running --------------------------------------------------------------
+    def run(self, passes: int | None = None) -> None:
+        """Run passes until :meth:`stop` (or ``passes`` passes); outages are waited out."""
+        done = 0
+        if self._want_stream and passes is None:
+            self._start_stream()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                    delay = self.interval
+                except RainbowError as exc:
+                    if exc.code not in OUTAGE_CODES:
+                        raise
+                    delay = self._backoff(exc.code, str(exc), f"rainbow server {self.link.host}")
+                except ExecutorUnavailable as exc:
+                    delay = self._backoff("UNAVAILABLE", str(exc), f"local scheduler ({self.executor.name})")
+                done += 1
+                if passes is not None and done >= passes:
+                    break
+                self._wait(delay)
+        finally:
+            self.link.close_streams()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current pass (thread-safe)."""
+        self._stop.set()
+        self._arrivals.put([])
+        self.link.close_streams()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, waking early when streamed jobs arrive or on stop."""
+        try:
+            jobs = self._arrivals.get(timeout=max(delay, 0.0))
+        except queue.Empty:
+            return
+        if jobs:
+            self._arrivals.put(jobs)
+
+    def _backoff(self, code: str, message: str, what: str) -> float:
+        """Exponential back-off with jitter after an outage of the server or the local scheduler."""
+        self._failures += 1
+        self.stats.outages += 1
+        self.stats.connected = False
+        self.stats.last_error = message
+        ceiling = min(self.max_backoff, max(self.interval, 1.0) * 2 ** min(self._failures - 1, 10))
+        delay = random.uniform(ceiling / 2, ceiling)
+        log.warning("%s unreachable (%s: %s); retrying in %.1fs", what, code, message, delay)
+        return delay
+
+    def run_once(self) -> None:
+        """One pass; raises a RainbowError (outage codes) when the server cannot be reached."""
+        if not self._recovered:
+            self._recover()
+        self._heartbeat()
+        self._collect()
+        for job in self._take_jobs():
+            self._start(job)
+        self._collect()
+        self._sync()
+        self._update_state()
+        self._failures = 0
+        self.stats.connected = True
+        self.stats.passes += 1
+        self.stats.held = len(self.held)
+        self.stats.last_pass = time.time()
+
+    # -- streaming ------------------------------------------------------------
+    def _start_stream(self) -> None:
+        self._stream_thread = threading.Thread(target=self._stream_loop, name="rainbow-stream", daemon=True)
+        self._stream_thread.start()
+
+    def _stream_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self.stats.streaming = True
+                for jobs in self.link.stream(self.max_jobs):
+                    failures = 0
+                    if jobs:
+                        self._arrivals.put(jobs)
+                    if self._stop.is_set():
+                        return
+            except RainbowError as exc:
+                self.stats.streaming = False
+                if exc.code == "UNIMPLEMENTED":
+                    log.info("the server has no StreamJobs; polling ReceiveJobs every %.1fs", self.interval)
+                    return
+                if exc.code not in OUTAGE_CODES and exc.code != "UNKNOWN":
+                    log.error("job stream refused: %s", exc)
+                    return
+                failures += 1
+                self._stop.wait(random.uniform(0.5, 1.0) * min(self.max_backoff, 2 ** min(failures, 6)))
+            finally:
+                self.stats.streaming = False
+
+    def _take_jobs(self) -> list[Any]:
+        """Jobs to start this pass: those the local scheduler could not take last time, then new ones."""
+        new: list[Any] = []
+        while True:
+            try:
+                new.extend(self._arrivals.get_nowait())
+            except queue.Empty:
+                break
+        if not self.stats.streaming or self._stream_thread is None:
+            new.extend(self.link.receive(self.max_jobs))
+        self.stats.received += len(new)
+        retry, self._retry = list(self._retry.values()), {}
+        return retry + new
+
+    # -- recovery ---------------------------------------------------------------
+    def _recover(self) -> None:
+        """Adopt the jobs a previous agent left in the executor (running or finished, unreported)."""
+        found = self.executor.recover()
+        for update in found:
+            if update.jobid is None or update.jobid in self.held:
+                continue
+            job = HeldJob(update.jobid, "", local_id=update.local_id)
+            job.move(SUBMITTED)
+            self._track(job)
+            self._apply(job, update, quiet=True)
+            self.stats.adopted += 1
+        if found:
+            log.info("adopted %d jobs left by a previous agent", len(found))
+        self._recovered = True
+
+    def _track(self, job: HeldJob) -> None:
+        with self._lock:
+            self.held[job.jobid] = job
+            if job.local_id:
+                self._by_local[job.local_id] = job.jobid
+
+    # -- starting jobs ------------------------------------------------------------
+    def _start(self, wire: Any) -> None:
+        if wire.id in self.held:
+            return
+        job = HeldJob(wire.id, wire.name)
+        self._track(job)
+        try:
+            existing = self.executor.find(wire.id)
+            if existing is not None:
+                job.local_id = existing.local_id
+                self._track(job)
+                job.move(SUBMITTED)
+                self._apply(job, existing, quiet=True)
+                self.stats.adopted += 1
+                log.info("job %d is already local job %s: adopting it, not running it again",
+                         wire.id, existing.local_id)
+                return
+            source: Any = wire.jobspec or (simple(shlex.split(wire.command)) if wire.command else "")
+            spec = to_flux_jobspec(source, jobid=wire.id, cluster=self.cluster, name=wire.name,
+                                   environment=self.environment, cwd=self.cwd)
+            job.hook = HookJob(wire.id, self.cluster, wire.name, spec)
+            self.hooks.validate(job.hook)
+            local_id = self.executor.submit(Submission(wire.id, self.cluster, wire.name, job.hook.jobspec))
+        except ExecutorUnavailable as exc:
+            log.warning("job %d: the local scheduler is unavailable (%s); trying again next pass", wire.id, exc)
+            with self._lock:
+                del self.held[wire.id]
+            self._retry[wire.id] = wire
+            return
+        except (RainbowError, Reject, JobRejected) as exc:
+            self._reject(job, str(exc))
+            return
+        except Exception as exc:
+            log.exception("job %d could not be submitted", wire.id)
+            self._reject(job, f"could not be submitted: {exc}")
+            return
+        job.local_id = local_id
+        job.hook.local_id = local_id
+        self._track(job)
+        job.move(SUBMITTED)
+        self.stats.submitted += 1
+        log.info("job %d (%s) submitted as %s %s", wire.id, wire.name, self.executor.name, local_id)
+        self.hooks.emit("job.new", job.hook)
+        self._event("submitted", job)
+
+    def _reject(self, job: HeldJob, reason: str) -> None:
+        log.warning("job %d (%s) rejected: %s", job.jobid, job.name, reason)
+        job.message = f"rejected by cluster {self.cluster}: {reason}"
+        job.move(FAILED)
+        self.stats.rejected += 1
+        self._event("rejected", job)
+
+    def _event(self, what: str, job: HeldJob) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(what, job)
+            except Exception:
+                log.exception("on_event callback failed")
+
+    # -- executor events ------------------------------------------------------------
+    def _collect(self) -> None:
+        for update in self.executor.poll():
+            jobid = update.jobid if update.jobid is not None else self._by_local.get(update.local_id)
+            job = self.held.get(jobid) if jobid is not None else None
+            if job is None:
+                continue
+            self._apply(job, update)
+
+    def _apply(self, job: HeldJob, update: JobUpdate, quiet: bool = False) -> None:
+        if update.exit_code is not None:
+            job.exit_code = update.exit_code
+        if update.message:
+            job.message = update.message
+        if not job.move(update.state):
+            return
+        if job.hook is None:
+            job.hook = HookJob(job.jobid, self.cluster, job.name, {}, local_id=job.local_id)
+        job.hook.state, job.hook.exit_code, job.hook.message = job.state, job.exit_code, job.message
+        if update.state in FINAL:
+            setattr(self.stats, update.state, getattr(self.stats, update.state) + 1)
+        if not quiet:
+            log.info("job %d (%s) %s%s", job.jobid, job.local_id, job.state,
+                     f" (exit code {job.exit_code})" if job.exit_code is not None and job.state in FINAL else "")
+        self.hooks.emit_state(job.hook)
+        self._event(job.state, job)
+
+    # -- talking to the server -----------------------------------------------------------
+    def _heartbeat(self) -> None:
+        held = [(j.jobid, j.state, j.local_id or "") for j in self.held.values()
+                if j.accepted and j.state not in FINAL]
+        try:
+            beat = self.link.heartbeat(held)
+        except RainbowError as exc:
+            if exc.code in ("PERMISSION_DENIED", "NOT_FOUND", "UNAUTHENTICATED", "INVALID_ARGUMENT"):
+                raise AgentStopped(f"the server refused cluster {self.cluster!r}: {exc}") from exc
+            if exc.code == "UNIMPLEMENTED":
+                return
+            raise
+        for jobid in beat.cancel:
+            self._cancel(jobid, "cancelled in rainbow")
+
+    def _cancel(self, jobid: int, reason: str) -> None:
+        job = self.held.get(jobid)
+        if job is None:
+            existing = self.executor.find(jobid)
+            job = HeldJob(jobid, "", accepted=True, local_id=existing.local_id if existing else None)
+            self._track(job)
+            if existing is None:
+                job.message = reason
+                job.move(CANCELLED)
+                return
+            job.move(SUBMITTED)
+            self._apply(job, existing, quiet=True)
+        if job.state in FINAL or job.cancel_sent:
+            return
+        job.cancel_sent = True
+        if job.local_id is None:
+            job.message = reason
+            job.move(CANCELLED)
+            return
+        log.info("cancelling job %d (%s): %s", jobid, job.local_id, reason)
+        try:
+            self.executor.cancel(job.local_id, reason)
+        except Exception as exc:
+            job.cancel_sent = False
+            log.warning("job %d: cancel failed: %s", jobid, exc)
+
+    def _sync(self) -> None:
+        """Accept what the executor took, then send the queued reports, in order."""
+        waiting = [j.jobid for j in self.held.values() if not j.accepted and j.local_id is not None]
+        if waiting:
+            accepted = set(self.link.accept(waiting))
+            for jobid in waiting:
+                job = self.held[jobid]
+                if jobid in accepted:
+                    job.accepted = True
+                    self.stats.accepted += 1
+                    continue
+                log.warning("job %d: the server refused it (cancelled or moved elsewhere); cancelling %s",
+                            jobid, job.local_id)
+                if job.state not in FINAL:
+                    self._cancel_local(job, "rainbow no longer assigns this job here")
+                self._drop(job)
+        for job in list(self.held.values()):
+            if job.accepted or job.local_id is None:
+                self._send_reports(job)
+            if job.done:
+                self._drop(job)
+
+    def _send_reports(self, job: HeldJob) -> None:
+        while job.reports:
+            state = job.reports[0]
+            final = state in FINAL
+            try:
+                reply = self.link.report(job.jobid, state, job.local_id or "",
+                                         job.exit_code if final else None, job.message if final else "")
+            except RainbowError as exc:
+                if exc.code in OUTAGE_CODES:
+                    raise
+                log.warning("job %d: report %s refused: %s", job.jobid, state, exc)
+                self.stats.errors += 1
+                job.reports.clear()
+                if exc.code == "NOT_FOUND":
+                    if job.local_id and job.state not in FINAL:
+                        self._cancel_local(job, "the job no longer exists in rainbow")
+                    job.state, job.accepted = CANCELLED, True
+                return
+            job.reports.pop(0)
+            self.stats.reports += 1
+            if reply.cancel and job.state not in FINAL:
+                self._cancel(job.jobid, "cancelled in rainbow")
+
+    def _cancel_local(self, job: HeldJob, reason: str) -> None:
+        try:
+            self.executor.cancel(job.local_id or "", reason)
+        except Exception as exc:
+            log.warning("job %d: cancel of %s failed: %s", job.jobid, job.local_id, exc)
+
+    def _drop(self, job: HeldJob) -> None:
+        with self._lock:
+            self.held.pop(job.jobid, None)
+            if job.local_id:
+                self._by_local.pop(job.local_id, None)
+        if job.local_id and job.state in FINAL:
+            self.executor.forget(job.local_id)
+
+    def _update_state(self) -> None:
+        try:
+            resources = self.executor.resources()
+        except Exception as exc:
+            log.warning("cannot read the cluster's resources: %s", exc)
+            return
+        self.link.update_state({**self.static_state, **resources.state()})
+
+    def snapshot(self) -> dict[str, Any]:
+        """Stats and held jobs, safe to call from another thread."""
+        with self._lock:
+            jobs = {str(j.jobid): {"state": j.state, "local_id": j.local_id, "exit_code": j.exit_code}
+                    for j in self.held.values()}
+        return {"cluster": self.cluster, "agent": self.link.agent, "executor": self.executor.name,
+                **self.stats.as_dict(), "jobs": jobs}

@@ -1,0 +1,129 @@
+"""The executor interface: what the agent needs from a local scheduler.
+
+An executor runs jobs on one cluster (Parsl's executor/provider split): the
+agent hands it Flux V1 jobspecs tagged with their rainbow ids, and asks it
+what happened since the last pass. Two implementations exist:
+:class:`rainbow.flux.adapter.FluxExecutor` (``flux.job.submit``) and
+:class:`rainbow.agent.local.LocalExecutor` (subprocesses, for laptops, CI and
+the demo).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+# Job states an executor reports (rainbow's names).
+SUBMITTED = "submitted"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+class JobRejected(Exception):
+    """This job cannot run here (too big, invalid for the local scheduler...): fail it, do not retry."""
+
+
+class ExecutorUnavailable(Exception):
+    """The local scheduler cannot be reached right now: try again on a later pass."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job the agent asks an executor to run."""
+
+    jobid: int
+    cluster: str
+    name: str
+    jobspec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """What became of a local job (``state`` is one of the names above)."""
+
+    local_id: str
+    state: str
+    jobid: int | None = None
+    exit_code: int | None = None
+    message: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+
+@dataclass(frozen=True)
+class Resources:
+    """A cluster's capacity and load, as the agent reports it with ``UpdateState``."""
+
+    nodes: int
+    cores: int
+    nodes_free: int
+    cores_free: int
+    gpus: int = 0
+    gpus_free: int = 0
+    pending: int = 0
+    running: int = 0
+
+    def state(self) -> dict[str, int]:
+        """The flat ``UpdateState`` payload (``nodes_free`` is what the selection presets read)."""
+        return {
+            "nodes_total": self.nodes,
+            "nodes_free": self.nodes_free,
+            "cores_total": self.cores,
+            "cores_free": self.cores_free,
+            "gpus_total": self.gpus,
+            "gpus_free": self.gpus_free,
+            "jobs_pending": self.pending,
+            "jobs_running": self.running,
+        }
+
+
+class Executor(abc.ABC):
+    """A local scheduler the agent submits to. Methods are called from one thread."""
+
+    #: short name used in logs and ``--executor``
+    name = "executor"
+
+    @abc.abstractmethod
+    def submit(self, job: Submission) -> str:
+        """Start (or queue) a job; returns its local id.
+
+        Raises :class:`JobRejected` when the job can never run here and
+        :class:`ExecutorUnavailable` when the local scheduler is down.
+        """
+
+    @abc.abstractmethod
+    def poll(self) -> list[JobUpdate]:
+        """State changes of submitted jobs since the last call (never blocks for long)."""
+
+    @abc.abstractmethod
+    def cancel(self, local_id: str, reason: str = "") -> None:
+        """Ask for a job to stop; its ``cancelled`` update comes through :meth:`poll`."""
+
+    @abc.abstractmethod
+    def resources(self) -> Resources:
+        """Capacity, free resources and queue depth now."""
+
+    @abc.abstractmethod
+    def recover(self) -> list[JobUpdate]:
+        """Every job this cluster's rainbow jobs left here, with its latest state.
+
+        Called once when the agent starts, so that a restarted agent adopts
+        the jobs it (or a crashed predecessor) submitted instead of running
+        them again. Only jobs tagged with a rainbow id appear.
+        """
+
+    @abc.abstractmethod
+    def find(self, jobid: int) -> JobUpdate | None:
+        """The local job tagged with rainbow id ``jobid`` (its id and latest state), if there is one."""
+
+    def forget(self, local_id: str) -> None:  # noqa: B027 - optional hook
+        """The agent is done with a finished job (reported); the executor may drop what it keeps."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the executor holds (connections, watchers); jobs keep running."""

@@ -1,0 +1,149 @@
+"""The agent's side of the wire: the cluster RPCs, with the cluster's credentials.
+
+Built on :class:`rainbow.client.RainbowClient` (its channel, TLS and error
+mapping); every failure is a :class:`rainbow.errors.RainbowError` whose
+``code`` is the gRPC status name, so the agent can tell an outage
+(``UNAVAILABLE``/``DEADLINE_EXCEEDED``: back off and retry) from a refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from rainbow.client import Job, RainbowClient, rpc_error
+from rainbow.errors import InvalidArgument
+from rainbow.protos import rainbow_pb2
+
+T = TypeVar("T")
+
+OUTAGE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED"})
+
+
+@dataclass(frozen=True)
+class Report:
+    """The server's answer to a job state report."""
+
+    state: str
+    cancel: bool
+
+
+@dataclass(frozen=True)
+class Beat:
+    """The server's answer to a heartbeat."""
+
+    cancel: list[int]
+    timeout: float
+
+
+class ClusterLink:
+    """One cluster's connection to the rainbow server (thread-safe: gRPC channels are)."""
+
+    def __init__(self, client: RainbowClient, cluster: str | None = None, secret: str | None = None,
+                 agent: str = "", timeout: float = 30.0) -> None:
+        config = client.config
+        self.client = client
+        self.cluster = cluster or (config.cluster_name if config else None) or ""
+        self.secret = secret or (config.cluster_secret if config and self.cluster == config.cluster_name else None)
+        if not self.cluster:
+            raise InvalidArgument("the agent needs a cluster name (cluster.name in the config)", field="cluster")
+        if not self.secret:
+            raise InvalidArgument(
+                f"the agent needs the secret of cluster {self.cluster!r} (cluster.secret in the config; "
+                "register the cluster with --save to write it)", field="secret")
+        self.agent = agent
+        self.timeout = timeout
+        self._streams: list[Any] = []
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return self.client.host
+
+    def _call(self, method: Callable[..., T], request: Any) -> T:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise rpc_error(exc, self.client.host) from exc
+
+    def update_state(self, state: Mapping[str, Any]) -> None:
+        request = rainbow_pb2.UpdateStateRequest(cluster=self.cluster, secret=self.secret, payload=json.dumps(state))
+        self._call(self.client.scheduler_stub.UpdateState, request)
+
+    def receive(self, max_jobs: int = 0) -> list[Job]:
+        request = rainbow_pb2.ReceiveJobsRequest(cluster=self.cluster, secret=self.secret, maxJobs=max_jobs,
+                                                 agent=self.agent)
+        request.sent.GetCurrentTime()
+        reply = self._call(self.client.scheduler_stub.ReceiveJobs, request)
+        return [Job.from_wire(jobid, reply.jobs[jobid]) for jobid in sorted(reply.jobs)]
+
+    def accept(self, jobids: Sequence[int]) -> list[int]:
+        """Accept jobs; returns those the server confirmed (one by one when the answer is partial)."""
+        ids = list(dict.fromkeys(int(j) for j in jobids))
+        if not ids:
+            return []
+        result = rainbow_pb2.AcceptJobsResponse
+        status = self._accept(ids)
+        if status == result.RESULT_TYPE_SUCCESS:
+            return ids
+        if status == result.RESULT_TYPE_PARTIAL and len(ids) > 1:
+            return [j for j in ids if self._accept([j]) == result.RESULT_TYPE_SUCCESS]
+        return []
+
+    def _accept(self, ids: list[int]) -> int:
+        request = rainbow_pb2.AcceptJobsRequest(cluster=self.cluster, secret=self.secret, jobids=ids)
+        request.sent.GetCurrentTime()
+        return self._call(self.client.scheduler_stub.AcceptJobs, request).status
+
+    def report(self, jobid: int, state: str, local_id: str = "", exit_code: int | None = None,
+               message: str = "") -> Report:
+        request = rainbow_pb2.ReportJobStateRequest(
+            cluster=self.cluster, secret=self.secret, jobid=jobid, state=state, local_id=local_id or "",
+            message=message or "",
+        )
+        if exit_code is not None:
+            request.exit_code = exit_code
+            request.has_exit_code = True
+        reply = self._call(self.client.scheduler_stub.ReportJobState, request)
+        return Report(reply.state, reply.cancel)
+
+    def heartbeat(self, held: Sequence[tuple[int, str, str]]) -> Beat:
+        request = rainbow_pb2.HeartbeatRequest(
+            cluster=self.cluster, secret=self.secret, agent=self.agent,
+            jobs=[rainbow_pb2.HeldJob(jobid=j, state=s, local_id=local or "") for j, s, local in held],
+        )
+        reply = self._call(self.client.scheduler_stub.Heartbeat, request)
+        return Beat(list(reply.cancel), reply.timeout)
+
+    def stream(self, max_jobs: int = 0) -> Iterator[list[Job]]:
+        """Jobs as the server assigns them (leased on the way); ends when :meth:`close_streams` is called.
+
+        Raises a RainbowError with code ``UNIMPLEMENTED`` when the server has no streaming.
+        """
+        request = rainbow_pb2.ReceiveJobsRequest(cluster=self.cluster, secret=self.secret, maxJobs=max_jobs,
+                                                 agent=self.agent)
+        call = self.client.scheduler_stub.StreamJobs(request)
+        with self._lock:
+            self._streams.append(call)
+        try:
+            for reply in call:
+                yield [Job.from_wire(jobid, reply.jobs[jobid]) for jobid in sorted(reply.jobs)]
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():
+                return
+            raise rpc_error(exc, self.client.host) from exc
+        finally:
+            with self._lock:
+                if call in self._streams:
+                    self._streams.remove(call)
+
+    def close_streams(self) -> None:
+        with self._lock:
+            streams, self._streams = list(self._streams), []
+        for call in streams:
+            call.cancel()

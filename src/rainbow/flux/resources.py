@@ -1,0 +1,259 @@
+"""Flux resources (Rv1) -> the cluster's JGF, as pure functions over plain data.
+
+Rv1 (RFC 20) describes an instance's resources::
+
+    {"version": 1,
+     "execution": {"R_lite": [{"rank": "0-15", "children": {"core": "0-63", "gpu": "0-7"}}],
+                   "nodelist": ["tioga[1-16]"],
+                   "properties": {"pdebug": "0-3", "pbatch": "4-15"}}}
+
+``R_lite`` gives each broker rank (one per node) its cores and GPUs as idsets;
+``nodelist`` gives the hostnames in ascending rank order as hostlists;
+``properties`` maps a property name to the ranks that have it. R has no
+sockets, so the graph is ``cluster > node > core/gpu``.
+
+Nothing here imports ``flux``: the same code builds the JGF inside the agent,
+in tests and for ``--dry-run`` from a saved R file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rainbow.errors import InvalidArgument
+
+_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def expand_idset(text: str | int | Iterable[int] | None) -> list[int]:
+    """The ids of an RFC 22 idset (``"0-3,8"``, ``"[0-3]"``, ``""``) in ascending order."""
+    if text is None:
+        return []
+    if isinstance(text, int):
+        return [text]
+    if not isinstance(text, str):
+        return sorted({int(i) for i in text})
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    ids: set[int] = set()
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        found = _RANGE.match(part)
+        if not found:
+            raise InvalidArgument(f"idset {text!r}: {part!r} is not an id or a range", field="idset")
+        low = int(found.group(1))
+        high = int(found.group(2)) if found.group(2) is not None else low
+        if high < low:
+            raise InvalidArgument(f"idset {text!r}: range {part!r} runs backwards", field="idset")
+        ids.update(range(low, high + 1))
+    return sorted(ids)
+
+
+def encode_idset(ids: Iterable[int]) -> str:
+    """The compact idset text of some ids (``[0, 1, 2, 5] -> "0-2,5"``)."""
+    parts: list[str] = []
+    ordered = sorted(set(ids))
+    start = prev = None
+    for value in [*ordered, None]:
+        if value is not None and prev is not None and value == prev + 1:
+            prev = value
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = value
+    return ",".join(parts)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split a hostlist on the commas that are outside brackets."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth < 0:
+                raise InvalidArgument(f"hostlist {text!r}: unbalanced ']'", field="nodelist")
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if depth:
+        raise InvalidArgument(f"hostlist {text!r}: unbalanced '['", field="nodelist")
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _expand_host(pattern: str, whole: str) -> list[str]:
+    start = pattern.find("[")
+    if start < 0:
+        return [pattern]
+    end = pattern.find("]", start)
+    prefix, ranges, rest = pattern[:start], pattern[start + 1:end], pattern[end + 1:]
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in ranges.split(","))):
+        found = _RANGE.match(part)
+        if not found:
+            raise InvalidArgument(f"hostlist {whole!r}: {part!r} is not a number or a range", field="nodelist")
+        low_text = found.group(1)
+        high_text = found.group(2) if found.group(2) is not None else low_text
+        low, high = int(low_text), int(high_text)
+        if high < low:
+            raise InvalidArgument(f"hostlist {whole!r}: range {part!r} runs backwards", field="nodelist")
+        width = len(low_text) if low_text.startswith("0") and len(low_text) > 1 else 0
+        for number in range(low, high + 1):
+            for tail in _expand_host(rest, whole):
+                names.append(f"{prefix}{number:0{width}d}{tail}")
+    return names
+
+
+def expand_hostlist(text: str | Iterable[str]) -> list[str]:
+    """The hostnames of an RFC 29 hostlist, in order (``"tioga[1-3],login1"``), repeats kept."""
+    if not isinstance(text, str):
+        return [host for item in text for host in expand_hostlist(item)]
+    names: list[str] = []
+    for part in _split_top(text):
+        names.extend(_expand_host(part, text))
+    return names
+
+
+@dataclass(frozen=True)
+class NodeResources:
+    """One broker rank of an R: its hostname, core and GPU ids, and properties."""
+
+    rank: int
+    hostname: str
+    cores: tuple[int, ...]
+    gpus: tuple[int, ...]
+    properties: tuple[str, ...] = ()
+
+
+def _execution(R: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(R, Mapping):
+        raise InvalidArgument("R must be a JSON object (Rv1)", field="R")
+    version = R.get("version", 1)
+    if version != 1:
+        raise InvalidArgument(f"R version {version!r} is not supported (only Rv1)", field="R.version")
+    execution = R.get("execution")
+    if not isinstance(execution, Mapping):
+        raise InvalidArgument("R.execution is required", field="R.execution")
+    if not isinstance(execution.get("R_lite", []), list):
+        raise InvalidArgument("R.execution.R_lite must be a list", field="R.execution.R_lite")
+    return execution
+
+
+def r_nodes(R: Mapping[str, Any]) -> list[NodeResources]:
+    """The nodes of an Rv1 resource set, by ascending rank."""
+    execution = _execution(R)
+    cores: dict[int, set[int]] = {}
+    gpus: dict[int, set[int]] = {}
+    for index, entry in enumerate(execution.get("R_lite") or []):
+        where = f"R.execution.R_lite[{index}]"
+        if not isinstance(entry, Mapping) or "rank" not in entry:
+            raise InvalidArgument(f"{where}: needs a rank idset", field=where)
+        children = entry.get("children") or {}
+        if not isinstance(children, Mapping):
+            raise InvalidArgument(f"{where}.children must be an object", field=where)
+        for rank in expand_idset(entry["rank"]):
+            cores.setdefault(rank, set()).update(expand_idset(children.get("core")))
+            gpus.setdefault(rank, set()).update(expand_idset(children.get("gpu")))
+    ranks = sorted(cores)
+    hosts = [h for h in expand_hostlist(execution.get("nodelist") or []) if h]
+    if hosts and len(hosts) != len(ranks):
+        raise InvalidArgument(
+            f"R.execution.nodelist names {len(hosts)} hosts for {len(ranks)} ranks", field="R.execution.nodelist"
+        )
+    properties: dict[int, list[str]] = {}
+    for name, idset in sorted((execution.get("properties") or {}).items()):
+        for rank in expand_idset(idset):
+            properties.setdefault(rank, []).append(name)
+    return [
+        NodeResources(
+            rank=rank,
+            hostname=hosts[index] if hosts else f"node{rank}",
+            cores=tuple(sorted(cores[rank])),
+            gpus=tuple(sorted(gpus[rank])),
+            properties=tuple(properties.get(rank, ())),
+        )
+        for index, rank in enumerate(ranks)
+    ]
+
+
+def r_summary(R: Mapping[str, Any]) -> dict[str, int]:
+    """Counts of an R: ``{"nodes", "cores", "gpus"}``."""
+    nodes = r_nodes(R)
+    return {
+        "nodes": len(nodes),
+        "cores": sum(len(n.cores) for n in nodes),
+        "gpus": sum(len(n.gpus) for n in nodes),
+    }
+
+
+_TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
+
+
+def _basename(hostname: str) -> str:
+    found = _TRAILING_NUMBER.match(hostname)
+    return (found.group(1) if found else hostname) or "node"
+
+
+def r_to_jgf(R: Mapping[str, Any], cluster_name: str = "cluster") -> dict[str, Any]:
+    """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu``.
+
+    Node vertices are named after their hostnames, carry their broker ``rank``
+    and keep R's properties as ``metadata.properties`` (``{"pdebug": ""}``, as
+    Fluxion writes them). Containment paths use the hostname, or
+    ``hostname-rank`` when hostnames repeat (a test instance runs every broker
+    on one host).
+    """
+    nodes = r_nodes(R)
+    if not nodes:
+        raise InvalidArgument("R has no resources (R_lite is empty)", field="R.execution.R_lite")
+    unique = len({n.hostname for n in nodes}) == len(nodes)
+    vertices: dict[str, dict[str, Any]] = {}
+    edges: list[dict[str, Any]] = []
+
+    def add(kind: str, basename: str, name: str, ident: int | str, rank: int, path: str, **extra: Any) -> str:
+        uniq = len(vertices)
+        key = str(uniq)
+        metadata = {
+            "type": kind,
+            "basename": basename,
+            "name": name,
+            "id": ident,
+            "uniq_id": uniq,
+            "rank": rank,
+            "exclusive": False,
+            "unit": "",
+            "size": 1,
+            "paths": {"containment": path},
+            **extra,
+        }
+        vertices[key] = {"label": key, "metadata": metadata}
+        return key
+
+    def link(parent: str, child: str) -> None:
+        edges.append({"source": parent, "target": child, "relation": "contains", "metadata": {}})
+        edges.append({"source": child, "target": parent, "relation": "in", "metadata": {}})
+
+    root_name = f"{cluster_name}0"
+    root = add("cluster", cluster_name, root_name, 0, -1, f"/{root_name}")
+    for node in nodes:
+        segment = node.hostname if unique else f"{node.hostname}-{node.rank}"
+        path = f"/{root_name}/{segment}"
+        extra: dict[str, Any] = {}
+        if node.properties:
+            extra["properties"] = {name: "" for name in node.properties}
+        found = _TRAILING_NUMBER.match(node.hostname)
+        ident = found.group(2) if found else str(node.rank)
+        vertex = add("node", _basename(node.hostname), node.hostname, ident, node.rank, path, **extra)
+        link(root, vertex)
+        for kind, ids in (("core", node.cores), ("gpu", node.gpus)):
+            for number in ids:
+                child = add(kind, kind, f"{kind}{number}", str(number), node.rank, f"{path}/{kind}{number}")
+                link(vertex, child)
+    return {"graph": {"directed": True, "nodes": vertices, "edges": edges}}

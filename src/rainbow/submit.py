@@ -1,0 +1,13 @@
+"""``flux python -m rainbow.submit [flux submit options] COMMAND...``: send a job to rainbow from Flux.
+
+See :mod:`rainbow.flux.submit`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rainbow.flux.submit import main
+
+if __name__ == "__main__":
+    sys.exit(main())

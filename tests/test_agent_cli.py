@@ -1,0 +1,92 @@
+"""The commands: `rainbow agent --executor local`, `python -m rainbow.register --R`, `rainbow demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from rainbow.client import RainbowClient
+from rainbow.config import RainbowConfig
+from rainbow.protos import rainbow_pb2
+
+from conftest import EXAMPLES, REGISTRATION_SECRET
+
+R_FILE = EXAMPLES / "flux" / "R-16node-gpus.json"
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path):
+    server = server_factory()
+    config_path = tmp_path / "rainbow-config.yaml"
+    dry = run("-m", "rainbow.register", "--R", str(R_FILE), "--cluster-name", "tioga", "--config-path",
+              str(config_path), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    jgf = json.loads(dry.stdout)
+    assert sum(1 for v in jgf["graph"]["nodes"].values() if v["metadata"]["type"] == "gpu") == 128
+    assert not config_path.exists()
+
+    done = run("-m", "rainbow.register", "--R", str(R_FILE), "--cluster-name", "tioga", "--host", server.address,
+               "--secret", REGISTRATION_SECRET, "--config-path", str(config_path), "--save")
+    assert done.returncode == 0, done.stderr
+    assert "registered cluster 'tioga' (16 nodes, 1024 cores, 128 GPUs)" in done.stdout
+    config = RainbowConfig.load(config_path)
+    assert config.cluster_name == "tioga" and config.cluster_secret and config.token_for("tioga")
+    again = run("-m", "rainbow.register", "--R", str(R_FILE), "--host", server.address, "--secret",
+                REGISTRATION_SECRET, "--config-path", str(config_path))
+    assert again.returncode == 0 and "already registered" in again.stdout
+
+    with RainbowClient(server.address, config_file=config) as client:
+        jobid = client.submit_job(["sh", "-c", "exit 4"], nodes=2, tasks=2).jobid
+        agent = ["-m", "rainbow", "agent", "--executor", "local", "--config-path", str(config_path), "--once",
+                 "--nodes", "16", "--cores-per-node", "64", "--state-dir", str(tmp_path / "state"),
+                 "--state", "cost_per_node_hour=3"]
+        first = run(*agent)
+        assert first.returncode == 0, first.stderr
+        token = config.token_for("tioga")
+        deadline = time.monotonic() + 30
+        while True:
+            info = client.scheduler_stub.GetJob(rainbow_pb2.GetJobRequest(jobid=jobid, token=token))
+            if info.state == "failed" or time.monotonic() > deadline:
+                break
+            assert run(*agent).returncode == 0
+        assert (info.state, info.exit_code, info.local_id) == ("failed", 4, "local-1")
+    state = server.scheduler.cluster_state("tioga")
+    assert state["cost_per_node_hour"] == 3 and state["nodes_total"] == 16
+
+
+def test_agent_errors_are_one_line(tmp_path):
+    config_path = tmp_path / "c.yaml"
+    RainbowConfig.new("nobody", host="127.0.0.1:9", path=config_path).save()
+    result = run("-m", "rainbow", "agent", "--executor", "local", "--config-path", str(config_path), "--once")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "rainbow: error: the agent needs the secret of cluster 'nobody' (cluster.secret in the config; "
+        "register the cluster with --save to write it)"]
+
+
+def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
+    result = run("-m", "rainbow", "demo", env={"TMPDIR": str(tmp_path)}, timeout=120)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr + out
+    assert "registered cluster keebler: 3 nodes, 36 cores" in out
+    assert "registered cluster tioga: 16 nodes, 1024 cores, 128 GPUs" in out
+    assert re.search(r"-> job \d+ to tioga: matches tioga; keebler does not", out)  # the GPU job
+    assert "'huge'" in out and "-> not submitted: no cluster can run this job" in out
+    rows = {m.group(1): m.groups() for m in re.finditer(
+        r"^\s+\d+\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*(.*)$", out, re.MULTILINE)}
+    assert rows["hello"][2:4] == ("completed", "0") and rows["hello"][5] == f"hello from {rows['hello'][1]}"
+    assert rows["gpu-job"][1:3] == ("tioga", "completed") and rows["wide"][1:3] == ("tioga", "completed")
+    assert rows["fails"][2:4] == ("failed", "3")
+    assert rows["sleepy"][2] == "cancelled"
+    assert "huge" not in rows
+    assert re.search(r"job \d+ hello\s+\S+\s+running", out)
+    assert out.rstrip().endswith("cleaned up: server stopped, agents stopped, temporary files removed")
+    assert list(tmp_path.iterdir()) == []
