@@ -1,4 +1,4 @@
-"""SIGKILL the server under load: acknowledged jobs survive exactly once; accepted jobs never come back."""
+"""SIGKILL the server under load, or an agent mid-hand-off: nothing acknowledged is lost, nothing runs twice."""
 
 from __future__ import annotations
 
@@ -99,5 +99,59 @@ def test_kill_during_submit_and_receive(tmp_path):
         assert set(again.jobs) == pending  # and every unaccepted one is
     finally:
         stubs.channel.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_kill_the_agent_between_receive_and_accept(tmp_path):
+    """SIGKILL a real agent after it submitted a job but before it accepted it: the job runs once."""
+    proc, address, _ = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET,
+                                            "--lease-seconds", "1", "--loglevel", "warning")
+    config_path = tmp_path / "rainbow-config.yaml"
+    RainbowConfig.new("keebler", host=address, path=config_path).save()
+    marker, started = tmp_path / "runs.txt", tmp_path / "submitted"
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text(
+        "import os, pathlib, time\n"
+        "from rainbow.flux import hook\n\n"
+        "@hook('job.new')\n"
+        "def stall(job):\n"
+        "    if os.environ.get('STALL'):\n"
+        f"        pathlib.Path({str(started)!r}).touch()\n"
+        "        time.sleep(120)\n"
+    )
+    agent = [sys.executable, "-m", "rainbow", "agent", "--executor", "local", "--config-path", str(config_path),
+             "--state-dir", str(tmp_path / "state"), "--hooks", str(hooks), "--interval", "0.2", "--no-stream",
+             "--loglevel", "warning"]
+    try:
+        with RainbowClient(config_file=config_path) as client:
+            client.register("keebler", REGISTRATION_SECRET, example("cluster-nodes.json"), save=True)
+            client.config = RainbowConfig.load(config_path)
+            jobid = client.submit_job(["sh", "-c", f"echo ran >> {marker}"], nodes=1).jobid
+
+            first = subprocess.Popen(agent, env={**subprocess_env(), "STALL": "1"},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert started.exists(), "the agent never submitted the job"
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(30)
+            assert client.get_job(jobid).state == "leased"  # received, never accepted
+
+            second = subprocess.Popen(agent, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.monotonic() + 60
+                while client.get_job(jobid).state != "completed" and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                info = client.get_job(jobid)
+            finally:
+                second.send_signal(signal.SIGTERM)
+                second.wait(30)
+        assert info.state == "completed" and info.exit_code == 0
+        assert [h.state for h in info.history].count("leased") == 2  # delivered again after the lease
+        assert marker.read_text() == "ran\n"  # and run once
+    finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
