@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import grpc
 
+from rainbow.client import RainbowClient
+from rainbow.config import RainbowConfig
 from rainbow.protos import rainbow_pb2
 from rainbow.store import open_store
 
-from conftest import REGISTRATION_SECRET, example, start_server_process, stubs_for
+from conftest import REGISTRATION_SECRET, example, start_server_process, stubs_for, subprocess_env
 
 
 def test_kill_during_submit_and_receive(tmp_path):
