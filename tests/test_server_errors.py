@@ -7,9 +7,10 @@ import json
 import grpc
 import pytest
 
+from rainbow.limits import Limits
 from rainbow.protos import memory_pb2, rainbow_pb2
 
-from conftest import REGISTRATION_SECRET, example
+from conftest import REGISTRATION_SECRET, example, stubs_for
 
 Code = grpc.StatusCode
 
@@ -260,3 +261,29 @@ def test_server_keeps_serving_after_bad_requests(cluster):
         )
     )
     assert reply.status == rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS
+
+
+def test_limits_give_resource_exhausted_and_store_nothing(server_factory):
+    server = server_factory(limits=Limits(max_jgf_vertices=10, max_jobspec_bytes=2048, max_receive_jobs=2))
+    stubs = stubs_for(server.address)
+    error = rpc_error(stubs.scheduler.Register, rainbow_pb2.RegisterRequest(
+        name="big", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")))
+    assert error.code() == Code.RESOURCE_EXHAUSTED and "vertices" in error.details()
+    assert server.scheduler.cluster_names == []
+    small = json.dumps({"graph": {"nodes": {"0": {"metadata": {"type": "cluster"}},
+                                            "1": {"metadata": {"type": "node"}},
+                                            "2": {"metadata": {"type": "core"}}},
+                                  "edges": [{"source": "0", "target": "1"}, {"source": "1", "target": "2"}]}})
+    reply = stubs.scheduler.Register(rainbow_pb2.RegisterRequest(name="small", secret=REGISTRATION_SECRET,
+                                                                 nodes=small))
+    cluster = [rainbow_pb2.SubmitJobRequest.Cluster(name="small", token=reply.token)]
+    huge = "version: 1\n# " + "x" * 4096 + "\nresources: {}\n"
+    error = rpc_error(stubs.scheduler.SubmitJob, rainbow_pb2.SubmitJobRequest(name="j", clusters=cluster,
+                                                                            jobspec=huge))
+    assert error.code() == Code.RESOURCE_EXHAUSTED and "jobspec" in error.details()
+    spec = "version: 1\nresources:\n  r: {type: core, count: 1}\ntasks: [{command: [x], resources: r}]\n"
+    for _ in range(3):
+        stubs.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(name="j", clusters=cluster, jobspec=spec))
+    got = stubs.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="small", secret=reply.secret))
+    assert len(got.jobs) == 2  # capped per receive; the third waits for the next one
+    stubs.channel.close()

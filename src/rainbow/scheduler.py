@@ -273,6 +273,14 @@ class Scheduler:
         return job
 
     # -- registration -----------------------------------------------------
+    def _load_graph(self, nodes: str, name: str) -> ClusterGraph:
+        graph = ClusterGraph.from_jgf(nodes, name=name)
+        if graph.n_vertices > self.limits.max_jgf_vertices:
+            raise ResourceExhausted(
+                f"nodes: the graph has {graph.n_vertices} vertices, more than the limit of "
+                f"{self.limits.max_jgf_vertices}", field="nodes")
+        return graph
+
     def register(self, name: str, secret: str, nodes: str) -> Registration:
         check_name(name, "name", self.limits)
         if not credentials.check_secret(secret, self._registration_hash):
@@ -282,7 +290,7 @@ class Scheduler:
         with self._lock:
             if name in self._clusters:
                 return Registration(created=False)
-        graph = ClusterGraph.from_jgf(nodes, name=name)
+        graph = self._load_graph(nodes, name)
         token = self.global_token or credentials.new_secret()
         cluster_secret = credentials.new_secret()
         entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph)
@@ -319,7 +327,7 @@ class Scheduler:
         entry = self._cluster_by_secret(cluster, secret)
         if not nodes:
             raise InvalidArgument("payload (the cluster JGF) is required", field="payload")
-        graph = ClusterGraph.from_jgf(nodes, name=cluster)
+        graph = self._load_graph(nodes, cluster)
         with self._lock:
             for subsystem, text in self.store.list_subsystems(cluster).items():
                 try:
