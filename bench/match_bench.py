@@ -264,7 +264,7 @@ def main() -> None:
         return
 
     big_nodes, n_clusters, nodes = (2048, 20, 200) if args.quick else (16384, 100, 1000)
-    ref_big, ref_mix, ref_cluster = (10.0, 10.0, 0.5) if args.quick else (60.0, 60.0, 2.0)
+    ref_big, ref_mix, ref_cluster = (10.0, 10.0, 0.5) if args.quick else (60.0, 20.0, 1.0)
     results: dict = {
         "quick": args.quick,
         "python": sys.version.split()[0],
