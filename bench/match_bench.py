@@ -264,8 +264,13 @@ def main() -> None:
         return
 
     big_nodes, n_clusters, nodes = (2048, 20, 200) if args.quick else (16384, 100, 1000)
-    ref_big, ref_mix, ref_cluster = (10.0, 10.0, 0.5) if args.quick else (60.0, 60.0, 2.0)
-    results: dict = {"quick": args.quick, "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    ref_big, ref_mix, ref_cluster = (10.0, 10.0, 0.5) if args.quick else (60.0, 20.0, 1.0)
+    results: dict = {
+        "quick": args.quick,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+    }
     with tempfile.TemporaryDirectory(prefix="rainbow-bench-") as tmpdir:
         tmp = Path(tmpdir)
         big = tmp / "big.json"
@@ -352,6 +357,11 @@ def main() -> None:
     print(
         f"\nsatisfy over {n_clusters} clusters: median {results['mix_median_ms']:.3f} ms per jobspec "
         f"(slowest {results['mix_max_ms']:.3f} ms; first calls median {results['mix_cold_median_ms']:.3f} ms)"
+    )
+    results["loadavg_end"] = os.getloadavg()
+    print(
+        f"load average (other processes on this machine): start {results['loadavg_start'][0]:.1f}, "
+        f"end {results['loadavg_end'][0]:.1f}"
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
