@@ -1,4 +1,5 @@
-"""The store interface, on a real SQLite file: transactions, leases, acceptance, persistence."""
+"""The store interface on both backends (a SQLite file, a PostgreSQL database): transactions,
+leases, acceptance, events, persistence, migrations."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ from rainbow.lifecycle import JobState
 from rainbow.store import open_store
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def target(request, tmp_path) -> str:
+    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_database")()
+
+
 @pytest.fixture
-def store(tmp_path):
-    store = open_store(str(tmp_path / "store.db"))
+def store(target):
+    store = open_store(target)
     yield store
     store.close()
 
@@ -90,8 +99,8 @@ def test_concurrent_leases_never_share_a_job(store):
     assert len(every) == 200 and len(set(every)) == 200
 
 
-def test_persistence_and_migration_version(tmp_path):
-    path = str(tmp_path / "p.db")
+def test_persistence_and_migration_version(target):
+    path = target
     store = open_store(path)
     store.add_cluster("a", "{}", "s", "t", 0.0)
     job, _ = store.add_job("a", "n", "spec", "cmd", 0.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,12 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def ping(self) -> None:
+        self._read("SELECT 1")
+
+    def watch_clusters(self, callback: Callable[[str | None], None]) -> None:
+        """Nothing to watch: one server process owns the file, and it changes its cache itself."""
 
     # -- metadata ---------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
