@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -219,3 +220,87 @@ def start_server_process(db: Path, *extra: str, env: dict | None = None) -> tupl
             return proc, found.group(1), lines
     proc.kill()
     raise RuntimeError("server did not start:\n" + "\n".join(lines))
+
+
+class TcpProxy:
+    """Forward 127.0.0.1:<port> to ``target`` (host, port); ``cut()`` drops every connection and
+    refuses new ones until ``restore()``: an outage of the service behind it, under test control."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open = True
+        self._closed = False
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """``url`` (a libpq URL) pointed at this proxy instead of its own host and port."""
+        parts = urlsplit(url)
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return parts._replace(netloc=f"{user}127.0.0.1:{self.port}").geturl()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._drop(src)
+            self._drop(dst)
+
+    def _drop(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+    def cut(self) -> None:
+        self._open = False
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._drop(sock)
+
+    def restore(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()
+
+
+@pytest.fixture
+def postgres_proxy(postgres_url) -> Iterator[TcpProxy]:
+    """A TcpProxy in front of the test PostgreSQL server."""
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    yield proxy
+    proxy.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -31,8 +31,9 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class _StoreCollector(Collector):
     """``rainbow_jobs{state}`` and ``rainbow_clusters{reachable}``, counted in the store on scrape."""
 
-    def __init__(self, store: Store, max_age: float = 5.0) -> None:
+    def __init__(self, store: Store, healthy: Callable[[], bool], max_age: float = 5.0) -> None:
         self.store = store
+        self.healthy = healthy
         self.max_age = max_age
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[JobState, int], dict[bool, int]] | None = None
@@ -41,6 +42,8 @@ class _StoreCollector(Collector):
         return self._families({}, {})
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        if not self.healthy():
+            return iter(())  # a scrape must not wait for a store known to be down
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > self.max_age:
@@ -93,7 +96,8 @@ class Metrics:
         self.store_up = Gauge(
             "rainbow_store_up", "1 when the last health check reached the store, else 0", registry=self.registry
         )
-        self.registry.register(_StoreCollector(store))
+        self.store_reachable = True
+        self.registry.register(_StoreCollector(store, lambda: self.store_reachable))
         self._http: Any = None
         self._thread: threading.Thread | None = None
 
@@ -102,6 +106,11 @@ class Metrics:
         self.requests.labels(method, code).inc()
         if seconds is not None:
             self.request_seconds.labels(method).observe(seconds)
+
+    def set_store_up(self, up: bool) -> None:
+        """What the last health check found (store gauges are not collected while it is down)."""
+        self.store_reachable = up
+        self.store_up.set(1 if up else 0)
 
     def observe_timing(self, what: str, seconds: float) -> None:
         """The scheduler's ``on_timing`` hook: "match" or "selection"."""

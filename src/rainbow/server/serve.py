@@ -202,7 +202,7 @@ class RainbowServer:
             status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in SERVICE_NAMES:
                 await self.health.set(name, status)
-        self.metrics.store_up.set(1 if serving else 0)
+        self.metrics.set_store_up(serving)
 
     async def _watch_health(self) -> None:
         while True:

@@ -198,7 +198,7 @@ class PostgresStore(Store):
         self,
         url: str,
         pool_size: int = 16,
-        timeout: float = 5.0,
+        timeout: float = 3.0,
         connect_timeout: float = 5.0,
     ) -> None:
         self.url = url
