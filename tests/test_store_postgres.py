@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rainbow.errors import Unavailable
 from rainbow.lifecycle import JobState
-from rainbow.store import open_store
+from rainbow.store import open_store, redact
 from rainbow.store.postgres import decode_text, encode_text
 from rainbow.store.schema import POSTGRES_MIGRATIONS
 
@@ -27,6 +27,13 @@ def test_text_escape_round_trips_and_has_no_nul(text):
 def test_plain_text_is_stored_unchanged():
     text = '{"graph": {"nodes": []}} ünïcode \\x00'
     assert encode_text(text) is text and decode_text(text) is text
+
+
+def test_store_urls_are_shown_without_password():
+    assert redact("postgresql://rainbow:s3cr%40t@db.example:5432/rainbow") == (
+        "postgresql://rainbow:***@db.example:5432/rainbow")
+    assert redact("postgresql://rainbow@127.0.0.1/rainbow") == "postgresql://rainbow@127.0.0.1/rainbow"
+    assert redact("/var/lib/rainbow/rainbow.db") == "/var/lib/rainbow/rainbow.db"
 
 
 pytestmark_pg = pytest.mark.postgres
@@ -129,7 +136,7 @@ def test_event_pollers_never_miss_a_late_commit(postgres_database):
 
         poller = threading.Thread(target=poll)
         poller.start()
-        writers = [threading.Thread(target=write, args=(s, c)) for s, c in zip((a, b, a, b), clusters)]
+        writers = [threading.Thread(target=write, args=(s, c)) for s, c in zip((a, b, a, b), clusters, strict=True)]
         for t in writers:
             t.start()
         for t in writers:
