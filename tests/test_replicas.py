@@ -9,6 +9,7 @@ and time.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -75,19 +76,16 @@ class Failover:
                 time.sleep(0.05)
 
 
-def start_replicas(url: str, tmp_path, count: int = 2) -> list[tuple[Any, str]]:
+def start_replicas(url: str, tmp_path, *flags: str, count: int = 2) -> list[tuple[Any, str, list[str]]]:
     """Server processes started together (their migrations race for the advisory lock)."""
+    flags = flags or ("--secret", REGISTRATION_SECRET, "--lease-seconds", str(LEASE_SECONDS),
+                      "--cluster-timeout", "0", "--workers", "8", "--loglevel", "warning")
     started: list[Any] = [None] * count
     errors: list[BaseException] = []
 
     def start(index: int) -> None:
         try:
-            proc, address, _ = start_server_process(
-                tmp_path / f"unused-{index}.db", "--store", url, "--secret", REGISTRATION_SECRET,
-                "--lease-seconds", str(LEASE_SECONDS), "--cluster-timeout", "0", "--workers", "8",
-                "--loglevel", "warning",
-            )
-            started[index] = (proc, address)
+            started[index] = start_server_process(tmp_path / f"unused-{index}.db", "--store", url, *flags)
         except BaseException as exc:
             errors.append(exc)
 
@@ -107,7 +105,7 @@ def start_replicas(url: str, tmp_path, count: int = 2) -> list[tuple[Any, str]]:
 def test_replicas_deliver_every_job_exactly_once_even_when_one_is_killed(postgres_database, tmp_path):
     url = postgres_database()
     replicas = start_replicas(url, tmp_path)
-    stubs = [stubs_for(address) for _, address in replicas]
+    stubs = [stubs_for(address) for _, address, _ in replicas]
     a, b = stubs
     try:
         # Clusters register on A; B learns of them within a second, and serves their agents.
@@ -229,7 +227,26 @@ def test_replicas_deliver_every_job_exactly_once_even_when_one_is_killed(postgre
     finally:
         for s in stubs:
             s.channel.close()
-        for proc, _ in replicas:
+        for proc, _, _ in replicas:
+            proc.kill()
+            proc.wait(30)
+
+
+def test_replicas_started_without_a_secret_agree_on_one(postgres_database, tmp_path):
+    replicas = start_replicas(postgres_database(), tmp_path, "--loglevel", "warning")
+    stubs = [stubs_for(address) for _, address, _ in replicas]
+    try:
+        printed = [re.search(r"^\s+(\S{30,})$", "\n".join(lines), re.M) for _, _, lines in replicas]
+        secrets = [found.group(1) for found in printed if found]
+        assert len(secrets) == 1, "exactly one replica generates (and shows) the registration secret"
+        for index, replica in enumerate(stubs):
+            reply = replica.scheduler.Register(rainbow_pb2.RegisterRequest(
+                name=f"c{index}", secret=secrets[0], nodes=example("cluster-nodes.json")), timeout=10)
+            assert reply.status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
+    finally:
+        for s in stubs:
+            s.channel.close()
+        for proc, _, _ in replicas:
             proc.kill()
             proc.wait(30)
 

@@ -47,6 +47,15 @@ def test_cluster_lifecycle(store):
     assert not store.delete_cluster("a")
 
 
+def test_meta_set_and_add_once(store):
+    assert store.get_meta("k") is None
+    assert store.add_meta("k", "first")
+    assert not store.add_meta("k", "second")
+    assert store.get_meta("k") == "first"
+    store.set_meta("k", "third")
+    assert store.get_meta("k") == "third"
+
+
 def test_merge_state_unknown_cluster(store):
     with pytest.raises(KeyError):
         store.merge_state("ghost", {"a": 1}, 1.0)

@@ -191,8 +191,10 @@ class Scheduler:
         if secret:
             self.store.set_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(secret))
         elif self.store.get_meta(REGISTRATION_SECRET_KEY) is None:
-            self.generated_secret = credentials.new_secret()
-            self.store.set_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(self.generated_secret))
+            generated = credentials.new_secret()
+            # Replicas starting together on a new database: only the first one's secret is kept (and shown).
+            if self.store.add_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(generated)):
+                self.generated_secret = generated
         self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
 
     def _build_graph(self, name: str) -> ClusterGraph | None:

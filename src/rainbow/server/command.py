@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", dest="config_file", help="rainbow-config.yaml with a scheduler section")
     parser.add_argument("--select-algorithm", help="selection algorithm (default random)")
     parser.add_argument("--match-algorithm", help="match algorithm (default match)")
-    parser.add_argument("--cleanup", action="store_true", help="delete the database before starting")
+    parser.add_argument("--cleanup", action="store_true", help="delete the SQLite database file before starting "
+                        "(a PostgreSQL store is never deleted)")
     parser.add_argument("--lease-seconds", type=float, default=300.0,
                         help="how long received jobs stay leased to their receiver (default 300)")
     parser.add_argument("--cluster-timeout", type=float, default=600.0,

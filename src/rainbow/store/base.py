@@ -94,6 +94,10 @@ class Store(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
+    @abstractmethod
+    def add_meta(self, key: str, value: str) -> bool:
+        """Set ``key`` only if it has no value yet; True when this call set it (replicas may race)."""
+
     # -- clusters ---------------------------------------------------------
     @abstractmethod
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:

@@ -371,6 +371,11 @@ class PostgresStore(Store):
             (key, value),
         ))
 
+    def add_meta(self, key: str, value: str) -> bool:
+        return self._write(lambda tx: tx.one(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING RETURNING key", (key, value)
+        ))[0] is not None
+
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         def body(tx: _Tx) -> bool:

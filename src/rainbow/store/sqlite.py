@@ -141,6 +141,11 @@ class SQLiteStore(Store):
                 (key, value),
             )
 
+    def add_meta(self, key: str, value: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value))
+            return cursor.rowcount == 1
+
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         with self._write() as db:
