@@ -19,6 +19,7 @@ import grpc
 import psycopg
 import pytest
 
+from rainbow.graph.synthetic import Vertex, tree_jgf
 from rainbow.protos import memory_pb2, rainbow_pb2
 
 from conftest import REGISTRATION_SECRET, example, start_server_process, stubs_for
@@ -303,13 +304,22 @@ def test_cluster_changes_through_one_replica_reach_the_other_within_a_second(pos
             return False
 
         eventually(b_refuses_green, 1.0, "deletion reaches B")
-        _, new_secret = register(a, "green")
+        # Registered again (version 1 again) with a graph too small for the jobspec: B must not keep the old one.
+        one_node, _ = tree_jgf(Vertex("cluster", children=[Vertex("node", children=[Vertex("core")])]))
+        reply = a.scheduler.Register(rainbow_pb2.RegisterRequest(
+            name="green", secret=REGISTRATION_SECRET, nodes=json.dumps(one_node)), timeout=10)
+        new_secret = reply.secret
         eventually(lambda: b.scheduler.ReceiveJobs(
             rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=new_secret), timeout=5), 1.0, "new credentials")
+        assert b_matches(example("jobspec-constraint.yaml")) == ["red"]
         with pytest.raises(grpc.RpcError) as err:
             b.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=green_secret))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert b_server.scheduler.cluster_state("red")["cost_per_node_hour"] == 0.5
+        # Deleted and registered again at once (B likely hears both together): B rebuilds the graph.
+        a.scheduler.Delete(rainbow_pb2.DeleteRequest(name="green", secret=new_secret))
+        register(a, "green")
+        eventually(lambda: b_matches(example("jobspec-constraint.yaml")) == ["green", "red"], 1.0, "re-registration")
     finally:
         a.channel.close()
         b.channel.close()

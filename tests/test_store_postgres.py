@@ -36,10 +36,10 @@ def test_store_urls_are_shown_without_password():
     assert redact("/var/lib/rainbow/rainbow.db") == "/var/lib/rainbow/rainbow.db"
 
 
-pytestmark_pg = pytest.mark.postgres
+needs_postgres = pytest.mark.postgres
 
 
-@pytestmark_pg
+@needs_postgres
 def test_replicas_starting_together_migrate_once(postgres_database):
     url = postgres_database()
     stores, errors = [], []
@@ -61,7 +61,7 @@ def test_replicas_starting_together_migrate_once(postgres_database):
         s.close()
 
 
-@pytestmark_pg
+@needs_postgres
 def test_two_stores_lease_disjoint_jobs_and_ids_stay_unique(postgres_database):
     url = postgres_database()
     a, b = open_store(url), open_store(url)
@@ -105,7 +105,7 @@ def test_two_stores_lease_disjoint_jobs_and_ids_stay_unique(postgres_database):
         b.close()
 
 
-@pytestmark_pg
+@needs_postgres
 def test_event_pollers_never_miss_a_late_commit(postgres_database):
     """Concurrent writers on two stores; a poller that follows ``seq > last`` sees every event once, in order."""
     url = postgres_database()
@@ -151,7 +151,7 @@ def test_event_pollers_never_miss_a_late_commit(postgres_database):
             s.close()
 
 
-@pytestmark_pg
+@needs_postgres
 def test_cluster_changes_reach_a_watcher(postgres_database):
     url = postgres_database()
     watcher, writer = open_store(url), open_store(url)
@@ -197,7 +197,7 @@ def test_cluster_changes_reach_a_watcher(postgres_database):
         writer.close()
 
 
-@pytestmark_pg
+@needs_postgres
 def test_outage_is_unavailable_and_recovers_without_loss(postgres_database, postgres_proxy):
     url = postgres_proxy.url(postgres_database())
     store = open_store(url, timeout=2.0)
@@ -233,7 +233,7 @@ def test_outage_is_unavailable_and_recovers_without_loss(postgres_database, post
         store.close()
 
 
-@pytestmark_pg
+@needs_postgres
 def test_names_are_stored_readably(postgres_database):
     """Other tools reading the database see ordinary names (only U+0000/U+0001 are escaped)."""
     url = postgres_database()

@@ -78,7 +78,8 @@ class _Cluster:
     state: dict[str, Any]
     graph: ClusterGraph | None
     reachable: bool = True
-    version: int = 1
+    # The stored (created, version) the graph was built from: a change elsewhere changes one of them.
+    origin: tuple[float, int] = (0.0, 1)
 
 
 class _LRU:
@@ -211,7 +212,7 @@ class Scheduler:
         for record in self.store.list_clusters():
             self._clusters[record.name] = _Cluster(
                 record.name, record.secret_hash, record.token_hash, record.state,
-                self._build_graph(record.name), record.reachable, record.version,
+                self._build_graph(record.name), record.reachable, (record.created, record.version),
             )
         log.info("loaded %d clusters from the store", len(self._clusters))
 
@@ -233,9 +234,10 @@ class Scheduler:
     def refresh_cluster(self, name: str) -> None:
         """Reload one cluster's credentials, state and reachability from the store.
 
-        The graph is rebuilt only when the stored ``version`` differs from the
-        cached one. Called for changes another replica made (the store's
-        ``watch_clusters``); harmless for this replica's own changes.
+        The graph is rebuilt only when the stored ``version`` (or ``created``:
+        the name was deleted and registered again) differs from the cached one.
+        Called for changes another replica made (the store's ``watch_clusters``);
+        harmless for this replica's own changes.
         """
         record = self.store.get_cluster(name)
         if record is None:
@@ -243,22 +245,23 @@ class Scheduler:
                 if self._clusters.pop(name, None) is not None:
                     log.info("cluster %s was deleted through another server", name)
             return
+        origin = (record.created, record.version)
         with self._lock:
             entry = self._clusters.get(name)
-            stale = entry is None or entry.version != record.version
+            stale = entry is None or entry.origin != origin
         # Built outside the lock (graphs can be large); read after the record, so never older than it.
         graph = self._build_graph(name) if stale else None
         with self._lock:
             entry = self._clusters.get(name)
             if entry is None:
                 self._clusters[name] = _Cluster(name, record.secret_hash, record.token_hash, record.state, graph,
-                                                record.reachable, record.version)
+                                                record.reachable, origin)
                 log.info("cluster %s was registered through another server", name)
                 return
             entry.secret_hash, entry.token_hash = record.secret_hash, record.token_hash
             entry.state, entry.reachable = record.state, record.reachable
             if stale:
-                entry.graph, entry.version = graph, record.version
+                entry.graph, entry.origin = graph, origin
 
     @property
     def cluster_names(self) -> list[str]:
@@ -334,9 +337,11 @@ class Scheduler:
         graph = ClusterGraph.from_jgf(nodes, name=name)
         token = self.global_token or credentials.new_secret()
         cluster_secret = credentials.new_secret()
-        entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph)
+        now = self.clock()
+        entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph,
+                         origin=(now, 1))
         with self._lock:
-            if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, self.clock()):
+            if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, now):
                 return Registration(created=False)
             self._clusters[name] = entry
         log.info("registered cluster %s (%s)", name, _summary(graph))

@@ -192,7 +192,13 @@ class _Tx:
 
 
 class PostgresStore(Store):
-    """The Store on PostgreSQL (psycopg 3, a connection pool); safe for several processes at once."""
+    """The Store on PostgreSQL (psycopg 3, a connection pool); safe for several processes at once.
+
+    ``url`` is a libpq URL. ``pool_size`` caps the pooled connections (give it
+    the number of worker threads); ``timeout`` is how long a call waits for a
+    connection before it fails with Unavailable; ``connect_timeout`` bounds
+    each connection attempt.
+    """
 
     def __init__(
         self,
