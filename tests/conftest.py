@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import grpc
 import pytest
 
+import rainbow as rainbow_package
 from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
 from rainbow.server import RainbowServer, ServerConfig, open_scheduler
 
@@ -199,14 +200,23 @@ def rainbow(server_factory):
     stubs.channel.close()
 
 
-def start_server_process(db: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str, list[str]]:
+def subprocess_env(extra: dict | None = None) -> dict[str, str]:
+    """Environment for `python -m rainbow` subprocesses: the rainbow under test comes first on PYTHONPATH."""
+    src = str(Path(rainbow_package.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, path) if p), **(extra or {})}
+
+
+def start_server_process(
+    db: Path, *extra: str, env: dict | None = None
+) -> tuple[subprocess.Popen, str, list[str]]:
     """`rainbow server` as a real subprocess; returns (process, address, lines printed before ready)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(db), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=subprocess_env(env),
     )
     lines: list[str] = []
     deadline = time.monotonic() + 60

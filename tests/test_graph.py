@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from rainbow.errors import InvalidArgument
-from rainbow.graph import ClusterGraph
+from rainbow.graph import ClusterGraph, match
+from rainbow.jobspec import parse_jobspec
 
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 
@@ -93,3 +95,31 @@ def test_subsystem_root_may_stand_alone(graph):
     doc = io_doc()
     assert not any(e["target"] == "io0" for e in doc["graph"]["edges"])
     graph.add_subsystem("io", doc)
+
+
+def test_concurrent_matching_while_subsystems_change(graph):
+
+    io_spec = parse_jobspec((EXAMPLES / "jobspec-io.yaml").read_text())
+    plain = parse_jobspec((EXAMPLES / "jobspec-constraint.yaml").read_text())
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                assert match(graph, plain).ok
+                result = match(graph, io_spec)
+                assert result.ok or result.reason == "no node with io type=shm"
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(20):
+        graph.add_subsystem("io", io_doc())
+        graph.remove_subsystem("io")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -15,6 +15,9 @@ from rainbow.jgf import read_jgf
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 
 
+EXAMPLE_SUMMARY = {"cluster": 1, "rack": 1, "node": 3, "socket": 3, "core": 36}
+
+
 def nodes_example() -> dict:
     return json.loads((EXAMPLES / "cluster-nodes.json").read_text())
 
@@ -152,3 +155,87 @@ def test_read_jgf_keeps_metadata_on_request():
     assert data.n == 6
     assert data.metadata[1]["mount_point"] == "/dev/shm"
     assert len(data.edge_src) == 15
+
+
+@pytest.mark.parametrize("indent", [None, 2, "\t"])
+def test_streaming_reader_handles_any_layout(indent):
+    doc = nodes_example()
+    doc["graph"]["metadata"] = {"note": "x", "nodes": [1, 2]}
+    doc["extra"] = {"graph": "not this one"}
+    text = json.dumps(doc, indent=indent)
+    assert ClusterGraph.from_jgf(text).summary() == EXAMPLE_SUMMARY
+
+
+def test_escaped_ids_and_odd_edges():
+    text = json.dumps(
+        {
+            "graph": {
+                "nodes": {
+                    'r\\"0': {"label": "r", "metadata": {"type": "cluster"}},
+                    "n\u00e91": {"label": "n", "metadata": {"type": "node", "size": 2.0}},
+                },
+                "edges": [
+                    {"relation": "contains", "source": 'r\\"0', "target": "n\u00e91"},
+                    {"source": 'r\\"0', "target": "n\u00e91", "relation": "in", "metadata": {"a": 1}},
+                ],
+            }
+        },
+        ensure_ascii=True,
+    )
+    graph = ClusterGraph.from_jgf(text)
+    assert graph.summary() == {"cluster": 1, "node": 2}
+    assert 'r\\"0' in graph.state.ids
+
+
+def test_missing_vertex_position_in_canonical_edges():
+    doc = small()
+    doc["graph"]["edges"].insert(3, {"source": "1", "target": "77", "relation": "in"})
+    with pytest.raises(InvalidArgument, match=r"graph.edges\[3\]: target '77' is not a vertex"):
+        ClusterGraph.from_jgf(json.dumps(doc, separators=(",", ":")))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}},}, "edges": []}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": [,]}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": []}} x',
+        '{"graph": {"nodes": {"0" {"metadata": {"type": "a"}}}}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": [{"source": "0"]}}',
+        '{"graph": {"nodes": [{"id": "0", "metadata": {"type": "a"}}] "edges": []}}',
+        '{"graph": {"nodes": {"0": {"metadata": {"type": "a"}}}, "edges": 5}}',
+        '{"graph": {"nodes": "x"}}',
+        '{"graph": []}',
+        '{"graf": {}}',
+        '{"graph": {"nodes": [{"id": "0", "metadata": {"type": "a"}}, 3]}}',
+    ],
+)
+def test_malformed_text(text):
+    with pytest.raises(InvalidArgument):
+        ClusterGraph.from_jgf(text)
+
+
+@pytest.mark.parametrize("bad", [["core"], {"a": 1}, 3, "", None, True])
+def test_bad_vertex_types_in_text(bad):
+    doc = small()
+    doc["graph"]["nodes"]["1"]["metadata"]["type"] = bad
+    with pytest.raises(InvalidArgument, match=r"graph.nodes\['1'\].metadata.type"):
+        ClusterGraph.from_jgf(json.dumps(doc))
+
+
+@pytest.mark.parametrize("size,ok", [(True, False), (2.0, True), (2.5, False), (0, True), ("1", False)])
+def test_vertex_sizes_in_text(size, ok):
+    doc = small()
+    doc["graph"]["nodes"]["3"]["metadata"]["size"] = size
+    if ok:
+        assert ClusterGraph.from_jgf(json.dumps(doc)).summary()["core"] == 3 + int(size)
+    else:
+        with pytest.raises(InvalidArgument, match="size"):
+            ClusterGraph.from_jgf(json.dumps(doc))
+
+
+def test_duplicate_vertex_ids_in_text():
+    text = json.dumps(small())
+    text = text.replace('"nodes": {', '"nodes": {"1": {"label": "1", "metadata": {"type": "x"}}, ', 1)
+    with pytest.raises(InvalidArgument, match="duplicate"):
+        ClusterGraph.from_jgf(text)

@@ -250,3 +250,45 @@ def test_slot_repeats_subtree():
     assert match(graph, parse_jobspec(top_slot)).ok
     top_slot["resources"][0]["count"] = 5
     assert match(graph, parse_jobspec(top_slot)) == MatchResult(False, "needs 10 core, has 8")
+
+
+def test_competing_groups_reason():
+    big = Vertex("node", children=[Vertex("core")] * 8)
+    small = Vertex("node", children=[Vertex("core")] * 2)
+    doc, _ = tree_jgf(Vertex("cluster", children=[big, big, small, small]))
+    graph = ClusterGraph.from_jgf(doc)
+    js = spec(a=group("node", 2, group("core", 4)), b=group("node", 1, group("core", 8)))
+    assert match(graph, js) == MatchResult(False, "needs 3 node for groups a, b together, has 2")
+    assert match(graph, spec(a=group("node", 1, group("core", 4)), b=group("node", 1, group("core", 8)))).ok
+    assert match(graph, spec(a=group("node", 2, group("core", 2)), b=group("node", 2, group("core", 8)))).ok
+
+
+def test_pool_takes_what_groups_leave():
+    graph = flux_cluster(4, 8)
+    assert match(graph, spec(n=group("node", 2, group("core", 8)), pool=group("core", 16))).ok
+    assert match(graph, spec(n=group("node", 2, group("core", 8)), pool=group("core", 17))) == MatchResult(
+        False, "needs 33 core, has 32"
+    )
+
+
+def test_pool_with_requires_and_scarce_nodes():
+    graph = flux_cluster(2, 4)
+    needs_x = [{"name": "x", "match": "y"}]
+    js = spec(s=group("node", 1, group("core", 3)), c=group("core", 2, requires=needs_x))
+    assert match(graph, js) == MatchResult(False, "no core with x type=y")
+    both = spec(a=group("node", 2, group("core", 3)), b=group("node", 1, group("core", 1)))
+    assert match(graph, both) == MatchResult(False, "needs 3 node, has 2")
+
+
+def test_register_algorithm():
+    from rainbow.graph import MatchAlgorithm, register_match_algorithm
+
+    custom = MatchAlgorithm("versions-only", "range entries", frozenset({"range"}))
+    register_match_algorithm(custom)
+    register_match_algorithm(custom)
+    assert get_match_algorithm("versions-only") is custom
+    with pytest.raises(InvalidArgument, match="already registered"):
+        register_match_algorithm(MatchAlgorithm("match", "again", frozenset({"match"})))
+    with pytest.raises(InvalidArgument, match="unknown requirement kinds"):
+        register_match_algorithm(MatchAlgorithm("odd", "odd", frozenset({"regex"})))
+    del MATCH_ALGORITHMS["versions-only"]

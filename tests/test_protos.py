@@ -39,7 +39,7 @@ def _fields(message) -> dict[str, int]:
 
 
 # Fields this implementation added, each with a number the contract never used.
-ADDED = {("ReceiveJobsRequest", "agent"), ("SatisfyResponse", "reasons")}
+ADDED = {("ReceiveJobsRequest", "agent"), ("SatisfyResponse", "reasons"), ("SubmitJobRequest", "idempotency_key")}
 
 
 def test_wire_contract_numbers():

@@ -185,3 +185,16 @@ def test_restart_keeps_clusters_subsystems_state_and_jobs(server_factory, tmp_pa
     later = submit(stubs, "keebler", token)
     assert later.jobid > job.jobid
     stubs.channel.close()
+
+
+def test_idempotency_key_stores_a_resent_job_once(rainbow):
+    reply = register(rainbow)
+    spec = example("jobspec-constraint.yaml")
+    first = submit(rainbow, "keebler", reply.token, spec, idempotency_key="req-1")
+    again = submit(rainbow, "keebler", reply.token, spec, idempotency_key="req-1")
+    other = submit(rainbow, "keebler", reply.token, spec, idempotency_key="req-2")
+    assert again.jobid == first.jobid and again.cluster == "keebler"
+    assert other.jobid != first.jobid
+    assert rainbow.server.scheduler.store.count_jobs() == 2
+    received = rainbow.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=reply.secret))
+    assert sorted(received.jobs) == sorted([first.jobid, other.jobid])

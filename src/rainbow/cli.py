@@ -1,4 +1,10 @@
-"""The `rainbow` command."""
+"""The `rainbow` command.
+
+``rainbow server`` runs the scheduler; every other subcommand is a thin layer
+over :class:`rainbow.client.RainbowClient` (parse flags, call, print). Errors
+go to stderr as ``rainbow: error: <message>`` with exit code 1 (2 for usage),
+never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from rainbow.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rainbow.commands import add_client_commands
     from rainbow.server import command as server_command
 
     parser = argparse.ArgumentParser(prog="rainbow", description="Rainbow multi-cluster scheduler")
@@ -20,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     server = commands.add_parser("server", help="run the rainbow scheduler server")
     server_command.add_arguments(server)
     server.set_defaults(func=server_command.run)
+    add_client_commands(commands)
     return parser
 
 
@@ -30,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RainbowError as exc:
         print(f"rainbow: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rainbow: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -173,6 +173,10 @@ class RainbowConfig:
         algorithms = self.data.get("scheduler", {}).get("algorithms") or {}
         return algorithms.get(kind) or {}
 
+    def configured_algorithm(self, kind: str) -> str | None:
+        """The ``match``/``selection`` algorithm the file names, or None when it names none."""
+        return self._algorithm(kind).get("name") or None
+
     @property
     def match_algorithm(self) -> str:
         return self._algorithm("match").get("name") or DEFAULT_MATCH

@@ -9,47 +9,48 @@
 
 Only ``metadata.type`` is required; ``size`` defaults to 1.
 
-A 16,384-node cluster is about 1.1 M vertices and 300 MB of JSON, too much to
-hold as one dict per vertex.  Text is therefore decoded with an
-``object_hook`` that turns each vertex into one small int (type id and size)
-and each edge into two ints in arrays as soon as the decoder produces it, so the
-per-vertex dicts never live at the same time.  Dicts (already-parsed input) go
-through the same per-vertex code.
+A 16,384-node cluster is about 1.1 M vertices and 400 MB of JSON: decoded
+whole into dicts it would take several GB.  Text is therefore read by a small
+streaming parser: it walks the top-level objects itself and hands each vertex
+and each edge to the stdlib's C decoder (``raw_decode``) one at a time, keeping
+only a type id and a size per vertex and two ints per containment edge (in
+``array`` columns).  Edges in the common ``{"source", "target", "relation"}``
+form are matched by one regular expression, which only accepts valid JSON.
 """
 
 from __future__ import annotations
 
 import json
+import json.scanner
+import re
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 from rainbow.errors import InvalidArgument
 
-_TYPE_BITS = 16
-_TYPE_MASK = (1 << _TYPE_BITS) - 1
-_MAX_TYPES = _TYPE_MASK
+_MAX_TYPES = 1 << 16
 
-
-class _Rec(int):
-    """A vertex as decoded: ``size << 16 | type_id`` (an int subclass, so it is recognizable)."""
-
-    __slots__ = ()
-
-
-class _MetaRec(tuple):
-    """A vertex with its metadata kept (subsystems): ``(type_id, size, metadata)``."""
-
-    __slots__ = ()
-
-
-_NODES_DONE = object()
+_WS = re.compile(r"[ \t\n\r]*")
+_STR = r'"([^"\\\x00-\x1f]*)"'
+_EDGE_TEXT = (
+    r"\{[ \t\n\r]*"
+    rf'"source"[ \t\n\r]*:[ \t\n\r]*{_STR}[ \t\n\r]*,[ \t\n\r]*'
+    rf'"target"[ \t\n\r]*:[ \t\n\r]*{_STR}[ \t\n\r]*,[ \t\n\r]*'
+    rf'"relation"[ \t\n\r]*:[ \t\n\r]*{_STR}[ \t\n\r]*'
+    r'(?:,[ \t\n\r]*"metadata"[ \t\n\r]*:[ \t\n\r]*\{[ \t\n\r]*\}[ \t\n\r]*)?\}'
+)
+_EDGE = re.compile(_EDGE_TEXT)
+_EDGE_ITEM = re.compile(_EDGE_TEXT + r"[ \t\n\r]*([,\]])[ \t\n\r]*")
+_KEY = re.compile(rf"{_STR}[ \t\n\r]*:[ \t\n\r]*")
+_OBJ_SEP = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
 
 
 @dataclass
 class JGFData:
-    """A decoded, validated-per-element JGF.
+    """A decoded JGF whose every vertex and edge has been checked.
 
     ``edge_src``/``edge_dst`` hold containment edges; an endpoint ``>= 0`` is a
     vertex of this graph, ``< 0`` is ``-(i + 1)`` for vertex ``i`` of the
@@ -76,15 +77,24 @@ def _vertex_ref(vid: str) -> str:
     return f"graph.nodes[{vid!r}]"
 
 
+def _as_id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 class _Reader:
+    """Collects vertices and edges (from a dict walk or the streaming parser)."""
+
     def __init__(self, keep_metadata: bool, external: Mapping[str, int] | None) -> None:
         self.keep = keep_metadata
         self.external = external
         self.types: list[str] = []
         self.type_ids: dict[str, int] = {}
         self.ids: list[str] = []
-        self.index: dict[str, int] | None = None
-        self.flux_index: dict[str, int] = {}
+        self.index: dict[str, int] = {}
         self.type_of = array("i")
         self.size_of = array("q")
         self.metadata: list[dict[str, Any]] | None = [] if keep_metadata else None
@@ -92,21 +102,12 @@ class _Reader:
         self.edge_dst = array("i")
         self.edge_pos = array("i")
         self.pending: list[tuple[str, str, bool, int]] = []
+        self.nodes_done = False
         self.n_edges = 0
         self.dialect: str | None = None
 
     # -- vertices ---------------------------------------------------------------
-    def _type_id(self, name: str, where: str) -> int:
-        tid = self.type_ids.get(name)
-        if tid is None:
-            if len(self.types) >= _MAX_TYPES:
-                raise InvalidArgument(f"{where}: more than {_MAX_TYPES} vertex types", field="graph.nodes")
-            tid = len(self.types)
-            self.types.append(name)
-            self.type_ids[name] = tid
-        return tid
-
-    def record(self, node: Any, where: str) -> Any:
+    def vertex(self, vid: str, node: Any, where: str) -> None:
         if not isinstance(node, dict):
             raise InvalidArgument(f"{where}: must be an object", field="graph.nodes")
         meta = node.get("metadata")
@@ -120,60 +121,52 @@ class _Reader:
             size = int(size)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise InvalidArgument(f"{where}.metadata.size: must be an integer >= 0", field="graph.nodes")
-        tid = self._type_id(kind, where)
-        if self.keep:
-            return _MetaRec((tid, size, meta))
-        return _Rec(size << _TYPE_BITS | tid)
-
-    def _store(self, vid: str, rec: Any) -> None:
-        if self.keep:
-            tid, size, meta = rec
-            self.metadata.append(meta)  # type: ignore[union-attr]
-        else:
-            tid, size = rec & _TYPE_MASK, rec >> _TYPE_BITS
+        tid = self.type_ids.get(kind)
+        if tid is None:
+            if len(self.types) >= _MAX_TYPES:
+                raise InvalidArgument(f"{where}: more than {_MAX_TYPES} vertex types", field="graph.nodes")
+            tid = self.type_ids[kind] = len(self.types)
+            self.types.append(kind)
+        if vid in self.index:
+            raise InvalidArgument(f"{_vertex_ref(vid)}: duplicate vertex id", field="graph.nodes")
+        self.index[vid] = len(self.ids)
+        self.ids.append(vid)
         self.type_of.append(tid)
         self.size_of.append(size)
-        self.ids.append(vid)
+        if self.metadata is not None:
+            self.metadata.append(meta)
 
-    def finish_rainbow_nodes(self, nodes: dict[str, Any]) -> None:
-        if self.dialect == "fluxion":
-            raise InvalidArgument("graph.nodes: mixes list and object forms", field="graph.nodes")
-        self.dialect = "rainbow"
-        index: dict[str, int] = {}
-        for vid, rec in nodes.items():
-            if not isinstance(rec, (_Rec, _MetaRec)):
-                rec = self.record(rec, _vertex_ref(vid))
-            index[vid] = len(self.ids)
-            self._store(vid, rec)
-        self.index = index
+    def dialect_is(self, dialect: str) -> None:
+        if self.dialect is not None and self.dialect != dialect:
+            raise InvalidArgument("graph.nodes: appears twice", field="graph.nodes")
+        self.dialect = dialect
 
-    def flux_node(self, node: dict[str, Any]) -> None:
-        vid = node.get("id")
-        if isinstance(vid, int) and not isinstance(vid, bool):
-            vid = str(vid)
-        if not isinstance(vid, str) or not vid:
+    def flux_vertex(self, position: int, node: Any) -> None:
+        if not isinstance(node, dict):
+            raise InvalidArgument(f"graph.nodes[{position}]: must be an object", field="graph.nodes")
+        vid = _as_id(node.get("id"))
+        if not vid:
             raise InvalidArgument(
-                f"graph.nodes[{len(self.ids)}].id: must be a non-empty string", field="graph.nodes"
+                f"graph.nodes[{position}].id: must be a non-empty string", field="graph.nodes"
             )
-        rec = self.record(node, _vertex_ref(vid))
-        if vid in self.flux_index:
-            raise InvalidArgument(f"{_vertex_ref(vid)}: duplicate vertex id", field="graph.nodes")
-        self.flux_index[vid] = len(self.ids)
-        self._store(vid, rec)
+        self.vertex(vid, node, _vertex_ref(vid))
+
+    def nodes_finished(self) -> None:
+        self.nodes_done = True
+        for src, dst, contains, pos in self.pending:
+            self._resolve(src, dst, contains, pos)
+        self.pending = []
 
     # -- edges ------------------------------------------------------------------
     def edge(self, edge: Any) -> None:
         pos = self.n_edges
-        self.n_edges += 1
         where = f"graph.edges[{pos}]"
         if not isinstance(edge, dict):
+            self.n_edges += 1
             raise InvalidArgument(f"{where}: must be an object", field="graph.edges")
-        src, dst = edge.get("source"), edge.get("target")
-        if isinstance(src, int) and not isinstance(src, bool):
-            src = str(src)
-        if isinstance(dst, int) and not isinstance(dst, bool):
-            dst = str(dst)
-        if not isinstance(src, str) or not isinstance(dst, str):
+        src, dst = _as_id(edge.get("source")), _as_id(edge.get("target"))
+        if src is None or dst is None:
+            self.n_edges += 1
             raise InvalidArgument(f"{where}: source and target must be vertex ids", field="graph.edges")
         relation = edge.get("relation")
         meta = edge.get("metadata")
@@ -183,17 +176,18 @@ class _Reader:
                 relation = name.get("containment")
             if relation is None:
                 relation = meta.get("relation")
-        contains = relation is None or relation == "contains"
-        index = (
-            self.index if self.index is not None else (self.flux_index if self.dialect == "fluxion" else None)
-        )
-        if index is None:
-            self.pending.append((src, dst, contains, pos))
-        else:
-            self._resolve(src, dst, contains, pos, index)
+        self.simple_edge(src, dst, relation is None or relation == "contains")
 
-    def _lookup(self, vid: str, index: Mapping[str, int], where: str, end: str) -> int:
-        i = index.get(vid)
+    def simple_edge(self, src: str, dst: str, contains: bool) -> None:
+        pos = self.n_edges
+        self.n_edges += 1
+        if self.nodes_done:
+            self._resolve(src, dst, contains, pos)
+        else:
+            self.pending.append((src, dst, contains, pos))
+
+    def _lookup(self, vid: str, where: str, end: str) -> int:
+        i = self.index.get(vid)
         if i is not None:
             return i
         if self.external is not None:
@@ -202,85 +196,41 @@ class _Reader:
                 return -(j + 1)
         raise InvalidArgument(f"{where}: {end} {vid!r} is not a vertex", field="graph.edges")
 
-    def _resolve(self, src: str, dst: str, contains: bool, pos: int, index: Mapping[str, int]) -> None:
+    def _resolve(self, src: str, dst: str, contains: bool, pos: int) -> None:
         where = f"graph.edges[{pos}]"
-        s = self._lookup(src, index, where, "source")
-        t = self._lookup(dst, index, where, "target")
+        s = self._lookup(src, where, "source")
+        t = self._lookup(dst, where, "target")
         if contains:
             self.edge_src.append(s)
             self.edge_dst.append(t)
             self.edge_pos.append(pos)
 
-    # -- decoding ---------------------------------------------------------------
-    def hook(self, d: dict[str, Any]) -> Any:
-        if "source" in d and "target" in d:
-            self.edge(d)
-            return None
-        if "metadata" in d and ("id" in d or "label" in d) and "nodes" not in d and "edges" not in d:
-            if "id" in d:
-                if self.dialect == "rainbow":
-                    raise InvalidArgument("graph.nodes: mixes list and object forms", field="graph.nodes")
-                self.dialect = "fluxion"
-                self.flux_node(d)
-                return None
-            return self.record(d, _vertex_ref(str(d.get("label"))))
-        if d:
-            first = next(iter(d.values()))
-            if isinstance(first, (_Rec, _MetaRec)):
-                self.finish_rainbow_nodes(d)
-                return _NODES_DONE
-        return d
-
+    # -- a parsed document ----------------------------------------------------------
     def walk(self, doc: Mapping[str, Any]) -> None:
         graph = doc.get("graph")
         if not isinstance(graph, Mapping):
             raise InvalidArgument("graph: missing or not an object", field="graph")
         nodes = graph.get("nodes")
         if isinstance(nodes, Mapping):
-            self.finish_rainbow_nodes(dict(nodes))
+            self.dialect_is("rainbow")
+            for vid, node in nodes.items():
+                self.vertex(str(vid), node, _vertex_ref(str(vid)))
         elif isinstance(nodes, list):
-            self.dialect = "fluxion"
+            self.dialect_is("fluxion")
             for i, node in enumerate(nodes):
-                if not isinstance(node, Mapping):
-                    raise InvalidArgument(f"graph.nodes[{i}]: must be an object", field="graph.nodes")
-                self.flux_node(dict(node))
+                self.flux_vertex(i, node)
         else:
             raise InvalidArgument("graph.nodes: must be an object or a list", field="graph.nodes")
+        self.nodes_finished()
         edges = graph.get("edges", [])
         if not isinstance(edges, list):
             raise InvalidArgument("graph.edges: must be a list", field="graph.edges")
         for edge in edges:
             self.edge(edge)
 
-    def check_decoded(self, doc: Any) -> None:
-        if not isinstance(doc, dict):
-            raise InvalidArgument("graph: the JGF document must be an object", field="graph")
-        graph = doc.get("graph")
-        if not isinstance(graph, dict):
-            raise InvalidArgument("graph: missing or not an object", field="graph")
-        nodes = graph.get("nodes")
-        if isinstance(nodes, dict):
-            self.finish_rainbow_nodes(nodes)
-        elif isinstance(nodes, list):
-            bad = next((i for i, node in enumerate(nodes) if node is not None), None)
-            if bad is not None:
-                raise InvalidArgument(
-                    f"graph.nodes[{bad}]: must be an object with id and metadata", field="graph.nodes"
-                )
-        elif nodes is not _NODES_DONE:
-            raise InvalidArgument("graph.nodes: must be an object or a list of vertices", field="graph.nodes")
-        edges = graph.get("edges", [])
-        if not isinstance(edges, list):
-            raise InvalidArgument("graph.edges: must be a list", field="graph.edges")
-        bad = next((i for i, e in enumerate(edges) if e is not None), None)
-        if bad is not None:
-            raise InvalidArgument(f"graph.edges[{bad}]: must be an object", field="graph.edges")
-
     def result(self) -> JGFData:
-        index = self.index if self.index is not None else self.flux_index
-        for src, dst, contains, pos in self.pending:
-            self._resolve(src, dst, contains, pos, index)
-        self.pending = []
+        if not self.nodes_done:
+            self.nodes_finished()
         return JGFData(
             ids=self.ids,
             types=self.types,
@@ -290,8 +240,229 @@ class _Reader:
             edge_dst=self.edge_dst,
             edge_pos=self.edge_pos,
             metadata=self.metadata,
-            index=index,
+            index=self.index,
         )
+
+
+class _Stream:
+    """A streaming reader of ``{"graph": {"nodes": ..., "edges": [...]}}`` text."""
+
+    def __init__(self, text: str, reader: _Reader) -> None:
+        self.s = text
+        self.reader = reader
+        decoder = json.JSONDecoder()
+        self.decode = decoder.raw_decode
+        self.scan = json.scanner.make_scanner(decoder)  # type: ignore[attr-defined]
+
+    def fail(self, i: int, what: str, where: str = "graph") -> InvalidArgument:
+        return InvalidArgument(f"{where}: not valid JSON: {what} at offset {i}", field="graph")
+
+    def ws(self, i: int) -> int:
+        return _WS.match(self.s, i).end()  # type: ignore[union-attr]
+
+    def value(self, i: int, where: str) -> tuple[Any, int]:
+        try:
+            return self.decode(self.s, i)
+        except RecursionError:
+            raise InvalidArgument(f"{where}: nested too deeply", field="graph") from None
+        except ValueError as exc:
+            raise self.fail(i, str(exc).split(":")[0], where) from None
+
+    def key(self, i: int, where: str) -> tuple[str, int]:
+        i = self.ws(i)
+        if self.s[i : i + 1] != '"':
+            raise self.fail(i, "expected a key", where)
+        try:
+            key, i = scanstring(self.s, i + 1)
+        except ValueError as exc:
+            raise self.fail(i, str(exc).split(":")[0], where) from None
+        i = self.ws(i)
+        if self.s[i : i + 1] != ":":
+            raise self.fail(i, "expected ':'", where)
+        return key, self.ws(i + 1)
+
+    def members(self, i: int, where: str, handle: Any) -> int:
+        """Walk an object at ``i``; ``handle(key, index)`` consumes a value, returns the index after it."""
+        s = self.s
+        i = self.ws(i)
+        if s[i : i + 1] != "{":
+            raise self.fail(i, "expected '{'", where)
+        i = self.ws(i + 1)
+        if s[i : i + 1] == "}":
+            return i + 1
+        while True:
+            key, i = self.key(i, where)
+            i = self.ws(handle(key, i))
+            c = s[i : i + 1]
+            if c == ",":
+                i += 1
+            elif c == "}":
+                return i + 1
+            else:
+                raise self.fail(i, "expected ',' or '}'", where)
+
+    def elements(self, i: int, where: str, handle: Any) -> int:
+        """Walk an array at ``i`` (``s[i] == '['``); ``handle(index)`` consumes one element."""
+        s = self.s
+        i = self.ws(i + 1)
+        if s[i : i + 1] == "]":
+            return i + 1
+        while True:
+            i = self.ws(handle(i))
+            c = s[i : i + 1]
+            if c == ",":
+                i = self.ws(i + 1)
+            elif c == "]":
+                return i + 1
+            else:
+                raise self.fail(i, "expected ',' or ']'", where)
+
+    def document(self) -> None:
+        seen = []
+
+        def top(key: str, i: int) -> int:
+            if key != "graph":
+                return self.value(i, key)[1]
+            if self.s[i : i + 1] != "{":
+                raise InvalidArgument("graph: missing or not an object", field="graph")
+            seen.append(key)
+            return self.members(i, "graph", self.graph_member)
+
+        i = self.ws(0)
+        if self.s[i : i + 1] != "{":
+            raise InvalidArgument("graph: the JGF document must be an object", field="graph")
+        i = self.ws(self.members(i, "graph", top))
+        if i != len(self.s):
+            raise self.fail(i, "extra data after the document")
+        if not seen:
+            raise InvalidArgument("graph: missing or not an object", field="graph")
+
+    def graph_member(self, key: str, i: int) -> int:
+        c = self.s[i : i + 1]
+        reader = self.reader
+        if key == "nodes":
+            if c == "{":
+                reader.dialect_is("rainbow")
+                end = self.rainbow_nodes(i)
+            elif c == "[":
+                reader.dialect_is("fluxion")
+                position = [0]
+
+                def flux_vertex(j: int) -> int:
+                    node, j = self.value(j, f"graph.nodes[{position[0]}]")
+                    reader.flux_vertex(position[0], node)
+                    position[0] += 1
+                    return j
+
+                end = self.elements(i, "graph.nodes", flux_vertex)
+            else:
+                raise InvalidArgument("graph.nodes: must be an object or a list", field="graph.nodes")
+            reader.nodes_finished()
+            return end
+        if key == "edges":
+            if c != "[":
+                raise InvalidArgument("graph.edges: must be a list", field="graph.edges")
+            return self.edges(i)
+        return self.value(i, f"graph.{key}")[1]
+
+    def rainbow_nodes(self, i: int) -> int:
+        """The ``{id: {label, metadata}, ...}`` object at ``i``: one C decode per vertex."""
+        s = self.s
+        scan = self.scan
+        reader = self.reader
+        index, type_ids, ids = reader.index, reader.type_ids, reader.ids
+        type_add, size_add = reader.type_of.append, reader.size_of.append
+        fast = reader.metadata is None
+        key_at = _KEY.match
+        sep_at = _OBJ_SEP.match
+        i = self.ws(i + 1)
+        if s[i : i + 1] == "}":
+            return i + 1
+        while True:
+            m = key_at(s, i)
+            if m is None:
+                key, i = self.key(i, "graph.nodes")
+            else:
+                key, i = m.group(1), m.end()
+            try:
+                node, i = scan(s, i)
+            except (StopIteration, ValueError, RecursionError):
+                node, i = self.value(i, _vertex_ref(key))
+            # The common case inline (a plain type, an int size, a new id); anything
+            # else goes through reader.vertex, which checks and explains.
+            meta = node.get("metadata") if fast and type(node) is dict else None
+            kind = meta.get("type") if type(meta) is dict else None
+            size = meta.get("size", 1) if type(kind) is str else None  # type: ignore[union-attr]
+            tid = type_ids.get(kind) if type(size) is int and size >= 0 else None  # type: ignore[operator]
+            if tid is None or key in index:
+                reader.vertex(key, node, _vertex_ref(key))
+            else:
+                index[key] = len(ids)
+                ids.append(key)
+                type_add(tid)
+                size_add(size)
+            m = sep_at(s, i)
+            if m is None:
+                raise self.fail(i, "expected ',' or '}'", "graph.nodes")
+            i = m.end()
+            if m.group(1) == "}":
+                return i
+
+    def edges(self, i: int) -> int:
+        """The edges array at ``i``; canonical edges go through one regex each."""
+        s = self.s
+        reader = self.reader
+        if not reader.nodes_done:
+            return self.elements(i, "graph.edges", self.edge)
+        i = self.ws(i + 1)
+        if s[i : i + 1] == "]":
+            return i + 1
+        get = reader.index.get
+        src_add, dst_add, pos_add = reader.edge_src.append, reader.edge_dst.append, reader.edge_pos.append
+        n = reader.n_edges
+        expect = i
+        last_a = last_b = None
+        for m in _EDGE_ITEM.finditer(s, i):
+            if m.start() != expect:
+                break
+            a, b, relation, sep = m.groups()
+            if relation == "contains":
+                sa, sb = get(a), get(b)
+                if sa is None or sb is None:
+                    break
+                src_add(sa)
+                dst_add(sb)
+                pos_add(n)
+                last_a, last_b = a, b
+            elif not (a == last_b and b == last_a) and (get(a) is None or get(b) is None):
+                # (an "in" edge reversing the previous one names vertices just checked)
+                break
+            n += 1
+            expect = m.end()
+            if sep == "]":
+                reader.n_edges = n
+                return expect
+        reader.n_edges = n
+        i = expect
+        while True:
+            i = self.ws(self.edge(i))
+            c = s[i : i + 1]
+            if c == ",":
+                i = self.ws(i + 1)
+            elif c == "]":
+                return i + 1
+            else:
+                raise self.fail(i, "expected ',' or ']'", "graph.edges")
+
+    def edge(self, i: int) -> int:
+        m = _EDGE.match(self.s, i)
+        if m is not None:
+            src, dst, relation = m.groups()
+            self.reader.simple_edge(src, dst, relation == "contains")
+            return m.end()
+        edge, i = self.value(i, f"graph.edges[{self.reader.n_edges}]")
+        self.reader.edge(edge)
+        return i
 
 
 def read_jgf(
@@ -303,7 +474,7 @@ def read_jgf(
     """Decode and check a JGF document (text or dict), either dialect.
 
     Checks every vertex (``metadata.type``, ``size``) and that every edge names
-    an existing vertex (of this graph or of ``external``); the graph shape
+    an existing vertex (of this graph or of ``external``); the graph's shape
     (tree, subsystem links) is checked by the caller.
     """
     reader = _Reader(keep_metadata, external)
@@ -317,14 +488,7 @@ def read_jgf(
                 raise InvalidArgument(f"graph: not UTF-8 text ({exc})", field="graph") from None
         if not isinstance(source, str):
             raise InvalidArgument("graph: must be JSON text or a mapping", field="graph")
-        try:
-            doc = json.JSONDecoder(object_hook=reader.hook).decode(source)
-        except ValueError as exc:
-            raise InvalidArgument(f"graph: not valid JSON: {exc}", field="graph") from None
-        except RecursionError:
-            raise InvalidArgument("graph: nested too deeply", field="graph") from None
-        reader.check_decoded(doc)
-        del doc
+        _Stream(source, reader).document()
     data = reader.result()
     if data.n == 0:
         raise InvalidArgument("graph.nodes: the graph has no vertices", field="graph.nodes")

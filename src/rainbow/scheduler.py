@@ -122,6 +122,8 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
         data = json.loads(payload)
     except ValueError as exc:
         raise InvalidArgument(f"payload is not valid JSON: {exc}", field="payload") from None
+    except RecursionError:
+        raise InvalidArgument("payload is nested too deeply (state must be flat)", field="payload") from None
     if not isinstance(data, dict):
         raise InvalidArgument("payload must be a JSON object of key/value pairs", field="payload")
     if len(data) > limits.max_state_keys:
@@ -477,8 +479,20 @@ class Scheduler:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         satisfy_only: bool = False,
+        key: str = "",
     ) -> SubmitOutcome:
         candidates = self.authorize_clusters(clusters)
+        if key and len(key) > self.limits.max_name_length:
+            raise InvalidArgument(f"idempotency_key is longer than {self.limits.max_name_length} characters",
+                                  field="idempotency_key")
+        if key and not satisfy_only:
+            earlier = self.store.job_by_key(key)
+            if earlier is not None:
+                if earlier.cluster not in candidates:
+                    raise PermissionDenied("idempotency_key belongs to a job of another cluster",
+                                           field="idempotency_key")
+                log.info("job %d resent with its idempotency key: not stored again", earlier.id)
+                return SubmitOutcome(earlier, [earlier.cluster])
         jobspec = self.parse_jobspec(jobspec_text)
         selector = self._selector(select_algorithm, select_options)
         selection, reasons = self._place(candidates, jobspec, selector)
@@ -499,9 +513,10 @@ class Scheduler:
         job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
         matching = [c for c in candidates if c not in reasons]
         job, event = self.store.add_job(
-            chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching
+            chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None
         )
-        self._publish([event])
+        if event is not None:
+            self._publish([event])
         log.info("job %d (%s) assigned to cluster %s", job.id, job_name, chosen)
         return SubmitOutcome(job, [chosen], selection, reasons)
 

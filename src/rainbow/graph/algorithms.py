@@ -78,12 +78,19 @@ MATCH_ALGORITHMS: dict[str, MatchAlgorithm] = {
 
 
 def register_match_algorithm(algorithm: MatchAlgorithm) -> None:
-    """Make ``algorithm`` selectable by its name (replacing one of the same name)."""
+    """Make ``algorithm`` selectable by its name.
+
+    Names are never reused (graphs cache requirement checks per algorithm name),
+    so registering a second algorithm under a taken name is an error.
+    """
     unknown = set(algorithm.kinds) - set(_CHECKS)
     if unknown:
         raise InvalidArgument(
             f"match algorithm {algorithm.name!r}: unknown requirement kinds {sorted(unknown)}"
         )
+    existing = MATCH_ALGORITHMS.get(algorithm.name)
+    if existing is not None and existing is not algorithm:
+        raise InvalidArgument(f"match algorithm {algorithm.name!r} is already registered")
     MATCH_ALGORITHMS[algorithm.name] = algorithm
 
 

@@ -5,16 +5,25 @@ is a deliberately naive implementation of the same rules that the property
 tests compare this one with.
 
 How it is fast: the graph is folded into classes of identical subtrees
-(:mod:`rainbow.graph.model`), and the question "which vectors of units can this
-subtree provide to the active requests" is answered once per (class, active
-requests) as a small Pareto set, clamped at what the jobspec could ever ask.
-A class repeated m times contributes the m-fold sum of its set, computed by
-doubling, so 16,384 identical nodes cost as much as one.  Summary counts reject
-a request before any of that when a type is simply too scarce.
+(:mod:`rainbow.graph.model`) and everything below works on classes with
+multiplicities, never on single vertices.  Three steps, each exact:
+
+1. totals: a type the jobspec needs more units of than the cluster has;
+2. the summary path: per-class capacities (how many units of a request one
+   vertex of the class can give), summed over candidate classes, with Hall's
+   condition when several groups compete for the same vertices;
+3. the search, for jobspecs outside step 2: for each (class, active request
+   kinds) the set of unit vectors the subtree can provide, as a small Pareto set
+   clamped at what the jobspec could ever ask; a class repeated m times
+   contributes the m-fold sum (by doubling), so 16,384 identical nodes cost as
+   much as one.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import product
@@ -24,6 +33,7 @@ from rainbow.graph.model import ClusterGraph, GraphState
 from rainbow.jobspec import Jobspec, Requirement, ResourceRequest
 
 Vec = tuple[int, ...]
+_MAX_HALL = 10
 
 
 @dataclass(frozen=True)
@@ -49,18 +59,83 @@ class PlanRequest:
     children: tuple[int, ...]
     text: str
     label: str | None
+    shape: int = 0
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Requests that are interchangeable (same type, requires and children) share a kind.
+
+    The search counts units per kind, not per request: any unit that serves one
+    request of a kind could serve any other, so only their sum matters.
+    ``children`` are ``(kind, units per unit)``; ``bound`` is the most units all
+    requests of the kind can ever need together.
+    """
+
+    type: str
+    requires: tuple[Requirement, ...]
+    children: tuple[tuple[int, int], ...]
+    bound: int
 
 
 @dataclass(frozen=True)
 class Plan:
+    """A jobspec's requests, flattened, plus what the summary fast path needs to know.
+
+    ``components`` groups the top-level requests that could compete for a vertex
+    (their subtrees share a type); ``simple`` is False when some component is
+    outside what the summary path decides exactly (then the full search runs).
+
+    ``pools`` are top-level leaf requests without ``requires`` ("any 5000
+    cores"): on a graph where their type never nests in itself they can take any
+    unit nobody else uses, so the per-type totals decide them and the search
+    runs on ``without_pools``.
+    """
+
     requests: tuple[PlanRequest, ...]
     top: tuple[int, ...]
+    demand: tuple[tuple[str, int], ...]
+    components: tuple[tuple[int, ...], ...]
+    simple: bool
+    kinds: tuple[Kind, ...]
+    kind_of: tuple[int, ...]
+    pools: tuple[int, ...] = ()
+    without_pools: Plan | None = None
 
     def demand_by_type(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for req in self.requests:
-            out[req.type] = out.get(req.type, 0) + req.bound
-        return out
+        return dict(self.demand)
+
+
+def _types_below(requests: list[PlanRequest], q: int) -> frozenset[str]:
+    out = {requests[q].type}
+    for k in requests[q].children:
+        out |= _types_below(requests, k)
+    return frozenset(out)
+
+
+def _separable(requests: list[PlanRequest], q: int) -> bool:
+    """Children whose subtrees share no type never compete, so capacities just add up."""
+    kids = requests[q].children
+    seen: set[str] = set()
+    for k in kids:
+        below = _types_below(requests, k)
+        if seen & below or not _separable(requests, k):
+            return False
+        seen |= below
+    return True
+
+
+def _components(requests: list[PlanRequest], top: tuple[int, ...]) -> list[tuple[int, ...]]:
+    groups: list[tuple[set[str], list[int]]] = []
+    for q in top:
+        types = set(_types_below(requests, q))
+        merged = [g for g in groups if g[0] & types]
+        for g in merged:
+            groups.remove(g)
+            types |= g[0]
+        members = [m for g in merged for m in g[1]] + [q]
+        groups.append((types, sorted(members)))
+    return [tuple(g[1]) for g in groups]
 
 
 def _text(request: ResourceRequest) -> str:
@@ -84,7 +159,13 @@ def compile_plan(jobspec: Jobspec) -> Plan:
         requests.append(None)
         bound = factor * request.count
         children = tuple(add(child, bound) for child in request.with_)
+        signature = (
+            request.type,
+            tuple(sorted({r.key() for r in request.requires}, key=repr)),
+            tuple(sorted((requests[k].shape, requests[k].count) for k in children)),  # type: ignore[union-attr]
+        )
         requests[idx] = PlanRequest(
+            shape=_shape_id(signature),
             idx=idx,
             type=request.type,
             count=request.count,
@@ -97,9 +178,75 @@ def compile_plan(jobspec: Jobspec) -> Plan:
         return idx
 
     top = tuple(add(r, 1) for r in jobspec.resources)
-    plan = Plan(tuple(r for r in requests if r is not None), top)
+    flat = [r for r in requests if r is not None]
+    demand: dict[str, int] = {}
+    for req in flat:
+        demand[req.type] = demand.get(req.type, 0) + req.bound
+    kinds, kind_of = _kinds(flat)
+    pools = tuple(q for q in top if not flat[q].children and not flat[q].requires)
+    rest = tuple(q for q in top if q not in pools)
+    plan = _make_plan(flat, top, demand, kinds, kind_of, pools)
+    if pools:
+        plan = dataclasses.replace(plan, without_pools=_make_plan(flat, rest, demand, kinds, kind_of, ()))
     jobspec._cache["plan"] = plan
     return plan
+
+
+def _make_plan(
+    flat: list[PlanRequest],
+    top: tuple[int, ...],
+    demand: dict[str, int],
+    kinds: tuple[Kind, ...],
+    kind_of: tuple[int, ...],
+    pools: tuple[int, ...],
+) -> Plan:
+    components = _components(flat, top)
+    simple = all(_separable(flat, q) for q in top) and all(
+        len({flat[q].type for q in comp}) == 1 and len(comp) <= _MAX_HALL for comp in components
+    )
+    return Plan(tuple(flat), top, tuple(demand.items()), tuple(components), simple, kinds, kind_of, pools)
+
+
+_SHAPES: dict[tuple, int] = {}
+_SHAPE_COUNTER = itertools.count(1)
+_MAX_SHAPES = 1_000_000
+
+
+def _shape_id(signature: tuple) -> int:
+    """A process-wide id for a request subtree's shape (type, requires, children and counts).
+
+    Capacities depend only on the shape, so they are cached per graph under this
+    id and shared by every jobspec that asks for the same thing.  0 (no caching)
+    once the table is full.
+    """
+    hit = _SHAPES.get(signature)
+    if hit is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            return 0
+        hit = _SHAPES.setdefault(signature, next(_SHAPE_COUNTER))
+    return hit
+
+
+def _kinds(flat: list[PlanRequest]) -> tuple[tuple[Kind, ...], tuple[int, ...]]:
+    signature_of: dict[tuple, int] = {}
+    kind_of = [0] * len(flat)
+    parts: list[tuple[str, tuple[Requirement, ...], tuple[tuple[int, int], ...]]] = []
+    bounds: list[int] = []
+    for req in reversed(flat):  # children come after their parent
+        per_unit: dict[int, int] = {}
+        for k in req.children:
+            per_unit[kind_of[k]] = per_unit.get(kind_of[k], 0) + flat[k].count
+        children = tuple(sorted(per_unit.items()))
+        signature = (req.type, tuple(sorted({r.key() for r in req.requires}, key=repr)), children)
+        kind = signature_of.get(signature)
+        if kind is None:
+            kind = signature_of[signature] = len(parts)
+            parts.append((req.type, req.requires, children))
+            bounds.append(0)
+        kind_of[req.idx] = kind
+        bounds[kind] += req.bound
+    kinds = tuple(Kind(t, r, c, b) for (t, r, c), b in zip(parts, bounds, strict=True))
+    return kinds, tuple(kind_of)
 
 
 def _prune(points: Iterable[Vec]) -> list[Vec]:
@@ -127,9 +274,18 @@ class _Evaluator:
         self.reqs = plan.requests
         self.algorithm = algorithm
         self.rtype = [state.type_index.get(r.type, -1) for r in plan.requests]
-        self.bound = [r.bound for r in plan.requests]
+        self.kinds = plan.kinds
         self.memo: dict[tuple, list[Vec]] = {}
         self._elig: dict[tuple[int, int], bool] = {}
+        self._kelig: dict[tuple[int, int], bool] = {}
+
+    @functools.cached_property
+    def ktype(self) -> list[int]:
+        return [self.state.type_index.get(k.type, -1) for k in self.kinds]
+
+    @functools.cached_property
+    def bound(self) -> list[int]:
+        return [k.bound for k in self.kinds]
 
     # -- requirements ----------------------------------------------------------
     def requirement_ok(self, c: int, req: Requirement) -> bool:
@@ -155,6 +311,16 @@ class _Evaluator:
                 self.requirement_ok(c, r) for r in self.reqs[q].requires
             )
             self._elig[key] = hit
+        return hit
+
+    def kind_eligible(self, c: int, k: int) -> bool:
+        key = (c, k)
+        hit = self._kelig.get(key)
+        if hit is None:
+            hit = self.classes.type_of[c] == self.ktype[k] and all(
+                self.requirement_ok(c, r) for r in self.kinds[k].requires
+            )
+            self._kelig[key] = hit
         return hit
 
     # -- Pareto-set arithmetic ---------------------------------------------------
@@ -227,10 +393,10 @@ class _Evaluator:
         size = classes.size_of[c]
         below = classes.below[c]
         dims = len(act)
-        passing = [i for i, q in enumerate(act) if self.rtype[q] != t and below.get(self.rtype[q], 0) > 0]
-        own = [i for i, q in enumerate(act) if self.rtype[q] == t and self.eligible(c, q)]
-        nonleaf = [i for i in own if self.reqs[act[i]].children]
-        leaf = [i for i in own if not self.reqs[act[i]].children]
+        passing = [i for i, k in enumerate(act) if self.ktype[k] != t and below.get(self.ktype[k], 0) > 0]
+        own = [i for i, k in enumerate(act) if self.ktype[k] == t and self.kind_eligible(c, k)]
+        nonleaf = [i for i in own if self.kinds[act[i]].children]
+        leaf = [i for i in own if not self.kinds[act[i]].children]
         ranges = [range(min(size, self.bound[act[i]]) + 1) for i in nonleaf]
         points: list[Vec] = []
         for units in product(*ranges):
@@ -240,13 +406,15 @@ class _Evaluator:
             demand: dict[int, int] = {}
             for i, u in zip(nonleaf, units, strict=True):
                 if u:
-                    for k in self.reqs[act[i]].children:
-                        demand[k] = u * self.reqs[k].count
+                    for k, per_unit in self.kinds[act[i]].children:
+                        demand[k] = demand.get(k, 0) + u * per_unit
             inner = tuple(sorted({act[i] for i in passing} | set(demand)))
             if inner:
                 where = {q: j for j, q in enumerate(inner)}
+                # A kind can be both demanded by the units taken here and passing
+                # through (interchangeable requests): what passes on is the rest.
                 ys = _prune(
-                    tuple(p[where[act[i]]] for i in passing)
+                    tuple(p[where[act[i]]] - demand.get(act[i], 0) for i in passing)
                     for p in self.below(c, inner)
                     if all(p[where[k]] >= need for k, need in demand.items())
                 )
@@ -268,19 +436,115 @@ class _Evaluator:
         self.memo[key] = result
         return result
 
+    # -- summary fast path ------------------------------------------------------------
+    def topmost(self, c: int, tid: int) -> tuple[tuple[int, int], ...]:
+        """``((class, multiplicity), ...)`` of the topmost type-``tid`` vertices below class ``c``."""
+        key = ("topmost", c, tid)
+        cache = self.state.cache
+        hit = cache.get(key)
+        if hit is None:
+            classes = self.classes
+            acc: dict[int, int] = {}
+            for kid, mult in classes.kids[c]:
+                if classes.type_of[kid] == tid:
+                    acc[kid] = acc.get(kid, 0) + mult
+                elif tid in classes.below[kid]:
+                    for d, m in self.topmost(kid, tid):
+                        acc[d] = acc.get(d, 0) + m * mult
+            hit = cache[key] = tuple(acc.items())
+        return hit
+
+    def candidates(self, tid: int) -> tuple[tuple[int, int], ...]:
+        """Topmost classes of a type in the whole graph (a top-level request's candidates)."""
+        root = self.classes.root
+        if self.classes.type_of[root] == tid:
+            return ((root, 1),)
+        return self.topmost(root, tid)
+
+    def cap(self, c: int, q: int) -> int:
+        """Units a class-``c`` vertex can give request ``q`` on its own (``q`` separable).
+
+        Cached on the graph state by request shape, so repeated and similar
+        jobspecs reuse it.
+        """
+        shape = self.reqs[q].shape
+        key = ("cap", c, shape, self.algorithm.name) if shape else ("cap", c, q, id(self))
+        cache = self.state.cache if shape else self.memo
+        hit = cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        units = 0
+        if self.eligible(c, q):
+            units = self.classes.size_of[c]
+            for k in self.reqs[q].children:
+                tid = self.rtype[k]
+                have = sum(m * self.cap(d, k) for d, m in self.topmost(c, tid)) if tid >= 0 else 0
+                units = min(units, have // self.reqs[k].count)
+                if not units:
+                    break
+        cache[key] = units  # type: ignore[assignment]
+        return units
+
+    def summary_decision(self) -> tuple[bool, str | None] | None:
+        """Decide from per-class capacities, or None when the plan needs the full search.
+
+        One top-level request: the sum over candidate classes of
+        ``multiplicity x capacity``.  Several requests of one type competing for
+        the same vertices: each candidate's possible unit vectors form a
+        polymatroid ``{u <= cap, sum(u) <= size}``, so the demand fits exactly when
+        Hall's condition holds for every subset of the requests.
+        """
+        for comp in self.plan.components:
+            tid = self.rtype[comp[0]]
+            cands = self.candidates(tid)
+            if len(comp) == 1:
+                q = comp[0]
+                have = 0
+                need = self.reqs[q].count
+                for d, m in cands:
+                    have += m * self.cap(d, q)
+                    if have >= need:
+                        break
+                if have < need:
+                    return False, f"needs {need} {self.reqs[q].text}, has {have}"
+                continue
+            caps = [(d, m, [self.cap(d, q) for q in comp]) for d, m in cands]
+            for d, _m, row in caps:
+                if self.classes.size_of[d] > 1:
+                    shared = [q for q, u in zip(comp, row, strict=True) if u and self.reqs[q].children]
+                    if len(shared) > 1:
+                        return None
+            for mask in range(1, 1 << len(comp)):
+                chosen = [i for i in range(len(comp)) if mask >> i & 1]
+                need = sum(self.reqs[comp[i]].count for i in chosen)
+                have = sum(
+                    m * min(self.classes.size_of[d], sum(row[i] for i in chosen)) for d, m, row in caps
+                )
+                if have < need:
+                    labels = ", ".join(self.reqs[comp[i]].label or self.reqs[comp[i]].type for i in chosen)
+                    kind = self.reqs[comp[0]].type
+                    if len(chosen) == 1:
+                        return False, f"needs {need} {self.reqs[comp[chosen[0]]].text}, has {have}"
+                    return False, f"needs {need} {kind} for groups {labels} together, has {have}"
+        return True, None
+
     # -- answers -------------------------------------------------------------------
     def fits(self, top: tuple[int, ...]) -> bool:
-        act = tuple(sorted(top))
-        need = tuple(self.reqs[q].bound for q in act)
+        need_by_kind: dict[int, int] = {}
+        for q in top:
+            k = self.plan.kind_of[q]
+            need_by_kind[k] = need_by_kind.get(k, 0) + self.reqs[q].count
+        act = tuple(sorted(need_by_kind))
+        need = tuple(need_by_kind[k] for k in act)
         return any(all(x >= n for x, n in zip(p, need, strict=True)) for p in self.at(self.classes.root, act))
 
     def capacity(self, q: int) -> int:
-        """Units of top-level request ``q`` the cluster can provide on its own (clamped at its count)."""
-        return self.at(self.classes.root, (q,))[0][0]
+        """Units of top-level request ``q`` the cluster can provide on its own (at most its kind's bound)."""
+        return self.at(self.classes.root, (self.plan.kind_of[q],))[0][0]
 
     def scarce_type(self) -> str | None:
         state = self.state
-        for kind, demand in self.plan.demand_by_type().items():
+        for kind, demand in self.plan.demand:
             tid = state.type_index.get(kind, -1)
             have = state.totals.get(tid, 0) if tid >= 0 else 0
             if demand > have:
@@ -291,18 +555,9 @@ class _Evaluator:
         scarce = self.scarce_type()
         if scarce:
             return scarce
-        classes = self.classes
-        for req in self.reqs:
-            if not req.requires:
-                continue
-            tid = self.rtype[req.idx]
-            candidates = [c for c in range(classes.n) if classes.type_of[c] == tid]
-            if any(self.eligible(c, req.idx) for c in candidates):
-                continue
-            for r in req.requires:
-                if not any(self.requirement_ok(c, r) for c in candidates):
-                    return f"no {req.type} with {r.describe()}"
-            return f"no {req.type} with " + " and ".join(r.describe() for r in req.requires)
+        missing = self.requires_reason()
+        if missing:
+            return missing
         for q in self.plan.top:
             have = self.capacity(q)
             if have < self.reqs[q].count:
@@ -310,10 +565,71 @@ class _Evaluator:
         labels = [self.reqs[q].label or self.reqs[q].type for q in self.plan.top]
         return f"resource groups {', '.join(labels)} do not fit together"
 
+    def requires_reason(self) -> str | None:
+        """``no node with io type=shm`` when no vertex of a request's type meets its requires."""
+        cache = self.state.cache
+        for req in self.reqs:
+            if not req.requires:
+                continue
+            key = ("no-vertex", req.shape or id(req), self.algorithm.name)
+            reason = cache.get(key) if req.shape else None
+            if reason is None:
+                reason = self._missing(req)
+                if req.shape:
+                    cache[key] = reason
+            if reason:
+                return reason
+        return None
 
-def _decide(state: GraphState, plan: Plan, algorithm: MatchAlgorithm) -> MatchResult:
+    def _missing(self, req: PlanRequest) -> str:
+        tid = self.rtype[req.idx]
+        candidates = self.classes_of(tid)
+        if any(self.eligible(c, req.idx) for c in candidates):
+            return ""
+        for r in req.requires:
+            if not any(self.requirement_ok(c, r) for c in candidates):
+                return f"no {req.type} with {r.describe()}"
+        return f"no {req.type} with " + " and ".join(r.describe() for r in req.requires)
+
+    def classes_of(self, tid: int) -> tuple[int, ...]:
+        key = ("classes-of", tid)
+        hit = self.state.cache.get(key)
+        if hit is None:
+            classes = self.classes
+            hit = self.state.cache[key] = tuple(c for c in range(classes.n) if classes.type_of[c] == tid)
+        return hit
+
+
+def _nests(state: GraphState, tid: int) -> bool:
+    """Whether some vertex of type ``tid`` has another one below it."""
+    key = ("nests", tid)
+    hit = state.cache.get(key)
+    if hit is None:
+        classes = state.classes
+        hit = state.cache[key] = any(
+            classes.type_of[c] == tid and tid in classes.below[c] for c in range(classes.n)
+        )
+    return hit
+
+
+def _decide(state: GraphState, plan: Plan, algorithm: MatchAlgorithm, summary: bool = True) -> MatchResult:
     evaluator = _Evaluator(state, plan, algorithm)
-    if evaluator.scarce_type() is None and evaluator.fits(plan.top):
+    scarce = evaluator.scarce_type()
+    if scarce:
+        return MatchResult(False, scarce)
+    if plan.without_pools is not None:
+        pool_types = {state.type_index.get(plan.requests[q].type, -1) for q in plan.pools}
+        if not any(_nests(state, tid) for tid in pool_types):
+            plan = plan.without_pools
+            evaluator = _Evaluator(state, plan, algorithm)
+    if summary and plan.simple:
+        decided = evaluator.summary_decision()
+        if decided is not None:
+            ok, reason = decided
+            if ok:
+                return MatchResult(True)
+            return MatchResult(False, evaluator.requires_reason() or reason)
+    if evaluator.fits(plan.top):
         return MatchResult(True)
     return MatchResult(False, evaluator.reason())
 

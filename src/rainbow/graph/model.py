@@ -95,13 +95,6 @@ class GraphState:
     def children(self, v: int) -> array:
         return self.child_list[self.child_start[v] : self.child_start[v + 1]]
 
-    def links_of(self, v: int) -> tuple[tuple[str, int], ...]:
-        out: list[tuple[str, int]] = []
-        for name in sorted(self.subsystems):
-            for target in self.subsystems[name].links.get(v, ()):
-                out.append((name, target))
-        return tuple(out)
-
 
 def _build_tree(data: JGFData) -> tuple[array, array, array, int, array]:
     """Parent array, children (CSR) and BFS order; rejects non-trees."""
@@ -166,6 +159,15 @@ def _build_tree(data: JGFData) -> tuple[array, array, array, int, array]:
             field="graph.edges",
         )
     return parent, child_start, child_list, root, order
+
+
+def _bfs_order(state: GraphState) -> array:
+    order = array("i", [state.root])
+    i = 0
+    while i < len(order):
+        order.extend(state.children(order[i]))
+        i += 1
+    return order
 
 
 def _classify(
@@ -376,7 +378,7 @@ class ClusterGraph:
     def _with_subsystems(self, subsystems: dict[str, Subsystem]) -> GraphState:
         old = self._state
         if self._order is None:
-            _, _, _, _, self._order = _build_tree_from_state(old)
+            self._order = _bfs_order(old)
         classes = _classify(
             old.type_of,
             old.size_of,
@@ -429,12 +431,3 @@ class ClusterGraph:
 
     def __repr__(self) -> str:
         return f"ClusterGraph(name={self.name!r}, vertices={self.n_vertices}, subsystems={self.subsystems})"
-
-
-def _build_tree_from_state(state: GraphState) -> tuple[None, None, None, None, array]:
-    order = array("i", [state.root])
-    i = 0
-    while i < len(order):
-        order.extend(state.children(order[i]))
-        i += 1
-    return None, None, None, None, order

@@ -78,7 +78,7 @@ def tree_jgf(root: Vertex, dialect: str = "rainbow") -> tuple[dict[str, Any], li
 def subsystem_jgf(
     name: str, vertices: Sequence[dict[str, Any]], links: Sequence[tuple[str, int]]
 ) -> dict[str, Any]:
-    """A subsystem JGF: a root ``<name>0`` plus ``vertices`` (metadata dicts) as ``<name>1..``.
+    """A subsystem JGF: a root ``<name>0`` containing ``vertices`` (metadata dicts) as ``<name>1..``.
 
     ``links`` are ``(cluster vertex id, subsystem vertex number >= 1)`` pairs.
     """
@@ -88,16 +88,29 @@ def subsystem_jgf(
     for i, meta in enumerate(vertices, start=1):
         full = {"size": 1, "basename": meta.get("type", name), **meta}
         nodes[f"{name}{i}"] = {"label": f"{name}{i}", "metadata": full}
-    edges = []
+    edges = [
+        {"source": f"{name}0", "target": f"{name}{i}", "relation": "contains"} for i in range(1, len(nodes))
+    ]
     for source, number in links:
         edges.append({"source": source, "target": f"{name}{number}", "relation": "contains"})
         edges.append({"source": f"{name}{number}", "target": source, "relation": "in"})
     return {"graph": {"directed": True, "nodes": nodes, "edges": edges}}
 
 
+@dataclass(frozen=True)
+class NodeKind:
+    """``count`` nodes of one shape: ``cores``/``gpus`` per socket, optional memory (units) per node."""
+
+    count: int
+    sockets: int = 2
+    cores: int = 32
+    gpus: int = 0
+    memory: int = 0
+
+
 def write_cluster_jgf(
     out: IO[str],
-    nodes: int,
+    nodes: int | Sequence[NodeKind],
     sockets: int = 2,
     cores: int = 32,
     gpus: int = 0,
@@ -106,14 +119,17 @@ def write_cluster_jgf(
 ) -> int:
     """Stream a rainbow-dialect JGF of a regular cluster to ``out``; returns the vertex count.
 
-    ``cores`` and ``gpus`` are per socket; with ``racks`` > 0 nodes are spread
-    evenly over racks.  Each contains edge gets its ``in`` twin, like real files.
+    ``nodes`` is a node count (all ``sockets x cores [+ gpus]``) or a list of
+    :class:`NodeKind`.  With ``racks`` > 0 nodes are spread evenly over racks.
+    Each contains edge gets its ``in`` twin, like real files.
     """
+    kinds = [NodeKind(nodes, sockets, cores, gpus)] if isinstance(nodes, int) else list(nodes)
+    total_nodes = sum(kind.count for kind in kinds)
     counter = 0
     edges: list[str] = []
     first = True
 
-    def vertex(kind: str, number: int, path: str) -> int:
+    def vertex(kind: str, number: int, path: str, size: int = 1) -> int:
         nonlocal counter, first
         vid = counter
         counter += 1
@@ -126,7 +142,7 @@ def write_cluster_jgf(
             "rank": -1,
             "exclusive": False,
             "unit": "",
-            "size": 1,
+            "size": size,
             "paths": {"containment": path},
         }
         out.write(("" if first else ",") + f'"{vid}":' + json.dumps({"label": str(vid), "metadata": meta}))
@@ -146,31 +162,39 @@ def write_cluster_jgf(
         rid = vertex("rack", r, path)
         link(root, rid)
         rack_ids.append((rid, path))
-    core_no = gpu_no = socket_no = 0
-    pending_edges: list[str] = []
-    for n in range(nodes):
-        parent, ppath = rack_ids[n * len(rack_ids) // nodes] if rack_ids else (root, root_path)
-        npath = f"{ppath}/node{n}"
-        nid = vertex("node", n, npath)
-        link(parent, nid)
-        for _ in range(sockets):
-            spath = f"{npath}/socket{socket_no}"
-            sid = vertex("socket", socket_no, spath)
-            socket_no += 1
-            link(nid, sid)
-            for _ in range(cores):
-                cid = vertex("core", core_no, f"{spath}/core{core_no}")
-                core_no += 1
-                link(sid, cid)
-            for _ in range(gpus):
-                gid = vertex("gpu", gpu_no, f"{spath}/gpu{gpu_no}")
-                gpu_no += 1
-                link(sid, gid)
-        if len(edges) > 100_000:
-            pending_edges.append(",".join(edges))
-            edges.clear()
-    pending_edges.append(",".join(edges))
+    numbers: dict[str, int] = {}
+
+    def number(kind: str) -> int:
+        n = numbers.get(kind, 0)
+        numbers[kind] = n + 1
+        return n
+
+    chunks: list[str] = []
+    n = 0
+    for shape in kinds:
+        for _ in range(shape.count):
+            parent, ppath = rack_ids[n * len(rack_ids) // total_nodes] if rack_ids else (root, root_path)
+            npath = f"{ppath}/node{n}"
+            nid = vertex("node", number("node"), npath)
+            link(parent, nid)
+            for _ in range(shape.sockets):
+                k = number("socket")
+                spath = f"{npath}/socket{k}"
+                sid = vertex("socket", k, spath)
+                link(nid, sid)
+                for kind, per_socket in (("core", shape.cores), ("gpu", shape.gpus)):
+                    for _ in range(per_socket):
+                        k = number(kind)
+                        link(sid, vertex(kind, k, f"{spath}/{kind}{k}"))
+            if shape.memory:
+                k = number("memory")
+                link(nid, vertex("memory", k, f"{npath}/memory{k}", size=shape.memory))
+            n += 1
+            if len(edges) > 100_000:
+                chunks.append(",".join(edges))
+                edges.clear()
+    chunks.append(",".join(edges))
     out.write('},"edges":[')
-    out.write(",".join(chunk for chunk in pending_edges if chunk))
+    out.write(",".join(chunk for chunk in chunks if chunk))
     out.write("]}}")
     return counter

@@ -211,6 +211,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             request.select_algorithm,
             dict(request.select_options),
             request.satisfy_only,
+            request.idempotency_key,
         )
         reply = rainbow_pb2.SubmitJobResponse(
             request_id=_request_id(),

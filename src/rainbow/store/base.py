@@ -157,9 +157,24 @@ class Store(ABC):
     # -- jobs -------------------------------------------------------------
     @abstractmethod
     def add_job(
-        self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
-    ) -> tuple[JobRecord, JobEvent]:
-        """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on."""
+        self,
+        cluster: str,
+        name: str,
+        jobspec: str,
+        command: str,
+        now: float,
+        candidates: Sequence[str] = (),
+        key: str | None = None,
+    ) -> tuple[JobRecord, JobEvent | None]:
+        """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on.
+
+        With a ``key`` already used, nothing is added: the job stored with that key
+        is returned, with no event.
+        """
+
+    @abstractmethod
+    def job_by_key(self, key: str) -> JobRecord | None:
+        """The job submitted with an idempotency key."""
 
     @abstractmethod
     def lease_jobs(

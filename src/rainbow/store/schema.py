@@ -54,6 +54,10 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX job_events_by_job ON job_events (job_id, seq)",
     ],
+    [
+        "ALTER TABLE jobs ADD COLUMN submit_key TEXT",
+        "CREATE UNIQUE INDEX jobs_by_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.

@@ -282,13 +282,26 @@ class SQLiteStore(Store):
 
     # -- jobs -------------------------------------------------------------
     def add_job(
-        self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
-    ) -> tuple[JobRecord, JobEvent]:
+        self,
+        cluster: str,
+        name: str,
+        jobspec: str,
+        command: str,
+        now: float,
+        candidates: Sequence[str] = (),
+        key: str | None = None,
+    ) -> tuple[JobRecord, JobEvent | None]:
         with self._write() as db:
+            if key is not None:
+                row = db.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = ?", (key,)  # noqa: S608
+                ).fetchone()
+                if row is not None:
+                    return _job(row), None
             cursor = db.execute(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates) "
-                "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?)",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates))),
+                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
+                "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?, ?)",
+                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key),
             )
             job_id = cursor.lastrowid
             event = self._log(db, job_id, cluster, name, JobState.ASSIGNED, now)
@@ -296,6 +309,10 @@ class SQLiteStore(Store):
             job_id, cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
         )
         return job, event
+
+    def job_by_key(self, key: str) -> JobRecord | None:
+        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = ?", (key,))  # noqa: S608
+        return _job(rows[0]) if rows else None
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float

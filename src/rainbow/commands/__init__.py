@@ -1,0 +1,17 @@
+"""The client subcommands of ``rainbow``: one module per command group, thin over RainbowClient."""
+
+from __future__ import annotations
+
+import argparse
+
+from rainbow.commands import config, delete, jobs, receive, register, submit, update
+from rainbow.commands.common import connection_parser
+
+__all__ = ["add_client_commands"]
+
+
+def add_client_commands(commands: argparse._SubParsersAction) -> None:
+    """Add config, register, update, submit, satisfy, receive, delete, status, jobs, cancel and watch."""
+    common = connection_parser()
+    for module in (config, register, update, submit, receive, delete, jobs):
+        module.add_parsers(commands, common)

@@ -1,0 +1,124 @@
+"""``rainbow status | jobs | cancel | watch``: follow jobs after hand-off (submit tokens from the config)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from rainbow.client import JobEvent, JobStatus
+from rainbow.commands.common import add_config_path, emit, load_config, make_client, plain, positive_int, table
+from rainbow.lifecycle import JobState
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
+
+
+def _exit(job: JobStatus) -> str:
+    return "-" if job.exit_code is None else str(job.exit_code)
+
+
+def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    states = ", ".join(s.value for s in JobState)
+
+    status = commands.add_parser("status", parents=[common], help="show one job and its history")
+    status.add_argument("jobid", type=positive_int, help="the rainbow job id")
+    add_config_path(status, required=True)
+    status.set_defaults(func=run_status, parser=status)
+
+    jobs = commands.add_parser("jobs", parents=[common], help="list jobs of your clusters, newest first")
+    jobs.add_argument("--state", help=f"only jobs in this state ({states})")
+    jobs.add_argument("--cluster", help="only jobs of this cluster")
+    jobs.add_argument("--name", help="only jobs with this name")
+    jobs.add_argument("--limit", type=positive_int, default=100, help="at most this many (default 100)")
+    add_config_path(jobs, required=True)
+    jobs.set_defaults(func=run_jobs, parser=jobs)
+
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
+    cancel.add_argument("jobid", type=positive_int, help="the rainbow job id")
+    cancel.add_argument("--reason", default="", help="recorded with the job")
+    add_config_path(cancel, required=True)
+    cancel.set_defaults(func=run_cancel, parser=cancel)
+
+    watch = commands.add_parser("watch", parents=[common], help="follow job state changes live",
+                                description="A live view of your jobs' states; with --json, one event per line.")
+    watch.add_argument("--job", type=positive_int, help="only this job")
+    watch.add_argument("--cluster", help="only jobs of this cluster")
+    watch.add_argument("--since", type=int, default=0,
+                       help="replay events after this sequence number (-1: from the first; default: new only)")
+    watch.add_argument("--count", type=positive_int, help="stop after this many events")
+    add_config_path(watch, required=True)
+    watch.set_defaults(func=run_watch, parser=watch)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    with make_client(args, load_config(args)) as client:
+        job = client.get_job(args.jobid)
+    lines = [
+        f"Job {job.id} ({job.name}) on {job.cluster}: {job.state}"
+        + (" (cancel requested)" if job.cancel_requested and job.state != "cancelled" else ""),
+        f"  command:  {job.command or '-'}",
+        f"  local id: {job.local_id or '-'}",
+        f"  exit:     {_exit(job)}",
+    ]
+    if job.message:
+        lines.append(f"  message:  {job.message}")
+    lines.append("")
+    lines.append(table(("TIME", "STATE", "MESSAGE"), [(_when(h.time), h.state, h.message) for h in job.history]))
+    emit(args, job, "\n".join(lines))
+    return 0
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    with make_client(args, load_config(args)) as client:
+        jobs = client.list_jobs(state=args.state, cluster=args.cluster, name=args.name, limit=args.limit)
+    rows = [(j.id, j.name, j.cluster, j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
+    text = table(("ID", "NAME", "CLUSTER", "STATE", "LOCAL ID", "EXIT", "UPDATED"), rows) if jobs else "No jobs."
+    emit(args, jobs, text)
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    with make_client(args, load_config(args)) as client:
+        job = client.cancel_job(args.jobid, args.reason)
+    if job.state == "cancelled":
+        text = f"Job {job.id} is cancelled."
+    else:
+        text = f"Job {job.id} is {job.state} on {job.cluster}: its cluster will cancel it on its next contact."
+    emit(args, job, text)
+    return 0
+
+
+class _LiveView:
+    """The latest state of each watched job, redrawn in place on a terminal."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, JobEvent] = {}
+
+    def update(self, event: JobEvent) -> None:
+        self.jobs[event.jobid] = event
+        rows = [(e.jobid, e.name, e.cluster, e.state, _when(e.time), e.message)
+                for e in sorted(self.jobs.values(), key=lambda e: e.jobid)]
+        sys.stdout.write("\x1b[H\x1b[2J" + table(("ID", "NAME", "CLUSTER", "STATE", "SINCE", "MESSAGE"), rows) + "\n")
+        sys.stdout.flush()
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    live = _LiveView() if sys.stdout.isatty() and not args.json else None
+    seen = 0
+    with make_client(args, load_config(args)) as client:
+        for event in client.watch_jobs(args.job, cluster=args.cluster, since=args.since):
+            if args.json:
+                print(json.dumps(plain(event)), flush=True)
+            elif live is not None:
+                live.update(event)
+            else:
+                detail = f" ({event.message})" if event.message else ""
+                print(f"{_when(event.time)}  job {event.jobid} ({event.name}) on {event.cluster}: "
+                      f"{event.state}{detail}", flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                break
+    return 0

@@ -1,0 +1,95 @@
+"""``rainbow submit`` (a command or a jobspec) and ``rainbow satisfy`` (which clusters match, and why not)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rainbow.client import SatisfyResult
+from rainbow.commands.common import add_config_path, emit, load_config, make_client, positive_int
+
+MATCH_HELP = "match algorithm (default: the config's, else the server's)"
+
+
+def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    submit = commands.add_parser(
+        "submit", parents=[common], help="submit a job (a command or a jobspec)",
+        description="Ask which clusters can run the job, then submit it with the tokens the config file "
+        "holds for them (clusters); the server selects one.",
+    )
+    what = submit.add_mutually_exclusive_group(required=True)
+    what.add_argument("-c", "--command", help='command to run, quoted as one argument (e.g. "ior -b 4m")')
+    what.add_argument("--jobspec", metavar="FILE", help="jobspec to submit (YAML or JSON)")
+    submit.add_argument("-n", "--nodes", type=positive_int, default=1, help="nodes for --command (default 1)")
+    submit.add_argument("-t", "--tasks", type=positive_int, help="tasks for --command (default: one per node)")
+    submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
+    submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the "
+                        "server's)")
+    submit.add_argument("--select-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="option for the selection algorithm (repeatable)")
+    submit.add_argument("--match-algorithm", help=MATCH_HELP)
+    submit.add_argument("--satisfy-only", action="store_true",
+                        help="only report the clusters that match and pass selection; submit nothing")
+    add_config_path(submit, required=True)
+    submit.set_defaults(func=run_submit, parser=submit)
+
+    satisfy = commands.add_parser(
+        "satisfy", parents=[common], help="show which clusters can run a jobspec, and why the others cannot",
+    )
+    satisfy.add_argument("--jobspec", required=True, metavar="FILE", help="jobspec (YAML or JSON)")
+    satisfy.add_argument("--match-algorithm", help=MATCH_HELP)
+    add_config_path(satisfy)
+    satisfy.set_defaults(func=run_satisfy, parser=satisfy)
+
+
+def _options(args: argparse.Namespace) -> dict[str, str] | None:
+    if not args.select_option:
+        return None
+    options = {}
+    for item in args.select_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            args.parser.error(f"--select-option expects KEY=VALUE, not {item!r}")
+        options[key] = value
+    return options
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    options = _options(args)
+    with make_client(args, config) as client:
+        if args.jobspec:
+            result = client.submit_jobspec(
+                Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
+                select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
+            )
+        else:
+            result = client.submit_job(
+                args.command, nodes=args.nodes, tasks=args.tasks, match_algo=args.match_algorithm,
+                select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
+                select_options=options,
+            )
+    matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
+    if args.satisfy_only:
+        selected = ", ".join(result.clusters) or "none"
+        text = f"Satisfy only, nothing submitted ({matched}); selected: {selected}"
+    else:
+        text = f"Submitted job {result.jobid} ({result.name}) to cluster {result.cluster} ({matched})"
+    emit(args, result, text)
+    return 0
+
+
+def satisfy_text(result: SatisfyResult) -> str:
+    lines = [f"{result.total_matches} of {result.total_clusters} clusters can run this job"
+             + (f": {', '.join(result.clusters)}" if result.clusters else "")]
+    for name, reason in sorted(result.reasons.items()):
+        lines.append(f"  {name}: {reason}")
+    return "\n".join(lines)
+
+
+def run_satisfy(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with make_client(args, config) as client:
+        result = client.satisfy(Path(args.jobspec), matcher=args.match_algorithm)
+    emit(args, result, satisfy_text(result))
+    return 0
