@@ -56,6 +56,18 @@ def test_meta_set_and_add_once(store):
     assert store.get_meta("k") == "third"
 
 
+def test_idempotency_key_stores_a_job_once(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    key = "request-1\x00🌈"
+    first, event = store.add_job("a", "j", "spec", "cmd", 1.0, key=key)
+    again, none = store.add_job("a", "other", "spec2", "cmd2", 2.0, key=key)
+    assert event is not None and none is None
+    assert again.id == first.id and again.name == "j"
+    assert store.job_by_key(key).id == first.id
+    assert store.job_by_key("request-2") is None
+    assert store.count_jobs() == 1 and len(store.job_history(first.id)) == 1
+
+
 def test_merge_state_unknown_cluster(store):
     with pytest.raises(KeyError):
         store.merge_state("ghost", {"a": 1}, 1.0)

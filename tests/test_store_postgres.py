@@ -106,6 +106,31 @@ def test_two_stores_lease_disjoint_jobs_and_ids_stay_unique(postgres_database):
 
 
 @needs_postgres
+def test_one_key_submitted_through_two_stores_at_once_is_stored_once(postgres_database):
+    url = postgres_database()
+    a, b = open_store(url), open_store(url)
+    try:
+        a.add_cluster("c", "{}", "s", "t", 0.0)
+        ids: list[int] = []
+        barrier = threading.Barrier(6)
+
+        def submit(store):
+            barrier.wait(10)
+            ids.append(store.add_job("c", "j", "spec", "cmd", 0.0, key="same")[0].id)
+
+        threads = [threading.Thread(target=submit, args=(s,)) for s in (a, b) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(ids) == 6 and len(set(ids)) == 1
+        assert a.count_jobs() == 1 and len(a.job_history(ids[0])) == 1
+    finally:
+        a.close()
+        b.close()
+
+
+@needs_postgres
 def test_event_pollers_never_miss_a_late_commit(postgres_database):
     """Concurrent writers on two stores; a poller that follows ``seq > last`` sees every event once, in order."""
     url = postgres_database()

@@ -546,22 +546,36 @@ class PostgresStore(Store):
 
     # -- jobs -------------------------------------------------------------
     def add_job(
-        self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
-    ) -> tuple[JobRecord, JobEvent]:
-        def body(tx: _Tx) -> int:
-            job_id = tx.one(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates) "
-                "VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s) RETURNING id",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates))),
-            )[0]
-            tx.log(job_id, cluster, name, JobState.ASSIGNED, now)
-            return job_id
+        self,
+        cluster: str,
+        name: str,
+        jobspec: str,
+        command: str,
+        now: float,
+        candidates: Sequence[str] = (),
+        key: str | None = None,
+    ) -> tuple[JobRecord, JobEvent | None]:
+        def body(tx: _Tx) -> JobRecord:
+            # ON CONFLICT: two replicas given the same key at once store it once (the loser waits, then reads).
+            row = tx.one(
+                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
+                "VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s) "
+                "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
+                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key),
+            )
+            if row is None:
+                return _job(tx.one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
+            tx.log(row[0], cluster, name, JobState.ASSIGNED, now)
+            return JobRecord(
+                row[0], cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
+            )
 
-        job_id, events = self._write(body)
-        job = JobRecord(
-            job_id, cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
-        )
-        return job, events[0]
+        job, events = self._write(body)
+        return job, events[0] if events else None
+
+    def job_by_key(self, key: str) -> JobRecord | None:
+        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,))  # noqa: S608
+        return _job(rows[0]) if rows else None
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float

@@ -101,10 +101,12 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
             exit_code INTEGER,
             message TEXT,
             cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
-            candidates TEXT NOT NULL DEFAULT '[]'
+            candidates TEXT NOT NULL DEFAULT '[]',
+            submit_key TEXT
         )""",
         "CREATE INDEX jobs_by_cluster_state ON jobs (cluster, state, id)",
         "CREATE INDEX jobs_by_state ON jobs (state, id)",
+        "CREATE UNIQUE INDEX jobs_by_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL",
         """CREATE TABLE job_events (
             seq BIGINT PRIMARY KEY,
             job_id INTEGER NOT NULL,
