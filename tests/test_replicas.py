@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -234,7 +235,7 @@ def test_replicas_deliver_every_job_exactly_once_even_when_one_is_killed(postgre
 
 
 def test_replicas_started_without_a_secret_agree_on_one(postgres_database, tmp_path):
-    replicas = start_replicas(postgres_database(), tmp_path, "--loglevel", "warning")
+    replicas = start_replicas(postgres_database(), tmp_path, "--loglevel", "warning", "--metrics-port", "0")
     stubs = [stubs_for(address) for _, address, _ in replicas]
     try:
         printed = [re.search(r"^\s+(\S{30,})$", "\n".join(lines), re.M) for _, _, lines in replicas]
@@ -244,6 +245,13 @@ def test_replicas_started_without_a_secret_agree_on_one(postgres_database, tmp_p
             reply = replica.scheduler.Register(rainbow_pb2.RegisterRequest(
                 name=f"c{index}", secret=secrets[0], nodes=example("cluster-nodes.json")), timeout=10)
             assert reply.status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
+        # each replica serves its own metrics; the store totals are shared
+        for _, _, lines in replicas:
+            url = re.search(r"metrics on (http://\S+)", "\n".join(lines)).group(1)
+            with urllib.request.urlopen(url, timeout=10) as page:
+                text = page.read().decode()
+            assert 'rainbow_requests_total{code="OK",method="Register"} 1.0' in text
+            assert 'rainbow_clusters{reachable="true"} 2.0' in text
     finally:
         for s in stubs:
             s.channel.close()
