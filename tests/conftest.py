@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -21,6 +26,11 @@ from rainbow.server import RainbowServer, ServerConfig, open_scheduler
 
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 REGISTRATION_SECRET = "chocolate-cookies"
+POSTGRES_ENV = "RAINBOW_TEST_POSTGRES"
+# Server-level test modules run on both stores with: pytestmark = BOTH_STORES
+BOTH_STORES = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def example(name: str) -> str:
@@ -34,6 +44,7 @@ class ServerThread:
         self.config = config
         self.port: int | None = None
         self.scheduler = None
+        self.server: RainbowServer | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,7 +68,11 @@ class ServerThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         self.scheduler = open_scheduler(self.config)
-        server = RainbowServer(self.scheduler, "127.0.0.1:0", self.config.workers, self.config.server_credentials())
+        server = RainbowServer(
+            self.scheduler, "127.0.0.1:0", self.config.workers, self.config.server_credentials(),
+            self.config.metrics_port,
+        )
+        self.server = server
         self.port = await server.start()
         self._ready.set()
         await self._stop.wait()
@@ -99,15 +114,74 @@ def stubs_for(address: str, server: ServerThread | None = None) -> Stubs:
     )
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server for tests (a libpq URL with rights to create databases).
+
+    Unset: PostgreSQL tests skip locally, and fail in CI (CI=true), where .ci/run starts one.
+    """
+    url = os.environ.get(POSTGRES_ENV, "")
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {POSTGRES_ENV} is not set: .ci/run must start PostgreSQL")
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}=postgresql://USER@127.0.0.1:PORT/postgres")
+    return url
+
+
 @pytest.fixture
-def server_factory(tmp_path):
+def postgres_database(postgres_url) -> Iterator[Callable[[], str]]:
+    """Make fresh databases on the test server (URL of each); all are dropped after the test."""
+    import psycopg
+    from psycopg import sql
+
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"rainbow_test_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return urlsplit(postgres_url)._replace(path="/" + name).geturl()
+
+    yield make
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The store servers of a test use: "sqlite" unless a module parametrizes it (BOTH_STORES)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store_target(backend, tmp_path, request) -> Callable[[Path | None], str]:
+    """Map a test's database file to a store target: the file itself, or one PostgreSQL database per file."""
+    databases: dict[str, str] = {}
+    # Set up now, so that the databases are dropped only after the servers using them stopped.
+    make = request.getfixturevalue("postgres_database") if backend == "postgres" else None
+
+    def target(db: Path | None = None) -> str:
+        path = str(db or tmp_path / "rainbow.db")
+        if make is None:
+            return path
+        if path not in databases:
+            databases[path] = make()
+        return databases[path]
+
+    return target
+
+
+@pytest.fixture
+def server_factory(store_target):
     """Start servers on demand (same database across restarts when asked)."""
     started: list[ServerThread] = []
 
     def start(db: Path | None = None, **overrides) -> ServerThread:
         overrides.setdefault("secret", REGISTRATION_SECRET)
         overrides.setdefault("workers", 4)
-        config = ServerConfig(host="127.0.0.1:0", db=str(db or tmp_path / "rainbow.db"), **overrides)
+        config = ServerConfig(host="127.0.0.1:0", db=store_target(db), **overrides)
         server = ServerThread(config).start()
         started.append(server)
         return server
@@ -157,3 +231,85 @@ def start_server_process(
             return proc, found.group(1), lines
     proc.kill()
     raise RuntimeError("server did not start:\n" + "\n".join(lines))
+
+
+class TcpProxy:
+    """Forward 127.0.0.1:<port> to ``target`` (host, port); ``cut()`` drops every connection and
+    refuses new ones until ``restore()``: an outage of the service behind it, under test control."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open = True
+        self._closed = False
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """``url`` (a libpq URL) pointed at this proxy instead of its own host and port."""
+        parts = urlsplit(url)
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return parts._replace(netloc=f"{user}127.0.0.1:{self.port}").geturl()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._drop(src)
+            self._drop(dst)
+
+    def _drop(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def cut(self) -> None:
+        self._open = False
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._drop(sock)
+
+    def restore(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()
+
+
+@pytest.fixture
+def postgres_proxy(postgres_url) -> Iterator[TcpProxy]:
+    """A TcpProxy in front of the test PostgreSQL server."""
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    yield proxy
+    proxy.close()

@@ -10,7 +10,9 @@ import pytest
 
 from rainbow.protos import rainbow_pb2
 
-from conftest import REGISTRATION_SECRET, example, stubs_for
+from conftest import BOTH_STORES, REGISTRATION_SECRET, example, stubs_for
+
+pytestmark = BOTH_STORES
 
 Cluster = rainbow_pb2.SubmitJobRequest.Cluster
 

@@ -10,7 +10,9 @@ import yaml
 
 from rainbow.protos import memory_pb2, rainbow_pb2
 
-from conftest import REGISTRATION_SECRET, example, stubs_for
+from conftest import BOTH_STORES, REGISTRATION_SECRET, example, stubs_for
+
+pytestmark = BOTH_STORES
 
 RegisterResponse = rainbow_pb2.RegisterResponse
 

@@ -1,4 +1,5 @@
-"""The store interface, on a real SQLite file: transactions, leases, acceptance, persistence."""
+"""The store interface on both backends (a SQLite file, a PostgreSQL database): transactions,
+leases, acceptance, events, persistence, migrations."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ from rainbow.lifecycle import JobState
 from rainbow.store import open_store
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def target(request, tmp_path) -> str:
+    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_database")()
+
+
 @pytest.fixture
-def store(tmp_path):
-    store = open_store(str(tmp_path / "store.db"))
+def store(target):
+    store = open_store(target)
     yield store
     store.close()
 
@@ -36,6 +45,27 @@ def test_cluster_lifecycle(store):
     assert store.get_cluster("a") is None
     assert store.count_jobs() == 0
     assert not store.delete_cluster("a")
+
+
+def test_meta_set_and_add_once(store):
+    assert store.get_meta("k") is None
+    assert store.add_meta("k", "first")
+    assert not store.add_meta("k", "second")
+    assert store.get_meta("k") == "first"
+    store.set_meta("k", "third")
+    assert store.get_meta("k") == "third"
+
+
+def test_idempotency_key_stores_a_job_once(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    key = "request-1\x00🌈"
+    first, event = store.add_job("a", "j", "spec", "cmd", 1.0, key=key)
+    again, none = store.add_job("a", "other", "spec2", "cmd2", 2.0, key=key)
+    assert event is not None and none is None
+    assert again.id == first.id and again.name == "j"
+    assert store.job_by_key(key).id == first.id
+    assert store.job_by_key("request-2") is None
+    assert store.count_jobs() == 1 and len(store.job_history(first.id)) == 1
 
 
 def test_merge_state_unknown_cluster(store):
@@ -90,8 +120,8 @@ def test_concurrent_leases_never_share_a_job(store):
     assert len(every) == 200 and len(set(every)) == 200
 
 
-def test_persistence_and_migration_version(tmp_path):
-    path = str(tmp_path / "p.db")
+def test_persistence_and_migration_version(target):
+    path = target
     store = open_store(path)
     store.add_cluster("a", "{}", "s", "t", 0.0)
     job, _ = store.add_job("a", "n", "spec", "cmd", 0.0)

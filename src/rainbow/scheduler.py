@@ -78,6 +78,8 @@ class _Cluster:
     state: dict[str, Any]
     graph: ClusterGraph | None
     reachable: bool = True
+    # The stored (created, version) the graph was built from: a change elsewhere changes one of them.
+    origin: tuple[float, int] = (0.0, 1)
 
 
 class _LRU:
@@ -176,6 +178,8 @@ class Scheduler:
         self.match_algorithm = match_algorithm or "match"
         self.selector: Selector = get_selector(selection_algorithm, selection_options or {})
         self.on_events: Callable[[list[JobEvent]], None] = lambda events: None
+        # (what, seconds) for "match" and "selection"; the server feeds its metrics with it.
+        self.on_timing: Callable[[str, float], None] = lambda what, seconds: None
         self.generated_secret: str | None = None
         self._init_registration_secret(registration_secret)
         self._clusters: dict[str, _Cluster] = {}
@@ -183,14 +187,17 @@ class Scheduler:
         self._jobspecs = _LRU(1024)
         self._selectors = _LRU(256)
         self._load_clusters()
+        self.store.watch_clusters(self._cluster_changed)
 
     # -- start-up ---------------------------------------------------------
     def _init_registration_secret(self, secret: str | None) -> None:
         if secret:
             self.store.set_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(secret))
         elif self.store.get_meta(REGISTRATION_SECRET_KEY) is None:
-            self.generated_secret = credentials.new_secret()
-            self.store.set_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(self.generated_secret))
+            generated = credentials.new_secret()
+            # Replicas starting together on a new database: only the first one's secret is kept (and shown).
+            if self.store.add_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(generated)):
+                self.generated_secret = generated
         self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
 
     def _build_graph(self, name: str) -> ClusterGraph | None:
@@ -207,9 +214,56 @@ class Scheduler:
         for record in self.store.list_clusters():
             self._clusters[record.name] = _Cluster(
                 record.name, record.secret_hash, record.token_hash, record.state,
-                self._build_graph(record.name), record.reachable,
+                self._build_graph(record.name), record.reachable, (record.created, record.version),
             )
         log.info("loaded %d clusters from the store", len(self._clusters))
+
+    # -- replicas: changes made through another server --------------------
+    def _cluster_changed(self, name: str | None) -> None:
+        if name is None:
+            self.refresh_all()
+        else:
+            self.refresh_cluster(name)
+
+    def refresh_all(self) -> None:
+        """Bring every cached cluster in line with the store (after missed notifications)."""
+        names = {record.name for record in self.store.list_clusters()}
+        with self._lock:
+            names |= set(self._clusters)
+        for name in sorted(names):
+            self.refresh_cluster(name)
+
+    def refresh_cluster(self, name: str) -> None:
+        """Reload one cluster's credentials, state and reachability from the store.
+
+        The graph is rebuilt only when the stored ``version`` (or ``created``:
+        the name was deleted and registered again) differs from the cached one.
+        Called for changes another replica made (the store's ``watch_clusters``);
+        harmless for this replica's own changes.
+        """
+        record = self.store.get_cluster(name)
+        if record is None:
+            with self._lock:
+                if self._clusters.pop(name, None) is not None:
+                    log.info("cluster %s was deleted through another server", name)
+            return
+        origin = (record.created, record.version)
+        with self._lock:
+            entry = self._clusters.get(name)
+            stale = entry is None or entry.origin != origin
+        # Built outside the lock (graphs can be large); read after the record, so never older than it.
+        graph = self._build_graph(name) if stale else None
+        with self._lock:
+            entry = self._clusters.get(name)
+            if entry is None:
+                self._clusters[name] = _Cluster(name, record.secret_hash, record.token_hash, record.state, graph,
+                                                record.reachable, origin)
+                log.info("cluster %s was registered through another server", name)
+                return
+            entry.secret_hash, entry.token_hash = record.secret_hash, record.token_hash
+            entry.state, entry.reachable = record.state, record.reachable
+            if stale:
+                entry.graph, entry.origin = graph, origin
 
     @property
     def cluster_names(self) -> list[str]:
@@ -293,9 +347,11 @@ class Scheduler:
         graph = self._load_graph(nodes, name)
         token = self.global_token or credentials.new_secret()
         cluster_secret = credentials.new_secret()
-        entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph)
+        now = self.clock()
+        entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph,
+                         origin=(now, 1))
         with self._lock:
-            if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, self.clock()):
+            if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, now):
                 return Registration(created=False)
             self._clusters[name] = entry
         log.info("registered cluster %s (%s)", name, _summary(graph))
@@ -408,14 +464,19 @@ class Scheduler:
         self, candidates: Sequence[str], jobspec: Jobspec, selector: Selector
     ) -> tuple[Selection | None, dict[str, str]]:
         """Match then select among reachable candidates: (selection or None if nothing matched, reasons)."""
+        started = time.perf_counter()
         results = self._match(candidates, jobspec, "")
+        matched = time.perf_counter()
+        self.on_timing("match", matched - started)
         reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
         with self._lock:
             matching = [c for c in candidates if results[c].ok and c in self._clusters]
             states = {c: self._clusters[c].state for c in matching}
         if not matching:
             return None, reasons
-        return selector.select(matching, states, jobspec.parameters), reasons
+        selection = selector.select(matching, states, jobspec.parameters)
+        self.on_timing("selection", time.perf_counter() - matched)
+        return selection, reasons
 
     # -- jobs -------------------------------------------------------------
     def submit(

@@ -30,6 +30,8 @@ def log_level(value: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_ADDRESS, help=f"address to listen on (default {DEFAULT_ADDRESS})")
     parser.add_argument("--db", default="rainbow.db", help="SQLite database file (default rainbow.db)")
+    parser.add_argument("--store", help="store URL: postgresql://user:password@host:port/dbname runs this server "
+                        "as one of several replicas sharing that database (overrides --db)")
     parser.add_argument("--secret", help="registration secret clusters must present (default: generated "
                         "on first start, stored hashed)")
     parser.add_argument("--global-token", help="one submit token for every cluster (default: one per cluster)")
@@ -37,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", dest="config_file", help="rainbow-config.yaml with a scheduler section")
     parser.add_argument("--select-algorithm", help="selection algorithm (default random)")
     parser.add_argument("--match-algorithm", help="match algorithm (default match)")
-    parser.add_argument("--cleanup", action="store_true", help="delete the database before starting")
+    parser.add_argument("--cleanup", action="store_true", help="delete the SQLite database file before starting "
+                        "(a PostgreSQL store is never deleted)")
     parser.add_argument("--lease-seconds", type=float, default=300.0,
                         help="how long received jobs stay leased to their receiver (default 300)")
     parser.add_argument("--cluster-timeout", type=float, default=600.0,
@@ -62,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert", help="server certificate (PEM) for TLS")
     parser.add_argument("--key", help="server private key (PEM) for TLS")
     parser.add_argument("--ca-cert", help="CA certificate (PEM): require client certificates it signed (mutual TLS)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve Prometheus metrics over HTTP on this port (0: a free one; default: off)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address the metrics endpoint listens on (default 127.0.0.1)")
     parser.add_argument("--loglevel", type=log_level, default=logging.INFO,
                         help="0-5 (Go server style) or a level name (default info)")
 
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host,
         db=args.db,
+        store=args.store,
         secret=args.secret,
         global_token=args.global_token,
         name=args.name,
@@ -93,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         cert=args.cert,
         key=args.key,
         ca_cert=args.ca_cert,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     asyncio.run(serve(config))
     return 0

@@ -12,19 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 
 from rainbow.config import RainbowConfig
 from rainbow.errors import InvalidArgument
 from rainbow.limits import Limits
-from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
+from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
+from rainbow.server.metrics import Metrics
 from rainbow.server.servicers import MemoryGraphServicer, RainbowSchedulerServicer
-from rainbow.store import Store, open_store
+from rainbow.store import Store, is_postgres, open_store, redact
 
 log = logging.getLogger("rainbow.server")
 
 DEFAULT_ADDRESS = "[::]:50051"
+# Names the health service answers for ("" is the whole server).
+SERVICE_NAMES = (
+    "",
+    rainbow_pb2.DESCRIPTOR.services_by_name["RainbowScheduler"].full_name,
+    memory_pb2.DESCRIPTOR.services_by_name["MemoryGraph"].full_name,
+)
+HEALTH_INTERVAL = 1.0
 
 
 @dataclass
@@ -33,6 +43,7 @@ class ServerConfig:
 
     host: str = DEFAULT_ADDRESS
     db: str = "rainbow.db"
+    store: str | None = None
     secret: str | None = None
     global_token: str | None = None
     name: str = "rainbow"
@@ -48,6 +59,13 @@ class ServerConfig:
     cert: str | None = None
     key: str | None = None
     ca_cert: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    @property
+    def store_target(self) -> str:
+        """Where the store is: ``--store`` (a PostgreSQL URL, or a SQLite path) or else the ``--db`` file."""
+        return self.store or self.db
 
     def server_credentials(self) -> grpc.ServerCredentials | None:
         """TLS when --cert/--key are given; client certificates required when --ca-cert is too."""
@@ -81,10 +99,12 @@ class ServerConfig:
 def open_scheduler(config: ServerConfig) -> Scheduler:
     """Open the store and build the scheduler; refuses bad settings with InvalidArgument."""
     config.apply_config_file()
-    if config.cleanup and not config.db.startswith(("postgresql://", "postgres://")):
+    target = config.store_target
+    if config.cleanup and not is_postgres(target):
         for suffix in ("", "-wal", "-shm"):
-            Path(config.db + suffix).unlink(missing_ok=True)
-    store: Store = open_store(config.db)
+            Path(target.removeprefix("sqlite://") + suffix).unlink(missing_ok=True)
+    options = {"pool_size": config.workers + 2} if is_postgres(target) else {}
+    store: Store = open_store(target, **options)
     try:
         return Scheduler(
             store,
@@ -111,14 +131,25 @@ class RainbowServer:
         address: str = DEFAULT_ADDRESS,
         workers: int = 16,
         credentials: grpc.ServerCredentials | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         self.scheduler = scheduler
         self.address = address
         self.credentials = credentials
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rainbow-work")
+        # Health pings get a thread of their own: a pool busy with slow requests must not delay them.
+        self._health_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rainbow-health")
         self.hub = EventHub()
         scheduler.on_events = self.hub.publish
+        self.metrics = Metrics(scheduler.store)
+        scheduler.on_timing = self.metrics.observe_timing
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.health = HealthServicer()
+        self.serving: bool | None = None
         self._checker: asyncio.Task | None = None
+        self._health_task: asyncio.Task | None = None
         limit = scheduler.limits.max_message_bytes
         self.server = grpc.aio.server(
             options=[
@@ -128,11 +159,12 @@ class RainbowServer:
             ]
         )
         rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(
-            RainbowSchedulerServicer(scheduler, self.executor, self.hub), self.server
+            RainbowSchedulerServicer(scheduler, self.executor, self.hub, self.metrics), self.server
         )
         memory_pb2_grpc.add_MemoryGraphServicer_to_server(
-            MemoryGraphServicer(scheduler, self.executor, self.hub), self.server
+            MemoryGraphServicer(scheduler, self.executor, self.hub, self.metrics), self.server
         )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port: int | None = None
 
     async def start(self) -> int:
@@ -143,11 +175,39 @@ class RainbowServer:
         if port == 0:
             raise InvalidArgument(f"cannot listen on {self.address}", field="host")
         self.hub.bind(asyncio.get_running_loop())
+        await self._check_health()
         await self.server.start()
         self.port = port
+        if self.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
+        self._health_task = asyncio.create_task(self._watch_health())
         if self.scheduler.cluster_timeout > 0:
             self._checker = asyncio.create_task(self._check_clusters())
         return port
+
+    async def _check_health(self) -> None:
+        """Ping the store; SERVING or NOT_SERVING for the server and both services."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._health_executor, self.scheduler.store.ping)
+            serving = True
+        except Exception as exc:
+            serving = False
+            if self.serving is not False:
+                log.error("the store is unreachable, health is NOT_SERVING: %s", exc)
+        if serving and self.serving is False:
+            log.info("the store is reachable again, health is SERVING")
+        if serving != self.serving:
+            self.serving = serving
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in SERVICE_NAMES:
+                await self.health.set(name, status)
+        self.metrics.set_store_up(serving)
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL)
+            await self._check_health()
 
     async def _check_clusters(self) -> None:
         """Mark silent clusters unreachable and re-place their waiting jobs, periodically."""
@@ -161,10 +221,14 @@ class RainbowServer:
                 log.exception("checking cluster reachability failed")
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
+        for task in (self._checker, self._health_task):
+            if task is not None:
+                task.cancel()
+        await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        self.metrics.stop()
         self.executor.shutdown(wait=True)
+        self._health_executor.shutdown(wait=True)
         self.scheduler.store.close()
 
     async def wait(self) -> None:
@@ -180,7 +244,9 @@ async def serve(config: ServerConfig, ready: threading.Event | None = None) -> N
     """Run until SIGINT/SIGTERM."""
     credentials = config.server_credentials()
     scheduler = open_scheduler(config)
-    server = RainbowServer(scheduler, config.host, config.workers, credentials)
+    server = RainbowServer(
+        scheduler, config.host, config.workers, credentials, config.metrics_port, config.metrics_host
+    )
     port = await server.start()
     if scheduler.generated_secret:
         print(
@@ -189,9 +255,11 @@ async def serve(config: ServerConfig, ready: threading.Event | None = None) -> N
             flush=True,
         )
     tls = "mutual TLS" if config.ca_cert else "TLS" if credentials else "plaintext"
+    if server.metrics_port is not None:
+        print(f"metrics on http://{config.metrics_host}:{server.metrics_port}/metrics", flush=True)
     print(f"rainbow server {config.name!r} listening on {bound_address(config.host, port)} ({tls}, "
-          f"store {config.db}, match {scheduler.match_algorithm}, selection {scheduler.selector.name})",
-          flush=True)
+          f"store {redact(config.store_target)}, match {scheduler.match_algorithm}, "
+          f"selection {scheduler.selector.name})", flush=True)
     if ready is not None:
         ready.set()
     stop = asyncio.Event()

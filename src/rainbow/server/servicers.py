@@ -23,6 +23,7 @@ from rainbow.lifecycle import FINAL_STATES, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
+from rainbow.server.metrics import Metrics
 from rainbow.store import HeldJob, JobEvent, JobRecord
 
 log = logging.getLogger("rainbow.server")
@@ -43,6 +44,18 @@ async def _abort(context: grpc.aio.ServicerContext, name: str, exc: BaseExceptio
     await context.abort(grpc.StatusCode.INTERNAL, f"internal server error (request {request_id})")
 
 
+def _code(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
+    """The status a request ends with, as a metrics label."""
+    if isinstance(exc, RainbowError):
+        return exc.code
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "CANCELLED"
+    if isinstance(exc, grpc.aio.AbortError):
+        code = context.code()
+        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    return "INTERNAL"
+
+
 def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Log, time and translate errors for one unary servicer method."""
     name = method.__name__
@@ -50,12 +63,18 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
+        code = "OK"
         try:
             reply = await method(self, request, context)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
+        except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+            code = _code(context, exc)
             raise
         except Exception as exc:
+            code = _code(context, exc)
             await _abort(context, name, exc, start)
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe_request(name, code, time.perf_counter() - start)
         log.info("%s ok (%.1f ms)", name, (time.perf_counter() - start) * 1000)
         return reply
 
@@ -69,25 +88,33 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
+        code = "OK"
         log.info("%s stream opened by %s", name, context.peer())
         try:
             async for item in method(self, request, context):
                 yield item
-        except (grpc.aio.AbortError, asyncio.CancelledError):
+        except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
+            code = _code(context, exc)
             raise
         except Exception as exc:
+            code = _code(context, exc)
             await _abort(context, name, exc, start)
         finally:
+            if self.metrics is not None:
+                self.metrics.observe_request(name, code, None)
             log.info("%s stream closed (%.1f s)", name, time.perf_counter() - start)
 
     return wrapper
 
 
 class _Base:
-    def __init__(self, scheduler: Scheduler, executor: Executor, hub: EventHub | None = None) -> None:
+    def __init__(
+        self, scheduler: Scheduler, executor: Executor, hub: EventHub | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.scheduler = scheduler
         self.executor = executor
         self.hub = hub or EventHub()
+        self.metrics = metrics
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking scheduler work (store, match) off the event loop."""

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(target: str) -> bool:
+    return target.startswith(POSTGRES_SCHEMES)
+
+
+def redact(target: str) -> str:
+    """A store target fit for logs and banners: a URL's password is replaced by ``***``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", target)
 
 
 def open_store(target: str, **options) -> Store:
-    """Open the store named by ``target``: a SQLite file path (optionally ``sqlite://path``)."""
+    """Open the store named by ``target``.
+
+    ``postgresql://...`` or ``postgres://...`` (a libpq URL) opens the PostgreSQL
+    store (the ``postgres`` extra); anything else is a SQLite file path,
+    optionally written ``sqlite://path``. ``options`` go to the backend.
+    """
+    if is_postgres(target):
+        from rainbow.store.postgres import PostgresStore
+
+        return PostgresStore(target, **options)
     from rainbow.store.sqlite import SQLiteStore
 
     return SQLiteStore(target.removeprefix("sqlite://"), **options)
 
 
-__all__ = ["ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "Store", "open_store"]
+__all__ = ["ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "Store", "is_postgres", "open_store", "redact"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,10 @@ class Store(ABC):
 
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def add_meta(self, key: str, value: str) -> bool:
+        """Set ``key`` only if it has no value yet; True when this call set it (replicas may race)."""
 
     # -- clusters ---------------------------------------------------------
     @abstractmethod
@@ -240,6 +244,24 @@ class Store(ABC):
 
     @abstractmethod
     def count_jobs(self, cluster: str | None = None, state: JobState | None = None) -> int: ...
+
+    def job_counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (for metrics)."""
+        return {state: self.count_jobs(state=state) for state in JobState}
+
+    # -- health and replicas ------------------------------------------------
+    def ping(self) -> None:
+        """A cheap round trip to the database; raises (``Unavailable``) when it cannot be reached."""
+        self.last_event_seq()
+
+    @abstractmethod
+    def watch_clusters(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(name)`` when another process changes a cluster; ``None`` means "reload all".
+
+        Server replicas sharing a database use this to keep their in-memory
+        cluster cache current. A store only one process uses (SQLite) has
+        nothing to report.
+        """
 
     @abstractmethod
     def close(self) -> None: ...

@@ -59,3 +59,69 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "CREATE UNIQUE INDEX jobs_by_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL",
     ],
 ]
+
+# PostgreSQL: the same tables, plus what several replicas sharing one database need.
+# Job ids come from an int4 identity (the wire carries int32); event sequence numbers are
+# handed out by the single-row ``event_counter`` (see PostgresStore for why); ``version``
+# in ``schema_version`` counts the migrations applied, under an advisory lock.
+POSTGRES_MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE clusters (
+            name TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            nodes TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT '{}',
+            created DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            last_seen DOUBLE PRECISION,
+            reachable BOOLEAN NOT NULL DEFAULT TRUE
+        )""",
+        """CREATE TABLE subsystems (
+            cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            nodes TEXT NOT NULL,
+            PRIMARY KEY (cluster, name)
+        )""",
+        """CREATE TABLE jobs (
+            id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            jobspec TEXT NOT NULL,
+            command TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            lease_owner TEXT,
+            lease_expires DOUBLE PRECISION,
+            accepted DOUBLE PRECISION,
+            local_id TEXT,
+            exit_code INTEGER,
+            message TEXT,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            candidates TEXT NOT NULL DEFAULT '[]',
+            submit_key TEXT
+        )""",
+        "CREATE INDEX jobs_by_cluster_state ON jobs (cluster, state, id)",
+        "CREATE INDEX jobs_by_state ON jobs (state, id)",
+        "CREATE UNIQUE INDEX jobs_by_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL",
+        """CREATE TABLE job_events (
+            seq BIGINT PRIMARY KEY,
+            job_id INTEGER NOT NULL,
+            cluster TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            time DOUBLE PRECISION NOT NULL,
+            message TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX job_events_by_job ON job_events (job_id, seq)",
+        "CREATE INDEX job_events_by_cluster ON job_events (cluster, seq)",
+        """CREATE TABLE event_counter (
+            only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+            seq BIGINT NOT NULL
+        )""",
+        "INSERT INTO event_counter (seq) VALUES (0)",
+    ],
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,12 @@ class SQLiteStore(Store):
         with self._lock:
             self._db.close()
 
+    def ping(self) -> None:
+        self._read("SELECT 1")
+
+    def watch_clusters(self, callback: Callable[[str | None], None]) -> None:
+        """Nothing to watch: one server process owns the file, and it changes its cache itself."""
+
     # -- metadata ---------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
@@ -134,6 +140,11 @@ class SQLiteStore(Store):
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def add_meta(self, key: str, value: str) -> bool:
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value))
+            return cursor.rowcount == 1
 
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
