@@ -79,23 +79,31 @@ def fluxion_shapes(nodes: int, cores: int) -> list[tuple[str, dict]]:
     ]
 
 
-def timed(fn, repeat: int) -> tuple[float, float, list]:
-    """(first call seconds, median of the next ``repeat`` calls, first result)."""
+def timed(fn, repeat: int, rounds: int = 3) -> tuple[float, float, list]:
+    """(first call seconds, median of ``repeat`` further calls, first result).
+
+    The machine is shared, so the median is taken in ``rounds`` rounds and the
+    lowest round median is kept: a burst of other work inflates one round, not
+    the matcher's cost.
+    """
     t0 = time.perf_counter()
     first = fn()
     cold = time.perf_counter() - t0
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return cold, statistics.median(times) if times else cold, first
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        medians.append(statistics.median(times))
+    return cold, min(medians), first
 
 
 # -- child: the big load ---------------------------------------------------------------
 
 
-def child_load(path: str, ref_seconds: float, repeat: int) -> None:
+def child_load(path: str, ref_seconds: float, repeat: int, shapes_too: bool = True) -> None:
     baseline = vm_hwm_mb()
     t0 = time.perf_counter()
     with open(path) as f:
@@ -107,7 +115,7 @@ def child_load(path: str, ref_seconds: float, repeat: int) -> None:
     summary = graph.summary()
     nodes, cores = summary["node"], summary["core"] // summary["node"]
     shapes = []
-    for label, spec in fluxion_shapes(nodes, cores):
+    for label, spec in fluxion_shapes(nodes, cores) if shapes_too else []:
         js = parse_jobspec(spec)
         cold, warm, result = timed(lambda js=js: match(graph, js), repeat)
         entry = {"shape": label, "ok": result.ok, "reason": result.reason, "cold_s": cold, "median_s": warm}
@@ -256,11 +264,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller graphs, shorter reference caps")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "match.json"))
     parser.add_argument("--child-load", help=argparse.SUPPRESS)
+    parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ref-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_load:
-        child_load(args.child_load, args.ref_seconds, args.repeat)
+        child_load(args.child_load, args.ref_seconds, args.repeat, shapes_too=not args.load_only)
         return
 
     big_nodes, n_clusters, nodes = (2048, 20, 200) if args.quick else (16384, 100, 1000)
@@ -281,18 +290,22 @@ def main() -> None:
             f"generated {big_nodes}-node JGF: {vertices:,} vertices, "
             f"{big.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s"
         )
-        child = subprocess.run(
-            [sys.executable, __file__, "--child-load", str(big), "--ref-seconds", str(ref_big)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        command = [sys.executable, __file__, "--child-load", str(big), "--ref-seconds", str(ref_big)]
+        child = subprocess.run(command, capture_output=True, text=True, check=True)
         results["big"] = json.loads(child.stdout)
+        # A second load-only run: the load is one long measurement on a shared machine.
+        again = json.loads(
+            subprocess.run([*command, "--load-only"], capture_output=True, text=True, check=True).stdout
+        )
+        results["big"]["load_runs_s"] = [results["big"]["load_s"], again["load_s"]]
+        results["big"]["load_s"] = min(results["big"]["load_runs_s"])
+        results["big"]["peak_rss_mb"] = max(results["big"]["peak_rss_mb"], again["peak_rss_mb"])
         results["big"]["json_mb"] = big.stat().st_size / 1e6
         big.unlink()
         b = results["big"]
         print(
-            f"\nbig load: {b['vertices']:,} vertices, {b['json_mb']:.0f} MB JSON -> {b['load_s']:.1f} s, "
+            f"\nbig load: {b['vertices']:,} vertices, {b['json_mb']:.0f} MB JSON -> {b['load_s']:.1f} s "
+            f"(runs: {', '.join(f'{t:.1f}' for t in b['load_runs_s'])} s), "
             f"peak RSS {b['peak_rss_mb']:.0f} MB (interpreter alone {b['baseline_rss_mb']:.0f} MB), "
             f"{b['classes']} classes"
         )
