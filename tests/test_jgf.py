@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rainbow.errors import InvalidArgument
+from rainbow.errors import InvalidArgument, ResourceExhausted
 from rainbow.graph import ClusterGraph
 from rainbow.graph.synthetic import Vertex, tree_jgf
 from rainbow.jgf import read_jgf
@@ -239,3 +239,13 @@ def test_duplicate_vertex_ids_in_text():
     text = text.replace('"nodes": {', '"nodes": {"1": {"label": "1", "metadata": {"type": "x"}}, ', 1)
     with pytest.raises(InvalidArgument, match="duplicate"):
         ClusterGraph.from_jgf(text)
+
+
+def test_vertex_and_edge_limits_stop_reading():
+    text = (EXAMPLES / "cluster-nodes.json").read_text()
+    for source in (text, json.loads(text)):
+        with pytest.raises(ResourceExhausted, match="more than 10 vertices"):
+            ClusterGraph.from_jgf(source, max_vertices=10)
+        with pytest.raises(ResourceExhausted, match="more than 5 edges"):
+            ClusterGraph.from_jgf(source, max_edges=5)
+        assert ClusterGraph.from_jgf(source, max_vertices=44).n_vertices == 44

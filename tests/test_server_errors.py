@@ -268,7 +268,7 @@ def test_limits_give_resource_exhausted_and_store_nothing(server_factory):
     stubs = stubs_for(server.address)
     error = rpc_error(stubs.scheduler.Register, rainbow_pb2.RegisterRequest(
         name="big", secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")))
-    assert error.code() == Code.RESOURCE_EXHAUSTED and "vertices" in error.details()
+    assert error.code() == Code.RESOURCE_EXHAUSTED and "more than 10 vertices" in error.details()
     assert server.scheduler.cluster_names == []
     small = json.dumps({"graph": {"nodes": {"0": {"metadata": {"type": "cluster"}},
                                             "1": {"metadata": {"type": "node"}},

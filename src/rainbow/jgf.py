@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
-from rainbow.errors import InvalidArgument
+from rainbow.errors import InvalidArgument, ResourceExhausted
 
 _MAX_TYPES = 1 << 16
 
@@ -88,9 +88,17 @@ def _as_id(value: Any) -> str | None:
 class _Reader:
     """Collects vertices and edges (from a dict walk or the streaming parser)."""
 
-    def __init__(self, keep_metadata: bool, external: Mapping[str, int] | None) -> None:
+    def __init__(
+        self,
+        keep_metadata: bool,
+        external: Mapping[str, int] | None,
+        max_vertices: int | None = None,
+        max_edges: int | None = None,
+    ) -> None:
         self.keep = keep_metadata
         self.external = external
+        self.max_vertices = max_vertices if max_vertices is not None else 1 << 62
+        self.max_edges = max_edges if max_edges is not None else 1 << 62
         self.types: list[str] = []
         self.type_ids: dict[str, int] = {}
         self.ids: list[str] = []
@@ -129,6 +137,8 @@ class _Reader:
             self.types.append(kind)
         if vid in self.index:
             raise InvalidArgument(f"{_vertex_ref(vid)}: duplicate vertex id", field="graph.nodes")
+        if len(self.ids) >= self.max_vertices:
+            raise ResourceExhausted(f"graph.nodes: more than {self.max_vertices} vertices", field="graph.nodes")
         self.index[vid] = len(self.ids)
         self.ids.append(vid)
         self.type_of.append(tid)
@@ -180,6 +190,8 @@ class _Reader:
 
     def simple_edge(self, src: str, dst: str, contains: bool) -> None:
         pos = self.n_edges
+        if pos >= self.max_edges:
+            raise ResourceExhausted(f"graph.edges: more than {self.max_edges} edges", field="graph.edges")
         self.n_edges += 1
         if self.nodes_done:
             self._resolve(src, dst, contains, pos)
@@ -373,6 +385,7 @@ class _Stream:
         index, type_ids, ids = reader.index, reader.type_ids, reader.ids
         type_add, size_add = reader.type_of.append, reader.size_of.append
         fast = reader.metadata is None
+        max_vertices = reader.max_vertices
         key_at = _KEY.match
         sep_at = _OBJ_SEP.match
         i = self.ws(i + 1)
@@ -394,7 +407,7 @@ class _Stream:
             kind = meta.get("type") if type(meta) is dict else None
             size = meta.get("size", 1) if type(kind) is str else None  # type: ignore[union-attr]
             tid = type_ids.get(kind) if type(size) is int and size >= 0 else None  # type: ignore[operator]
-            if tid is None or key in index:
+            if tid is None or key in index or len(ids) >= max_vertices:
                 reader.vertex(key, node, _vertex_ref(key))
             else:
                 index[key] = len(ids)
@@ -420,10 +433,11 @@ class _Stream:
         get = reader.index.get
         src_add, dst_add, pos_add = reader.edge_src.append, reader.edge_dst.append, reader.edge_pos.append
         n = reader.n_edges
+        max_edges = reader.max_edges
         expect = i
         last_a = last_b = None
         for m in _EDGE_ITEM.finditer(s, i):
-            if m.start() != expect:
+            if m.start() != expect or n >= max_edges:
                 break
             a, b, relation, sep = m.groups()
             if relation == "contains":
@@ -470,14 +484,17 @@ def read_jgf(
     *,
     keep_metadata: bool = False,
     external: Mapping[str, int] | None = None,
+    max_vertices: int | None = None,
+    max_edges: int | None = None,
 ) -> JGFData:
     """Decode and check a JGF document (text or dict), either dialect.
 
     Checks every vertex (``metadata.type``, ``size``) and that every edge names
     an existing vertex (of this graph or of ``external``); the graph's shape
-    (tree, subsystem links) is checked by the caller.
+    (tree, subsystem links) is checked by the caller. Past ``max_vertices`` or
+    ``max_edges`` it stops reading with :class:`ResourceExhausted`.
     """
-    reader = _Reader(keep_metadata, external)
+    reader = _Reader(keep_metadata, external, max_vertices, max_edges)
     if isinstance(source, Mapping):
         reader.walk(source)
     else:

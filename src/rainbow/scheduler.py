@@ -327,13 +327,12 @@ class Scheduler:
         return job
 
     # -- registration -----------------------------------------------------
+    @property
+    def _graph_limits(self) -> dict[str, int]:
+        return {"max_vertices": self.limits.max_jgf_vertices, "max_edges": self.limits.max_jgf_edges}
+
     def _load_graph(self, nodes: str, name: str) -> ClusterGraph:
-        graph = ClusterGraph.from_jgf(nodes, name=name)
-        if graph.n_vertices > self.limits.max_jgf_vertices:
-            raise ResourceExhausted(
-                f"nodes: the graph has {graph.n_vertices} vertices, more than the limit of "
-                f"{self.limits.max_jgf_vertices}", field="nodes")
-        return graph
+        return ClusterGraph.from_jgf(nodes, name=name, **self._graph_limits)
 
     def register(self, name: str, secret: str, nodes: str) -> Registration:
         check_name(name, "name", self.limits)
@@ -367,7 +366,7 @@ class Scheduler:
             if graph is None:
                 raise FailedPrecondition(f"cluster {cluster!r} has no usable graph", field="cluster")
             previous = self.store.list_subsystems(cluster).get(subsystem)
-            graph.add_subsystem(subsystem, nodes)
+            graph.add_subsystem(subsystem, nodes, **self._graph_limits)
             try:
                 self.store.put_subsystem(cluster, subsystem, nodes, self.clock())
             except BaseException:

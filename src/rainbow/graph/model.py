@@ -241,12 +241,14 @@ def _totals(classes: Classes) -> dict[int, int]:
     return out
 
 
-def _load_subsystem(state: GraphState, name: str, source: str | bytes | Mapping[str, Any]) -> Subsystem:
+def _load_subsystem(
+    state: GraphState, name: str, source: str | bytes | Mapping[str, Any], limits: dict[str, int | None]
+) -> Subsystem:
     index = state.cache.get("id_index")
     if index is None:
         index = {vid: i for i, vid in enumerate(state.ids)}
         state.cache["id_index"] = index
-    data = read_jgf(source, keep_metadata=True, external=index)
+    data = read_jgf(source, keep_metadata=True, external=index, **limits)
     for vid in data.ids:
         if vid in index:
             raise InvalidArgument(
@@ -329,14 +331,21 @@ class ClusterGraph:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_jgf(cls, source: str | bytes | Mapping[str, Any], name: str = "") -> ClusterGraph:
+    def from_jgf(
+        cls,
+        source: str | bytes | Mapping[str, Any],
+        name: str = "",
+        *,
+        max_vertices: int | None = None,
+        max_edges: int | None = None,
+    ) -> ClusterGraph:
         """Load a cluster graph from JGF (either dialect, text or dict).
 
         Raises :class:`InvalidArgument` for malformed JSON, vertices without a
         type, edges naming missing vertices, several parents, several or no
-        roots, and containment cycles.
+        roots, and containment cycles; :class:`ResourceExhausted` past the limits.
         """
-        data = read_jgf(source)
+        data = read_jgf(source, max_vertices=max_vertices, max_edges=max_edges)
         parent, child_start, child_list, root, order = _build_tree(data)
         classes = _classify(data.type_of, data.size_of, child_start, child_list, order, root, {})
         state = GraphState(
@@ -405,7 +414,14 @@ class ClusterGraph:
             cache=cache,
         )
 
-    def add_subsystem(self, name: str, source: str | bytes | Mapping[str, Any]) -> None:
+    def add_subsystem(
+        self,
+        name: str,
+        source: str | bytes | Mapping[str, Any],
+        *,
+        max_vertices: int | None = None,
+        max_edges: int | None = None,
+    ) -> None:
         """Add (or replace) subsystem ``name``; validated fully before anything changes.
 
         Edges go from cluster vertex ids to subsystem vertices ("this vertex has
@@ -415,7 +431,8 @@ class ClusterGraph:
         if not isinstance(name, str) or not name:
             raise InvalidArgument("subsystem: name must be a non-empty string", field="subsystem")
         with self._lock:
-            subsystem = _load_subsystem(self._state, name, source)
+            limits = {"max_vertices": max_vertices, "max_edges": max_edges}
+            subsystem = _load_subsystem(self._state, name, source, limits)
             subsystems = dict(self._state.subsystems)
             subsystems[name] = subsystem
             self._state = self._with_subsystems(subsystems)
