@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.common import (
     TOKEN,
+    ServerProcess,
     cluster_jgf,
     echo_server,
     jobspecs,
@@ -33,7 +34,7 @@ from bench.common import (
     write_results,
 )
 from bench.echo_server import ECHO_METHOD
-from bench.load import SUBMIT_METHOD, run_load
+from bench.load import SUBMIT_METHOD, LoadResult, run_load
 
 
 def submit_payloads(clusters: list[str], count: int = 64) -> list[bytes]:
@@ -56,6 +57,11 @@ def reply_size(clusters: list[str]) -> int:
         status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS, clusters=[clusters[-1]],
     )
     return len(reply.SerializeToString())
+
+
+def cpu_per(server: ServerProcess, before: float, load: LoadResult) -> float:
+    """Server CPU milliseconds per acknowledged request over the whole load (warm-up included)."""
+    return (server.cpu_seconds() - before) * 1e3 / max(1, load.acknowledged)
 
 
 def count_jobs(db: Path) -> int:
@@ -91,15 +97,18 @@ def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: fl
         with echo_server(size, Path(tmp) / "echo.log") as echo, rainbow_server(db, *extra) as server:
             register_clusters(server.address, [(n, cluster_jgf(k, name=n)) for n, k in zip(names, nodes, strict=True)])
             for r in range(rounds):
+                cpu = echo.cpu_seconds()
                 e = run_load(echo.address, payloads, method=ECHO_METHOD, clients=clients, processes=processes,
                              duration=duration)
-                echo_rounds.append(e.as_dict())
+                echo_rounds.append({**e.as_dict(), "server_cpu_ms_per_request": cpu_per(echo, cpu, e)})
+                cpu = server.cpu_seconds()
                 s = run_load(server.address, payloads, method=SUBMIT_METHOD, clients=clients,
                              processes=processes, duration=duration)
                 acknowledged += s.acknowledged
-                rainbow_rounds.append(s.as_dict())
-                print(f"  round {r + 1}: echo {e.rps:,.0f} req/s, rainbow {s.rps:,.0f} jobs/s "
-                      f"(median {s.as_dict()['median_ms']:.1f} ms, p99 {s.as_dict()['p99_ms']:.1f} ms, "
+                rainbow_rounds.append({**s.as_dict(), "server_cpu_ms_per_request": cpu_per(server, cpu, s)})
+                print(f"  round {r + 1}: echo {e.rps:,.0f} req/s, rainbow {s.rps:,.0f} jobs/s; server CPU per "
+                      f"request: echo {echo_rounds[-1]['server_cpu_ms_per_request']:.2f} ms, rainbow "
+                      f"{rainbow_rounds[-1]['server_cpu_ms_per_request']:.2f} ms (median {s.as_dict()['median_ms']:.1f} ms, p99 {s.as_dict()['p99_ms']:.1f} ms, "
                       f"{s.errors} errors{': ' + s.first_error if s.first_error else ''})", flush=True)
             results["server_memory_mb"] = server.memory()
         stored = count_jobs(db)

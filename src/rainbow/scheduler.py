@@ -9,9 +9,11 @@ streams can wake up.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
+import random
 import shlex
 import threading
 import time
@@ -33,7 +35,7 @@ from rainbow.jobspec import Jobspec, parse_jobspec
 from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.limits import Limits
 from rainbow.selection import Selection, Selector, get_selector, selector_for_request
-from rainbow.store import HeldJob, JobEvent, JobRecord, Store
+from rainbow.store import HeldJob, JobEvent, JobRecord, NewJob, Store
 
 log = logging.getLogger("rainbow.scheduler")
 
@@ -60,6 +62,15 @@ class SubmitOutcome:
     clusters: list[str]
     selection: Selection | None = None
     reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingSubmit:
+    """A placed job not yet stored: ``Scheduler.prepare_submit`` makes it, the store writes ``job``."""
+
+    job: NewJob
+    selection: Selection
+    reasons: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,11 @@ class _LRU:
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
         return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value or None, without making one."""
+        with self._lock:
+            return self._items.get(key)
 
 
 def check_name(value: str, what: str, limits: Limits) -> str:
@@ -182,6 +198,9 @@ class Scheduler:
         self._lock = threading.RLock()
         self._jobspecs = _LRU(1024)
         self._selectors = _LRU(256)
+        # (id of a cached Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)})
+        self._matches = _LRU(1024)
+        self._rng = random.Random()
         self._load_clusters()
 
     # -- start-up ---------------------------------------------------------
@@ -237,7 +256,7 @@ class Scheduler:
             raise PermissionDenied(f"wrong secret for cluster {name!r}", field="secret")
         return cluster
 
-    def _cluster_by_token(self, name: str, token: str, what: str = "cluster") -> _Cluster:
+    def _cluster_by_token(self, name: str, token: str, what: str = "cluster", token_hash: str | None = None) -> _Cluster:
         check_name(name, what, self.limits)
         if not token:
             raise PermissionDenied(f"{what}: a token is required for {name!r}", field="token")
@@ -245,7 +264,8 @@ class Scheduler:
             cluster = self._clusters.get(name)
         if cluster is None:
             raise NotFound(f"cluster {name!r} is not registered", field=what)
-        if not credentials.check_secret(token, cluster.token_hash):
+        presented = token_hash or credentials.hash_secret(token)
+        if not hmac.compare_digest(presented, cluster.token_hash):
             raise PermissionDenied(f"wrong token for cluster {name!r}", field="token")
         return cluster
 
@@ -254,8 +274,12 @@ class Scheduler:
         if not clusters:
             raise InvalidArgument("clusters: at least one cluster (name and token) is required", field="clusters")
         names: list[str] = []
+        hashes: dict[str, str] = {}  # a request usually lists one token (the global one) many times
         for index, (name, token) in enumerate(clusters):
-            self._cluster_by_token(name, token, f"clusters[{index}]")
+            token_hash = hashes.get(token) if token else None
+            if token and token_hash is None:
+                token_hash = hashes[token] = credentials.hash_secret(token)
+            self._cluster_by_token(name, token, f"clusters[{index}]", token_hash)
             if name not in names:
                 names.append(name)
         return names
@@ -368,8 +392,16 @@ class Scheduler:
         return self._jobspecs.get(text, lambda: parse_jobspec(text))
 
     def _match(self, names: Sequence[str], jobspec: Jobspec, algorithm: str) -> dict[str, MatchResult]:
+        """Match results per cluster, remembered per (graph state, jobspec, algorithm).
+
+        A graph's state is replaced whenever its cluster or a subsystem changes,
+        so a remembered result is used only while its state is still the graph's.
+        """
         algorithm = algorithm or self.match_algorithm
         get_match_algorithm(algorithm)
+        owner, known = self._matches.get((id(jobspec), algorithm), lambda: (jobspec, {}))
+        if owner is not jobspec:
+            known = {}
         results = {}
         with self._lock:
             for name in names:
@@ -377,9 +409,31 @@ class Scheduler:
                 graph = entry.graph if entry else None
                 if graph is None:
                     results[name] = MatchResult(False, "no usable resource graph")
+                    continue
+                state = graph.state
+                hit = known.get(name)
+                if hit is not None and hit[0] is state:
+                    results[name] = hit[1]
                 else:
-                    results[name] = match(graph, jobspec, algorithm)
+                    result = match(graph, jobspec, algorithm)
+                    known[name] = (state, result)
+                    results[name] = result
         return results
+
+    def _matches_known(self, names: Sequence[str], jobspec: Jobspec) -> bool:
+        """Whether ``_match`` would answer from memory for these clusters (no matcher work)."""
+        found = self._matches.peek((id(jobspec), self.match_algorithm))
+        if found is None or found[0] is not jobspec:
+            return False
+        known = found[1]
+        with self._lock:
+            for name in names:
+                entry = self._clusters.get(name)
+                graph = entry.graph if entry else None
+                hit = known.get(name)
+                if graph is not None and (hit is None or hit[0] is not graph.state):
+                    return False
+        return True
 
     def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
         jobspec = self.parse_jobspec(jobspec_text)
@@ -407,7 +461,7 @@ class Scheduler:
             states = {c: self._clusters[c].state for c in matching}
         if not matching:
             return None, reasons
-        return selector.select(matching, states, jobspec.parameters), reasons
+        return selector.select(matching, states, jobspec.parameters, rng=self._rng), reasons
 
     # -- jobs -------------------------------------------------------------
     def submit(
@@ -419,6 +473,28 @@ class Scheduler:
         select_options: Mapping[str, str] | None = None,
         satisfy_only: bool = False,
     ) -> SubmitOutcome:
+        prepared = self.prepare_submit(name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only)
+        if isinstance(prepared, SubmitOutcome):
+            return prepared
+        new = prepared.job
+        stored = self.store.add_job(new.cluster, new.name, new.jobspec, new.command, new.now, new.candidates)
+        outcome = self.complete_submits([prepared], [stored])[0]
+        assert isinstance(outcome, SubmitOutcome)
+        return outcome
+
+    def prepare_submit(
+        self,
+        name: str,
+        clusters: Sequence[tuple[str, str]],
+        jobspec_text: str,
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        satisfy_only: bool = False,
+    ) -> SubmitOutcome | PendingSubmit:
+        """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write.
+
+        Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
+        """
         candidates = self.authorize_clusters(clusters)
         jobspec = self.parse_jobspec(jobspec_text)
         selector = self._selector(select_algorithm, select_options)
@@ -428,23 +504,58 @@ class Scheduler:
                 return SubmitOutcome(None, [], None, reasons)
             detail = "; ".join(f"{c}: {r}" for c, r in reasons.items())
             raise FailedPrecondition(f"no listed cluster can run this job ({detail})", field="jobspec")
-        log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
-                 selection.reason)
-        for line in selection.trace:
-            log.debug("  %s", line)
         if satisfy_only:
+            log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                     selection.reason)
+            for line in selection.trace:
+                log.debug("  %s", line)
             return SubmitOutcome(None, list(selection.clusters), selection, reasons)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                      selection.reason)
+            for line in selection.trace:
+                log.debug("  %s", line)
         if not selection.clusters:
             raise FailedPrecondition(selection.reason, field="select_algorithm")
         chosen = selection.clusters[0]
         job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
-        matching = [c for c in candidates if c not in reasons]
-        job, event = self.store.add_job(
-            chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching
-        )
-        self._publish([event])
-        log.info("job %d (%s) assigned to cluster %s", job.id, job_name, chosen)
-        return SubmitOutcome(job, [chosen], selection, reasons)
+        matching = tuple(c for c in candidates if c not in reasons)
+        new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching)
+        return PendingSubmit(new, selection, reasons)
+
+    def submit_is_cheap(
+        self, clusters: Sequence[tuple[str, str]], jobspec_text: str, select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Whether ``prepare_submit`` would answer from memory (parsed jobspec, known matches, made selector).
+
+        A server may then run it inline instead of in a worker thread.
+        """
+        jobspec = self._jobspecs.peek(jobspec_text)
+        if jobspec is None:
+            return False
+        if (select_algorithm or select_options) and self._selectors.peek(
+            (select_algorithm, tuple(sorted((select_options or {}).items())))
+        ) is None:
+            return False
+        return self._matches_known([name for name, _ in clusters], jobspec)
+
+    def complete_submits(
+        self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent] | Exception]
+    ) -> list[SubmitOutcome | Exception]:
+        """Log and announce jobs the store has written (``stored`` lines up with ``prepared``)."""
+        outcomes: list[SubmitOutcome | Exception] = []
+        events: list[JobEvent] = []
+        for pending, result in zip(prepared, stored, strict=True):
+            if isinstance(result, Exception):
+                outcomes.append(result)
+                continue
+            job, event = result
+            events.append(event)
+            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster, pending.selection.reason)
+            outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
+        self._publish(events)
+        return outcomes
 
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str) -> list[JobRecord]:
         self._mark_seen(self._cluster_by_secret(cluster, secret))

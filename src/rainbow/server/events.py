@@ -16,17 +16,30 @@ class EventHub:
         self.version = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
+        self._scheduled = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._changed = asyncio.Event()
 
     def publish(self, _events: object = None) -> None:
-        """Thread-safe: note that something changed."""
+        """Thread-safe: note that something changed.
+
+        Publications before a pending bump runs share it (one wake-up of the
+        loop, not one per job): the bump clears the flag before it counts, so
+        whatever was published before it ran is covered by it.
+        """
+        if self._scheduled:
+            return
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._bump)
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._bump)
+            except RuntimeError:
+                self._scheduled = False
 
     def _bump(self) -> None:
+        self._scheduled = False
         self.version += 1
         if self._changed is not None:
             self._changed.set()

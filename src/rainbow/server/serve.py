@@ -20,6 +20,7 @@ from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
 from rainbow.server.servicers import MemoryGraphServicer, RainbowSchedulerServicer
+from rainbow.server.writer import JobWriter
 from rainbow.store import Store, open_store
 
 log = logging.getLogger("rainbow.server")
@@ -117,6 +118,7 @@ class RainbowServer:
         self.credentials = credentials
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rainbow-work")
         self.hub = EventHub()
+        self.writer = JobWriter(scheduler)
         scheduler.on_events = self.hub.publish
         self._checker: asyncio.Task | None = None
         limit = scheduler.limits.max_message_bytes
@@ -128,10 +130,10 @@ class RainbowServer:
             ]
         )
         rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(
-            RainbowSchedulerServicer(scheduler, self.executor, self.hub), self.server
+            RainbowSchedulerServicer(scheduler, self.executor, self.hub, self.writer), self.server
         )
         memory_pb2_grpc.add_MemoryGraphServicer_to_server(
-            MemoryGraphServicer(scheduler, self.executor, self.hub), self.server
+            MemoryGraphServicer(scheduler, self.executor, self.hub, self.writer), self.server
         )
         self.port: int | None = None
 
@@ -164,6 +166,7 @@ class RainbowServer:
         if self._checker is not None:
             self._checker.cancel()
         await self.server.stop(grace)
+        self.writer.close()
         self.executor.shutdown(wait=True)
         self.scheduler.store.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,8 +22,9 @@ import grpc
 from rainbow.errors import InvalidArgument, RainbowError
 from rainbow.lifecycle import FINAL_STATES, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
-from rainbow.scheduler import Scheduler
+from rainbow.scheduler import Scheduler, SubmitOutcome
 from rainbow.server.events import EventHub
+from rainbow.server.writer import JobWriter
 from rainbow.store import HeldJob, JobEvent, JobRecord
 
 log = logging.getLogger("rainbow.server")
@@ -84,10 +86,13 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
 
 
 class _Base:
-    def __init__(self, scheduler: Scheduler, executor: Executor, hub: EventHub | None = None) -> None:
+    def __init__(
+        self, scheduler: Scheduler, executor: Executor, hub: EventHub | None = None, writer: JobWriter | None = None
+    ) -> None:
         self.scheduler = scheduler
         self.executor = executor
         self.hub = hub or EventHub()
+        self.writer = writer or JobWriter(scheduler)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking scheduler work (store, match) off the event loop."""
@@ -96,7 +101,7 @@ class _Base:
 
 
 def _request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_pb2.JobInfo:
@@ -176,15 +181,15 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     @rpc
     async def SubmitJob(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
-        outcome = await self.run(
-            self.scheduler.submit,
-            request.name,
-            clusters,
-            request.jobspec,
-            request.select_algorithm,
-            dict(request.select_options),
-            request.satisfy_only,
-        )
+        options = dict(request.select_options)
+        args = (request.name, clusters, request.jobspec, request.select_algorithm, options, request.satisfy_only)
+        # Placing a job whose jobspec and matches are known is a few hashes and dict look-ups:
+        # cheaper here than a trip to a worker thread. Anything else (parsing, matching) goes there.
+        if self.scheduler.submit_is_cheap(clusters, request.jobspec, request.select_algorithm, options):
+            prepared = self.scheduler.prepare_submit(*args)
+        else:
+            prepared = await self.run(self.scheduler.prepare_submit, *args)
+        outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
         reply = rainbow_pb2.SubmitJobResponse(
             request_id=_request_id(),
             status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 
 
 def open_store(target: str, **options) -> Store:
@@ -12,4 +12,4 @@ def open_store(target: str, **options) -> Store:
     return SQLiteStore(target.removeprefix("sqlite://"), **options)
 
 
-__all__ = ["ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "Store", "open_store"]
+__all__ = ["ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "NewJob", "Store", "open_store"]

@@ -76,6 +76,18 @@ class JobEvent:
 
 
 @dataclass(frozen=True)
+class NewJob:
+    """A job to queue (the arguments of ``Store.add_job``), for ``Store.add_jobs``."""
+
+    cluster: str
+    name: str
+    jobspec: str
+    command: str
+    now: float
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class HeldJob:
     """An entry of an agent's inventory (sent with each heartbeat)."""
 
@@ -156,6 +168,21 @@ class Store(ABC):
         self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
     ) -> tuple[JobRecord, JobEvent]:
         """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on."""
+
+    def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent] | Exception]:
+        """Queue several jobs; each outcome is the job with its event, or the error that job alone met.
+
+        Every job that has an outcome other than an error is durable when this
+        returns. Backends write the jobs in as few transactions as they can
+        (SQLite: one for all); this default calls ``add_job`` for each.
+        """
+        outcomes: list[tuple[JobRecord, JobEvent] | Exception] = []
+        for job in jobs:
+            try:
+                outcomes.append(self.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @abstractmethod
     def lease_jobs(

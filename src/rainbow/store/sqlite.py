@@ -3,6 +3,11 @@
 Every statement is parameterized; every change is one transaction, and the
 event rows of a change are written in the same transaction. A single
 connection serialised by a lock is enough for SQLite (it has one writer anyway).
+
+New jobs are group-committed: concurrent ``add_job`` calls queue their rows,
+and whichever caller holds the connection next writes every queued job in one
+transaction (one fsync for all of them). A caller returns only once the
+transaction holding its job has committed, so an acknowledged job is durable.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 from rainbow.store.schema import SQLITE_MIGRATIONS
 
 _JOB_COLUMNS = (
@@ -68,6 +74,15 @@ def _event(row: Sequence[Any]) -> JobEvent:
     return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
 
 
+@dataclass
+class _QueuedJob:
+    """A new job waiting for the group commit that makes it durable."""
+
+    job: NewJob
+    result: tuple[JobRecord, JobEvent] | None = None
+    error: Exception | None = None
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -76,6 +91,8 @@ class SQLiteStore(Store):
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_QueuedJob] = []
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -273,16 +290,61 @@ class SQLiteStore(Store):
     def add_job(
         self, cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str] = ()
     ) -> tuple[JobRecord, JobEvent]:
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates) "
-                "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?)",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates))),
-            )
-            job_id = cursor.lastrowid
-            event = self._log(db, job_id, cluster, name, JobState.ASSIGNED, now)
+        outcome = self.add_jobs([NewJob(cluster, name, jobspec, command, now, tuple(candidates))])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent] | Exception]:
+        queued = [_QueuedJob(job) for job in jobs]
+        with self._queue_lock:
+            self._queue.extend(queued)
+        with self._lock:
+            if any(q.result is None and q.error is None for q in queued):
+                self._commit_queued()
+        return [q.result or q.error or RuntimeError("the job was not written") for q in queued]
+
+    def _commit_queued(self) -> None:
+        """Write every queued job in one transaction (caller holds ``_lock``).
+
+        If the batch fails, each job is retried in its own transaction so that
+        one bad row (e.g. its cluster was just deleted) fails alone.
+        """
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        if not batch:
+            return
+        try:
+            with self._write() as db:
+                results = [self._insert_job(db, queued) for queued in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for queued in batch:
+                try:
+                    with self._write() as db:
+                        queued.result = self._insert_job(db, queued)
+                except Exception as one:
+                    queued.error = one
+            return
+        for queued, result in zip(batch, results, strict=True):
+            queued.result = result
+
+    def _insert_job(self, db: sqlite3.Connection, queued: _QueuedJob) -> tuple[JobRecord, JobEvent]:
+        new = queued.job
+        now = new.now
+        cursor = db.execute(
+            "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates) "
+            "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?)",
+            (new.cluster, new.name, new.jobspec, new.command, now, now, json.dumps(list(new.candidates))),
+        )
+        job_id = cursor.lastrowid
+        assert job_id is not None
+        event = self._log(db, job_id, new.cluster, new.name, JobState.ASSIGNED, now)
         job = JobRecord(
-            job_id, cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
+            job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED, now, now,
+            candidates=new.candidates,
         )
         return job, event
 
