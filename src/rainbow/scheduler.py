@@ -112,9 +112,12 @@ class _LRU:
         return value
 
     def peek(self, key: Hashable) -> Any:
-        """The cached value or None, without making one."""
+        """The cached value (now the most recently used) or None, without making one."""
         with self._lock:
-            return self._items.get(key)
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
 
 
 def check_name(value: str, what: str, limits: Limits) -> str:
@@ -256,33 +259,29 @@ class Scheduler:
             raise PermissionDenied(f"wrong secret for cluster {name!r}", field="secret")
         return cluster
 
-    def _cluster_by_token(self, name: str, token: str, what: str = "cluster", token_hash: str | None = None) -> _Cluster:
-        check_name(name, what, self.limits)
-        if not token:
-            raise PermissionDenied(f"{what}: a token is required for {name!r}", field="token")
-        with self._lock:
-            cluster = self._clusters.get(name)
-        if cluster is None:
-            raise NotFound(f"cluster {name!r} is not registered", field=what)
-        presented = token_hash or credentials.hash_secret(token)
-        if not hmac.compare_digest(presented, cluster.token_hash):
-            raise PermissionDenied(f"wrong token for cluster {name!r}", field="token")
-        return cluster
-
     def authorize_clusters(self, clusters: Sequence[tuple[str, str]]) -> list[str]:
-        """Names of the listed clusters, each checked against its submit token."""
+        """Names of the listed clusters (each once, in order), each checked against its submit token."""
         if not clusters:
             raise InvalidArgument("clusters: at least one cluster (name and token) is required", field="clusters")
-        names: list[str] = []
+        names: dict[str, None] = {}
         hashes: dict[str, str] = {}  # a request usually lists one token (the global one) many times
-        for index, (name, token) in enumerate(clusters):
-            token_hash = hashes.get(token) if token else None
-            if token and token_hash is None:
-                token_hash = hashes[token] = credentials.hash_secret(token)
-            self._cluster_by_token(name, token, f"clusters[{index}]", token_hash)
-            if name not in names:
-                names.append(name)
-        return names
+        limit = self.limits.max_name_length
+        with self._lock:
+            for index, (name, token) in enumerate(clusters):
+                if not name or len(name) > limit or not name.strip():
+                    check_name(name, f"clusters[{index}]", self.limits)
+                if not token:
+                    raise PermissionDenied(f"clusters[{index}]: a token is required for {name!r}", field="token")
+                token_hash = hashes.get(token)
+                if token_hash is None:
+                    token_hash = hashes[token] = credentials.hash_secret(token)
+                cluster = self._clusters.get(name)
+                if cluster is None:
+                    raise NotFound(f"cluster {name!r} is not registered", field=f"clusters[{index}]")
+                if not hmac.compare_digest(token_hash, cluster.token_hash):
+                    raise PermissionDenied(f"wrong token for cluster {name!r}", field="token")
+                names[name] = None
+        return list(names)
 
     def _job_for_submitter(self, job_id: int, token: str) -> JobRecord:
         job = self.store.get_job(job_id) if job_id > 0 else None
@@ -391,17 +390,18 @@ class Scheduler:
             raise ResourceExhausted(f"jobspec is larger than {self.limits.max_jobspec_bytes} bytes", field="jobspec")
         return self._jobspecs.get(text, lambda: parse_jobspec(text))
 
-    def _match(self, names: Sequence[str], jobspec: Jobspec, algorithm: str) -> dict[str, MatchResult]:
+    def _match(
+        self, names: Sequence[str], jobspec: Jobspec, algorithm: str, cached_only: bool = False
+    ) -> dict[str, MatchResult] | None:
         """Match results per cluster, remembered per (graph state, jobspec, algorithm).
 
         A graph's state is replaced whenever its cluster or a subsystem changes,
         so a remembered result is used only while its state is still the graph's.
+        With ``cached_only``, None instead of running the matcher.
         """
         algorithm = algorithm or self.match_algorithm
         get_match_algorithm(algorithm)
-        owner, known = self._matches.get((id(jobspec), algorithm), lambda: (jobspec, {}))
-        if owner is not jobspec:
-            known = {}
+        known = self._matches.get((id(jobspec), algorithm), lambda: (jobspec, {}))[1]
         results = {}
         with self._lock:
             for name in names:
@@ -414,30 +414,18 @@ class Scheduler:
                 hit = known.get(name)
                 if hit is not None and hit[0] is state:
                     results[name] = hit[1]
+                elif cached_only:
+                    return None
                 else:
                     result = match(graph, jobspec, algorithm)
                     known[name] = (state, result)
                     results[name] = result
         return results
 
-    def _matches_known(self, names: Sequence[str], jobspec: Jobspec) -> bool:
-        """Whether ``_match`` would answer from memory for these clusters (no matcher work)."""
-        found = self._matches.peek((id(jobspec), self.match_algorithm))
-        if found is None or found[0] is not jobspec:
-            return False
-        known = found[1]
-        with self._lock:
-            for name in names:
-                entry = self._clusters.get(name)
-                graph = entry.graph if entry else None
-                hit = known.get(name)
-                if graph is not None and (hit is None or hit[0] is not graph.state):
-                    return False
-        return True
-
     def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
         jobspec = self.parse_jobspec(jobspec_text)
         results = self._match(self.cluster_names, jobspec, algorithm)
+        assert results is not None
         matches = [name for name, result in results.items() if result.ok]
         reasons = {name: result.reason or "does not match" for name, result in results.items() if not result.ok}
         for name, reason in reasons.items():
@@ -451,10 +439,15 @@ class Scheduler:
         return self._selectors.get(key, lambda: selector_for_request(self.selector, name, dict(options or {})))
 
     def _place(
-        self, candidates: Sequence[str], jobspec: Jobspec, selector: Selector
-    ) -> tuple[Selection | None, dict[str, str]]:
-        """Match then select among reachable candidates: (selection or None if nothing matched, reasons)."""
-        results = self._match(candidates, jobspec, "")
+        self, candidates: Sequence[str], jobspec: Jobspec, selector: Selector, cached_only: bool = False
+    ) -> tuple[Selection | None, dict[str, str]] | None:
+        """Match then select among reachable candidates: (selection or None if nothing matched, reasons).
+
+        None when ``cached_only`` and a match would have to run.
+        """
+        results = self._match(candidates, jobspec, "", cached_only)
+        if results is None:
+            return None
         reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
         with self._lock:
             matching = [c for c in candidates if results[c].ok and c in self._clusters]
@@ -474,7 +467,8 @@ class Scheduler:
         satisfy_only: bool = False,
     ) -> SubmitOutcome:
         prepared = self.prepare_submit(name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only)
-        if isinstance(prepared, SubmitOutcome):
+        if not isinstance(prepared, PendingSubmit):
+            assert prepared is not None
             return prepared
         new = prepared.job
         stored = self.store.add_job(new.cluster, new.name, new.jobspec, new.command, new.now, new.candidates)
@@ -490,15 +484,27 @@ class Scheduler:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         satisfy_only: bool = False,
-    ) -> SubmitOutcome | PendingSubmit:
+        cached_only: bool = False,
+    ) -> SubmitOutcome | PendingSubmit | None:
         """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write.
 
         Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
+        With ``cached_only``, None when the jobspec would have to be parsed, a
+        selector made or a match run: a server may run the cheap rest inline.
         """
         candidates = self.authorize_clusters(clusters)
-        jobspec = self.parse_jobspec(jobspec_text)
+        if cached_only:
+            jobspec = self._jobspecs.peek(jobspec_text)
+            if jobspec is None or ((select_algorithm or select_options) and self._selectors.peek(
+                    (select_algorithm, tuple(sorted((select_options or {}).items())))) is None):
+                return None
+        else:
+            jobspec = self.parse_jobspec(jobspec_text)
         selector = self._selector(select_algorithm, select_options)
-        selection, reasons = self._place(candidates, jobspec, selector)
+        placed = self._place(candidates, jobspec, selector, cached_only)
+        if placed is None:
+            return None
+        selection, reasons = placed
         if selection is None:
             if satisfy_only:
                 return SubmitOutcome(None, [], None, reasons)
@@ -523,27 +529,14 @@ class Scheduler:
         new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching)
         return PendingSubmit(new, selection, reasons)
 
-    def submit_is_cheap(
-        self, clusters: Sequence[tuple[str, str]], jobspec_text: str, select_algorithm: str = "",
-        select_options: Mapping[str, str] | None = None,
-    ) -> bool:
-        """Whether ``prepare_submit`` would answer from memory (parsed jobspec, known matches, made selector).
-
-        A server may then run it inline instead of in a worker thread.
-        """
-        jobspec = self._jobspecs.peek(jobspec_text)
-        if jobspec is None:
-            return False
-        if (select_algorithm or select_options) and self._selectors.peek(
-            (select_algorithm, tuple(sorted((select_options or {}).items())))
-        ) is None:
-            return False
-        return self._matches_known([name for name, _ in clusters], jobspec)
-
     def complete_submits(
         self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent] | Exception]
     ) -> list[SubmitOutcome | Exception]:
-        """Log and announce jobs the store has written (``stored`` lines up with ``prepared``)."""
+        """Announce jobs the store has written (``stored`` lines up with ``prepared``).
+
+        The server's one log line per request names the job and its cluster;
+        here that is a debug line.
+        """
         outcomes: list[SubmitOutcome | Exception] = []
         events: list[JobEvent] = []
         for pending, result in zip(prepared, stored, strict=True):
@@ -552,7 +545,8 @@ class Scheduler:
                 continue
             job, event = result
             events.append(event)
-            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster, pending.selection.reason)
+            log.debug("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+                      pending.selection.reason)
             outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
         self._publish(events)
         return outcomes

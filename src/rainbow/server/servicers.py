@@ -8,6 +8,7 @@ a request id, and the traceback goes to the log only.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import os
@@ -45,20 +46,25 @@ async def _abort(context: grpc.aio.ServicerContext, name: str, exc: BaseExceptio
     await context.abort(grpc.StatusCode.INTERNAL, f"internal server error (request {request_id})")
 
 
+# What a method adds to its request's log line (each RPC runs in its own task, so its own context).
+_detail: contextvars.ContextVar[str] = contextvars.ContextVar("rainbow_rpc_detail", default="")
+
+
 def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Log, time and translate errors for one unary servicer method."""
+    """Log (one line per request), time and translate errors for one unary servicer method."""
     name = method.__name__
 
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
+        _detail.set("")
         try:
             reply = await method(self, request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception as exc:
             await _abort(context, name, exc, start)
-        log.info("%s ok (%.1f ms)", name, (time.perf_counter() - start) * 1000)
+        log.info("%s ok%s (%.1f ms)", name, _detail.get(), (time.perf_counter() - start) * 1000)
         return reply
 
     return wrapper
@@ -185,11 +191,14 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         args = (request.name, clusters, request.jobspec, request.select_algorithm, options, request.satisfy_only)
         # Placing a job whose jobspec and matches are known is a few hashes and dict look-ups:
         # cheaper here than a trip to a worker thread. Anything else (parsing, matching) goes there.
-        if self.scheduler.submit_is_cheap(clusters, request.jobspec, request.select_algorithm, options):
-            prepared = self.scheduler.prepare_submit(*args)
-        else:
+        prepared = self.scheduler.prepare_submit(*args, cached_only=True)
+        if prepared is None:
             prepared = await self.run(self.scheduler.prepare_submit, *args)
         outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
+        if outcome.job is not None:
+            job = outcome.job
+            reason = f", {outcome.selection.reason}" if outcome.selection is not None else ""
+            _detail.set(f": job {job.id} ({job.name}) assigned to cluster {job.cluster}{reason}")
         reply = rainbow_pb2.SubmitJobResponse(
             request_id=_request_id(),
             status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS,

@@ -316,7 +316,7 @@ class SQLiteStore(Store):
             return
         try:
             with self._write() as db:
-                results = [self._insert_job(db, queued) for queued in batch]
+                results = self._insert_jobs(db, batch)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc
@@ -324,29 +324,49 @@ class SQLiteStore(Store):
             for queued in batch:
                 try:
                     with self._write() as db:
-                        queued.result = self._insert_job(db, queued)
+                        queued.result = self._insert_jobs(db, [queued])[0]
                 except Exception as one:
                     queued.error = one
             return
         for queued, result in zip(batch, results, strict=True):
             queued.result = result
 
-    def _insert_job(self, db: sqlite3.Connection, queued: _QueuedJob) -> tuple[JobRecord, JobEvent]:
-        new = queued.job
-        now = new.now
-        cursor = db.execute(
-            "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates) "
-            "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?)",
-            (new.cluster, new.name, new.jobspec, new.command, now, now, json.dumps(list(new.candidates))),
+    @staticmethod
+    def _next_id(db: sqlite3.Connection, table: str, column: str) -> int:
+        """The id AUTOINCREMENT would give the next row (the caller holds the write transaction)."""
+        row = db.execute(
+            f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), "  # noqa: S608
+            f"COALESCE((SELECT MAX({column}) FROM {table}), 0))"
+        ).fetchone()
+        return int(row[0]) + 1
+
+    def _insert_jobs(self, db: sqlite3.Connection, batch: Sequence[_QueuedJob]) -> list[tuple[JobRecord, JobEvent]]:
+        """Insert jobs with their ``assigned`` events, ids given in order (one statement per table)."""
+        job_id = self._next_id(db, "jobs", "id")
+        seq = self._next_id(db, "job_events", "seq")
+        job_rows, event_rows, results = [], [], []
+        for offset, queued in enumerate(batch):
+            new = queued.job
+            now = new.now
+            job_rows.append((job_id + offset, new.cluster, new.name, new.jobspec, new.command, now, now,
+                             json.dumps(list(new.candidates))))
+            event_rows.append((seq + offset, job_id + offset, new.cluster, new.name, now))
+            results.append((
+                JobRecord(job_id + offset, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
+                          now, now, candidates=new.candidates),
+                JobEvent(seq + offset, job_id + offset, new.cluster, new.name, JobState.ASSIGNED, now, ""),
+            ))
+        db.executemany(
+            "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates) "
+            "VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?)",
+            job_rows,
         )
-        job_id = cursor.lastrowid
-        assert job_id is not None
-        event = self._log(db, job_id, new.cluster, new.name, JobState.ASSIGNED, now)
-        job = JobRecord(
-            job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED, now, now,
-            candidates=new.candidates,
+        db.executemany(
+            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) "
+            "VALUES (?, ?, ?, ?, 'assigned', ?, '')",
+            event_rows,
         )
-        return job, event
+        return results
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
