@@ -27,8 +27,8 @@ RESULTS = ROOT / "bench" / "results"
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
-SECRET = "bench-registration-secret"  # noqa: S105 - a benchmark's throwaway secret
-TOKEN = "bench-global-submit-token"  # noqa: S105
+SECRET = "bench-registration-secret"
+TOKEN = "bench-global-submit-token"
 MAX_MESSAGE = 1024 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),

@@ -1,7 +1,9 @@
-"""The baseline: a bare grpc.aio server with one unary RPC that answers bytes of a fixed size.
+"""The baseline: a bare grpc.aio server whose unary RPCs answer bytes of a given size.
 
-It runs as its own process with the same server options as rainbow, so the load
-generator measures what gRPC itself allows for messages of the same sizes.
+``Echo`` answers a fixed size (``--response-size``); ``Sized`` answers the size
+named at the start of the request. It runs as its own process with the same
+server options as rainbow, so the benchmarks measure what gRPC itself allows for
+messages of the same sizes.
 """
 
 from __future__ import annotations
@@ -13,17 +15,33 @@ import signal
 import grpc
 
 ECHO_METHOD = "/bench.Echo/Echo"
+SIZED_METHOD = "/bench.Echo/Sized"
+
+
+def sized_request(reply_size: int, request_size: int) -> bytes:
+    """A request for ``SIZED_METHOD``: its reply will be ``reply_size`` bytes."""
+    head = f"{reply_size}:".encode()
+    return head + b"\x0a" * max(0, request_size - len(head))
 MAX_MESSAGE = 1024 * 1024 * 1024
 
 
 async def serve(host: str, response_size: int) -> None:
     reply = b"\x0a" * response_size
 
+    replies: dict[int, bytes] = {}
+
     async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return reply
 
+    async def sized(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        size = int(request.split(b":", 1)[0])
+        if size not in replies:
+            replies[size] = b"\x0a" * size
+        return replies[size]
+
     handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        "bench.Echo",
+        {"Echo": grpc.unary_unary_rpc_method_handler(echo), "Sized": grpc.unary_unary_rpc_method_handler(sized)},
     )
     server = grpc.aio.server(
         options=[

@@ -106,10 +106,12 @@ def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: fl
                              processes=processes, duration=duration)
                 acknowledged += s.acknowledged
                 rainbow_rounds.append({**s.as_dict(), "server_cpu_ms_per_request": cpu_per(server, cpu, s)})
-                print(f"  round {r + 1}: echo {e.rps:,.0f} req/s, rainbow {s.rps:,.0f} jobs/s; server CPU per "
-                      f"request: echo {echo_rounds[-1]['server_cpu_ms_per_request']:.2f} ms, rainbow "
-                      f"{rainbow_rounds[-1]['server_cpu_ms_per_request']:.2f} ms (median {s.as_dict()['median_ms']:.1f} ms, p99 {s.as_dict()['p99_ms']:.1f} ms, "
-                      f"{s.errors} errors{': ' + s.first_error if s.first_error else ''})", flush=True)
+                row = rainbow_rounds[-1]
+                print(f"  round {r + 1}: echo {e.rps:,.0f} req/s, rainbow {s.rps:,.0f} jobs/s (median "
+                      f"{row['median_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, {s.errors} errors"
+                      f"{': ' + s.first_error if s.first_error else ''}); server CPU per request: echo "
+                      f"{echo_rounds[-1]['server_cpu_ms_per_request']:.2f} ms, rainbow "
+                      f"{row['server_cpu_ms_per_request']:.2f} ms", flush=True)
             results["server_memory_mb"] = server.memory()
         stored = count_jobs(db)
     echo_rps = statistics.median(r["rps"] for r in echo_rounds)

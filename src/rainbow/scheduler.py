@@ -569,16 +569,17 @@ class Scheduler:
         moved, events = self.store.accept_jobs(cluster, ids, self.clock())
         self._publish(events)
         accepted, refused = [], []
+        moved_ids = set(moved)
         for job_id in dict.fromkeys(ids):
-            if job_id in moved:
+            if job_id in moved_ids:
                 accepted.append(job_id)
                 continue
             job = self.store.get_job(job_id)
             already_ours = job is not None and job.cluster == cluster and job.state not in (
                 JobState.ASSIGNED, JobState.LEASED, JobState.CANCELLED)
             (accepted if already_ours else refused).append(job_id)
-        log.info("cluster %s accepted jobs %s%s", cluster, moved or "none new",
-                 f", refused {refused}" if refused else "")
+        log.info("cluster %s accepted %s%s", cluster, _ids(moved) if moved else "no new jobs",
+                 f", refused {_ids(refused)}" if refused else "")
         return AcceptOutcome(accepted, refused)
 
     # -- lifecycle: clusters report ----------------------------------------
@@ -700,6 +701,13 @@ class Scheduler:
             return job
         log.info("job %d: cancel %s", job_id, "done" if events else f"requested from {job.cluster}")
         return job
+
+
+def _ids(ids: Sequence[int], shown: int = 10) -> str:
+    """Job ids for a log line: all of a few, the count and the first ones of many."""
+    if len(ids) <= shown:
+        return f"jobs {list(ids)}"
+    return f"{len(ids)} jobs ({', '.join(map(str, ids[:shown]))}, ...)"
 
 
 def _summary(graph: ClusterGraph) -> str:

@@ -58,7 +58,7 @@ class _Formatter(logging.Formatter):
         self._second = -1
         self._text = ""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)
         if second != self._second:
             self._text = time.strftime(self.default_time_format, self.converter(second))

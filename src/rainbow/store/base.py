@@ -8,13 +8,16 @@ not at all.
 
 from __future__ import annotations
 
-import json
+import json.encoder
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rainbow.lifecycle import JobState
+
+# json.dumps' own string encoder (ensure_ascii), so wire_json matches json.dumps byte for byte.
+_quote = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,14 @@ class JobRecord:
     candidates: tuple[str, ...] = ()
 
     def wire_json(self) -> str:
-        """The job as existing clients receive it from ``ReceiveJobs``."""
-        return json.dumps(
-            {
-                "id": self.id,
-                "cluster": self.cluster,
-                "name": self.name,
-                "jobspec": self.jobspec,
-                "command": self.command,
-            }
+        """The job as existing clients receive it from ``ReceiveJobs``.
+
+        Exactly ``json.dumps({"id", "cluster", "name", "jobspec", "command"})``,
+        put together from the encoded strings (several times faster for 10,000 jobs).
+        """
+        return (
+            f'{{"id": {int(self.id)}, "cluster": {_quote(self.cluster)}, "name": {_quote(self.name)}, '
+            f'"jobspec": {_quote(self.jobspec)}, "command": {_quote(self.command)}}}'
         )
 
 

@@ -33,6 +33,10 @@ _CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, vers
 _EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
 _ON_CLUSTER = ("accepted", "submitted", "running")
 _FINAL = tuple(s.value for s in FINAL_STATES)
+_ACCEPT_SQL = (
+    "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
+    "WHERE cluster = ? AND state IN ('assigned', 'leased') AND id IN ({}) RETURNING id, name"
+)
 
 
 def _job(row: Sequence[Any]) -> JobRecord:
@@ -373,7 +377,7 @@ class SQLiteStore(Store):
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         limit = max_jobs if max_jobs >= 1 else -1
         leased: list[JobRecord] = []
-        events: list[JobEvent] = []
+        cancelled: list[JobRecord] = []
         expires = now + lease_seconds
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
@@ -382,42 +386,62 @@ class SQLiteStore(Store):
                 "(state = 'assigned' OR (state = 'leased' AND lease_expires <= ?)) ORDER BY id LIMIT ?",
                 (cluster, now, limit),
             ).fetchall()
+            candidates: dict[str, tuple[str, ...]] = {}  # the same few lists, parsed once
             for row in rows:
-                job = _job(row)
-                if job.cancel_requested:
-                    db.execute(
-                        "UPDATE jobs SET state = 'cancelled', updated = ?, lease_expires = NULL WHERE id = ?",
-                        (now, job.id),
-                    )
-                    events.append(self._log(db, job.id, cluster, job.name, JobState.CANCELLED, now, job.message or ""))
+                if row[14]:  # cancel_requested: a waiting job whose cancel was asked is cancelled instead
+                    cancelled.append(_job(row))
                     continue
-                db.execute(
-                    "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
-                    (owner, expires, now, job.id),
-                )
-                events.append(self._log(db, job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}"))
-                leased.append(
-                    JobRecord(**{**job.__dict__, "state": JobState.LEASED, "lease_owner": owner,
-                                 "lease_expires": expires, "updated": now})
-                )
+                listed = candidates.get(row[15])
+                if listed is None:
+                    listed = candidates[row[15]] = tuple(json.loads(row[15]))
+                leased.append(JobRecord(
+                    row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
+                    row[10], row[11], row[12], row[13], False, listed,
+                ))
+            db.executemany(
+                "UPDATE jobs SET state = 'cancelled', updated = ?, lease_expires = NULL WHERE id = ?",
+                [(now, job.id) for job in cancelled],
+            )
+            db.executemany(
+                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
+                [(owner, expires, now, job.id) for job in leased],
+            )
+            events = self._log_many(
+                db,
+                [(job.id, cluster, job.name, JobState.CANCELLED, now, job.message or "") for job in cancelled]
+                + [(job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}") for job in leased],
+            )
         return leased, events
 
+    def _log_many(
+        self, db: sqlite3.Connection, entries: Sequence[tuple[int, str, str, JobState, float, str]]
+    ) -> list[JobEvent]:
+        """Write many events with one statement; seq numbers follow the order of ``entries``."""
+        if not entries:
+            return []
+        seq = self._next_id(db, "job_events", "seq")
+        events = [JobEvent(seq + i, *entry) for i, entry in enumerate(entries)]
+        db.executemany(
+            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e.seq, e.job_id, e.cluster, e.name, e.state.value, e.time, e.message) for e in events],
+        )
+        return events
+
     def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
-        accepted: list[int] = []
-        events: list[JobEvent] = []
         if not ids:
-            return accepted, events
+            return [], []
+        wanted = list(dict.fromkeys(ids))
+        names: dict[int, str] = {}
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
-            for job_id in dict.fromkeys(ids):
-                row = db.execute(
-                    "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
-                    "WHERE id = ? AND cluster = ? AND state IN ('assigned', 'leased') RETURNING name",
-                    (now, now, job_id, cluster),
-                ).fetchone()
-                if row is not None:
-                    accepted.append(job_id)
-                    events.append(self._log(db, job_id, cluster, row[0], JobState.ACCEPTED, now))
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                sql = _ACCEPT_SQL.format(", ".join("?" * len(chunk)))  # only placeholders are interpolated
+                rows = db.execute(sql, (now, now, cluster, *chunk)).fetchall()
+                names.update(rows)
+            accepted = [job_id for job_id in wanted if job_id in names]
+            events = self._log_many(db, [(job_id, cluster, names[job_id], JobState.ACCEPTED, now, "")
+                                         for job_id in accepted])
         return accepted, events
 
     def report_state(
