@@ -179,6 +179,7 @@ def watch_check(address: str, db: Path, streams: int, duration: float) -> dict[s
     t0 = time.monotonic()
     seen = [s for _ in procs for s in queue.get(timeout=max(10.0, deadline - time.monotonic()))]
     drain = time.monotonic() - t0
+    delivered = sum(len(s) for s in seen)
     for proc in procs:
         proc.join(10)
     exact = sum(1 for s in seen if s == expected)
@@ -189,6 +190,8 @@ def watch_check(address: str, db: Path, streams: int, duration: float) -> dict[s
         "submit_rps_while_watched": load.rps, "submit": load.as_dict(), "exact_streams": exact,
         "missed": missed, "duplicated": duplicated, "in_order": all(s == sorted(s) for s in seen),
         "drain_after_submit_s": drain,
+        "delivered_events": delivered,
+        "delivered_per_s": delivered / (duration + 4.0 + drain),  # warm-up, start-up and drain included
     }
 
 
@@ -217,7 +220,8 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
           f"[{verdict(targets['stream_median_under_1s'])} < 1 s] (bare gRPC round trip {floor:.2f} ms); "
           f"{watch['streams']} WatchJobs streams x {watch['events']:,} events: {watch['exact_streams']} exact, "
           f"{watch['missed']} missed, {watch['duplicated']} duplicated [{verdict(targets['watch_exact'])}], "
-          f"submits meanwhile {watch['submit_rps_while_watched']:,.0f}/s", flush=True)
+          f"submits meanwhile {watch['submit_rps_while_watched']:,.0f}/s, events streamed "
+          f"{watch['delivered_per_s']:,.0f}/s", flush=True)
     write_results("lifecycle", results, out)
     return results
 

@@ -295,9 +295,15 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             seq = request.since
         else:
             seq = await self.run(store.last_event_seq)
+        async def fetch(after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
+            return await self.run(store.events_since, after, clusters, job, limit)
+
+        async def last() -> int:
+            return await self.run(store.last_event_seq)
+
         while not context.done():
             version = self.hub.version
-            events = await self.run(store.events_since, seq, scope, job_id, 500)
+            events = await self.hub.events_since(seq, scope, job_id, 500, fetch, last)
             for event in events:
                 seq = event.seq
                 yield job_event(event)
