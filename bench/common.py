@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
+# The rainbow under test; RAINBOW_BENCH_SRC points the benchmarks at another checkout's src (e.g. "before").
+SRC = Path(os.environ.get("RAINBOW_BENCH_SRC") or ROOT / "src").resolve()
 RESULTS = ROOT / "bench" / "results"
 if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
@@ -211,6 +212,36 @@ def register_clusters(address: str, clusters: Sequence[tuple[str, str]]) -> dict
                 raise RuntimeError(f"registering {name} failed: {reply}")
             secrets[name] = reply.secret
     return secrets
+
+
+def open_fixture_store(db: Path) -> Any:
+    """The SQLite store of a benchmark's fixture, written without fsync (set-up, not measured)."""
+    from rainbow.store.sqlite import SQLiteStore
+
+    return SQLiteStore(db, synchronous="OFF")
+
+
+def add_jobs(store: Any, jobs: Sequence[Any]) -> None:
+    """Write fixture jobs (``rainbow.store.NewJob``) in one call where the store can, else one by one."""
+    if hasattr(store, "add_jobs"):
+        for outcome in store.add_jobs(jobs):
+            if isinstance(outcome, Exception):
+                raise outcome
+        return
+    for job in jobs:
+        store.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates)
+
+
+def new_job(cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str]) -> Any:
+    """A fixture job: ``rainbow.store.NewJob`` where it exists, else a stand-in with the same fields."""
+    try:
+        from rainbow.store import NewJob
+    except ImportError:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(cluster=cluster, name=name, jobspec=jobspec, command=command, now=now,
+                               candidates=tuple(candidates))
+    return NewJob(cluster, name, jobspec, command, now, tuple(candidates))
 
 
 def write_results(name: str, results: dict[str, Any], out: Path | None = None) -> Path:

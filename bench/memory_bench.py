@@ -18,18 +18,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import CHANNEL_OPTIONS, TOKEN, cluster_jgf, jobspecs, rainbow_server, verdict, write_results
+from bench.common import (
+    CHANNEL_OPTIONS,
+    TOKEN,
+    add_jobs,
+    cluster_jgf,
+    jobspecs,
+    new_job,
+    open_fixture_store,
+    rainbow_server,
+    verdict,
+    write_results,
+)
 
 
 def build_store(db: Path, clusters: int, nodes: int, jobs: int) -> tuple[list[str], dict[str, str]]:
     from rainbow.credentials import hash_secret
-    from rainbow.store import NewJob
-    from rainbow.store.sqlite import SQLiteStore
 
     names = [f"cluster-{i:03d}" for i in range(clusters)]
     secrets = {name: f"bench-secret-{name}" for name in names}
     specs = jobspecs()
-    store = SQLiteStore(db)
+    store = open_fixture_store(db)
     try:
         now = time.time()
         if clusters:
@@ -37,11 +46,8 @@ def build_store(db: Path, clusters: int, nodes: int, jobs: int) -> tuple[list[st
             for name in names:
                 store.add_cluster(name, text, hash_secret(secrets[name]), hash_secret(TOKEN), now)
         for start in range(0, jobs, 50_000):
-            batch = [NewJob(names[i % len(names)], f"queued-{i}", specs[i % len(specs)], f"app --case={i}", now,
-                            (names[i % len(names)],)) for i in range(start, min(jobs, start + 50_000))]
-            for outcome in store.add_jobs(batch):
-                if isinstance(outcome, Exception):
-                    raise outcome
+            add_jobs(store, [new_job(names[i % len(names)], f"queued-{i}", specs[i % len(specs)], f"app --case={i}",
+                                     now, (names[i % len(names)],)) for i in range(start, min(jobs, start + 50_000))])
     finally:
         store.close()
     return names, secrets

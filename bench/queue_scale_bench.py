@@ -15,6 +15,8 @@ ratio large / empty.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 import sys
 import tempfile
 import time
@@ -24,8 +26,11 @@ from typing import Any
 from bench.common import (
     CHANNEL_OPTIONS,
     TOKEN,
+    add_jobs,
     cluster_jgf,
     jobspecs,
+    new_job,
+    open_fixture_store,
     rainbow_server,
     summary_ms,
     verdict,
@@ -42,12 +47,10 @@ def build_store(db: Path, total: int, waiting_share: float = 0.1, measured: int 
     """Clusters, ``total`` old jobs (the newest ``waiting_share`` still waiting), then ``measured`` waiting
     jobs on cluster-00. Returns seconds taken."""
     from rainbow.credentials import hash_secret
-    from rainbow.store import NewJob
-    from rainbow.store.sqlite import SQLiteStore
 
     started = time.perf_counter()
     specs = jobspecs()
-    store = SQLiteStore(db)
+    store = open_fixture_store(db)
     try:
         now = time.time()
         for i, name in enumerate(CLUSTERS):
@@ -55,18 +58,15 @@ def build_store(db: Path, total: int, waiting_share: float = 0.1, measured: int 
                               hash_secret(TOKEN), now)
         batch_size = 50_000
         for start in range(0, total, batch_size):
-            batch = [NewJob(CLUSTERS[i % len(CLUSTERS)], f"old-{i}", specs[i % len(specs)], f"app --case={i}",
-                            now, tuple(CLUSTERS)) for i in range(start, min(total, start + batch_size))]
-            for outcome in store.add_jobs(batch):
-                if isinstance(outcome, Exception):
-                    raise outcome
+            add_jobs(store, [new_job(CLUSTERS[i % len(CLUSTERS)], f"old-{i}", specs[i % len(specs)],
+                                     f"app --case={i}", now, CLUSTERS)
+                             for i in range(start, min(total, start + batch_size))])
         finished = int(total * (1 - waiting_share))
         if finished:
-            with store._write() as sql:
+            with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as sql:
                 sql.execute("UPDATE jobs SET state = 'completed', accepted = created WHERE id <= ?", (finished,))
-        outcomes = store.add_jobs([NewJob("cluster-00", f"measured-{i}", specs[i % len(specs)], "app", now,
-                                          ("cluster-00",)) for i in range(measured)])
-        assert not any(isinstance(o, Exception) for o in outcomes)
+        add_jobs(store, [new_job("cluster-00", f"measured-{i}", specs[i % len(specs)], "app", now, ("cluster-00",))
+                         for i in range(measured)])
     finally:
         store.close()
     return time.perf_counter() - started

@@ -21,9 +21,12 @@ from typing import Any
 
 from bench.common import (
     CHANNEL_OPTIONS,
+    add_jobs,
     cluster_jgf,
     echo_server,
     jobspecs,
+    new_job,
+    open_fixture_store,
     rainbow_server,
     register_clusters,
     verdict,
@@ -34,19 +37,13 @@ from bench.echo_server import SIZED_METHOD, sized_request
 
 def queue_jobs(db: Path, cluster: str, count: int, prefix: str = "job") -> None:
     """Write ``count`` waiting jobs for ``cluster`` straight into the store, in batches."""
-    from rainbow.store import NewJob
-    from rainbow.store.sqlite import SQLiteStore
-
     specs = jobspecs()
-    store = SQLiteStore(db)
+    store = open_fixture_store(db)
     try:
         now = time.time()
         for start in range(0, count, 50_000):
-            batch = [NewJob(cluster, f"{prefix}-{i}", specs[i % len(specs)], f"app --case={i}", now, (cluster,))
-                     for i in range(start, min(count, start + 50_000))]
-            for outcome in store.add_jobs(batch):
-                if isinstance(outcome, Exception):
-                    raise outcome
+            add_jobs(store, [new_job(cluster, f"{prefix}-{i}", specs[i % len(specs)], f"app --case={i}", now,
+                                     (cluster,)) for i in range(start, min(count, start + 50_000))])
     finally:
         store.close()
 
