@@ -9,9 +9,11 @@ streams can wake up.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
+import random
 import shlex
 import threading
 import time
@@ -33,7 +35,7 @@ from rainbow.jobspec import Jobspec, parse_jobspec
 from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.limits import Limits
 from rainbow.selection import Selection, Selector, get_selector, selector_for_request
-from rainbow.store import HeldJob, JobEvent, JobRecord, Store
+from rainbow.store import HeldJob, JobEvent, JobRecord, NewJob, Store
 
 log = logging.getLogger("rainbow.scheduler")
 
@@ -60,6 +62,16 @@ class SubmitOutcome:
     clusters: list[str]
     selection: Selection | None = None
     reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingSubmit:
+    """A placed job not yet stored: ``Scheduler.prepare_submit`` makes it, the store writes ``job``."""
+
+    job: NewJob
+    selection: Selection
+    reasons: dict[str, str]
+    authorized: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,14 @@ class _LRU:
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
         return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value (now the most recently used) or None, without making one."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
 
 
 def check_name(value: str, what: str, limits: Limits) -> str:
@@ -186,6 +206,9 @@ class Scheduler:
         self._lock = threading.RLock()
         self._jobspecs = _LRU(1024)
         self._selectors = _LRU(256)
+        # (id of a cached Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)})
+        self._matches = _LRU(1024)
+        self._rng = random.Random()
         self._load_clusters()
         self.store.watch_clusters(self._cluster_changed)
 
@@ -291,28 +314,29 @@ class Scheduler:
             raise PermissionDenied(f"wrong secret for cluster {name!r}", field="secret")
         return cluster
 
-    def _cluster_by_token(self, name: str, token: str, what: str = "cluster") -> _Cluster:
-        check_name(name, what, self.limits)
-        if not token:
-            raise PermissionDenied(f"{what}: a token is required for {name!r}", field="token")
-        with self._lock:
-            cluster = self._clusters.get(name)
-        if cluster is None:
-            raise NotFound(f"cluster {name!r} is not registered", field=what)
-        if not credentials.check_secret(token, cluster.token_hash):
-            raise PermissionDenied(f"wrong token for cluster {name!r}", field="token")
-        return cluster
-
     def authorize_clusters(self, clusters: Sequence[tuple[str, str]]) -> list[str]:
-        """Names of the listed clusters, each checked against its submit token."""
+        """Names of the listed clusters (each once, in order), each checked against its submit token."""
         if not clusters:
             raise InvalidArgument("clusters: at least one cluster (name and token) is required", field="clusters")
-        names: list[str] = []
-        for index, (name, token) in enumerate(clusters):
-            self._cluster_by_token(name, token, f"clusters[{index}]")
-            if name not in names:
-                names.append(name)
-        return names
+        names: dict[str, None] = {}
+        hashes: dict[str, str] = {}  # a request usually lists one token (the global one) many times
+        limit = self.limits.max_name_length
+        with self._lock:
+            for index, (name, token) in enumerate(clusters):
+                if not name or len(name) > limit or not name.strip():
+                    check_name(name, f"clusters[{index}]", self.limits)
+                if not token:
+                    raise PermissionDenied(f"clusters[{index}]: a token is required for {name!r}", field="token")
+                token_hash = hashes.get(token)
+                if token_hash is None:
+                    token_hash = hashes[token] = credentials.hash_secret(token)
+                cluster = self._clusters.get(name)
+                if cluster is None:
+                    raise NotFound(f"cluster {name!r} is not registered", field=f"clusters[{index}]")
+                if not hmac.compare_digest(token_hash, cluster.token_hash):
+                    raise PermissionDenied(f"wrong token for cluster {name!r}", field="token")
+                names[name] = None
+        return list(names)
 
     def _job_for_submitter(self, job_id: int, token: str) -> JobRecord:
         job = self.store.get_job(job_id) if job_id > 0 else None
@@ -430,9 +454,18 @@ class Scheduler:
             raise ResourceExhausted(f"jobspec is larger than {self.limits.max_jobspec_bytes} bytes", field="jobspec")
         return self._jobspecs.get(text, lambda: parse_jobspec(text))
 
-    def _match(self, names: Sequence[str], jobspec: Jobspec, algorithm: str) -> dict[str, MatchResult]:
+    def _match(
+        self, names: Sequence[str], jobspec: Jobspec, algorithm: str, cached_only: bool = False
+    ) -> dict[str, MatchResult] | None:
+        """Match results per cluster, remembered per (graph state, jobspec, algorithm).
+
+        A graph's state is replaced whenever its cluster or a subsystem changes,
+        so a remembered result is used only while its state is still the graph's.
+        With ``cached_only``, None instead of running the matcher.
+        """
         algorithm = algorithm or self.match_algorithm
         get_match_algorithm(algorithm)
+        known = self._matches.get((id(jobspec), algorithm), lambda: (jobspec, {}))[1]
         results = {}
         with self._lock:
             for name in names:
@@ -440,13 +473,23 @@ class Scheduler:
                 graph = entry.graph if entry else None
                 if graph is None:
                     results[name] = MatchResult(False, "no usable resource graph")
+                    continue
+                state = graph.state
+                hit = known.get(name)
+                if hit is not None and hit[0] is state:
+                    results[name] = hit[1]
+                elif cached_only:
+                    return None
                 else:
-                    results[name] = match(graph, jobspec, algorithm)
+                    result = match(graph, jobspec, algorithm)
+                    known[name] = (state, result)
+                    results[name] = result
         return results
 
     def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
         jobspec = self.parse_jobspec(jobspec_text)
         results = self._match(self.cluster_names, jobspec, algorithm)
+        assert results is not None
         matches = [name for name, result in results.items() if result.ok]
         reasons = {name: result.reason or "does not match" for name, result in results.items() if not result.ok}
         for name, reason in reasons.items():
@@ -460,11 +503,16 @@ class Scheduler:
         return self._selectors.get(key, lambda: selector_for_request(self.selector, name, dict(options or {})))
 
     def _place(
-        self, candidates: Sequence[str], jobspec: Jobspec, selector: Selector
-    ) -> tuple[Selection | None, dict[str, str]]:
-        """Match then select among reachable candidates: (selection or None if nothing matched, reasons)."""
+        self, candidates: Sequence[str], jobspec: Jobspec, selector: Selector, cached_only: bool = False
+    ) -> tuple[Selection | None, dict[str, str]] | None:
+        """Match then select among reachable candidates: (selection or None if nothing matched, reasons).
+
+        None when ``cached_only`` and a match would have to run.
+        """
         started = time.perf_counter()
-        results = self._match(candidates, jobspec, "")
+        results = self._match(candidates, jobspec, "", cached_only)
+        if results is None:
+            return None
         matched = time.perf_counter()
         self.on_timing("match", matched - started)
         reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
@@ -473,7 +521,7 @@ class Scheduler:
             states = {c: self._clusters[c].state for c in matching}
         if not matching:
             return None, reasons
-        selection = selector.select(matching, states, jobspec.parameters)
+        selection = selector.select(matching, states, jobspec.parameters, rng=self._rng)
         self.on_timing("selection", time.perf_counter() - matched)
         return selection, reasons
 
@@ -488,44 +536,103 @@ class Scheduler:
         satisfy_only: bool = False,
         key: str = "",
     ) -> SubmitOutcome:
+        prepared = self.prepare_submit(
+            name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only, key=key
+        )
+        if not isinstance(prepared, PendingSubmit):
+            assert prepared is not None
+            return prepared
+        outcome = self.complete_submits([prepared], self.store.add_jobs([prepared.job]))[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def prepare_submit(
+        self,
+        name: str,
+        clusters: Sequence[tuple[str, str]],
+        jobspec_text: str,
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        satisfy_only: bool = False,
+        cached_only: bool = False,
+        key: str = "",
+    ) -> SubmitOutcome | PendingSubmit | None:
+        """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write.
+
+        Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
+        With ``cached_only``, None when the jobspec would have to be parsed, a
+        selector made or a match run: a server may run the cheap rest inline.
+        """
         candidates = self.authorize_clusters(clusters)
         if key and len(key) > self.limits.max_name_length:
             raise InvalidArgument(f"idempotency_key is longer than {self.limits.max_name_length} characters",
                                   field="idempotency_key")
-        if key and not satisfy_only:
-            earlier = self.store.job_by_key(key)
-            if earlier is not None:
-                if earlier.cluster not in candidates:
-                    raise PermissionDenied("idempotency_key belongs to a job of another cluster",
-                                           field="idempotency_key")
-                log.info("job %d resent with its idempotency key: not stored again", earlier.id)
-                return SubmitOutcome(earlier, [earlier.cluster])
-        jobspec = self.parse_jobspec(jobspec_text)
+        if cached_only:
+            jobspec = self._jobspecs.peek(jobspec_text)
+            if jobspec is None or ((select_algorithm or select_options) and self._selectors.peek(
+                    (select_algorithm, tuple(sorted((select_options or {}).items())))) is None):
+                return None
+        else:
+            jobspec = self.parse_jobspec(jobspec_text)
         selector = self._selector(select_algorithm, select_options)
-        selection, reasons = self._place(candidates, jobspec, selector)
+        placed = self._place(candidates, jobspec, selector, cached_only)
+        if placed is None:
+            return None
+        selection, reasons = placed
         if selection is None:
             if satisfy_only:
                 return SubmitOutcome(None, [], None, reasons)
             detail = "; ".join(f"{c}: {r}" for c, r in reasons.items())
             raise FailedPrecondition(f"no listed cluster can run this job ({detail})", field="jobspec")
-        log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
-                 selection.reason)
-        for line in selection.trace:
-            log.debug("  %s", line)
         if satisfy_only:
+            log.info("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                     selection.reason)
+            for line in selection.trace:
+                log.debug("  %s", line)
             return SubmitOutcome(None, list(selection.clusters), selection, reasons)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("selection for job %r among %s: %s", name or jobspec.name, list(selection.candidates),
+                      selection.reason)
+            for line in selection.trace:
+                log.debug("  %s", line)
         if not selection.clusters:
             raise FailedPrecondition(selection.reason, field="select_algorithm")
         chosen = selection.clusters[0]
         job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
-        matching = [c for c in candidates if c not in reasons]
-        job, event = self.store.add_job(
-            chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None
-        )
-        if event is not None:
-            self._publish([event])
-        log.info("job %d (%s) assigned to cluster %s", job.id, job_name, chosen)
-        return SubmitOutcome(job, [chosen], selection, reasons)
+        matching = tuple(c for c in candidates if c not in reasons)
+        new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None)
+        return PendingSubmit(new, selection, reasons, tuple(candidates))
+
+    def complete_submits(
+        self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception]
+    ) -> list[SubmitOutcome | Exception]:
+        """Announce jobs the store has written (``stored`` lines up with ``prepared``).
+
+        A job stored earlier under the same idempotency key comes back without an
+        event: it is answered again, not announced again. The server's one log
+        line per request names the job and its cluster; here that is a debug line.
+        """
+        outcomes: list[SubmitOutcome | Exception] = []
+        events: list[JobEvent] = []
+        for pending, result in zip(prepared, stored, strict=True):
+            if isinstance(result, Exception):
+                outcomes.append(result)
+                continue
+            job, event = result
+            if event is None:
+                if job.cluster not in pending.authorized:
+                    outcomes.append(PermissionDenied("idempotency_key belongs to a job of another cluster",
+                                                     field="idempotency_key"))
+                    continue
+                log.info("job %d resent with its idempotency key: not stored again", job.id)
+            else:
+                events.append(event)
+            log.debug("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+                      pending.selection.reason)
+            outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
+        self._publish(events)
+        return outcomes
 
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str) -> list[JobRecord]:
         self._mark_seen(self._cluster_by_secret(cluster, secret))
@@ -545,16 +652,17 @@ class Scheduler:
         moved, events = self.store.accept_jobs(cluster, ids, self.clock())
         self._publish(events)
         accepted, refused = [], []
+        moved_ids = set(moved)
         for job_id in dict.fromkeys(ids):
-            if job_id in moved:
+            if job_id in moved_ids:
                 accepted.append(job_id)
                 continue
             job = self.store.get_job(job_id)
             already_ours = job is not None and job.cluster == cluster and job.state not in (
                 JobState.ASSIGNED, JobState.LEASED, JobState.CANCELLED)
             (accepted if already_ours else refused).append(job_id)
-        log.info("cluster %s accepted jobs %s%s", cluster, moved or "none new",
-                 f", refused {refused}" if refused else "")
+        log.info("cluster %s accepted %s%s", cluster, _ids(moved) if moved else "no new jobs",
+                 f", refused {_ids(refused)}" if refused else "")
         return AcceptOutcome(accepted, refused)
 
     # -- lifecycle: clusters report ----------------------------------------
@@ -676,6 +784,13 @@ class Scheduler:
             return job
         log.info("job %d: cancel %s", job_id, "done" if events else f"requested from {job.cluster}")
         return job
+
+
+def _ids(ids: Sequence[int], shown: int = 10) -> str:
+    """Job ids for a log line: all of a few, the count and the first ones of many."""
+    if len(ids) <= shown:
+        return f"jobs {list(ids)}"
+    return f"{len(ids)} jobs ({', '.join(map(str, ids[:shown]))}, ...)"
 
 
 def _summary(graph: ClusterGraph) -> str:

@@ -23,6 +23,7 @@ from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
 from rainbow.server.metrics import Metrics
 from rainbow.server.servicers import MemoryGraphServicer, RainbowSchedulerServicer
+from rainbow.server.writer import JobWriter
 from rainbow.store import Store, is_postgres, open_store, redact
 
 log = logging.getLogger("rainbow.server")
@@ -141,6 +142,7 @@ class RainbowServer:
         # Health pings get a thread of their own: a pool busy with slow requests must not delay them.
         self._health_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rainbow-health")
         self.hub = EventHub()
+        self.writer = JobWriter(scheduler)
         scheduler.on_events = self.hub.publish
         self.metrics = Metrics(scheduler.store)
         scheduler.on_timing = self.metrics.observe_timing
@@ -159,10 +161,10 @@ class RainbowServer:
             ]
         )
         rainbow_pb2_grpc.add_RainbowSchedulerServicer_to_server(
-            RainbowSchedulerServicer(scheduler, self.executor, self.hub, self.metrics), self.server
+            RainbowSchedulerServicer(scheduler, self.executor, self.hub, self.metrics, self.writer), self.server
         )
         memory_pb2_grpc.add_MemoryGraphServicer_to_server(
-            MemoryGraphServicer(scheduler, self.executor, self.hub, self.metrics), self.server
+            MemoryGraphServicer(scheduler, self.executor, self.hub, self.metrics, self.writer), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port: int | None = None
@@ -226,6 +228,7 @@ class RainbowServer:
                 task.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        self.writer.close()
         self.metrics.stop()
         self.executor.shutdown(wait=True)
         self._health_executor.shutdown(wait=True)

@@ -8,8 +8,10 @@ a request id, and the traceback goes to the log only.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,9 +23,10 @@ import grpc
 from rainbow.errors import InvalidArgument, RainbowError
 from rainbow.lifecycle import FINAL_STATES, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
-from rainbow.scheduler import Scheduler
+from rainbow.scheduler import Scheduler, SubmitOutcome
 from rainbow.server.events import EventHub
 from rainbow.server.metrics import Metrics
+from rainbow.server.writer import JobWriter
 from rainbow.store import HeldJob, JobEvent, JobRecord
 
 log = logging.getLogger("rainbow.server")
@@ -56,14 +59,19 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException) -> str:
     return "INTERNAL"
 
 
+# What a method adds to its request's log line (each RPC runs in its own task, so its own context).
+_detail: contextvars.ContextVar[str] = contextvars.ContextVar("rainbow_rpc_detail", default="")
+
+
 def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Log, time and translate errors for one unary servicer method."""
+    """Log (one line per request), time and translate errors for one unary servicer method."""
     name = method.__name__
 
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
         code = "OK"
+        _detail.set("")
         try:
             reply = await method(self, request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
@@ -75,7 +83,7 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         finally:
             if self.metrics is not None:
                 self.metrics.observe_request(name, code, time.perf_counter() - start)
-        log.info("%s ok (%.1f ms)", name, (time.perf_counter() - start) * 1000)
+        log.info("%s ok%s (%.1f ms)", name, _detail.get(), (time.perf_counter() - start) * 1000)
         return reply
 
     return wrapper
@@ -109,12 +117,18 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
 
 class _Base:
     def __init__(
-        self, scheduler: Scheduler, executor: Executor, hub: EventHub | None = None, metrics: Metrics | None = None
+        self,
+        scheduler: Scheduler,
+        executor: Executor,
+        hub: EventHub | None = None,
+        metrics: Metrics | None = None,
+        writer: JobWriter | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.executor = executor
         self.hub = hub or EventHub()
         self.metrics = metrics
+        self.writer = writer or JobWriter(scheduler)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking scheduler work (store, match) off the event loop."""
@@ -123,7 +137,7 @@ class _Base:
 
 
 def _request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_pb2.JobInfo:
@@ -203,16 +217,21 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     @rpc
     async def SubmitJob(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
-        outcome = await self.run(
-            self.scheduler.submit,
-            request.name,
-            clusters,
-            request.jobspec,
-            request.select_algorithm,
-            dict(request.select_options),
-            request.satisfy_only,
-            request.idempotency_key,
-        )
+        options = dict(request.select_options)
+        args = (request.name, clusters, request.jobspec, request.select_algorithm, options, request.satisfy_only)
+        key = request.idempotency_key
+        # Placing a job whose jobspec and matches are known is a few hashes and dict look-ups:
+        # cheaper here than a trip to a worker thread. Anything else (parsing, matching) goes there.
+        prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=key)
+        if prepared is None:
+            prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key))
+        outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
+        if outcome.job is not None:
+            job = outcome.job
+            reason = ""
+            if outcome.selection is not None:
+                reason = f" among {list(outcome.selection.candidates)}, {outcome.selection.reason}"
+            _detail.set(f": job {job.id} ({job.name}) assigned to cluster {job.cluster}{reason}")
         reply = rainbow_pb2.SubmitJobResponse(
             request_id=_request_id(),
             status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS,
@@ -309,9 +328,15 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             seq = request.since
         else:
             seq = await self.run(store.last_event_seq)
+        async def fetch(after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
+            return await self.run(store.events_since, after, clusters, job, limit)
+
+        async def last() -> int:
+            return await self.run(store.last_event_seq)
+
         while not context.done():
             version = self.hub.version
-            events = await self.run(store.events_since, seq, scope, job_id, 500)
+            events = await self.hub.events_since(seq, scope, job_id, 500, fetch, last)
             for event in events:
                 seq = event.seq
                 yield job_event(event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -34,4 +34,6 @@ def open_store(target: str, **options) -> Store:
     return SQLiteStore(target.removeprefix("sqlite://"), **options)
 
 
-__all__ = ["ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "Store", "is_postgres", "open_store", "redact"]
+__all__ = [
+    "ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "NewJob", "Store", "is_postgres", "open_store", "redact",
+]

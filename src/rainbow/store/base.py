@@ -8,13 +8,16 @@ not at all.
 
 from __future__ import annotations
 
-import json
+import json.encoder
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rainbow.lifecycle import JobState
+
+# json.dumps' own string encoder (ensure_ascii), so wire_json matches json.dumps byte for byte.
+_quote = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,14 @@ class JobRecord:
     candidates: tuple[str, ...] = ()
 
     def wire_json(self) -> str:
-        """The job as existing clients receive it from ``ReceiveJobs``."""
-        return json.dumps(
-            {
-                "id": self.id,
-                "cluster": self.cluster,
-                "name": self.name,
-                "jobspec": self.jobspec,
-                "command": self.command,
-            }
+        """The job as existing clients receive it from ``ReceiveJobs``.
+
+        Exactly ``json.dumps({"id", "cluster", "name", "jobspec", "command"})``,
+        put together from the encoded strings (several times faster for 10,000 jobs).
+        """
+        return (
+            f'{{"id": {int(self.id)}, "cluster": {_quote(self.cluster)}, "name": {_quote(self.name)}, '
+            f'"jobspec": {_quote(self.jobspec)}, "command": {_quote(self.command)}}}'
         )
 
 
@@ -73,6 +75,19 @@ class JobEvent:
     state: JobState
     time: float
     message: str = ""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to queue (the arguments of ``Store.add_job``), for ``Store.add_jobs``."""
+
+    cluster: str
+    name: str
+    jobspec: str
+    command: str
+    now: float
+    candidates: tuple[str, ...] = ()
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +190,24 @@ class Store(ABC):
     @abstractmethod
     def job_by_key(self, key: str) -> JobRecord | None:
         """The job submitted with an idempotency key."""
+
+    def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None] | Exception]:
+        """Queue several jobs; each outcome is the job with its event, or the error that job alone met.
+
+        Every job that has an outcome other than an error is durable when this
+        returns. Backends write the jobs in as few transactions as they can
+        (SQLite: one for all); this default calls ``add_job`` for each. As with
+        ``add_job``, a key already used gives back the earlier job with no event.
+        """
+        outcomes: list[tuple[JobRecord, JobEvent | None] | Exception] = []
+        for job in jobs:
+            try:
+                outcomes.append(
+                    self.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates, job.key)
+                )
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @abstractmethod
     def lease_jobs(

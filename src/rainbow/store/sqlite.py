@@ -3,6 +3,11 @@
 Every statement is parameterized; every change is one transaction, and the
 event rows of a change are written in the same transaction. A single
 connection serialised by a lock is enough for SQLite (it has one writer anyway).
+
+New jobs are group-committed: concurrent ``add_job`` calls queue their rows,
+and whichever caller holds the connection next writes every queued job in one
+transaction (one fsync for all of them). A caller returns only once the
+transaction holding its job has committed, so an acknowledged job is durable.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 from rainbow.store.schema import SQLITE_MIGRATIONS
 
 _JOB_COLUMNS = (
@@ -27,6 +33,10 @@ _CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, vers
 _EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
 _ON_CLUSTER = ("accepted", "submitted", "running")
 _FINAL = tuple(s.value for s in FINAL_STATES)
+_ACCEPT_SQL = (
+    "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
+    "WHERE cluster = ? AND state IN ('assigned', 'leased') AND id IN ({}) RETURNING id, name"
+)
 
 
 def _job(row: Sequence[Any]) -> JobRecord:
@@ -68,6 +78,15 @@ def _event(row: Sequence[Any]) -> JobEvent:
     return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
 
 
+@dataclass
+class _QueuedJob:
+    """A new job waiting for the group commit that makes it durable."""
+
+    job: NewJob
+    result: tuple[JobRecord, JobEvent | None] | None = None
+    error: Exception | None = None
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -76,6 +95,8 @@ class SQLiteStore(Store):
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_QueuedJob] = []
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -291,24 +312,106 @@ class SQLiteStore(Store):
         candidates: Sequence[str] = (),
         key: str | None = None,
     ) -> tuple[JobRecord, JobEvent | None]:
-        with self._write() as db:
-            if key is not None:
-                row = db.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = ?", (key,)  # noqa: S608
-                ).fetchone()
-                if row is not None:
-                    return _job(row), None
-            cursor = db.execute(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
-                "VALUES (?, ?, ?, ?, 'assigned', ?, ?, ?, ?)",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key),
-            )
-            job_id = cursor.lastrowid
-            event = self._log(db, job_id, cluster, name, JobState.ASSIGNED, now)
-        job = JobRecord(
-            job_id, cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
+        outcome = self.add_jobs([NewJob(cluster, name, jobspec, command, now, tuple(candidates), key)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None] | Exception]:
+        queued = [_QueuedJob(job) for job in jobs]
+        with self._queue_lock:
+            self._queue.extend(queued)
+        with self._lock:
+            if any(q.result is None and q.error is None for q in queued):
+                self._commit_queued()
+        return [q.result or q.error or RuntimeError("the job was not written") for q in queued]
+
+    def _commit_queued(self) -> None:
+        """Write every queued job in one transaction (caller holds ``_lock``).
+
+        If the batch fails, each job is retried in its own transaction so that
+        one bad row (e.g. its cluster was just deleted) fails alone.
+        """
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        if not batch:
+            return
+        try:
+            with self._write() as db:
+                results = self._insert_jobs(db, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for queued in batch:
+                try:
+                    with self._write() as db:
+                        queued.result = self._insert_jobs(db, [queued])[0]
+                except Exception as one:
+                    queued.error = one
+            return
+        for queued, result in zip(batch, results, strict=True):
+            queued.result = result
+
+    @staticmethod
+    def _next_id(db: sqlite3.Connection, table: str, column: str) -> int:
+        """The id AUTOINCREMENT would give the next row (the caller holds the write transaction)."""
+        row = db.execute(
+            f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), "  # noqa: S608
+            f"COALESCE((SELECT MAX({column}) FROM {table}), 0))"
+        ).fetchone()
+        return int(row[0]) + 1
+
+    def _insert_jobs(
+        self, db: sqlite3.Connection, batch: Sequence[_QueuedJob]
+    ) -> list[tuple[JobRecord, JobEvent | None]]:
+        """Insert jobs with their ``assigned`` events, ids given in order (one statement per table).
+
+        A job whose idempotency key is already stored (or used earlier in the
+        batch) is not inserted: its outcome is the stored job, with no event.
+        """
+        keys = [q.job.key for q in batch if q.job.key is not None]
+        known: dict[str, JobRecord] = {}
+        if keys:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = db.execute(
+                    f"SELECT {_JOB_COLUMNS}, submit_key FROM jobs "  # noqa: S608 - only placeholders interpolated
+                    f"WHERE submit_key IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                known.update((row[-1], _job(row)) for row in rows)
+        job_id = self._next_id(db, "jobs", "id")
+        seq = self._next_id(db, "job_events", "seq")
+        job_rows, event_rows = [], []
+        results: list[tuple[JobRecord, JobEvent | None]] = []
+        for queued in batch:
+            new = queued.job
+            if new.key is not None and new.key in known:
+                results.append((known[new.key], None))
+                continue
+            now = new.now
+            job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
+                             json.dumps(list(new.candidates)), new.key))
+            event_rows.append((seq, job_id, new.cluster, new.name, now))
+            job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
+                            now, now, candidates=new.candidates)
+            results.append((job, JobEvent(seq, job_id, new.cluster, new.name, JobState.ASSIGNED, now, "")))
+            if new.key is not None:
+                known[new.key] = job
+            job_id += 1
+            seq += 1
+        db.executemany(
+            "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
+            "VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?)",
+            job_rows,
         )
-        return job, event
+        db.executemany(
+            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) "
+            "VALUES (?, ?, ?, ?, 'assigned', ?, '')",
+            event_rows,
+        )
+        return results
 
     def job_by_key(self, key: str) -> JobRecord | None:
         rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = ?", (key,))  # noqa: S608
@@ -319,51 +422,67 @@ class SQLiteStore(Store):
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         limit = max_jobs if max_jobs >= 1 else -1
         leased: list[JobRecord] = []
-        events: list[JobEvent] = []
+        cancelled: list[JobRecord] = []
         expires = now + lease_seconds
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
-            rows = db.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND "  # noqa: S608 - constant column list
-                "(state = 'assigned' OR (state = 'leased' AND lease_expires <= ?)) ORDER BY id LIMIT ?",
-                (cluster, now, limit),
-            ).fetchall()
+            rows = self._waiting(db, cluster, now, limit)
+            candidates: dict[str, tuple[str, ...]] = {}  # the same few lists, parsed once
             for row in rows:
-                job = _job(row)
-                if job.cancel_requested:
-                    db.execute(
-                        "UPDATE jobs SET state = 'cancelled', updated = ?, lease_expires = NULL WHERE id = ?",
-                        (now, job.id),
-                    )
-                    events.append(self._log(db, job.id, cluster, job.name, JobState.CANCELLED, now, job.message or ""))
+                if row[14]:  # cancel_requested: a waiting job whose cancel was asked is cancelled instead
+                    cancelled.append(_job(row))
                     continue
-                db.execute(
-                    "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
-                    (owner, expires, now, job.id),
-                )
-                events.append(self._log(db, job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}"))
-                leased.append(
-                    JobRecord(**{**job.__dict__, "state": JobState.LEASED, "lease_owner": owner,
-                                 "lease_expires": expires, "updated": now})
-                )
+                listed = candidates.get(row[15])
+                if listed is None:
+                    listed = candidates[row[15]] = tuple(json.loads(row[15]))
+                leased.append(JobRecord(
+                    row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
+                    row[10], row[11], row[12], row[13], False, listed,
+                ))
+            db.executemany(
+                "UPDATE jobs SET state = 'cancelled', updated = ?, lease_expires = NULL WHERE id = ?",
+                [(now, job.id) for job in cancelled],
+            )
+            db.executemany(
+                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
+                [(owner, expires, now, job.id) for job in leased],
+            )
+            events = self._log_many(
+                db,
+                [(job.id, cluster, job.name, JobState.CANCELLED, now, job.message or "") for job in cancelled]
+                + [(job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}") for job in leased],
+            )
         return leased, events
 
+    def _log_many(
+        self, db: sqlite3.Connection, entries: Sequence[tuple[int, str, str, JobState, float, str]]
+    ) -> list[JobEvent]:
+        """Write many events with one statement; seq numbers follow the order of ``entries``."""
+        if not entries:
+            return []
+        seq = self._next_id(db, "job_events", "seq")
+        events = [JobEvent(seq + i, *entry) for i, entry in enumerate(entries)]
+        db.executemany(
+            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e.seq, e.job_id, e.cluster, e.name, e.state.value, e.time, e.message) for e in events],
+        )
+        return events
+
     def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
-        accepted: list[int] = []
-        events: list[JobEvent] = []
         if not ids:
-            return accepted, events
+            return [], []
+        wanted = list(dict.fromkeys(ids))
+        names: dict[int, str] = {}
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
-            for job_id in dict.fromkeys(ids):
-                row = db.execute(
-                    "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
-                    "WHERE id = ? AND cluster = ? AND state IN ('assigned', 'leased') RETURNING name",
-                    (now, now, job_id, cluster),
-                ).fetchone()
-                if row is not None:
-                    accepted.append(job_id)
-                    events.append(self._log(db, job_id, cluster, row[0], JobState.ACCEPTED, now))
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                sql = _ACCEPT_SQL.format(", ".join("?" * len(chunk)))  # only placeholders are interpolated
+                rows = db.execute(sql, (now, now, cluster, *chunk)).fetchall()
+                names.update(rows)
+            accepted = [job_id for job_id in wanted if job_id in names]
+            events = self._log_many(db, [(job_id, cluster, names[job_id], JobState.ACCEPTED, now, "")
+                                         for job_id in accepted])
         return accepted, events
 
     def report_state(
@@ -431,12 +550,31 @@ class SQLiteStore(Store):
             return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now}), []
 
     def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
-        rows = self._read(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND "  # noqa: S608
-            "(state = 'assigned' OR (state = 'leased' AND lease_expires <= ?)) ORDER BY id",
-            (cluster, now),
-        )
-        return [_job(row) for row in rows]
+        with self._lock:
+            return [_job(row) for row in self._waiting(self._db, cluster, now, -1)]
+
+    @staticmethod
+    def _waiting(db: sqlite3.Connection, cluster: str, now: float, limit: int) -> list[tuple]:
+        """The oldest ``limit`` (all when < 0) waiting jobs of a cluster: assigned, or leased with the lease run out.
+
+        Two range scans of the (cluster, state, id) index, each already in id
+        order, merged here: one query with OR would read every job the cluster
+        ever had (completed ones included) and sort them.
+        """
+        assigned = db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND state = 'assigned' "  # noqa: S608
+            "ORDER BY id LIMIT ?",
+            (cluster, limit),
+        ).fetchall()
+        expired = db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND state = 'leased' "  # noqa: S608
+            "AND lease_expires <= ? ORDER BY id LIMIT ?",
+            (cluster, now, limit),
+        ).fetchall()
+        if not expired:
+            return assigned
+        rows = sorted(assigned + expired, key=lambda row: row[0])
+        return rows if limit < 0 else rows[:limit]
 
     def reassign_job(
         self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str

@@ -1,0 +1,128 @@
+"""Run every benchmark: ``python -m bench [--quick] [--only NAME ...]``.
+
+Each benchmark prints its figures and writes bench/results/<name>.json; this
+runner then prints one summary table, writes bench/results/summary.json and
+draws the plots into docs/img/ (when matplotlib is installed: the ``bench``
+extra). The matcher's bench/match_bench.py runs too when it is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from bench import lifecycle_bench, memory_bench, queue_scale_bench, receive_bench, register_bench, submit_bench
+from bench.common import RESULTS, ROOT, child_env, machine, write_results
+
+
+def _match(quick: bool) -> dict[str, Any]:
+    script = ROOT / "bench" / "match_bench.py"
+    out = RESULTS / "match.json"
+    args = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if quick else [])
+    subprocess.run(args, check=True, env=child_env(), cwd=str(ROOT), timeout=3600)
+    return json.loads(out.read_text())
+
+
+BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "submit": lambda quick: submit_bench.run(quick),
+    "receive": lambda quick: receive_bench.run(quick),
+    "queue_scale": lambda quick: queue_scale_bench.run(quick),
+    "register": lambda quick: register_bench.run(quick),
+    "memory": lambda quick: memory_bench.run(quick),
+    "lifecycle": lambda quick: lifecycle_bench.run(quick),
+    "match": _match,
+}
+
+
+def summary_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(figure, rainbow, baseline and ratio, target) for every benchmark that ran."""
+    rows = []
+    if "submit" in results:
+        r = results["submit"]
+        rows.append(("submit throughput (32 clients)", f"{r['rainbow_rps']:,.0f} jobs/s",
+                     f"echo {r['echo_rps']:,.0f} req/s, ratio {r['ratio']:.2f}", ">= 0.5 and >= 1,000 jobs/s"))
+        rows.append(("submit latency median / p99", f"{r['median_ms']:.1f} / {r['p99_ms']:.1f} ms",
+                     f"echo {r['echo_median_ms']:.1f} / {r['echo_p99_ms']:.1f} ms", "reported"))
+    if "receive" in results:
+        r = results["receive"]
+        rows.append((f"receive + accept {r['jobs']:,} jobs", f"{r['round_s']:.3f} s",
+                     f"bare gRPC {r['echo_s']:.3f} s, x{r['ratio']:.1f}", "< 1 s"))
+    if "queue_scale" in results:
+        r = results["queue_scale"]
+        q = r["ratios"]
+        rows.append((f"{r['jobs']:,} jobs vs empty store", f"submit x{q['submit_median']:.2f}, receive "
+                     f"x{q['receive_median']:.2f} (medians)", "empty store", "<= 2x"))
+        rows.append((f"restart with {r['jobs']:,} jobs", f"{r['large']['restart_s']:.2f} s",
+                     f"empty {r['empty']['restart_s']:.2f} s", "< 10 s"))
+    if "register" in results:
+        r = results["register"]
+        rows.append((f"register {r['nodes']:,} nodes ({r['vertices']:,} vertices)", f"{r['register_s']:.1f} s",
+                     f"bare parse {r['bare_parse']['parse_s']:.1f} s (x{r['ratio_to_parse']:.2f}), gRPC transfer "
+                     f"{r['echo_transfer_s']:.1f} s", "< 30 s"))
+    if "memory" in results:
+        r = results["memory"]
+        rows.append((f"memory: {r['clusters']} clusters x {r['nodes_per_cluster']:,} nodes, {r['jobs']:,} jobs",
+                     f"RSS {r['full']['VmRSS']:.0f} MB (peak {r['full']['VmHWM']:.0f})",
+                     f"empty server {r['empty']['VmRSS']:.0f} MB", "< 1.5 GB"))
+    if "lifecycle" in results:
+        r = results["lifecycle"]
+        s, w = r["stream"], r["watch"]
+        rows.append(("submit -> agent (StreamJobs) median / p99", f"{s['median_ms']:.1f} / {s['p99_ms']:.1f} ms",
+                     f"bare round trip {r['echo_round_trip']['median_ms']:.2f} ms", "median < 1 s"))
+        rows.append((f"{w['streams']} WatchJobs streams while submitting",
+                     f"{w['exact_streams']} exact, {w['missed']} missed, {w['duplicated']} duplicated",
+                     f"{w['events']:,} events in the store", "none missed or duplicated"))
+    if "match" in results:
+        r = results["match"]
+        if "mix_median_ms" in r:
+            rows.append(("satisfy over the 100 clusters (matcher)", f"{r['mix_median_ms']:.3f} ms median", "", ""))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, seconds per benchmark")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")
+    parser.add_argument("--skip", nargs="+", choices=sorted(BENCHMARKS), default=[], help="leave these out")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw docs/img/*.png")
+    args = parser.parse_args(argv)
+
+    names = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
+    if "match" in names and not (ROOT / "bench" / "match_bench.py").exists():
+        names.remove("match")
+    results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    for name in names:
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        try:
+            results[name] = BENCHMARKS[name](args.quick)
+        except Exception as exc:
+            traceback.print_exc()
+            failed[name] = repr(exc)
+        print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    rows = summary_rows(results)
+    width = max((len(r[0]) for r in rows), default=10)
+    print("\n== summary" + (" (quick: sizes are not the targets')" if args.quick else ""))
+    for figure, value, baseline, target in rows:
+        print(f"{figure:<{width}}  {value:<40} {baseline:<48} {target}")
+    for name, error in failed.items():
+        print(f"{name}: FAILED {error}")
+    write_results("summary", {"quick": args.quick, "machine": machine(), "rows": rows, "failed": failed})
+    if not args.no_plots:
+        from bench import plots
+
+        for path in plots.draw(RESULTS, quick=args.quick):
+            print(f"plot: {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

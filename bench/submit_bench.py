@@ -1,0 +1,164 @@
+"""Submit throughput: 32 concurrent clients calling SubmitJob, against a bare gRPC echo server.
+
+The rainbow server (its own process) has 10 registered clusters; every request
+lists all 10 with the submit token, so each job is authorized, matched against
+10 graphs, placed by the selection algorithm and durably inserted (SQLite,
+WAL, synchronous=FULL) before its reply. The echo baseline answers the same
+request bytes with a reply of the same size as SubmitJobResponse. Both are
+driven by the same load generator in the same run, alternating rounds, and the
+ratio of their request rates is the figure. After the run the store is checked:
+every acknowledged job must be in it.
+
+``python -m bench.submit_bench [--quick]``; results in bench/results/submit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    TOKEN,
+    ServerProcess,
+    cluster_jgf,
+    echo_server,
+    jobspecs,
+    rainbow_server,
+    register_clusters,
+    verdict,
+    write_results,
+)
+from bench.echo_server import ECHO_METHOD
+from bench.load import SUBMIT_METHOD, LoadResult, run_load
+
+
+def submit_payloads(clusters: list[str], count: int = 64) -> list[bytes]:
+    from rainbow.protos import rainbow_pb2
+
+    specs = jobspecs()
+    listed = [rainbow_pb2.SubmitJobRequest.Cluster(name=name, token=TOKEN) for name in clusters]
+    return [
+        rainbow_pb2.SubmitJobRequest(name=f"bench-job-{i}", clusters=listed, jobspec=specs[i % len(specs)])
+        .SerializeToString()
+        for i in range(count)
+    ]
+
+
+def reply_size(clusters: list[str]) -> int:
+    from rainbow.protos import rainbow_pb2
+
+    reply = rainbow_pb2.SubmitJobResponse(
+        request_id=uuid.uuid4().hex, jobid=1_234_567, cluster=clusters[-1],
+        status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS, clusters=[clusters[-1]],
+    )
+    return len(reply.SerializeToString())
+
+
+def cpu_per(server: ServerProcess, before: float, load: LoadResult) -> float:
+    """Server CPU milliseconds per acknowledged request over the whole load (warm-up included)."""
+    return (server.cpu_seconds() - before) * 1e3 / max(1, load.acknowledged)
+
+
+def count_jobs(db: Path) -> int:
+    from rainbow.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(db)
+    try:
+        return store.count_jobs()
+    finally:
+        store.close()
+
+
+def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: float | None = None,
+        rounds: int | None = None, n_clusters: int = 10, extra: tuple[str, ...] = (),
+        out: Path | None = None) -> dict[str, Any]:
+    duration = duration or (2.0 if quick else 8.0)
+    rounds = rounds or (1 if quick else 3)
+    nodes = [16 * (i + 1) for i in range(n_clusters)] if quick else [64 * (i + 1) for i in range(n_clusters)]
+    names = [f"cluster-{i:02d}" for i in range(n_clusters)]
+    results: dict[str, Any] = {
+        "quick": quick, "clients": clients, "processes": processes, "duration_s": duration, "rounds": rounds,
+        "clusters": dict(zip(names, nodes, strict=True)), "server_args": list(extra),
+    }
+    with tempfile.TemporaryDirectory(prefix="rainbow-submit-") as tmp:
+        db = Path(tmp) / "submit.db"
+        payloads = submit_payloads(names)
+        size = reply_size(names)
+        results["request_bytes"] = statistics.median(len(p) for p in payloads)
+        results["reply_bytes"] = size
+        echo_rounds: list[dict[str, Any]] = []
+        rainbow_rounds: list[dict[str, Any]] = []
+        acknowledged = 0
+        with echo_server(size, Path(tmp) / "echo.log") as echo, rainbow_server(db, *extra) as server:
+            register_clusters(server.address, [(n, cluster_jgf(k, name=n)) for n, k in zip(names, nodes, strict=True)])
+            for r in range(rounds):
+                cpu = echo.cpu_seconds()
+                e = run_load(echo.address, payloads, method=ECHO_METHOD, clients=clients, processes=processes,
+                             duration=duration)
+                echo_rounds.append({**e.as_dict(), "server_cpu_ms_per_request": cpu_per(echo, cpu, e)})
+                cpu = server.cpu_seconds()
+                s = run_load(server.address, payloads, method=SUBMIT_METHOD, clients=clients,
+                             processes=processes, duration=duration)
+                acknowledged += s.acknowledged
+                rainbow_rounds.append({**s.as_dict(), "server_cpu_ms_per_request": cpu_per(server, cpu, s)})
+                row = rainbow_rounds[-1]
+                print(f"  round {r + 1}: echo {e.rps:,.0f} req/s, rainbow {s.rps:,.0f} jobs/s (median "
+                      f"{row['median_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, {s.errors} errors"
+                      f"{': ' + s.first_error if s.first_error else ''}); server CPU per request: echo "
+                      f"{echo_rounds[-1]['server_cpu_ms_per_request']:.2f} ms, rainbow "
+                      f"{row['server_cpu_ms_per_request']:.2f} ms", flush=True)
+            results["server_memory_mb"] = server.memory()
+        stored = count_jobs(db)
+    echo_rps = statistics.median(r["rps"] for r in echo_rounds)
+    rainbow_rps = statistics.median(r["rps"] for r in rainbow_rounds)
+    best = max(rainbow_rounds, key=lambda r: r["rps"])
+    results.update({
+        "echo": echo_rounds,
+        "rainbow": rainbow_rounds,
+        "echo_rps": echo_rps,
+        "rainbow_rps": rainbow_rps,
+        "ratio": rainbow_rps / echo_rps if echo_rps else float("nan"),
+        "median_ms": statistics.median(r["median_ms"] for r in rainbow_rounds),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rainbow_rounds),
+        "echo_median_ms": statistics.median(r["median_ms"] for r in echo_rounds),
+        "echo_p99_ms": statistics.median(r["p99_ms"] for r in echo_rounds),
+        "best_round_rps": best["rps"],
+        "acknowledged": acknowledged,
+        "stored": stored,
+        "durable": stored >= acknowledged,
+        "errors": sum(r["errors"] for r in rainbow_rounds),
+    })
+    results["targets"] = {
+        "ratio_at_least_0.5": results["ratio"] >= 0.5,
+        "at_least_1000_jobs_per_s": rainbow_rps >= 1000,
+    }
+    print(f"submit: rainbow {rainbow_rps:,.0f} jobs/s vs echo {echo_rps:,.0f} req/s -> ratio {results['ratio']:.2f} "
+          f"[{verdict(results['ratio'] >= 0.5)} >= 0.5], [{verdict(rainbow_rps >= 1000)} >= 1,000 jobs/s]; "
+          f"latency median {results['median_ms']:.1f} ms, p99 {results['p99_ms']:.1f} ms "
+          f"(echo {results['echo_median_ms']:.1f} / {results['echo_p99_ms']:.1f} ms); "
+          f"{acknowledged} acknowledged, {stored} stored", flush=True)
+    write_results("submit", results, out)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: short rounds, small clusters")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=4, help="load generator processes")
+    parser.add_argument("--duration", type=float, help="measured seconds per round")
+    parser.add_argument("--rounds", type=int, help="alternating echo/rainbow rounds")
+    parser.add_argument("--server-arg", action="append", default=[], help="extra `rainbow server` argument")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    run(args.quick, args.clients, args.processes, args.duration, args.rounds, extra=tuple(args.server_arg),
+        out=args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Group commit of submitted jobs, seen from the event loop.
+
+``SubmitJob`` handlers hand their placed job to the ``JobWriter`` and await it.
+One writer thread stores every job waiting at that moment with one
+``store.add_jobs`` call (SQLite: one transaction, one fsync) while the next
+jobs queue up behind it; when the batch is durable, one callback on the event
+loop answers all of its handlers. A handler is answered only after its job is
+committed, so an acknowledged job survives a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from rainbow.scheduler import PendingSubmit, Scheduler, SubmitOutcome
+
+# Most jobs one transaction writes; more wait for the next one.
+MAX_BATCH = 512
+
+
+class JobWriter:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rainbow-writer")
+        self._waiting: list[tuple[PendingSubmit, asyncio.Future]] = []
+        self._busy = False
+
+    async def submit(self, pending: PendingSubmit) -> SubmitOutcome:
+        """Store a placed job; returns once it is committed (or raises what storing it raised)."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((pending, future))
+        if not self._busy:
+            self._start()
+        return await future
+
+    def _start(self) -> None:
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._thread, self._write, [pending for pending, _ in batch])
+        done.add_done_callback(lambda finished: self._finish(batch, finished))
+
+    def _write(self, batch: list[PendingSubmit]) -> list[SubmitOutcome | Exception]:
+        stored = self.scheduler.store.add_jobs([pending.job for pending in batch])
+        return self.scheduler.complete_submits(batch, stored)
+
+    def _finish(self, batch: list[tuple[PendingSubmit, asyncio.Future]], finished: asyncio.Future) -> None:
+        self._busy = False
+        error = finished.exception() if not finished.cancelled() else asyncio.CancelledError()
+        outcomes = finished.result() if error is None else [error] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if self._waiting:
+            self._start()
+
+    def close(self) -> None:
+        """Wait for the batch being written; call after the server stopped taking requests."""
+        self._thread.shutdown(wait=True)
