@@ -52,6 +52,16 @@ from rainbow.errors import Unavailable
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report
 from rainbow.store import redact
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+from rainbow.store.rows import (
+    CLUSTER_COLUMNS,
+    EVENT_COLUMNS,
+    FINAL,
+    JOB_COLUMNS,
+    ON_CLUSTER,
+    cluster_from_row,
+    event_from_row,
+    job_from_row,
+)
 from rainbow.store.schema import POSTGRES_MIGRATIONS
 
 log = logging.getLogger("rainbow.store")
@@ -64,14 +74,6 @@ MIGRATION_LOCK = 0x5241494E424F57  # "RAINBOW"
 # NOTIFY payloads are limited to 8000 bytes; a longer name asks listeners to reload everything.
 _MAX_PAYLOAD = 7000
 
-_JOB_COLUMNS = (
-    "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates"
-)
-_CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
-_EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
-_ON_CLUSTER = ["accepted", "submitted", "running"]
-_FINAL = [s.value for s in FINAL_STATES]
 _WAITING = "(state = 'assigned' OR (state = 'leased' AND lease_expires <= %s))"
 _RETRY_ATTEMPTS = 4
 
@@ -105,43 +107,7 @@ def _row(row: Sequence[Any]) -> tuple:
     return tuple(decode_text(v) if isinstance(v, str) else v for v in row)
 
 
-def _job(row: Sequence[Any]) -> JobRecord:
-    return JobRecord(
-        id=row[0],
-        cluster=row[1],
-        name=row[2],
-        jobspec=row[3],
-        command=row[4],
-        state=JobState(row[5]),
-        created=row[6],
-        updated=row[7],
-        lease_owner=row[8],
-        lease_expires=row[9],
-        accepted=row[10],
-        local_id=row[11],
-        exit_code=row[12],
-        message=row[13],
-        cancel_requested=bool(row[14]),
-        candidates=tuple(json.loads(row[15])),
-    )
 
-
-def _cluster(row: Sequence[Any]) -> ClusterRecord:
-    return ClusterRecord(
-        name=row[0],
-        secret_hash=row[1],
-        token_hash=row[2],
-        state=json.loads(row[3]),
-        created=row[4],
-        updated=row[5],
-        version=row[6],
-        last_seen=row[7],
-        reachable=bool(row[8]),
-    )
-
-
-def _event(row: Sequence[Any]) -> JobEvent:
-    return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
 
 
 class _Tx:
@@ -398,12 +364,12 @@ class PostgresStore(Store):
         return self._write(body)[0]
 
     def get_cluster(self, name: str) -> ClusterRecord | None:
-        rows = self._read(f"SELECT {_CLUSTER_COLUMNS} FROM clusters WHERE name = %s", (name,))  # noqa: S608
-        return _cluster(rows[0]) if rows else None
+        rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = %s", (name,))  # noqa: S608
+        return cluster_from_row(rows[0]) if rows else None
 
     def list_clusters(self) -> list[ClusterRecord]:
-        rows = self._read(f"SELECT {_CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
-        return [_cluster(row) for row in rows]
+        rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
+        return [cluster_from_row(row) for row in rows]
 
     def get_nodes(self, name: str) -> str | None:
         rows = self._read("SELECT nodes FROM clusters WHERE name = %s", (name,))
@@ -513,7 +479,7 @@ class PostgresStore(Store):
                 r[0] for r in tx.all(
                     "SELECT id FROM jobs WHERE cluster = %s AND cancel_requested AND NOT (state = ANY(%s)) "
                     "ORDER BY id",
-                    (cluster, _FINAL),
+                    (cluster, list(FINAL)),
                 )
             ]
 
@@ -536,7 +502,7 @@ class PostgresStore(Store):
                 rows = tx.all(
                     "UPDATE jobs SET state = 'unknown', updated = %s, message = %s "
                     "WHERE cluster = %s AND state = ANY(%s) RETURNING id, name",
-                    (now, message, cluster, _ON_CLUSTER),
+                    (now, message, cluster, list(ON_CLUSTER)),
                 )
                 for job_id, name in sorted(rows):
                     tx.log(job_id, cluster, name, JobState.UNKNOWN, now, message)
@@ -564,7 +530,7 @@ class PostgresStore(Store):
                 (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key),
             )
             if row is None:
-                return _job(tx.one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
+                return job_from_row(tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
             tx.log(row[0], cluster, name, JobState.ASSIGNED, now)
             return JobRecord(
                 row[0], cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
@@ -574,8 +540,8 @@ class PostgresStore(Store):
         return job, events[0] if events else None
 
     def job_by_key(self, key: str) -> JobRecord | None:
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,))  # noqa: S608
-        return _job(rows[0]) if rows else None
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,))  # noqa: S608
+        return job_from_row(rows[0]) if rows else None
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
@@ -585,11 +551,11 @@ class PostgresStore(Store):
         def body(tx: _Tx) -> list[JobRecord]:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
             rows = tx.all(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} "  # noqa: S608 - constants
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} "  # noqa: S608 - constants
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (cluster, now, max_jobs if max_jobs >= 1 else None),
             )
-            jobs = [_job(row) for row in rows]
+            jobs = [job_from_row(row) for row in rows]
             cancelled = [job for job in jobs if job.cancel_requested]
             leased = [job for job in jobs if not job.cancel_requested]
             if cancelled:
@@ -648,12 +614,12 @@ class PostgresStore(Store):
         def body(tx: _Tx) -> JobRecord | None:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
             row = tx.one(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s FOR UPDATE",  # noqa: S608
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s FOR UPDATE",  # noqa: S608
                 (job_id, cluster),
             )
             if row is None:
                 return None
-            job = _job(row)
+            job = job_from_row(row)
             if not can_report(job.state, state):
                 return job
             changes = {
@@ -679,10 +645,10 @@ class PostgresStore(Store):
 
     def request_cancel(self, job_id: int, reason: str, now: float) -> tuple[JobRecord | None, list[JobEvent]]:
         def body(tx: _Tx) -> JobRecord | None:
-            row = tx.one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,))  # noqa: S608
+            row = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,))  # noqa: S608
             if row is None:
                 return None
-            job = _job(row)
+            job = job_from_row(row)
             if job.state in FINAL_STATES:
                 return job
             if job.state == JobState.ASSIGNED or (
@@ -706,10 +672,10 @@ class PostgresStore(Store):
 
     def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
         rows = self._read(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} ORDER BY id",  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} ORDER BY id",  # noqa: S608
             (cluster, now),
         )
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def reassign_job(
         self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str
@@ -728,8 +694,8 @@ class PostgresStore(Store):
         return events[0] if events else None
 
     def get_job(self, job_id: int) -> JobRecord | None:
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))  # noqa: S608
-        return _job(rows[0]) if rows else None
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))  # noqa: S608
+        return job_from_row(rows[0]) if rows else None
 
     def list_jobs(
         self,
@@ -747,18 +713,18 @@ class PostgresStore(Store):
         if name:
             where.append("name = %s")
             params.append(name)
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608 - only placeholders are interpolated
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608 - only placeholders are interpolated
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT %s"
         params.append(limit if limit > 0 else None)
-        return [_job(row) for row in self._read(sql, params)]
+        return [job_from_row(row) for row in self._read(sql, params)]
 
     def job_history(self, job_id: int) -> list[JobEvent]:
         rows = self._read(
-            f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY seq", (job_id,)  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY seq", (job_id,)  # noqa: S608
         )
-        return [_event(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     def events_since(
         self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
@@ -769,10 +735,10 @@ class PostgresStore(Store):
             return []
         where.append("seq > %s")
         params.append(seq)
-        sql = (f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} "  # noqa: S608
+        sql = (f"SELECT {EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} "  # noqa: S608
                "ORDER BY seq LIMIT %s")
         params.append(limit)
-        return [_event(row) for row in self._read(sql, params)]
+        return [event_from_row(row) for row in self._read(sql, params)]
 
     def last_event_seq(self) -> int:
         return self._read("SELECT seq FROM event_counter")[0][0]

@@ -23,59 +23,25 @@ from typing import Any
 
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
+from rainbow.store.rows import (
+    CLUSTER_COLUMNS,
+    EVENT_COLUMNS,
+    FINAL,
+    JOB_COLUMNS,
+    ON_CLUSTER,
+    cluster_from_row,
+    event_from_row,
+    job_from_row,
+)
 from rainbow.store.schema import SQLITE_MIGRATIONS
 
-_JOB_COLUMNS = (
-    "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates"
-)
-_CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
-_EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
-_ON_CLUSTER = ("accepted", "submitted", "running")
-_FINAL = tuple(s.value for s in FINAL_STATES)
 _ACCEPT_SQL = (
     "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
     "WHERE cluster = ? AND state IN ('assigned', 'leased') AND id IN ({}) RETURNING id, name"
 )
 
 
-def _job(row: Sequence[Any]) -> JobRecord:
-    return JobRecord(
-        id=row[0],
-        cluster=row[1],
-        name=row[2],
-        jobspec=row[3],
-        command=row[4],
-        state=JobState(row[5]),
-        created=row[6],
-        updated=row[7],
-        lease_owner=row[8],
-        lease_expires=row[9],
-        accepted=row[10],
-        local_id=row[11],
-        exit_code=row[12],
-        message=row[13],
-        cancel_requested=bool(row[14]),
-        candidates=tuple(json.loads(row[15])),
-    )
 
-
-def _cluster(row: Sequence[Any]) -> ClusterRecord:
-    return ClusterRecord(
-        name=row[0],
-        secret_hash=row[1],
-        token_hash=row[2],
-        state=json.loads(row[3]),
-        created=row[4],
-        updated=row[5],
-        version=row[6],
-        last_seen=row[7],
-        reachable=bool(row[8]),
-    )
-
-
-def _event(row: Sequence[Any]) -> JobEvent:
-    return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
 
 
 @dataclass
@@ -178,12 +144,12 @@ class SQLiteStore(Store):
             return cursor.rowcount == 1
 
     def get_cluster(self, name: str) -> ClusterRecord | None:
-        rows = self._read(f"SELECT {_CLUSTER_COLUMNS} FROM clusters WHERE name = ?", (name,))  # noqa: S608
-        return _cluster(rows[0]) if rows else None
+        rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = ?", (name,))  # noqa: S608
+        return cluster_from_row(rows[0]) if rows else None
 
     def list_clusters(self) -> list[ClusterRecord]:
-        rows = self._read(f"SELECT {_CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
-        return [_cluster(row) for row in rows]
+        rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
+        return [cluster_from_row(row) for row in rows]
 
     def get_nodes(self, name: str) -> str | None:
         rows = self._read("SELECT nodes FROM clusters WHERE name = ?", (name,))
@@ -272,7 +238,7 @@ class SQLiteStore(Store):
                 r[0]
                 for r in db.execute(
                     "SELECT id FROM jobs WHERE cluster = ? AND cancel_requested = 1 AND state NOT IN (?, ?, ?)",
-                    (cluster, *_FINAL),
+                    (cluster, *FINAL),
                 )
             ]
         return cancel, events
@@ -290,7 +256,7 @@ class SQLiteStore(Store):
             for cluster in silent:
                 db.execute("UPDATE clusters SET reachable = 0 WHERE name = ?", (cluster,))
                 rows = db.execute(
-                    "SELECT id, name FROM jobs WHERE cluster = ? AND state IN (?, ?, ?)", (cluster, *_ON_CLUSTER)
+                    "SELECT id, name FROM jobs WHERE cluster = ? AND state IN (?, ?, ?)", (cluster, *ON_CLUSTER)
                 ).fetchall()
                 message = "cluster stopped reporting"
                 for job_id, name in rows:
@@ -376,11 +342,11 @@ class SQLiteStore(Store):
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 rows = db.execute(
-                    f"SELECT {_JOB_COLUMNS}, submit_key FROM jobs "  # noqa: S608 - only placeholders interpolated
+                    f"SELECT {JOB_COLUMNS}, submit_key FROM jobs "  # noqa: S608 - only placeholders interpolated
                     f"WHERE submit_key IN ({', '.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
-                known.update((row[-1], _job(row)) for row in rows)
+                known.update((row[-1], job_from_row(row)) for row in rows)
         job_id = self._next_id(db, "jobs", "id")
         seq = self._next_id(db, "job_events", "seq")
         job_rows, event_rows = [], []
@@ -414,8 +380,8 @@ class SQLiteStore(Store):
         return results
 
     def job_by_key(self, key: str) -> JobRecord | None:
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE submit_key = ?", (key,))  # noqa: S608
-        return _job(rows[0]) if rows else None
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = ?", (key,))  # noqa: S608
+        return job_from_row(rows[0]) if rows else None
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
@@ -430,7 +396,7 @@ class SQLiteStore(Store):
             candidates: dict[str, tuple[str, ...]] = {}  # the same few lists, parsed once
             for row in rows:
                 if row[14]:  # cancel_requested: a waiting job whose cancel was asked is cancelled instead
-                    cancelled.append(_job(row))
+                    cancelled.append(job_from_row(row))
                     continue
                 listed = candidates.get(row[15])
                 if listed is None:
@@ -498,11 +464,11 @@ class SQLiteStore(Store):
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
             row = db.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND cluster = ?", (job_id, cluster)  # noqa: S608
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND cluster = ?", (job_id, cluster)  # noqa: S608
             ).fetchone()
             if row is None:
                 return None, []
-            job = _job(row)
+            job = job_from_row(row)
             if not can_report(job.state, state):
                 return job, []
             changes = {
@@ -527,10 +493,10 @@ class SQLiteStore(Store):
 
     def request_cancel(self, job_id: int, reason: str, now: float) -> tuple[JobRecord | None, list[JobEvent]]:
         with self._write() as db:
-            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()  # noqa: S608
+            row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()  # noqa: S608
             if row is None:
                 return None, []
-            job = _job(row)
+            job = job_from_row(row)
             if job.state in FINAL_STATES:
                 return job, []
             if job.state == JobState.ASSIGNED or (
@@ -551,7 +517,7 @@ class SQLiteStore(Store):
 
     def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
         with self._lock:
-            return [_job(row) for row in self._waiting(self._db, cluster, now, -1)]
+            return [job_from_row(row) for row in self._waiting(self._db, cluster, now, -1)]
 
     @staticmethod
     def _waiting(db: sqlite3.Connection, cluster: str, now: float, limit: int) -> list[tuple]:
@@ -562,12 +528,12 @@ class SQLiteStore(Store):
         ever had (completed ones included) and sort them.
         """
         assigned = db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND state = 'assigned' "  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = ? AND state = 'assigned' "  # noqa: S608
             "ORDER BY id LIMIT ?",
             (cluster, limit),
         ).fetchall()
         expired = db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE cluster = ? AND state = 'leased' "  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = ? AND state = 'leased' "  # noqa: S608
             "AND lease_expires <= ? ORDER BY id LIMIT ?",
             (cluster, now, limit),
         ).fetchall()
@@ -591,8 +557,8 @@ class SQLiteStore(Store):
             return self._log(db, job_id, to_cluster, row[0], JobState.ASSIGNED, now, message)
 
     def get_job(self, job_id: int) -> JobRecord | None:
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
-        return _job(rows[0]) if rows else None
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608
+        return job_from_row(rows[0]) if rows else None
 
     def list_jobs(
         self,
@@ -613,18 +579,18 @@ class SQLiteStore(Store):
         if name:
             where.append("name = ?")
             params.append(name)
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"  # noqa: S608 - only placeholders are interpolated
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608 - only placeholders are interpolated
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit if limit > 0 else -1)
-        return [_job(row) for row in self._read(sql, params)]
+        return [job_from_row(row) for row in self._read(sql, params)]
 
     def job_history(self, job_id: int) -> list[JobEvent]:
         rows = self._read(
-            f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)  # noqa: S608
         )
-        return [_event(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     def events_since(
         self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
@@ -638,9 +604,9 @@ class SQLiteStore(Store):
         if job_id:
             where.append("job_id = ?")
             params.append(job_id)
-        sql = f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"  # noqa: S608
+        sql = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"  # noqa: S608
         params.append(limit)
-        return [_event(row) for row in self._read(sql, params)]
+        return [event_from_row(row) for row in self._read(sql, params)]
 
     def last_event_seq(self) -> int:
         return self._read("SELECT COALESCE(MAX(seq), 0) FROM job_events")[0][0]

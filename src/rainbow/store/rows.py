@@ -1,0 +1,58 @@
+"""What both backends share: the column lists they select and the records built from rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rainbow.lifecycle import FINAL_STATES, JobState
+from rainbow.store.base import ClusterRecord, JobEvent, JobRecord
+
+JOB_COLUMNS = (
+    "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
+    "accepted, local_id, exit_code, message, cancel_requested, candidates"
+)
+CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
+EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
+ON_CLUSTER = ("accepted", "submitted", "running")
+FINAL = tuple(s.value for s in FINAL_STATES)
+
+
+def job_from_row(row: Sequence[Any]) -> JobRecord:
+    return JobRecord(
+        id=row[0],
+        cluster=row[1],
+        name=row[2],
+        jobspec=row[3],
+        command=row[4],
+        state=JobState(row[5]),
+        created=row[6],
+        updated=row[7],
+        lease_owner=row[8],
+        lease_expires=row[9],
+        accepted=row[10],
+        local_id=row[11],
+        exit_code=row[12],
+        message=row[13],
+        cancel_requested=bool(row[14]),
+        candidates=tuple(json.loads(row[15])),
+    )
+
+
+def cluster_from_row(row: Sequence[Any]) -> ClusterRecord:
+    return ClusterRecord(
+        name=row[0],
+        secret_hash=row[1],
+        token_hash=row[2],
+        state=json.loads(row[3]),
+        created=row[4],
+        updated=row[5],
+        version=row[6],
+        last_seen=row[7],
+        reachable=bool(row[8]),
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> JobEvent:
+    return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
