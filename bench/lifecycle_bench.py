@@ -213,7 +213,8 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         with echo_server(reply_size(CLUSTERS), Path(tmp) / "echo.log") as echo:
             results["echo_round_trip"] = echo_latency(echo.address, payload, 200)
         with rainbow_server(db) as server:
-            secrets = register_clusters(server.address, [(n, cluster_jgf(16, name=n)) for n in CLUSTERS])
+            secrets = register_clusters(server.address, [(n, cluster_jgf(64 * (i + 1), name=n))
+                                                         for i, n in enumerate(CLUSTERS)])
             results["stream"] = stream_latency(server.address, secrets["cluster-00"], jobs, pace)
             results["watch"] = watch_check(server.address, db, streams, duration)
     stream, watch = results["stream"], results["watch"]

@@ -28,17 +28,29 @@ class JobWriter:
 
     async def submit(self, pending: PendingSubmit) -> SubmitOutcome:
         """Store a placed job; returns once it is committed (or raises what storing it raised)."""
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._waiting.append((pending, future))
         if not self._busy:
-            self._start()
+            self._schedule(loop)
         return await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the next batch once the loop has run what is ready now: requests that arrived
+        together join one transaction instead of the first going alone."""
+        self._busy = True
+        loop.call_soon(self._start)
 
     def _start(self) -> None:
         batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-        self._busy = True
         loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._thread, self._write, [pending for pending, _ in batch])
+        try:
+            done = loop.run_in_executor(self._thread, self._write, [pending for pending, _ in batch])
+        except RuntimeError as exc:  # the writer is closed
+            failed = loop.create_future()
+            failed.set_exception(exc)
+            self._finish(batch, failed)
+            return
         done.add_done_callback(lambda finished: self._finish(batch, finished))
 
     def _write(self, batch: list[PendingSubmit]) -> list[SubmitOutcome | Exception]:
@@ -57,7 +69,7 @@ class JobWriter:
             else:
                 future.set_result(outcome)
         if self._waiting:
-            self._start()
+            self._schedule(asyncio.get_running_loop())
 
     def close(self) -> None:
         """Wait for the batch being written; call after the server stopped taking requests."""
