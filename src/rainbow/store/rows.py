@@ -56,3 +56,18 @@ def cluster_from_row(row: Sequence[Any]) -> ClusterRecord:
 
 def event_from_row(row: Sequence[Any]) -> JobEvent:
     return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
+
+
+def report_changes(
+    job: JobRecord, state: JobState, now: float, local_id: str | None, exit_code: int | None, message: str | None
+) -> dict[str, Any]:
+    """The fields a cluster's report changes on a job (the move itself was checked with ``can_report``)."""
+    return {
+        "state": state,
+        "updated": now,
+        "local_id": local_id or job.local_id,
+        "exit_code": exit_code if exit_code is not None else job.exit_code,
+        "message": message if message is not None else job.message,
+        "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
+        "lease_expires": None,
+    }

@@ -32,6 +32,7 @@ from rainbow.store.rows import (
     cluster_from_row,
     event_from_row,
     job_from_row,
+    report_changes,
 )
 from rainbow.store.schema import SQLITE_MIGRATIONS
 
@@ -471,15 +472,7 @@ class SQLiteStore(Store):
             job = job_from_row(row)
             if not can_report(job.state, state):
                 return job, []
-            changes = {
-                "state": state,
-                "updated": now,
-                "local_id": local_id or job.local_id,
-                "exit_code": exit_code if exit_code is not None else job.exit_code,
-                "message": message if message is not None else job.message,
-                "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
-                "lease_expires": None,
-            }
+            changes = report_changes(job, state, now, local_id, exit_code, message)
             db.execute(
                 "UPDATE jobs SET state = ?, updated = ?, local_id = ?, exit_code = ?, message = ?, accepted = ?, "
                 "lease_expires = NULL WHERE id = ?",
