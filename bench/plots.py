@@ -60,18 +60,18 @@ def draw(results: Path, quick: bool = False) -> list[Path]:
         labels, rps, colors = ["bare gRPC echo"], [submit["echo_rps"]], [COLORS["baseline"]]
         medians, p99s = [submit["echo_median_ms"]], [submit["echo_p99_ms"]]
         if before:
-            labels.append("rainbow before")
+            labels.append(f"rainbow before\n(ratio {before['ratio']:.2f})")
             rps.append(before["rainbow_rps"])
             colors.append(COLORS["before"])
             medians.append(before["median_ms"])
             p99s.append(before["p99_ms"])
-        labels.append("rainbow")
+        labels.append(f"rainbow\n(ratio {submit['ratio']:.2f})")
         rps.append(submit["rainbow_rps"])
         colors.append(COLORS["after"])
         medians.append(submit["median_ms"])
         p99s.append(submit["p99_ms"])
         _bars(left, labels, rps, colors, "requests / s")
-        left.set_title(f"SubmitJob, {submit['clients']} clients (ratio {submit['ratio']:.2f})", fontsize=10)
+        left.set_title(f"SubmitJob, {submit['clients']} clients; ratio to the echo of the same run", fontsize=10)
         x = range(len(labels))
         right.bar([i - 0.2 for i in x], medians, width=0.4, color=colors, label="median")
         right.bar([i + 0.2 for i in x], p99s, width=0.4, color=colors, alpha=0.5, label="p99")

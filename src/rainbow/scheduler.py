@@ -206,7 +206,8 @@ class Scheduler:
         self._lock = threading.RLock()
         self._jobspecs = _LRU(1024)
         self._selectors = _LRU(256)
-        # (id of a cached Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)})
+        # (id of a Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)}); the entry holds
+        # the Jobspec, so its id cannot be reused by another one while the entry lives.
         self._matches = _LRU(1024)
         self._rng = random.Random()
         self._load_clusters()

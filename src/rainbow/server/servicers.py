@@ -328,6 +328,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             seq = request.since
         else:
             seq = await self.run(store.last_event_seq)
+
         async def fetch(after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
             return await self.run(store.events_since, after, clusters, job, limit)
 
