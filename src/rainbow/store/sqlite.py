@@ -389,7 +389,8 @@ class SQLiteStore(Store):
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         limit = max_jobs if max_jobs >= 1 else -1
         leased: list[JobRecord] = []
-        cancelled: list[JobRecord] = []
+        cancelled: list[int] = []
+        entries: list[tuple[int, str, str, JobState, float, str]] = []  # events, in job id order
         expires = now + lease_seconds
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
@@ -397,7 +398,8 @@ class SQLiteStore(Store):
             candidates: dict[str, tuple[str, ...]] = {}  # the same few lists, parsed once
             for row in rows:
                 if row[14]:  # cancel_requested: a waiting job whose cancel was asked is cancelled instead
-                    cancelled.append(job_from_row(row))
+                    cancelled.append(row[0])
+                    entries.append((row[0], cluster, row[2], JobState.CANCELLED, now, row[13] or ""))
                     continue
                 listed = candidates.get(row[15])
                 if listed is None:
@@ -406,19 +408,16 @@ class SQLiteStore(Store):
                     row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
                     row[10], row[11], row[12], row[13], False, listed,
                 ))
+                entries.append((row[0], cluster, row[2], JobState.LEASED, now, f"leased to {owner}"))
             db.executemany(
                 "UPDATE jobs SET state = 'cancelled', updated = ?, lease_expires = NULL WHERE id = ?",
-                [(now, job.id) for job in cancelled],
+                [(now, job_id) for job_id in cancelled],
             )
             db.executemany(
                 "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
                 [(owner, expires, now, job.id) for job in leased],
             )
-            events = self._log_many(
-                db,
-                [(job.id, cluster, job.name, JobState.CANCELLED, now, job.message or "") for job in cancelled]
-                + [(job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}") for job in leased],
-            )
+            events = self._log_many(db, entries)
         return leased, events
 
     def _log_many(
