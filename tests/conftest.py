@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -22,7 +21,8 @@ import pytest
 
 import rainbow as rainbow_package
 from rainbow.protos import memory_pb2_grpc, rainbow_pb2_grpc
-from rainbow.server import RainbowServer, ServerConfig, open_scheduler
+from rainbow.server import ServerConfig
+from rainbow.server.background import BackgroundServer as ServerThread
 
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 REGISTRATION_SECRET = "chocolate-cookies"
@@ -35,60 +35,6 @@ BOTH_STORES = pytest.mark.parametrize(
 
 def example(name: str) -> str:
     return (EXAMPLES / name).read_text()
-
-
-class ServerThread:
-    """A real RainbowServer on 127.0.0.1:<free port>, served from a background event loop."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self.port: int | None = None
-        self.scheduler = None
-        self.server: RainbowServer | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        self.scheduler = open_scheduler(self.config)
-        server = RainbowServer(
-            self.scheduler, "127.0.0.1:0", self.config.workers, self.config.server_credentials(),
-            self.config.metrics_port,
-        )
-        self.server = server
-        self.port = await server.start()
-        self._ready.set()
-        await self._stop.wait()
-        await server.stop(grace=0.5)
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(30)
 
 
 @dataclass

@@ -198,3 +198,44 @@ def test_idempotency_key_stores_a_resent_job_once(rainbow):
     assert rainbow.server.scheduler.store.count_jobs() == 2
     received = rainbow.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=reply.secret))
     assert sorted(received.jobs) == sorted([first.jobid, other.jobid])
+
+
+def test_graph_service_register_replaces_a_graph_or_a_subsystem(rainbow):
+    """MemoryGraph.Register: the cluster secret travels in metadata; the cluster must exist."""
+    reply = register(rainbow)
+    secret = [("rainbow-secret", reply.secret)]
+    nodes = json.loads(example("cluster-nodes.json"))
+    first_node = {v for v, n in nodes["graph"]["nodes"].items()
+                  if n["metadata"]["type"] in ("cluster", "rack") or "/node0" in n["metadata"]["paths"]["containment"]}
+    smaller = {"graph": {"nodes": {k: v for k, v in nodes["graph"]["nodes"].items() if k in first_node},
+                         "edges": [e for e in nodes["graph"]["edges"]
+                                   if e["source"] in first_node and e["target"] in first_node]}}
+    two_nodes = example("jobspec-constraint.yaml")
+    assert list(rainbow.graph.Satisfy(memory_pb2.SatisfyRequest(payload=two_nodes)).clusters) == ["keebler"]
+
+    for metadata, code in [([], grpc.StatusCode.PERMISSION_DENIED), ([("rainbow-secret", "wrong")],
+                                                                      grpc.StatusCode.PERMISSION_DENIED)]:
+        with pytest.raises(grpc.RpcError) as err:
+            rainbow.graph.Register(memory_pb2.RegisterRequest(name="keebler", payload=json.dumps(smaller)),
+                                   metadata=metadata)
+        assert err.value.code() == code
+    with pytest.raises(grpc.RpcError) as err:
+        rainbow.graph.Register(memory_pb2.RegisterRequest(name="ghost", payload=json.dumps(smaller)),
+                               metadata=secret)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # a subsystem through the graph service, then a graph its links no longer fit is refused
+    done = rainbow.graph.Register(memory_pb2.RegisterRequest(
+        name="keebler", subsystem="io", payload=example("cluster-io-subsystem.json")), metadata=secret)
+    assert done.status == memory_pb2.Response.RESULT_TYPE_SUCCESS
+    with pytest.raises(grpc.RpcError) as err:
+        rainbow.graph.Register(memory_pb2.RegisterRequest(name="keebler", payload=json.dumps(smaller)),
+                               metadata=secret)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "io" in err.value.details()
+    rainbow.scheduler.DeleteSubsystem(rainbow_pb2.DeleteRequest(name="keebler", secret=reply.secret, subsytem="io"))
+
+    replaced = rainbow.graph.Register(memory_pb2.RegisterRequest(name="keebler", payload=json.dumps(smaller)),
+                                      metadata=secret)
+    assert replaced.status == memory_pb2.Response.RESULT_TYPE_SUCCESS
+    satisfy = rainbow.graph.Satisfy(memory_pb2.SatisfyRequest(payload=two_nodes))
+    assert list(satisfy.clusters) == [] and "node" in satisfy.reasons["keebler"]

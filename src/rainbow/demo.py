@@ -11,7 +11,6 @@ went, why, and how it ended. Everything is cleaned up at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -22,7 +21,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rainbow.server.background import BackgroundServer
 
 TIOGA_R: dict[str, Any] = {
     "version": 1,
@@ -91,52 +93,6 @@ class _Tracked:
     seen: list[str] = field(default_factory=list)
 
 
-class _Server:
-    """A rainbow server in a background thread (its own event loop)."""
-
-    def __init__(self, db: Path, secret: str) -> None:
-        self.db, self.secret = db, secret
-        self.port: int | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="rainbow-demo-server", daemon=True)
-
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        from rainbow.server import RainbowServer, ServerConfig, open_scheduler
-
-        self._stop = asyncio.Event()
-        config = ServerConfig(host="127.0.0.1:0", db=str(self.db), secret=self.secret, workers=4)
-        server = RainbowServer(open_scheduler(config), "127.0.0.1:0", config.workers)
-        self.port = await server.start()
-        self._ready.set()
-        await self._stop.wait()
-        await server.stop(grace=0.5)
-
-    def start(self) -> str:
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(10)
-
-
 class Demo:
     def __init__(self, out: TextIO = sys.stdout, timeout: float = 25.0) -> None:
         self.out = out
@@ -159,7 +115,12 @@ class Demo:
 
     def run(self) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="rainbow-demo-"))
-        server = _Server(workdir / "rainbow.db", secrets.token_urlsafe(16))
+        from rainbow.server import ServerConfig
+        from rainbow.server.background import BackgroundServer
+
+        config = ServerConfig(host="127.0.0.1:0", db=str(workdir / "rainbow.db"),
+                              secret=secrets.token_urlsafe(16), workers=4)
+        server = BackgroundServer(config)
         try:
             return self._run(server, workdir)
         finally:
@@ -176,19 +137,19 @@ class Demo:
             shutil.rmtree(workdir, ignore_errors=True)
             self.say("cleaned up: server stopped, agents stopped, temporary files removed")
 
-    def _run(self, server: _Server, workdir: Path) -> int:
+    def _run(self, server: BackgroundServer, workdir: Path) -> int:
         from rainbow.client import RainbowClient
         from rainbow.config import RainbowConfig
         from rainbow.flux.resources import r_summary, r_to_jgf
 
-        address = server.start()
+        address = server.start().address
         self.say(f"rainbow demo: a server on {address} (SQLite store in a temporary directory)")
         self.say()
         config = RainbowConfig.new("keebler", host=address, path=workdir / "rainbow-config.yaml")
         client = RainbowClient(address, config_file=config)
         secrets_by_cluster = {}
         for name, R in CLUSTERS.items():
-            result = client.register(name, server.secret, r_to_jgf(R, name))
+            result = client.register(name, server.config.secret, r_to_jgf(R, name))
             config.add_cluster_token(name, result.token)
             secrets_by_cluster[name] = result.secret
             counts = r_summary(R)

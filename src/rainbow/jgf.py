@@ -95,7 +95,6 @@ class _Reader:
         max_vertices: int | None = None,
         max_edges: int | None = None,
     ) -> None:
-        self.keep = keep_metadata
         self.external = external
         self.max_vertices = max_vertices if max_vertices is not None else 1 << 62
         self.max_edges = max_edges if max_edges is not None else 1 << 62

@@ -316,11 +316,6 @@ class Jobspec:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.raw, sort_keys=False)
 
-    def requirements(self) -> Iterator[Requirement]:
-        for top in self.resources:
-            for level in top.walk():
-                yield from level.requires
-
 
 # -- parsing --------------------------------------------------------------------
 

@@ -30,8 +30,6 @@ class JobState(str, Enum):
 
 
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
-WAITING_STATES = frozenset({JobState.ASSIGNED, JobState.LEASED})
-ON_CLUSTER_STATES = frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING, JobState.UNKNOWN})
 
 # Allowed moves reported by a cluster for a job it holds.
 _CLUSTER_MOVES: dict[JobState, frozenset[JobState]] = {

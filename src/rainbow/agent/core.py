@@ -211,10 +211,6 @@ class Agent:
         self._arrivals.put([])
         self.link.close_streams()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def _wait(self, delay: float) -> None:
         """Sleep ``delay`` seconds, waking early when streamed jobs arrive or on stop."""
         try:

@@ -102,9 +102,6 @@ class Plan:
     pools: tuple[int, ...] = ()
     without_pools: Plan | None = None
 
-    def demand_by_type(self) -> dict[str, int]:
-        return dict(self.demand)
-
 
 def _types_below(requests: list[PlanRequest], q: int) -> frozenset[str]:
     out = {requests[q].type}

@@ -1,0 +1,63 @@
+"""A real server on its own event loop in a background thread (the demo, tests, embedding)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from rainbow.scheduler import Scheduler
+from rainbow.server.serve import RainbowServer, ServerConfig, open_scheduler
+
+
+class BackgroundServer:
+    """``start()`` binds ``config.host`` (port 0: a free one) and serves until ``stop()``."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.port: int | None = None
+        self.scheduler: Scheduler | None = None
+        self.server: RainbowServer | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="rainbow-server", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host.rsplit(':', 1)[0]}:{self.port}"
+
+    def _main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        config = self.config
+        self.scheduler = open_scheduler(config)
+        self.server = RainbowServer(
+            self.scheduler, config.host, config.workers, config.server_credentials(), config.metrics_port
+        )
+        self.port = await self.server.start()
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.stop(grace=0.5)
+
+    def start(self, timeout: float = 30) -> BackgroundServer:
+        """Start serving; raises what start-up raised (bad settings, a port in use...)."""
+        self._thread.start()
+        self._ready.wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
