@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,14 +12,14 @@ from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
 from rainbow.protos import rainbow_pb2
 
-from conftest import EXAMPLES, REGISTRATION_SECRET
+from conftest import EXAMPLES, REGISTRATION_SECRET, subprocess_env
 
 R_FILE = EXAMPLES / "flux" / "R-16node-gpus.json"
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env=subprocess_env(env))
 
 
 def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path):
