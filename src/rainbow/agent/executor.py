@@ -126,4 +126,8 @@ class Executor(abc.ABC):
         """The agent is done with a finished job (reported); the executor may drop what it keeps."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what the executor holds (connections, watchers); jobs keep running."""
+        """Release what the executor holds (connections, watchers).
+
+        Jobs a scheduler owns (Flux) keep running; jobs that are this
+        process's children (the local executor) are stopped.
+        """
