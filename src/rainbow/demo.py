@@ -166,7 +166,6 @@ class Demo:
         self.say()
         self.say("submitting jobs: rainbow matches each against the clusters' graphs, then selects one")
         self._start_watch(client)
-        time.sleep(0.3)
         for job in JOBS:
             self._submit(client, job)
         self.say()
@@ -202,7 +201,8 @@ class Demo:
 
         clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c["name"], token=c["token"])
                     for c in client.config.clusters]
-        self._watch = client.scheduler_stub.WatchJobs(rainbow_pb2.WatchJobsRequest(clusters=clusters))
+        # From the first event (the store is the demo's own): nothing is missed however late the stream starts.
+        self._watch = client.scheduler_stub.WatchJobs(rainbow_pb2.WatchJobsRequest(clusters=clusters, since=-1))
         thread = threading.Thread(target=self._read_watch, name="demo-watch", daemon=True)
         thread.start()
         self._threads.append(thread)
