@@ -9,6 +9,8 @@ from pathlib import Path
 
 import rainbow
 
+from conftest import subprocess_env
+
 PLUGIN = Path(__file__).parent.parent / "flux_plugins" / "rainbow_agent.py"
 FAKE = Path(__file__).parent / "fakeflux"
 SRC = Path(rainbow.__file__).resolve().parent.parent
@@ -29,9 +31,9 @@ LOAD = textwrap.dedent("""
 
 def load(*path: Path, site: bool) -> subprocess.CompletedProcess:
     """Load the module under a Python that sees only ``path`` (and site-packages when ``site``)."""
-    flags = ["-I"] if site else ["-I", "-S"]
+    flags = ["-I"] if site else ["-I", "-S"]  # -I: PYTHONPATH (and the user's site) ignored
     return subprocess.run([sys.executable, *flags, "-c", LOAD, *map(str, path)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=subprocess_env())
 
 
 def test_without_rainbow_the_load_fails_with_one_line_naming_the_fix():

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -38,6 +39,7 @@ from rainbow.agent.executor import (
     Executor,
     JobRejected,
     JobUpdate,
+    OutputLocation,
     Resources,
     Submission,
 )
@@ -455,6 +457,11 @@ class LocalExecutor(Executor):
         del self._jobs[local_id]
         for suffix in (".json", ".exit"):
             self._path(local_id, suffix).unlink(missing_ok=True)
+
+    def output_location(self, local_id: str) -> OutputLocation:
+        """The job's ``.out`` and ``.err`` files on this host (absolute paths)."""
+        return OutputLocation(host=socket.gethostname(), stdout=str(self._path(local_id, ".out").resolve()),
+                              stderr=str(self._path(local_id, ".err").resolve()))
 
     def output(self, local_id: str) -> str:
         """What the job wrote to standard output so far."""
