@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,29 +56,35 @@ STOP_GRACE = 3.0
 STOPPED = "stopped: the local agent shut down while the job ran"
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether process group ``pgid`` has a live (not zombie) process.
+def live_groups(pgids: Iterable[int]) -> set[int]:
+    """Those of process groups ``pgids`` that still have a live (not zombie) process.
 
     Reads ``/proc`` where there is one: an orphan that ended stays a zombie
     member of its group until init reaps it, which some container inits never do.
     """
+    wanted = set(pgids)
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return {pgid for pgid in wanted if _signalable(pgid)}
+    live = set()
     for stat in proc.glob("[0-9]*/stat"):
         try:
             state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
         except (OSError, IndexError, ValueError):
             continue
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            return True
-    return False
+        if int(pgrp) in wanted and state not in ("Z", "X"):
+            live.add(int(pgrp))
+    return live
+
+
+def _signalable(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -366,13 +373,13 @@ class LocalExecutor(Executor):
         return updates
 
     @staticmethod
-    def _group_alive(job: _Job) -> bool:
-        """Whether a process of the job's group is left (reaping the wrapper when it is ours)."""
-        if job.pid is None:
-            return False
-        if job.process is not None:
-            job.process.poll()
-        return group_alive(job.pid)
+    def _live(jobs: list[_Job]) -> list[_Job]:
+        """The jobs with a process left in their group (reaping the wrappers that are ours)."""
+        for job in jobs:
+            if job.process is not None:
+                job.process.poll()
+        groups = live_groups(job.pid for job in jobs if job.pid is not None)
+        return [job for job in jobs if job.pid in groups]
 
     @staticmethod
     def _signal(job: _Job, signum: int) -> None:
@@ -387,18 +394,17 @@ class LocalExecutor(Executor):
             self._signal(job, signal.SIGTERM)
         if self._gone(jobs, grace):
             return
-        for job in jobs:
-            if self._group_alive(job):
-                log.warning("job %s (%s) outlived SIGTERM by %.1fs: killing it", job.jobid, job.local_id, grace)
-                self._signal(job, signal.SIGKILL)
+        for job in self._live(jobs):
+            log.warning("job %s (%s) outlived SIGTERM by %.1fs: killing it", job.jobid, job.local_id, grace)
+            self._signal(job, signal.SIGKILL)
         if not self._gone(jobs, grace):
-            left = [job.local_id for job in jobs if self._group_alive(job)]
-            log.warning("processes of jobs %s are still alive after SIGKILL", ", ".join(left))
+            left = ", ".join(job.local_id for job in self._live(jobs))
+            log.warning("processes of jobs %s are still alive after SIGKILL", left)
 
     def _gone(self, jobs: list[_Job], timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every process of the jobs to end (and be reaped)."""
         deadline = time.monotonic() + timeout
-        while any(self._group_alive(job) for job in jobs):
+        while self._live(jobs):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
