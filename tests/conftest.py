@@ -153,6 +153,19 @@ def subprocess_env(extra: dict | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, path) if p), **(extra or {})}
 
 
+def live_processes(groups: set[int] = frozenset(), parent: int | None = None) -> set[int]:
+    """Pids of live (not zombie) processes in process groups ``groups`` or with parent ``parent`` (reads /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X") and (int(pgrp) in groups or int(ppid) == parent):
+            found.add(int(stat.parent.name))
+    return found
+
+
 def start_server_process(
     db: Path, *extra: str, env: dict | None = None
 ) -> tuple[subprocess.Popen, str, list[str]]:

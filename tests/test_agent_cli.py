@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,14 +13,14 @@ from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
 from rainbow.protos import rainbow_pb2
 
-from conftest import EXAMPLES, REGISTRATION_SECRET
+from conftest import EXAMPLES, REGISTRATION_SECRET, live_processes, subprocess_env
 
 R_FILE = EXAMPLES / "flux" / "R-16node-gpus.json"
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env=subprocess_env(env))
 
 
 def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path):
@@ -88,5 +88,67 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
     assert rows["sleepy"][2] == "cancelled"
     assert "huge" not in rows
     assert re.search(r"job \d+ hello\s+\S+\s+running", out)
-    assert out.rstrip().endswith("cleaned up: server stopped, agents stopped, temporary files removed")
+    assert out.rstrip().endswith("cleaned up: server stopped, agents and their jobs stopped, temporary files removed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_of_the_demo_stops_its_running_job_and_returns(tmp_path):
+    demo = subprocess.Popen([sys.executable, "-m", "rainbow", "demo", "--timeout", "120"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=subprocess_env({"TMPDIR": str(tmp_path)}))
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if re.search(r"job \d+ sleepy\s+\S+\s+running", line):
+                break
+        else:
+            raise AssertionError("the demo ended before its long job ran:\n" + "".join(lines))
+        (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("rainbow-demo-*/agent-*/jobs/local-*.json")
+                     if json.loads(p.read_text())["name"] == "sleepy"]
+        assert record["state"] == "running" and live_processes(groups={record["pid"]})
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    out = "".join(lines) + rest
+    assert "cancelling job" not in out, "the demo cancelled the job itself before the interrupt"
+    assert demo.returncode == 130, out
+    assert out.rstrip().endswith("cleaned up: server stopped, agents and their jobs stopped, temporary files removed")
+    assert "Traceback" not in out
+    assert live_processes(groups={record["pid"]}, parent=demo.pid) == set()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stopping_the_local_agent_stops_its_jobs_and_the_next_agent_reports_them(server_factory, tmp_path):
+    server = server_factory()
+    config_path = tmp_path / "rainbow-config.yaml"
+    config = RainbowConfig.new("keebler", host=server.address, path=config_path)
+    with RainbowClient(server.address, config_file=config) as client:
+        client.register("keebler", REGISTRATION_SECRET, (EXAMPLES / "cluster-nodes.json").read_text(), save=True)
+        jobid = client.submit_job(["sleep", "300"]).jobid
+        agent = [sys.executable, "-m", "rainbow", "agent", "--executor", "local", "--config-path", str(config_path),
+                 "--state-dir", str(tmp_path / "state"), "--interval", "0.2"]
+        process = subprocess.Popen(agent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   env=subprocess_env())
+        try:
+            deadline = time.monotonic() + 60
+            while client.get_job(jobid).state != "running":
+                assert time.monotonic() < deadline and process.poll() is None, "the job did not start"
+                time.sleep(0.05)
+            group = json.loads((tmp_path / "state" / "jobs" / "local-1.json").read_text())["pid"]
+            assert live_processes(groups={group})
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0 and "Traceback" not in err, err
+        assert live_processes(groups={group}) == set()
+        again = run("-m", "rainbow", "agent", "--executor", "local", "--config-path", str(config_path),
+                    "--state-dir", str(tmp_path / "state"), "--once")
+        assert again.returncode == 0, again.stderr
+        job = client.get_job(jobid)
+        assert (job.state, job.message) == ("cancelled", "stopped: the local agent shut down while the job ran")

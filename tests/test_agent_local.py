@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from rainbow.agent import Agent, LocalExecutor
+from rainbow.agent import Agent, LocalExecutor, Submission
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
+from rainbow.flux.convert import to_flux_jobspec
 from rainbow.flux.hooks import Hooks, Reject
 from rainbow.jobspec import simple
 from rainbow.protos import rainbow_pb2
 
-from conftest import REGISTRATION_SECRET, example, start_server_process
+from conftest import REGISTRATION_SECRET, example, live_processes, start_server_process
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -205,6 +206,42 @@ def test_cancel_reaches_a_running_job(cluster, tmp_path):
     run_until(agent, lambda: states(cluster, jobid) == ["cancelled"])
     assert agent.executor.resources().running == 0
     assert agent.stats.cancelled == 1
+
+
+def local_job(jobid: int, script: str, cwd: Path) -> Submission:
+    spec = to_flux_jobspec(simple(["sh", "-c", script]), jobid=jobid, cluster="keebler",
+                           environment={"PATH": "/usr/bin:/bin"}, cwd=str(cwd))
+    return Submission(jobid, "keebler", f"job-{jobid}", spec)
+
+
+def test_close_stops_and_reaps_the_jobs_it_runs_even_those_ignoring_sigterm(tmp_path):
+    executor = LocalExecutor(1, 2, state_dir=tmp_path / "state", cluster="keebler", stop_grace=0.5)
+    polite = executor.submit(local_job(1, "sleep 300 & echo $! > polite.pid; wait", tmp_path))
+    stubborn = executor.submit(local_job(2, "trap '' TERM; sleep 300 & echo $! > stubborn.pid; wait", tmp_path))
+    executor.submit(local_job(3, "sleep 300", tmp_path))  # no core left for it: stays queued
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"{name}.pid").is_file() and (tmp_path / f"{name}.pid").read_text().strip()
+                  for name in ("polite", "stubborn")):
+        assert time.monotonic() < deadline, "the jobs did not start"
+        time.sleep(0.02)
+    groups = {json_record(tmp_path, local)["pid"] for local in (polite, stubborn)}
+    sleepers = {int((tmp_path / f"{name}.pid").read_text()) for name in ("polite", "stubborn")}
+    assert live_processes(groups=groups) >= sleepers
+
+    executor.close()
+
+    assert live_processes(groups=groups) == set()
+    after = {u.local_id: (u.state, u.message) for u in LocalExecutor(1, 2, state_dir=tmp_path / "state",
+                                                                      cluster="keebler").recover()}
+    stopped = "stopped: the local agent shut down while the job ran"
+    assert after == {polite: ("cancelled", stopped), stubborn: ("cancelled", stopped),
+                     "local-3": ("submitted", "")}
+
+
+def json_record(tmp_path: Path, local_id: str) -> dict:
+    import json
+
+    return json.loads((tmp_path / "state" / "jobs" / f"{local_id}.json").read_text())
 
 
 def test_streamed_jobs_wake_the_agent(cluster, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
-import time
 from concurrent import futures
 
 import grpc
@@ -141,15 +140,20 @@ def test_client_started_before_the_server_waits_for_it(flaky):
     client = RainbowClient(f"127.0.0.1:{port}", wait_for_ready=True, timeout=30, initial_backoff=0.1,
                            max_backoff=0.5)
     servicer = FlakyScheduler()
-    starter = threading.Timer(1.0, flaky, (servicer,), {"address": f"127.0.0.1:{port}"})
-    began = time.monotonic()
-    starter.start()
+    refused = threading.Event()
+    client.channel.subscribe(
+        lambda state: state == grpc.ChannelConnectivity.TRANSIENT_FAILURE and refused.set(), try_to_connect=False)
+    replies = []
+    caller = threading.Thread(target=lambda: replies.append(client.update_state("c", {"a": 1}, "s")))
+    caller.start()
     try:
-        assert client.update_state("c", {"a": 1}, "s").status == "UPDATE_STATE_SUCCESS"
+        assert refused.wait(30), "the client never tried to connect"
+        assert replies == [] and servicer.calls == 0  # the call waits: no server yet
+        flaky(servicer, address=f"127.0.0.1:{port}")
+        caller.join(60)
     finally:
-        starter.join()
         client.close()
-    assert time.monotonic() - began >= 0.9 and servicer.calls == 1
+    assert [r.status for r in replies] == ["UPDATE_STATE_SUCCESS"] and servicer.calls == 1
 
     # without waiting, a server that is not there fails fast with a clear message
     client = RainbowClient(f"127.0.0.1:{free_port()}", retries=1, timeout=10)

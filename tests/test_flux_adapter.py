@@ -7,6 +7,7 @@ The fake's answers are checked against the real outputs captured from flux-core 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from rainbow.agent.executor import JobRejected, Submission
 from rainbow.flux.convert import to_flux_jobspec
 from rainbow.jobspec import simple
 
-from conftest import EXAMPLES, REGISTRATION_SECRET
+from conftest import EXAMPLES, REGISTRATION_SECRET, subprocess_env
 
 FAKE = Path(__file__).parent / "fakeflux"
 CALLS = json.loads((EXAMPLES / "flux" / "flux-python-calls.json").read_text())
@@ -260,3 +261,46 @@ def test_agent_crash_between_flux_submit_and_accept_adopts_the_flux_job(flux_fak
     assert (info.state, info.exit_code) == ("completed", 0)
     assert len(instance.submitted) == 1 and second.stats.adopted == 1 and second.stats.submitted == 0
     client.close()
+
+
+def test_status_shows_how_to_read_a_flux_jobs_output_and_logs_says_it_is_on_the_cluster(
+        flux_fake, server_factory, tmp_path):
+    import flux
+
+    from rainbow.agent import Agent
+    from rainbow.agent.link import ClusterLink
+    from rainbow.client import RainbowClient
+    from rainbow.config import RainbowConfig
+    from rainbow.flux.adapter import FluxExecutor, instance_R
+    from rainbow.flux.hooks import Hooks
+    from rainbow.flux.resources import r_to_jgf
+
+    instance = flux_fake.use(flux_fake.FakeInstance())
+    server = server_factory()
+    config_path = tmp_path / "rainbow-config.yaml"
+    config = RainbowConfig.new("fluxy", host=server.address, path=config_path)
+    client = RainbowClient(server.address, config_file=config)
+    client.register("fluxy", REGISTRATION_SECRET, r_to_jgf(instance_R(flux.Flux()), "fluxy"), save=True)
+    jobid = client.submit_job(["hostname"]).jobid
+    agent = Agent(ClusterLink(RainbowClient(server.address, config_file=config), agent="test"),
+                  FluxExecutor(cluster="fluxy"), hooks=Hooks(), stream=False)
+    agent.run_once()
+    job = client.get_job(jobid)
+    assert job.state == "completed" and job.local_id
+    assert (job.output.host, job.output.command) == (instance.uri, f"flux job attach {job.local_id}")
+
+    def rainbow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rainbow", *args, "--config-path", str(config_path)],
+                              capture_output=True, text=True, timeout=120, env=subprocess_env())
+
+    status = rainbow("status", str(jobid))
+    assert status.returncode == 0, status.stderr
+    assert (f"  output:   kept by the cluster's scheduler on {instance.uri}; read it there with: "
+            f"flux job attach {job.local_id}") in status.stdout.splitlines()
+    logs = rainbow("logs", str(jobid))
+    assert logs.returncode == 1 and logs.stdout == ""
+    assert logs.stderr.splitlines() == [
+        f"rainbow: error: the output of job {jobid} (local id {job.local_id} on fluxy) is kept by the cluster's "
+        f"scheduler on {instance.uri}; read it there with: flux job attach {job.local_id}"]
+    client.close()
+    agent.link.client.close()

@@ -43,17 +43,18 @@ def register(stubs, name):
     return reply.token, reply.secret
 
 
-def eventually(check: Callable[[], Any], seconds: float = 1.0, what: str = "") -> float:
-    """Poll ``check`` until it returns a true value; the time it took (fails after ``seconds``)."""
-    started = time.monotonic()
+def eventually(check: Callable[[], Any], what: str, seconds: float = 60.0) -> None:
+    """Poll ``check`` until it returns a true value (a hang guard after ``seconds``, not a speed limit:
+    how fast changes propagate is the benchmarks' business)."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             if check():
-                return time.monotonic() - started
+                return
         except grpc.RpcError as exc:
             if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
                 raise
-        assert time.monotonic() - started < seconds, f"not within {seconds}s: {what}"
+        assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(0.02)
 
 
@@ -110,13 +111,13 @@ def test_replicas_deliver_every_job_exactly_once_even_when_one_is_killed(postgre
     stubs = [stubs_for(address) for _, address, _ in replicas]
     a, b = stubs
     try:
-        # Clusters register on A; B learns of them within a second, and serves their agents.
+        # Clusters register on A; B learns of them and serves their agents.
         credentials = {}
         for name in ("c1", "c2"):
             credentials[name] = register(a, name)
             secret = credentials[name][1]
             eventually(lambda n=name, s=secret: b.scheduler.ReceiveJobs(
-                rainbow_pb2.ReceiveJobsRequest(cluster=n, secret=s), timeout=5), 1.0, f"B knows {name}")
+                rainbow_pb2.ReceiveJobsRequest(cluster=n, secret=s), timeout=5), f"B knows {name}")
         clusters = [Cluster(name=n, token=t) for n, (t, _) in credentials.items()]
 
         lock = threading.Lock()
@@ -181,7 +182,7 @@ def test_replicas_deliver_every_job_exactly_once_even_when_one_is_killed(postgre
 
         # Kill A once part of the first half went through, while jobs are still coming.
         total = SUBMITTERS * JOBS_PER_SUBMITTER
-        eventually(lambda: len(delivered) >= total // 4 or stop.is_set(), RUN_SECONDS, "first deliveries")
+        eventually(lambda: len(delivered) >= total // 4 or stop.is_set(), "first deliveries", RUN_SECONDS)
         replicas[0][0].kill()
         replicas[0][0].wait(30)
         with lock:
@@ -200,7 +201,7 @@ def test_replicas_deliver_every_job_exactly_once_even_when_one_is_killed(postgre
                 return pending == 0 and acknowledged <= set(delivered)
 
         # Jobs whose ReceiveJobs reply died with A come back when their lease runs out.
-        eventually(everything_accepted, LEASE_SECONDS + 30, "every job accepted")
+        eventually(everything_accepted, "every job accepted", LEASE_SECONDS + 30)
         stop.set()
         for t in agents:
             t.join(30)
@@ -260,7 +261,7 @@ def test_replicas_started_without_a_secret_agree_on_one(postgres_database, tmp_p
             proc.wait(30)
 
 
-def test_cluster_changes_through_one_replica_reach_the_other_within_a_second(postgres_database, server_factory):
+def test_cluster_changes_through_one_replica_reach_the_other(postgres_database, server_factory):
     url = postgres_database()
     a_server = server_factory(db=url, select_algorithm="cheapest")
     b_server = server_factory(db=url, select_algorithm="cheapest")
@@ -274,7 +275,7 @@ def test_cluster_changes_through_one_replica_reach_the_other_within_a_second(pos
         red_token, red_secret = register(a, "red")
         green_token, green_secret = register(a, "green")
         clusters = [Cluster(name="red", token=red_token), Cluster(name="green", token=green_token)]
-        eventually(lambda: b_matches(example("jobspec-constraint.yaml")) == ["green", "red"], 1.0, "registrations")
+        eventually(lambda: b_matches(example("jobspec-constraint.yaml")) == ["green", "red"], "registrations")
 
         # State drives selection on B: green cheaper, then red cheaper.
         def set_cost(name, secret, cost):
@@ -289,17 +290,17 @@ def test_cluster_changes_through_one_replica_reach_the_other_within_a_second(pos
 
         set_cost("red", red_secret, 9)
         set_cost("green", green_secret, 1)
-        eventually(lambda: b_picks() == "green", 1.0, "state reaches B's selection")
+        eventually(lambda: b_picks() == "green", "state reaches B's selection")
         set_cost("red", red_secret, 0.5)
-        eventually(lambda: b_picks() == "red", 1.0, "state update reaches B's selection")
+        eventually(lambda: b_picks() == "red", "state update reaches B's selection")
 
         # Graph changes: a subsystem added, then removed, through A.
         assert b_matches(io_jobspec) == []
         a.scheduler.RegisterSubsystem(rainbow_pb2.RegisterRequest(
             name="red", secret=red_secret, subsystem="io", nodes=example("cluster-io-subsystem.json")))
-        eventually(lambda: b_matches(io_jobspec) == ["red"], 1.0, "subsystem reaches B")
+        eventually(lambda: b_matches(io_jobspec) == ["red"], "subsystem reaches B")
         a.scheduler.DeleteSubsystem(rainbow_pb2.DeleteRequest(name="red", secret=red_secret, subsytem="io"))
-        eventually(lambda: b_matches(io_jobspec) == [], 1.0, "subsystem removal reaches B")
+        eventually(lambda: b_matches(io_jobspec) == [], "subsystem removal reaches B")
 
         # Deletion, then the name registered again with new credentials.
         a.scheduler.Delete(rainbow_pb2.DeleteRequest(name="green", secret=green_secret))
@@ -311,14 +312,14 @@ def test_cluster_changes_through_one_replica_reach_the_other_within_a_second(pos
                 return exc.code() == grpc.StatusCode.NOT_FOUND
             return False
 
-        eventually(b_refuses_green, 1.0, "deletion reaches B")
+        eventually(b_refuses_green, "deletion reaches B")
         # Registered again (version 1 again) with a graph too small for the jobspec: B must not keep the old one.
         one_node, _ = tree_jgf(Vertex("cluster", children=[Vertex("node", children=[Vertex("core")])]))
         reply = a.scheduler.Register(rainbow_pb2.RegisterRequest(
             name="green", secret=REGISTRATION_SECRET, nodes=json.dumps(one_node)), timeout=10)
         new_secret = reply.secret
         eventually(lambda: b.scheduler.ReceiveJobs(
-            rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=new_secret), timeout=5), 1.0, "new credentials")
+            rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=new_secret), timeout=5), "new credentials")
         assert b_matches(example("jobspec-constraint.yaml")) == ["red"]
         with pytest.raises(grpc.RpcError) as err:
             b.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=green_secret))
@@ -327,7 +328,7 @@ def test_cluster_changes_through_one_replica_reach_the_other_within_a_second(pos
         # Deleted and registered again at once (B likely hears both together): B rebuilds the graph.
         a.scheduler.Delete(rainbow_pb2.DeleteRequest(name="green", secret=new_secret))
         register(a, "green")
-        eventually(lambda: b_matches(example("jobspec-constraint.yaml")) == ["green", "red"], 1.0, "re-registration")
+        eventually(lambda: b_matches(example("jobspec-constraint.yaml")) == ["green", "red"], "re-registration")
     finally:
         a.channel.close()
         b.channel.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -127,15 +126,27 @@ def test_filter_must_give_a_boolean_per_cluster() -> None:
         condition.evaluate({"up": 1})
 
 
-def test_evaluation_is_quick_on_hostile_values() -> None:
-    started = time.monotonic()
-    for names in ({"x": 9, "y": 9**9}, {"x": 10**300, "y": 10**300}, {"x": "a" * 100_000, "y": 10**9}):
-        for text in ("x ** y", "x * y", "x ** y ** y", "x * x * x * x * x * x * x * x"):
-            try:
-                calc(text).evaluate(names)
-            except EvaluationError as error:
-                assert error.reason.startswith(("number too large", "wrong type"))
-    assert time.monotonic() - started < 2
+HOSTILE = [
+    ({"x": 9, "y": 9**9}, {"x ** y": "number too large", "x * y": 9 * 9**9, "x ** y ** y": "number too large",
+                           "x * x * x * x * x * x * x * x": 9**8}),
+    ({"x": 10**300, "y": 10**300}, {"x ** y": "number too large", "x * y": "number too large",
+                                     "x ** y ** y": "number too large",
+                                     "x * x * x * x * x * x * x * x": "number too large"}),
+    ({"x": "a" * 100_000, "y": 10**9}, {"x ** y": "wrong type", "x * y": "wrong type",
+                                         "x ** y ** y": "number too large",
+                                         "x * x * x * x * x * x * x * x": "wrong type"}),
+]
+
+
+@pytest.mark.parametrize(("names", "outcomes"), HOSTILE, ids=["big-power", "huge-numbers", "long-string"])
+def test_hostile_values_are_refused_before_anything_huge_is_computed(names, outcomes) -> None:
+    for text, expected in outcomes.items():
+        if isinstance(expected, int):
+            assert calc(text).evaluate(names) == expected
+            continue
+        with pytest.raises(EvaluationError) as error:
+            calc(text).evaluate(names)
+        assert error.value.reason.startswith(expected), (text, error.value.reason)
 
 
 def test_expressions_compare_by_text() -> None:
@@ -424,10 +435,8 @@ def test_bad_options(options: dict, field: str, fragment: str) -> None:
     ],
     ids=["flow-sequences", "block-sequences-too-long", "block-sequences", "flow-mappings", "quoted-brackets"],
 )
-def test_deeply_nested_yaml_is_refused_quickly(text: str) -> None:
-    started = time.monotonic()
+def test_deeply_nested_yaml_is_refused(text: str) -> None:
     assert refused({"priorities": text}).field == "priorities"
-    assert time.monotonic() - started < 1
 
 
 def test_brackets_inside_quotes_do_not_count_as_nesting() -> None:

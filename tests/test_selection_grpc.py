@@ -13,7 +13,7 @@ import yaml
 
 from rainbow.protos import rainbow_pb2
 
-from conftest import EXAMPLES, REGISTRATION_SECRET, example, stubs_for
+from conftest import EXAMPLES, REGISTRATION_SECRET, example, stubs_for, subprocess_env
 
 Cluster = rainbow_pb2.SubmitJobRequest.Cluster
 
@@ -185,7 +185,7 @@ def test_bad_server_config_refuses_to_start(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(tmp_path / "x.db"),
          "--config", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env=subprocess_env(),
     )
     assert result.returncode != 0
     assert "calc" in result.stderr and "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ import grpc
 
 from rainbow.protos import memory_pb2, rainbow_pb2
 
-from conftest import example, start_server_process, stubs_for
+from conftest import example, start_server_process, stubs_for, subprocess_env
 
 
 def stop(proc):
@@ -79,7 +79,7 @@ def test_bad_settings_refuse_to_start(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(tmp_path / "x.db"),
          "--select-algorithm", "no-such-algorithm"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env=subprocess_env(),
     )
     assert result.returncode != 0
     assert "no-such-algorithm" in result.stderr

@@ -211,12 +211,15 @@ def test_cluster_changes_reach_a_watcher(postgres_database):
         wait_for(odd)
         assert writer.delete_cluster(odd)
         wait_for(odd)
-        # nothing for plain job traffic
+        # nothing for plain job traffic: notifications arrive in commit order, so any for the
+        # job would come before the one of the cluster added after it
         writer.add_cluster("quiet", "{}", "s", "t", 0.0)
         wait_for("quiet")
         writer.add_job("quiet", "j", "spec", "cmd", 1.0)
-        time.sleep(0.5)
-        assert heard == []
+        writer.add_cluster("after-the-job", "{}", "s", "t", 2.0)
+        with changed:
+            assert changed.wait_for(lambda: "after-the-job" in heard, timeout=5), heard
+            assert heard == ["after-the-job"]
     finally:
         watcher.close()
         writer.close()
@@ -231,14 +234,12 @@ def test_outage_is_unavailable_and_recovers_without_loss(postgres_database, post
         before, _ = store.add_job("c", "acknowledged", "spec", "cmd", 1.0)
         store.ping()
         postgres_proxy.cut()
-        started = time.monotonic()
         with pytest.raises(Unavailable, match="unreachable"):
             store.ping()
         with pytest.raises(Unavailable):
             store.add_job("c", "during", "spec", "cmd", 2.0)
         with pytest.raises(Unavailable):
             store.get_job(before.id)
-        assert time.monotonic() - started < 30
         postgres_proxy.restore()
         deadline = time.monotonic() + 30
         while True:

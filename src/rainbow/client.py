@@ -47,6 +47,8 @@ __all__ = [
     "Job",
     "JobChange",
     "JobEvent",
+    "JobLogs",
+    "JobOutput",
     "JobStatus",
     "RainbowClient",
     "Registration",
@@ -179,6 +181,37 @@ class JobChange:
 
 
 @dataclass(frozen=True)
+class JobOutput:
+    """Where a job's output is, as its cluster's agent reported it.
+
+    The local executor names two files on ``host``; Flux keeps the output
+    itself and ``command`` shows it on the cluster (``host`` is the instance's URI).
+    """
+
+    host: str
+    stdout: str = ""
+    stderr: str = ""
+    command: str = ""
+
+    def describe(self) -> str:
+        """One line for people: the files and their host, or how to read the output on the cluster."""
+        if self.stdout or self.stderr:
+            files = self.stdout + (f" (stderr: {self.stderr})" if self.stderr else "")
+            return f"{self.host}:{files}" if self.host else files
+        where = f" on {self.host}" if self.host else ""
+        return f"kept by the cluster's scheduler{where}; read it there with: {self.command}" if self.command else "-"
+
+
+@dataclass(frozen=True)
+class JobLogs:
+    """A job's standard output and error as far as they were written."""
+
+    jobid: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """A job as the server keeps it after hand-off (``GetJob``/``ListJobs``)."""
 
@@ -195,6 +228,7 @@ class JobStatus:
     cancel_requested: bool
     history: tuple[JobChange, ...] = ()
     jobspec: str = ""
+    output: JobOutput | None = None
 
     @classmethod
     def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
@@ -212,6 +246,8 @@ class JobStatus:
             cancel_requested=info.cancel_requested,
             history=tuple(JobChange(h.state, h.time, h.message) for h in info.history),
             jobspec=info.jobspec,
+            output=JobOutput(info.output.host, info.output.stdout, info.output.stderr, info.output.command)
+            if info.HasField("output") else None,
         )
 
 
@@ -779,6 +815,36 @@ class RainbowClient:
             return JobStatus.from_wire(reply)
 
         return self._with_any_token(get, token)
+
+    def job_logs(self, jobid: int, *, token: str | None = None) -> JobLogs:
+        """The job's output, read from the files its cluster's agent reported.
+
+        That works where those files are visible: the machine the local
+        executor ran the job on, or one sharing its file system. Otherwise
+        (another machine, or Flux, which keeps the output itself) this raises
+        FailedPrecondition saying where the output is and how to read it there.
+        """
+        job = self.get_job(jobid, token=token)
+        where = job.output
+        if where is None:
+            raise FailedPrecondition(
+                f"job {jobid} is {job.state}: its cluster has not said where its output is "
+                "(it does once the job is submitted there)", field="jobid")
+        if not (where.stdout or where.stderr):
+            raise FailedPrecondition(f"the output of job {jobid} (local id {job.local_id or '-'} on {job.cluster}) "
+                                     f"is {where.describe()}", field="jobid")
+        texts = []
+        for path in (where.stdout, where.stderr):
+            try:
+                texts.append(Path(path).read_text(errors="replace") if path else "")
+            except FileNotFoundError:
+                raise FailedPrecondition(
+                    f"the output of job {jobid} is on {where.host or 'its cluster'} at {path}, which this machine "
+                    "cannot see (no shared file system): read it there", field="jobid") from None
+            except OSError as exc:
+                raise FailedPrecondition(f"cannot read the output of job {jobid} ({path}): {exc.strerror or exc}",
+                                         field="jobid") from None
+        return JobLogs(jobid, texts[0], texts[1])
 
     def list_jobs(
         self, state: str | None = None, cluster: str | None = None, name: str | None = None, limit: int = 100

@@ -46,6 +46,8 @@ KEEBLER_R: dict[str, Any] = {
     },
 }
 CLUSTERS = {"keebler": KEEBLER_R, "tioga": TIOGA_R}
+# Seconds the demo lets its long job run before cancelling it.
+CANCEL_AFTER = 1.0
 
 
 def _nextgen(name: str, command: list[str], nodes: int = 1, cores: int = 1, gpus: int = 0) -> dict[str, Any]:
@@ -78,7 +80,7 @@ JOBS = [
     DemoJob("fails", _nextgen("fails", ["sh", "-c", "echo giving up >&2; exit 3"]),
             "runs and exits with code 3"),
     DemoJob("sleepy", _nextgen("sleepy", ["sleep", "60"]),
-            "runs until the demo cancels it", cancel_after_start=True),
+            "runs until the demo cancels it a second later", cancel_after_start=True),
     DemoJob("huge", _nextgen("huge", ["hostname"], nodes=64),
             "64 nodes: fits no cluster"),
 ]
@@ -90,6 +92,7 @@ class _Tracked:
     cluster: str
     state: str = "assigned"
     cancel_sent: bool = False
+    running_since: float | None = None
     seen: list[str] = field(default_factory=list)
 
 
@@ -124,18 +127,22 @@ class Demo:
         try:
             return self._run(server, workdir)
         finally:
-            for agent in self.agents.values():
-                agent.stop()
-            for thread in self._threads:
-                thread.join(10)
-            if self._watch is not None:
-                self._watch.cancel()
-            for agent in self.agents.values():
-                agent.executor.close()
-                agent.link.client.close()
-            server.stop()
-            shutil.rmtree(workdir, ignore_errors=True)
-            self.say("cleaned up: server stopped, agents stopped, temporary files removed")
+            self._clean_up(server, workdir)
+
+    def _clean_up(self, server: BackgroundServer, workdir: Path) -> None:
+        """Stop the agents and the watch, stop and reap the jobs still running, stop the server."""
+        for agent in self.agents.values():
+            agent.stop()
+        if self._watch is not None:
+            self._watch.cancel()
+        for thread in self._threads:
+            thread.join(10)
+        for agent in self.agents.values():
+            agent.executor.close()
+            agent.link.client.close()
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        self.say("cleaned up: server stopped, agents and their jobs stopped, temporary files removed")
 
     def _run(self, server: BackgroundServer, workdir: Path) -> int:
         from rainbow.client import RainbowClient
@@ -159,7 +166,6 @@ class Demo:
         self.say()
         self.say("submitting jobs: rainbow matches each against the clusters' graphs, then selects one")
         self._start_watch(client)
-        time.sleep(0.3)
         for job in JOBS:
             self._submit(client, job)
         self.say()
@@ -195,7 +201,8 @@ class Demo:
 
         clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c["name"], token=c["token"])
                     for c in client.config.clusters]
-        self._watch = client.scheduler_stub.WatchJobs(rainbow_pb2.WatchJobsRequest(clusters=clusters))
+        # From the first event (the store is the demo's own): nothing is missed however late the stream starts.
+        self._watch = client.scheduler_stub.WatchJobs(rainbow_pb2.WatchJobsRequest(clusters=clusters, since=-1))
         thread = threading.Thread(target=self._read_watch, name="demo-watch", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -216,6 +223,8 @@ class Demo:
                 job = self.tracked[event.jobid] = _Tracked(event.name, event.cluster)
             job.state = event.state
             job.seen.append(event.state)
+            if event.state == "running":
+                job.running_since = time.monotonic()
         if event.state == "assigned" or time.monotonic() < self._agents_started:
             return
         detail = f": {event.message}" if event.message else ""
@@ -248,7 +257,8 @@ class Demo:
             with self._lock:
                 pending = {jid: t for jid, t in self.tracked.items()
                            if t.state not in ("completed", "failed", "cancelled")}
-                to_cancel = [jid for jid, t in self.tracked.items() if not t.cancel_sent and t.state == "running"]
+                to_cancel = [jid for jid, t in self.tracked.items() if not t.cancel_sent and t.state == "running"
+                             and time.monotonic() - (t.running_since or 0.0) >= CANCEL_AFTER]
             for jobid in to_cancel:
                 self.tracked[jobid].cancel_sent = True
                 self.say(f"{self.stamp()} cancelling job {jobid} ({self.tracked[jobid].name})")

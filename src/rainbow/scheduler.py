@@ -167,6 +167,27 @@ def _job_state(value: str, what: str = "state") -> JobState:
         raise InvalidArgument(f"{what}: {exc}", field=what) from None
 
 
+
+# What an agent may say about where a job's output is (JobOutput on the wire), and how long each may be.
+JOB_OUTPUT_FIELDS = ("host", "stdout", "stderr", "command")
+MAX_OUTPUT_FIELD = 4096
+
+
+def _output_json(output: Mapping[str, str] | None) -> str | None:
+    """The stored form of a reported output location (None when nothing was said)."""
+    if not output:
+        return None
+    kept = {}
+    for key, value in output.items():
+        if key not in JOB_OUTPUT_FIELDS:
+            raise InvalidArgument(f"output.{key}: unknown field", field=f"output.{key}")
+        if len(value) > MAX_OUTPUT_FIELD:
+            raise InvalidArgument(f"output.{key}: longer than {MAX_OUTPUT_FIELD} characters", field=f"output.{key}")
+        if value:
+            kept[key] = value
+    return json.dumps(kept, sort_keys=True) if kept else None
+
+
 class Scheduler:
     """Clusters, their graphs and jobs; thread-safe.
 
@@ -676,13 +697,16 @@ class Scheduler:
         local_id: str = "",
         exit_code: int | None = None,
         message: str = "",
+        output: Mapping[str, str] | None = None,
     ) -> JobRecord:
+        """Apply a cluster's report; ``output`` says where the job's output is (``JOB_OUTPUT_FIELDS``)."""
         self._mark_seen(self._cluster_by_secret(cluster, secret))
         new_state = _job_state(state)
         if new_state in (JobState.ASSIGNED, JobState.LEASED, JobState.UNKNOWN):
             raise InvalidArgument(f"state: a cluster cannot report {new_state.value!r}", field="state")
         job, events = self.store.report_state(
-            cluster, job_id, new_state, self.clock(), local_id or None, exit_code, message or None
+            cluster, job_id, new_state, self.clock(), local_id or None, exit_code, message or None,
+            _output_json(output),
         )
         if job is None:
             raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")

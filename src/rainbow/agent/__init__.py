@@ -22,6 +22,7 @@ _EXPORTS = {
     "ExecutorUnavailable": "rainbow.agent.executor",
     "JobRejected": "rainbow.agent.executor",
     "JobUpdate": "rainbow.agent.executor",
+    "OutputLocation": "rainbow.agent.executor",
     "Resources": "rainbow.agent.executor",
     "Submission": "rainbow.agent.executor",
     "LocalExecutor": "rainbow.agent.local",

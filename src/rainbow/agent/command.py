@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between passes (default 5)")
     parser.add_argument("--max-jobs", type=int, default=0, help="jobs taken per pass (default 0: all waiting)")
     parser.add_argument("--once", action="store_true",
-                        help="one pass (report, receive, submit, accept, update state) and exit")
+                        help="one pass (report, receive, submit, accept, update state) and exit; local jobs "
+                        "keep running for the next pass (without --once, stopping the agent stops them)")
     parser.add_argument("--no-stream", action="store_true",
                         help="poll ReceiveJobs instead of streaming jobs as they are assigned")
     parser.add_argument("--agent-id", help="who holds the lease on received jobs (default hostname:pid)")
@@ -104,7 +105,8 @@ def make_executor(args: argparse.Namespace, cluster: str) -> Any:
     from rainbow.agent.local import LocalExecutor
 
     state_dir = args.state_dir or Path.home() / ".local" / "state" / "rainbow" / cluster
-    return LocalExecutor(args.nodes, args.cores_per_node, args.gpus_per_node, state_dir=state_dir, cluster=cluster)
+    return LocalExecutor(args.nodes, args.cores_per_node, args.gpus_per_node, state_dir=state_dir, cluster=cluster,
+                         stop_on_close=not args.once)
 
 
 def build_link(args: argparse.Namespace) -> Any:

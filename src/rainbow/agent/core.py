@@ -467,8 +467,10 @@ class Agent:
             state = job.reports[0]
             final = state in FINAL
             try:
+                where = self.executor.output_location(job.local_id) if job.local_id else None
                 reply = self.link.report(job.jobid, state, job.local_id or "",
-                                         job.exit_code if final else None, job.message if final else "")
+                                         job.exit_code if final else None, job.message if final else "",
+                                         where.wire() if where else None)
             except RainbowError as exc:
                 if exc.code in OUTAGE_CODES:
                     raise

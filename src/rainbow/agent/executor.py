@@ -57,6 +57,20 @@ class JobUpdate:
 
 
 @dataclass(frozen=True)
+class OutputLocation:
+    """Where a job's output is: files on ``host`` (local executor) or a ``command`` run on the cluster (Flux)."""
+
+    host: str
+    stdout: str = ""
+    stderr: str = ""
+    command: str = ""
+
+    def wire(self) -> dict[str, str]:
+        """The fields of ``JobOutput`` in ``ReportJobState``."""
+        return {"host": self.host, "stdout": self.stdout, "stderr": self.stderr, "command": self.command}
+
+
+@dataclass(frozen=True)
 class Resources:
     """A cluster's capacity and load, as the agent reports it with ``UpdateState``."""
 
@@ -122,8 +136,16 @@ class Executor(abc.ABC):
     def find(self, jobid: int) -> JobUpdate | None:
         """The local job tagged with rainbow id ``jobid`` (its id and latest state), if there is one."""
 
+    def output_location(self, local_id: str) -> OutputLocation | None:
+        """Where the local job's output is (None when the executor cannot say)."""
+        return None
+
     def forget(self, local_id: str) -> None:  # noqa: B027 - optional hook
         """The agent is done with a finished job (reported); the executor may drop what it keeps."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what the executor holds (connections, watchers); jobs keep running."""
+        """Release what the executor holds (connections, watchers).
+
+        Jobs a scheduler owns (Flux) keep running; jobs that are this
+        process's children (the local executor) are stopped.
+        """

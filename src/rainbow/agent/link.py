@@ -101,11 +101,14 @@ class ClusterLink:
         return self._call(self.client.scheduler_stub.AcceptJobs, request).status
 
     def report(self, jobid: int, state: str, local_id: str = "", exit_code: int | None = None,
-               message: str = "") -> Report:
+               message: str = "", output: Mapping[str, str] | None = None) -> Report:
+        """Report a job's state (``output``: where its output is, the fields of ``JobOutput``)."""
         request = rainbow_pb2.ReportJobStateRequest(
             cluster=self.cluster, secret=self.secret, jobid=jobid, state=state, local_id=local_id or "",
             message=message or "",
         )
+        if output:
+            request.output.CopyFrom(rainbow_pb2.JobOutput(**output))
         if exit_code is not None:
             request.exit_code = exit_code
             request.has_exit_code = True

@@ -10,7 +10,9 @@ job (not once per task), with the jobspec's environment and working directory.
 Every job is written to ``state_dir`` (a JSON record, its output, and the exit
 code written by a small shell wrapper when the command ends), so an agent that
 restarts finds the jobs its predecessor started, running or finished, and
-never starts one twice.
+never starts one twice. Each job runs in a process group of its own: cancelling
+it, its time limit and :meth:`LocalExecutor.close` stop the whole group
+(SIGTERM, then SIGKILL after ``STOP_GRACE`` seconds) and reap it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from rainbow.agent.executor import (
     Executor,
     JobRejected,
     JobUpdate,
+    OutputLocation,
     Resources,
     Submission,
 )
@@ -45,6 +50,41 @@ log = logging.getLogger("rainbow.agent.local")
 
 # Runs the command, then writes its exit status to $0 atomically.
 _WRAPPER = '"$@"; rc=$?; echo "$rc" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$rc"'
+# Seconds a job's processes get to end after SIGTERM before they are killed.
+STOP_GRACE = 3.0
+# The message of jobs that were still running when the executor closed.
+STOPPED = "stopped: the local agent shut down while the job ran"
+
+
+def live_groups(pgids: Iterable[int]) -> set[int]:
+    """Those of process groups ``pgids`` that still have a live (not zombie) process.
+
+    Reads ``/proc`` where there is one: an orphan that ended stays a zombie
+    member of its group until init reaps it, which some container inits never do.
+    """
+    wanted = set(pgids)
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return {pgid for pgid in wanted if _signalable(pgid)}
+    live = set()
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(pgrp) in wanted and state not in ("Z", "X"):
+            live.add(int(pgrp))
+    return live
+
+
+def _signalable(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -93,6 +133,9 @@ class LocalExecutor(Executor):
 
     :param state_dir: where job records and output live (default: a new temporary directory).
     :param cluster: only jobs tagged for this cluster are recovered from ``state_dir``.
+    :param stop_grace: seconds a stopped job gets between SIGTERM and SIGKILL.
+    :param stop_on_close: :meth:`close` stops the running jobs (else they run on, for the next
+        executor on ``state_dir`` to adopt).
     """
 
     name = "local"
@@ -104,6 +147,8 @@ class LocalExecutor(Executor):
         gpus_per_node: int = 0,
         state_dir: str | os.PathLike | None = None,
         cluster: str = "",
+        stop_grace: float = STOP_GRACE,
+        stop_on_close: bool = True,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
@@ -111,6 +156,8 @@ class LocalExecutor(Executor):
         self.cores_per_node = cores_per_node or os.cpu_count() or 1
         self.gpus_per_node = gpus_per_node
         self.cluster = cluster
+        self.stop_grace = stop_grace
+        self.stop_on_close = stop_on_close
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="rainbow-local-"))
         self.jobs_dir = self.state_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -318,8 +365,7 @@ class LocalExecutor(Executor):
                 continue
             if job.duration and job.started and now - job.started > job.duration and job.cancel_reason is None:
                 job.timed_out = True
-                self._kill(job)
-                self._reap(job)
+                self._stop([job])
             if not self._alive(job):
                 self._updates.append(self._finish(job))
         self._schedule()
@@ -327,16 +373,42 @@ class LocalExecutor(Executor):
         return updates
 
     @staticmethod
-    def _reap(job: _Job) -> None:
-        if job.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                job.process.wait(5)
+    def _live(jobs: list[_Job]) -> list[_Job]:
+        """The jobs with a process left in their group (reaping the wrappers that are ours)."""
+        for job in jobs:
+            if job.process is not None:
+                job.process.poll()
+        groups = live_groups(job.pid for job in jobs if job.pid is not None)
+        return [job for job in jobs if job.pid in groups]
 
-    def _kill(self, job: _Job) -> None:
-        if job.pid is None:
+    @staticmethod
+    def _signal(job: _Job, signum: int) -> None:
+        if job.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.pid, signum)
+
+    def _stop(self, jobs: list[_Job]) -> None:
+        """SIGTERM the jobs' process groups, SIGKILL what is left after ``stop_grace`` seconds, and reap them."""
+        grace = self.stop_grace
+        for job in jobs:
+            self._signal(job, signal.SIGTERM)
+        if self._gone(jobs, grace):
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(job.pid, signal.SIGTERM)
+        for job in self._live(jobs):
+            log.warning("job %s (%s) outlived SIGTERM by %.1fs: killing it", job.jobid, job.local_id, grace)
+            self._signal(job, signal.SIGKILL)
+        if not self._gone(jobs, grace):
+            left = ", ".join(job.local_id for job in self._live(jobs))
+            log.warning("processes of jobs %s are still alive after SIGKILL", left)
+
+    def _gone(self, jobs: list[_Job], timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every process of the jobs to end (and be reaped)."""
+        deadline = time.monotonic() + timeout
+        while self._live(jobs):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def cancel(self, local_id: str, reason: str = "") -> None:
         job = self._jobs.get(local_id)
@@ -350,8 +422,7 @@ class LocalExecutor(Executor):
             self._updates.append(JobUpdate(local_id, CANCELLED, job.jobid, None, job.cancel_reason))
             return
         self._save(job)
-        self._kill(job)
-        self._reap(job)
+        self._stop([job])
 
     def resources(self) -> Resources:
         running = sum(1 for j in self._jobs.values() if j.state == RUNNING)
@@ -393,6 +464,11 @@ class LocalExecutor(Executor):
         for suffix in (".json", ".exit"):
             self._path(local_id, suffix).unlink(missing_ok=True)
 
+    def output_location(self, local_id: str) -> OutputLocation:
+        """The job's ``.out`` and ``.err`` files on this host (absolute paths)."""
+        return OutputLocation(host=socket.gethostname(), stdout=str(self._path(local_id, ".out").resolve()),
+                              stderr=str(self._path(local_id, ".err").resolve()))
+
     def output(self, local_id: str) -> str:
         """What the job wrote to standard output so far."""
         try:
@@ -401,6 +477,23 @@ class LocalExecutor(Executor):
             return ""
 
     def close(self) -> None:
-        for job in self._jobs.values():
-            if job.process is not None and job.process.poll() is not None:
-                job.process = None
+        """Stop and reap every job still running here; they are recorded ``cancelled``.
+
+        The jobs are this process's children: left running they would outlive
+        whoever started them (``rainbow demo``, an agent stopped with Ctrl-C).
+        The next agent on this state directory reports them cancelled. A queued
+        job stays queued for it. With ``stop_on_close=False`` the jobs run on.
+        """
+        running = [job for job in self._jobs.values() if job.state == RUNNING]
+        if not self.stop_on_close:
+            for job in running:
+                if job.process is not None and job.process.poll() is not None:
+                    job.process = None
+            return
+        for job in running:
+            if job.cancel_reason is None:
+                job.cancel_reason = STOPPED
+            self._save(job)
+        self._stop(running)
+        for job in running:
+            self._finish(job)

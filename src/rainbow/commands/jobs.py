@@ -65,6 +65,10 @@ def run_status(args: argparse.Namespace) -> int:
     ]
     if job.message:
         lines.append(f"  message:  {job.message}")
+    if job.output is not None:
+        lines.append(f"  output:   {job.output.describe()}")
+        if job.output.stdout:
+            lines.append(f"            (rainbow logs {job.id} prints it where that file system is visible)")
     lines.append("")
     lines.append(table(("TIME", "STATE", "MESSAGE"), [(_when(h.time), h.state, h.message) for h in job.history]))
     emit(args, job, "\n".join(lines))

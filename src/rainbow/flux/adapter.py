@@ -36,6 +36,7 @@ from rainbow.agent.executor import (
     ExecutorUnavailable,
     JobRejected,
     JobUpdate,
+    OutputLocation,
     Resources,
     Submission,
 )
@@ -293,6 +294,14 @@ class FluxExecutor(Executor):
             return None
         job = self._jobs[flux_id]
         return job.update(self._message(job))
+
+    def output_location(self, local_id: str) -> OutputLocation:
+        """Flux keeps the output (in its KVS): ``flux job attach`` shows it, on the instance's URI."""
+        try:
+            uri = str(self.handle.attr_get("local-uri"))
+        except (OSError, KeyError):
+            uri = os.environ.get("FLUX_URI", "")
+        return OutputLocation(host=uri, command=f"flux job attach {local_id}")
 
     def forget(self, local_id: str) -> None:
         flux_id = int(_job_id(local_id))

@@ -238,7 +238,7 @@ class JobStateChange(_message.Message):
     def __init__(self, state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history")
+    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +253,7 @@ class JobInfo(_message.Message):
     UPDATED_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     id: int
     cluster: str
     name: str
@@ -267,10 +268,23 @@ class JobInfo(_message.Message):
     updated: float
     cancel_requested: bool
     history: _containers.RepeatedCompositeFieldContainer[JobStateChange]
-    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ...) -> None: ...
+    output: JobOutput
+    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ...) -> None: ...
+
+class JobOutput(_message.Message):
+    __slots__ = ("host", "stdout", "stderr", "command")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    stdout: str
+    stderr: str
+    command: str
+    def __init__(self, host: _Optional[str] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., command: _Optional[str] = ...) -> None: ...
 
 class ReportJobStateRequest(_message.Message):
-    __slots__ = ("cluster", "secret", "jobid", "state", "local_id", "exit_code", "has_exit_code", "message")
+    __slots__ = ("cluster", "secret", "jobid", "state", "local_id", "exit_code", "has_exit_code", "message", "output")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     JOBID_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +293,7 @@ class ReportJobStateRequest(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     secret: str
     jobid: int
@@ -287,7 +302,8 @@ class ReportJobStateRequest(_message.Message):
     exit_code: int
     has_exit_code: bool
     message: str
-    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+    output: JobOutput
+    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ...) -> None: ...
 
 class ReportJobStateResponse(_message.Message):
     __slots__ = ("state", "cancel")

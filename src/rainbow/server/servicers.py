@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import logging
 import os
 import time
@@ -159,6 +160,8 @@ def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_p
         info.has_exit_code = True
     for event in history or []:
         info.history.add(state=event.state.value, time=event.time, message=event.message)
+    if job.output:
+        info.output.CopyFrom(rainbow_pb2.JobOutput(**json.loads(job.output)))
     return info
 
 
@@ -285,9 +288,11 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     @rpc
     async def ReportJobState(self, request, context):
         exit_code = request.exit_code if request.has_exit_code else None
+        output = ({f.name: value for f, value in request.output.ListFields()}
+                  if request.HasField("output") else None)
         job = await self.run(
             self.scheduler.report_state, request.cluster, request.secret, request.jobid, request.state,
-            request.local_id, exit_code, request.message,
+            request.local_id, exit_code, request.message, output,
         )
         return rainbow_pb2.ReportJobStateResponse(
             state=job.state.value, cancel=job.cancel_requested and job.state not in FINAL_STATES

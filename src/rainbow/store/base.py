@@ -51,6 +51,7 @@ class JobRecord:
     message: str | None = None
     cancel_requested: bool = False
     candidates: tuple[str, ...] = ()
+    output: str | None = None  # JSON: where the job's output is, as the agent reported it
 
     def wire_json(self) -> str:
         """The job as existing clients receive it from ``ReceiveJobs``.
@@ -233,8 +234,12 @@ class Store(ABC):
         local_id: str | None = None,
         exit_code: int | None = None,
         message: str | None = None,
+        output: str | None = None,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
-        """Apply a cluster's report if the move is allowed; (None, []) for a job not of this cluster."""
+        """Apply a cluster's report if the move is allowed; (None, []) for a job not of this cluster.
+
+        ``output`` (JSON: where the job's output is) replaces the job's when given.
+        """
 
     @abstractmethod
     def request_cancel(self, job_id: int, reason: str, now: float) -> tuple[JobRecord | None, list[JobEvent]]:

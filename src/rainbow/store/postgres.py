@@ -611,6 +611,7 @@ class PostgresStore(Store):
         local_id: str | None = None,
         exit_code: int | None = None,
         message: str | None = None,
+        output: str | None = None,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         def body(tx: _Tx) -> JobRecord | None:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
@@ -623,12 +624,12 @@ class PostgresStore(Store):
             job = job_from_row(row)
             if not can_report(job.state, state):
                 return job
-            changes = report_changes(job, state, now, local_id, exit_code, message)
+            changes = report_changes(job, state, now, local_id, exit_code, message, output)
             tx.execute(
                 "UPDATE jobs SET state = %s, updated = %s, local_id = %s, exit_code = %s, message = %s, "
-                "accepted = %s, lease_expires = NULL WHERE id = %s",
+                "accepted = %s, output = %s, lease_expires = NULL WHERE id = %s",
                 (state.value, now, changes["local_id"], changes["exit_code"], changes["message"],
-                 changes["accepted"], job_id),
+                 changes["accepted"], changes["output"], job_id),
             )
             if state != job.state:
                 tx.log(job_id, cluster, job.name, state, now, message or "")

@@ -11,7 +11,7 @@ from rainbow.store.base import ClusterRecord, JobEvent, JobRecord
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates"
+    "accepted, local_id, exit_code, message, cancel_requested, candidates, output"
 )
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
@@ -37,6 +37,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         message=row[13],
         cancel_requested=bool(row[14]),
         candidates=tuple(json.loads(row[15])),
+        output=row[16],
     )
 
 
@@ -59,10 +60,12 @@ def event_from_row(row: Sequence[Any]) -> JobEvent:
 
 
 def report_changes(
-    job: JobRecord, state: JobState, now: float, local_id: str | None, exit_code: int | None, message: str | None
+    job: JobRecord, state: JobState, now: float, local_id: str | None, exit_code: int | None, message: str | None,
+    output: str | None = None,
 ) -> dict[str, Any]:
     """The fields a cluster's report changes on a job (the move itself was checked with ``can_report``)."""
     return {
+        "output": output or job.output,
         "state": state,
         "updated": now,
         "local_id": local_id or job.local_id,

@@ -58,6 +58,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN submit_key TEXT",
         "CREATE UNIQUE INDEX jobs_by_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL",
     ],
+    # where the job's output is, as its cluster's agent reported it (JSON)
+    ["ALTER TABLE jobs ADD COLUMN output TEXT"],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -124,4 +126,6 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         )""",
         "INSERT INTO event_counter (seq) VALUES (0)",
     ],
+    # where the job's output is, as its cluster's agent reported it (JSON)
+    ["ALTER TABLE jobs ADD COLUMN output TEXT"],
 ]

@@ -460,6 +460,7 @@ class SQLiteStore(Store):
         local_id: str | None = None,
         exit_code: int | None = None,
         message: str | None = None,
+        output: str | None = None,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
@@ -471,12 +472,12 @@ class SQLiteStore(Store):
             job = job_from_row(row)
             if not can_report(job.state, state):
                 return job, []
-            changes = report_changes(job, state, now, local_id, exit_code, message)
+            changes = report_changes(job, state, now, local_id, exit_code, message, output)
             db.execute(
                 "UPDATE jobs SET state = ?, updated = ?, local_id = ?, exit_code = ?, message = ?, accepted = ?, "
-                "lease_expires = NULL WHERE id = ?",
+                "output = ?, lease_expires = NULL WHERE id = ?",
                 (state.value, now, changes["local_id"], changes["exit_code"], changes["message"],
-                 changes["accepted"], job_id),
+                 changes["accepted"], changes["output"], job_id),
             )
             events = []
             if state != job.state:

@@ -1,0 +1,5 @@
+"""Fake ``flux.message`` (tests only)."""
+
+
+class Message:
+    pass
