@@ -41,8 +41,7 @@ def _raw_value(name: str, environ: Mapping[str, str]) -> str | None:
 def _convert(action: argparse.Action, name: str, value: str) -> object:
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
         if value.strip().lower() not in TRUE + FALSE:
-            raise InvalidArgument(f"{name}: expected one of {', '.join(TRUE + FALSE[:-1])}, got {value!r}",
-                                  field=name)
+            raise InvalidArgument(f"{name}: expected one of {', '.join(TRUE + FALSE[:-1])}, got {value!r}", field=name)
         switched = value.strip().lower() in TRUE
         return switched if isinstance(action, argparse._StoreTrueAction) else not switched
     converted: object = value
