@@ -18,7 +18,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     health.add_argument(
         "--service",
         default="",
-        help="service to ask about, e.g. rainbow.v1.RainbowScheduler (default: the whole server)",
+        help="service to ask about, e.g. service.MemoryGraph (default: the whole server)",
     )
     health.add_argument("--config-path", metavar="FILE", help="rainbow-config.yaml naming the server")
     health.set_defaults(func=run, parser=health)
