@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rainbow.errors import RainbowError
+from rainbow.environment import apply_environment
+from rainbow.errors import InvalidArgument, RainbowError
 from rainbow.version import __version__
+
+# Subcommands whose options can also come from environment variables (see rainbow.environment).
+ENVIRONMENT_PREFIXES = {"server": "RAINBOW_SERVER_", "agent": "RAINBOW_AGENT_"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_commands(commands)
     agent_command.add_parser(commands)
     demo.add_parser(commands)
+    for name, prefix in ENVIRONMENT_PREFIXES.items():
+        subparser = commands.choices[name]
+        try:
+            apply_environment(subparser, prefix)
+        except InvalidArgument as exc:
+            # reported only when this subcommand runs: a bad server variable must not break `rainbow submit`
+            subparser.set_defaults(environment_error=str(exc))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "environment_error", None):
+        print(f"rainbow {args.command}: error: {args.environment_error}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except RainbowError as exc:

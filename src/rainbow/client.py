@@ -883,6 +883,20 @@ class RainbowClient:
         finally:
             stream.cancel()
 
+    def health(self, service: str = "") -> str:
+        """The server's grpc.health.v1 status for ``service`` ("" is the whole server): SERVING, NOT_SERVING..."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout,
+                                  wait_for_ready=self.wait_for_ready)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # what the health service answers for a name it lacks
+                return "SERVICE_UNKNOWN"
+            raise rpc_error(exc, self.host) from exc
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
 
 def _pem(path: str | os.PathLike | None, what: str) -> bytes | None:
     if path is None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rainbow.environment import apply_environment
 from rainbow.errors import InvalidArgument, RainbowError
 
 log = logging.getLogger("rainbow.agent")
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flux python -m rainbow.agent",
                                      description="Pull this cluster's jobs from rainbow and run them")
     add_arguments(parser)
+    try:
+        apply_environment(parser, "RAINBOW_AGENT_")
+    except InvalidArgument as exc:
+        parser.error(str(exc))
     args = parser.parse_args(argv)
     try:
         return run(args)
