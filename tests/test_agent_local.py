@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from rainbow.agent import Agent, LocalExecutor
+from rainbow.agent.hooks import Hooks, Reject
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
-from rainbow.flux.hooks import Hooks, Reject
 from rainbow.jobspec import simple
 from rainbow.protos import rainbow_pb2
 

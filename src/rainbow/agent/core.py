@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainbow.agent.convert import default_environment, to_flux_jobspec
 from rainbow.agent.executor import (
     CANCELLED,
     FAILED,
@@ -45,11 +46,10 @@ from rainbow.agent.executor import (
     JobUpdate,
     Submission,
 )
+from rainbow.agent.hooks import HookJob, Hooks, Reject
+from rainbow.agent.hooks import hooks as default_hooks
 from rainbow.agent.link import OUTAGE_CODES, ClusterLink
 from rainbow.errors import RainbowError
-from rainbow.flux.convert import default_environment, to_flux_jobspec
-from rainbow.flux.hooks import HookJob, Hooks, Reject
-from rainbow.flux.hooks import hooks as default_hooks
 from rainbow.jobspec import simple
 
 log = logging.getLogger("rainbow.agent")
