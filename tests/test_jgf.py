@@ -10,7 +10,7 @@ import pytest
 from rainbow.errors import InvalidArgument, ResourceExhausted
 from rainbow.graph import ClusterGraph
 from rainbow.graph.synthetic import Vertex, tree_jgf
-from rainbow.jgf import _Reader, _Stream, read_jgf, value_scanner
+from rainbow.jgf import read_jgf
 
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 
@@ -249,31 +249,3 @@ def test_vertex_and_edge_limits_stop_reading():
         with pytest.raises(ResourceExhausted, match="more than 5 edges"):
             ClusterGraph.from_jgf(source, max_edges=5)
         assert ClusterGraph.from_jgf(source, max_vertices=44).n_vertices == 44
-
-
-def test_value_scanner_is_the_stdlib_c_scanner():
-    """The reader's one private stdlib API: a Python release that changes it fails here."""
-    import json.scanner
-
-    scan = value_scanner()
-    assert json.scanner.c_make_scanner is not None, "the stdlib's C JSON scanner is gone"
-    assert isinstance(scan, json.scanner.c_make_scanner)
-    text = '{"n": {"metadata": {"type": "core", "size": 2}}, "x": 1}'
-    start = text.index("{", 1)
-    assert scan(text, start) == ({"metadata": {"type": "core", "size": 2}}, text.index(', "x"'))
-    with pytest.raises(StopIteration):
-        scan(text, start - 1)
-    with pytest.raises(ValueError, match="Expecting ':' delimiter"):
-        scan('{"a" 1}', 0)
-
-
-@pytest.mark.parametrize("indent", [None, 2])
-def test_public_decoder_reads_the_same_graph(indent):
-    text = json.dumps(nodes_example(), indent=indent)
-    fast = read_jgf(text)
-    reader = _Reader(keep_metadata=False, external=None)
-    _Stream(text, reader, scan=json.JSONDecoder().raw_decode).document()
-    public = reader.result()
-    assert public.ids == fast.ids
-    assert (public.type_of, public.size_of) == (fast.type_of, fast.size_of)
-    assert (public.edge_src, public.edge_dst, public.edge_pos) == (fast.edge_src, fast.edge_dst, fast.edge_pos)

@@ -12,19 +12,20 @@ Only ``metadata.type`` is required; ``size`` defaults to 1.
 A 16,384-node cluster is about 1.1 M vertices and 400 MB of JSON: decoded
 whole into dicts it would take several GB.  Text is therefore read by a small
 streaming parser: it walks the top-level objects itself and hands each vertex
-and each edge to the stdlib's C decoder (:func:`value_scanner`) one at a time, keeping
+and each edge to the stdlib's C decoder (``JSONDecoder.raw_decode``) one at a time, keeping
 only a type id and a size per vertex and two ints per containment edge (in
 ``array`` columns).  Edges in the common ``{"source", "target", "relation"}``
 form are matched by one regular expression, which only accepts valid JSON.
+Only public APIs: docs/benchmarks.md (JGF readers) compares this reader with
+the stdlib's private C scanner, ijson, orjson and ``json.loads``.
 """
 
 from __future__ import annotations
 
 import json
-import json.scanner
 import re
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,25 +46,6 @@ _EDGE = re.compile(_EDGE_TEXT)
 _EDGE_ITEM = re.compile(_EDGE_TEXT + r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 _KEY = re.compile(rf"{_STR}[ \t\n\r]*:[ \t\n\r]*")
 _OBJ_SEP = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
-
-
-Scan = Callable[[str, int], tuple[Any, int]]
-
-
-def value_scanner() -> Scan:
-    """``scan(text, index) -> (value, end)``: one JSON value decoded at ``index``, by C code.
-
-    The stdlib's C scanner (``json.scanner.make_scanner``) is the one private
-    API rainbow uses: on a 16,384-node graph it reads vertices faster than the
-    public ``JSONDecoder.raw_decode`` (docs/benchmarks.md, JGF readers).
-    tests/test_jgf.py checks its behaviour, so a Python release that changes it
-    fails there; should it disappear, ``raw_decode`` (public) takes its place.
-    """
-    decoder = json.JSONDecoder()
-    make_scanner = getattr(json.scanner, "make_scanner", None)
-    if make_scanner is None:
-        return decoder.raw_decode
-    return make_scanner(decoder)
 
 
 @dataclass
@@ -276,11 +258,10 @@ class _Reader:
 class _Stream:
     """A streaming reader of ``{"graph": {"nodes": ..., "edges": [...]}}`` text."""
 
-    def __init__(self, text: str, reader: _Reader, scan: Scan | None = None) -> None:
+    def __init__(self, text: str, reader: _Reader) -> None:
         self.s = text
         self.reader = reader
         self.decode = json.JSONDecoder().raw_decode
-        self.scan = scan or value_scanner()
 
     def fail(self, i: int, what: str, where: str = "graph") -> InvalidArgument:
         return InvalidArgument(f"{where}: not valid JSON: {what} at offset {i}", field="graph")
@@ -393,7 +374,7 @@ class _Stream:
     def rainbow_nodes(self, i: int) -> int:
         """The ``{id: {label, metadata}, ...}`` object at ``i``: one C decode per vertex."""
         s = self.s
-        scan = self.scan
+        decode = self.decode
         reader = self.reader
         index, type_ids, ids = reader.index, reader.type_ids, reader.ids
         type_add, size_add = reader.type_of.append, reader.size_of.append
@@ -411,8 +392,8 @@ class _Stream:
             else:
                 key, i = m.group(1), m.end()
             try:
-                node, i = scan(s, i)
-            except (StopIteration, ValueError, RecursionError):
+                node, i = decode(s, i)
+            except (ValueError, RecursionError):
                 node, i = self.value(i, _vertex_ref(key))
             # The common case inline (a plain type, an int size, a new id); anything
             # else goes through reader.vertex, which checks and explains.
