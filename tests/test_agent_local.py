@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from rainbow.agent import Agent, LocalExecutor, Submission
+from rainbow.agent.convert import to_flux_jobspec
+from rainbow.agent.hooks import Hooks, Reject
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
-from rainbow.flux.convert import to_flux_jobspec
-from rainbow.flux.hooks import Hooks, Reject
 from rainbow.jobspec import simple
 from rainbow.protos import rainbow_pb2
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rainbow.agent.convert import to_flux_jobspec
 from rainbow.agent.executor import JobRejected, Submission
-from rainbow.flux.convert import to_flux_jobspec
 from rainbow.jobspec import simple
 
 from conftest import EXAMPLES, REGISTRATION_SECRET, subprocess_env
@@ -177,11 +177,11 @@ def test_instance_R_and_name(flux_fake):
 # -- the agent on the fake Flux, with a real server ------------------------------------------------
 def test_agent_runs_rainbow_jobs_through_flux(flux_fake, server_factory, tmp_path):
     from rainbow.agent import Agent
+    from rainbow.agent.hooks import Hooks
     from rainbow.agent.link import ClusterLink
     from rainbow.client import RainbowClient
     from rainbow.config import RainbowConfig
     from rainbow.flux.adapter import FluxExecutor, instance_R
-    from rainbow.flux.hooks import Hooks
     from rainbow.flux.resources import r_to_jgf
 
     instance = flux_fake.use(flux_fake.FakeInstance(exit_codes={"false": 1}))
@@ -222,11 +222,11 @@ def test_agent_crash_between_flux_submit_and_accept_adopts_the_flux_job(flux_fak
     import flux
 
     from rainbow.agent import Agent
+    from rainbow.agent.hooks import Hooks
     from rainbow.agent.link import ClusterLink
     from rainbow.client import RainbowClient
     from rainbow.config import RainbowConfig
     from rainbow.flux.adapter import FluxExecutor, instance_R
-    from rainbow.flux.hooks import Hooks
     from rainbow.flux.resources import r_to_jgf
     from rainbow.protos import rainbow_pb2
 
@@ -268,11 +268,11 @@ def test_status_shows_how_to_read_a_flux_jobs_output_and_logs_says_it_is_on_the_
     import flux
 
     from rainbow.agent import Agent
+    from rainbow.agent.hooks import Hooks
     from rainbow.agent.link import ClusterLink
     from rainbow.client import RainbowClient
     from rainbow.config import RainbowConfig
     from rainbow.flux.adapter import FluxExecutor, instance_R
-    from rainbow.flux.hooks import Hooks
     from rainbow.flux.resources import r_to_jgf
 
     instance = flux_fake.use(flux_fake.FakeInstance())

@@ -12,10 +12,10 @@ import grpc
 import pytest
 
 from rainbow.agent import Agent, LocalExecutor
+from rainbow.agent.hooks import Hooks
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
-from rainbow.flux.hooks import Hooks
 from rainbow.protos import rainbow_pb2
 
 from conftest import REGISTRATION_SECRET, example, subprocess_env

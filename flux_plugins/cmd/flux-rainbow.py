@@ -16,7 +16,7 @@ def main(argv):
         return 0 if len(argv) >= 2 else 2
     command, rest = argv[1], argv[2:]
     if command == "register":
-        from rainbow.register import main as run
+        from rainbow.flux.register import main as run
     elif command == "agent":
         from rainbow.agent.command import main as run
     elif command == "submit":

@@ -180,9 +180,9 @@ class Demo:
 
     def _start_agent(self, name: str, R: dict[str, Any], address: str, secret: str, workdir: Path) -> None:
         from rainbow.agent import Agent, LocalExecutor
+        from rainbow.agent.hooks import Hooks
         from rainbow.agent.link import ClusterLink
         from rainbow.client import RainbowClient
-        from rainbow.flux.hooks import Hooks
         from rainbow.flux.resources import r_nodes
 
         nodes = r_nodes(R)

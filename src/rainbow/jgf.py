@@ -12,21 +12,21 @@ Only ``metadata.type`` is required; ``size`` defaults to 1.
 A 16,384-node cluster is about 1.1 M vertices and 400 MB of JSON: decoded
 whole into dicts it would take several GB.  Text is therefore read by a small
 streaming parser: it walks the top-level objects itself and hands each vertex
-and each edge to the stdlib's C decoder (``raw_decode``) one at a time, keeping
+and each edge to the stdlib's C decoder (``JSONDecoder.raw_decode``) one at a time, keeping
 only a type id and a size per vertex and two ints per containment edge (in
 ``array`` columns).  Edges in the common ``{"source", "target", "relation"}``
 form are matched by one regular expression, which only accepts valid JSON.
+Only public APIs: docs/benchmarks.md (JGF readers) compares this reader with
+the stdlib's private C scanner, ijson, orjson and ``json.loads``.
 """
 
 from __future__ import annotations
 
 import json
-import json.scanner
 import re
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 from rainbow.errors import InvalidArgument, ResourceExhausted
@@ -261,9 +261,7 @@ class _Stream:
     def __init__(self, text: str, reader: _Reader) -> None:
         self.s = text
         self.reader = reader
-        decoder = json.JSONDecoder()
-        self.decode = decoder.raw_decode
-        self.scan = json.scanner.make_scanner(decoder)  # type: ignore[attr-defined]
+        self.decode = json.JSONDecoder().raw_decode
 
     def fail(self, i: int, what: str, where: str = "graph") -> InvalidArgument:
         return InvalidArgument(f"{where}: not valid JSON: {what} at offset {i}", field="graph")
@@ -283,10 +281,7 @@ class _Stream:
         i = self.ws(i)
         if self.s[i : i + 1] != '"':
             raise self.fail(i, "expected a key", where)
-        try:
-            key, i = scanstring(self.s, i + 1)
-        except ValueError as exc:
-            raise self.fail(i, str(exc).split(":")[0], where) from None
+        key, i = self.value(i, where)
         i = self.ws(i)
         if self.s[i : i + 1] != ":":
             raise self.fail(i, "expected ':'", where)
@@ -379,7 +374,7 @@ class _Stream:
     def rainbow_nodes(self, i: int) -> int:
         """The ``{id: {label, metadata}, ...}`` object at ``i``: one C decode per vertex."""
         s = self.s
-        scan = self.scan
+        decode = self.decode
         reader = self.reader
         index, type_ids, ids = reader.index, reader.type_ids, reader.ids
         type_add, size_add = reader.type_of.append, reader.size_of.append
@@ -397,8 +392,8 @@ class _Stream:
             else:
                 key, i = m.group(1), m.end()
             try:
-                node, i = scan(s, i)
-            except (StopIteration, ValueError, RecursionError):
+                node, i = decode(s, i)
+            except (ValueError, RecursionError):
                 node, i = self.value(i, _vertex_ref(key))
             # The common case inline (a plain type, an int size, a new id); anything
             # else goes through reader.vertex, which checks and explains.

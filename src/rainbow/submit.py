@@ -1,6 +1,6 @@
 """``flux python -m rainbow.submit [flux submit options] COMMAND...``: send a job to rainbow from Flux.
 
-See :mod:`rainbow.flux.submit`.
+The documented command name; the code is :mod:`rainbow.flux.submit`.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def parse_state(items: list[str]) -> dict[str, Any]:
 
 
 def job_environment(items: list[str]) -> dict[str, str]:
-    from rainbow.flux.convert import default_environment
+    from rainbow.agent.convert import default_environment
 
     env = default_environment()
     for item in items:
@@ -125,7 +125,7 @@ def build_link(args: argparse.Namespace) -> Any:
 def build_agent(args: argparse.Namespace, link: Any = None) -> Any:
     """The Agent the flags describe (used by the command and by the broker module)."""
     from rainbow.agent.core import Agent
-    from rainbow.flux.hooks import hooks
+    from rainbow.agent.hooks import hooks
 
     link = link if link is not None else build_link(args)
     for path in args.hooks:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainbow.agent.convert import default_environment, to_flux_jobspec
 from rainbow.agent.executor import (
     CANCELLED,
     FAILED,
@@ -45,11 +46,10 @@ from rainbow.agent.executor import (
     JobUpdate,
     Submission,
 )
+from rainbow.agent.hooks import HookJob, Hooks, Reject
+from rainbow.agent.hooks import hooks as default_hooks
 from rainbow.agent.link import OUTAGE_CODES, ClusterLink
 from rainbow.errors import RainbowError
-from rainbow.flux.convert import default_environment, to_flux_jobspec
-from rainbow.flux.hooks import HookJob, Hooks, Reject
-from rainbow.flux.hooks import hooks as default_hooks
 from rainbow.jobspec import simple
 
 log = logging.getLogger("rainbow.agent")
@@ -130,7 +130,7 @@ class Agent:
 
     :param link: the cluster's connection (:class:`rainbow.agent.link.ClusterLink`).
     :param executor: where jobs run (:class:`~rainbow.flux.adapter.FluxExecutor`, :class:`LocalExecutor`).
-    :param hooks: the hook registry (default: :data:`rainbow.flux.hooks.hooks`).
+    :param hooks: the hook registry (default: :data:`rainbow.agent.hooks.hooks`).
     :param interval: seconds between passes when nothing happens.
     :param max_jobs: at most this many jobs received per pass (0: all waiting).
     :param stream: take jobs from ``StreamJobs`` as soon as they are assigned

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rainbow.agent.convert import JobShape, job_shape, rainbow_tag
 from rainbow.agent.executor import (
     CANCELLED,
     COMPLETED,
@@ -44,7 +45,6 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.convert import JobShape, job_shape, rainbow_tag
 
 log = logging.getLogger("rainbow.agent.local")
 

@@ -1,15 +1,16 @@
-"""The Flux side of rainbow: resources -> JGF, jobspec conversion, hooks, the Flux executor.
+"""The Flux side of rainbow: resources -> JGF, the Flux executor, submit and register from Flux.
 
-Importing this package never imports ``flux``: hooks and the pure
-conversions work anywhere. Only :mod:`rainbow.flux.adapter` (the
-``FluxExecutor`` and the resource readers) needs flux-core's Python bindings,
-and imports them when used::
+Importing this package never imports ``flux``: the resource conversions work
+anywhere, and the hook registry (:mod:`rainbow.agent.hooks`, used by every
+executor) is re-exported here, where hooks files import it from. Only
+:mod:`rainbow.flux.adapter` (the ``FluxExecutor`` and the resource readers)
+needs flux-core's Python bindings, and imports them when used::
 
     from rainbow.flux import Reject, hook, r_to_jgf
     from rainbow.flux.adapter import FluxExecutor   # inside `flux python`
 """
 
-from rainbow.flux.hooks import TOPICS, HookJob, Hooks, Reject, hook, hooks
+from rainbow.agent.hooks import TOPICS, HookJob, Hooks, Reject, hook, hooks
 from rainbow.flux.resources import encode_idset, expand_hostlist, expand_idset, r_nodes, r_summary, r_to_jgf
 
 __all__ = [

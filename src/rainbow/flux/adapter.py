@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rainbow.agent.convert import rainbow_tag
 from rainbow.agent.executor import (
     CANCELLED,
     COMPLETED,
@@ -40,7 +41,6 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.convert import rainbow_tag
 from rainbow.flux.resources import r_nodes
 
 log = logging.getLogger("rainbow.flux")

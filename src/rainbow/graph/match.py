@@ -285,37 +285,37 @@ class _Evaluator:
         return [k.bound for k in self.kinds]
 
     # -- requirements ----------------------------------------------------------
-    def requirement_ok(self, c: int, req: Requirement) -> bool:
-        key = ("req", c, req.key(), self.algorithm.name)
+    def requirement_ok(self, cls: int, req: Requirement) -> bool:
+        key = ("req", cls, req.key(), self.algorithm.name)
         cache = self.state.cache
         hit = cache.get(key)
         if hit is None:
             hit = False
             subsystem = self.state.subsystems.get(req.subsystem)
             if subsystem is not None:
-                for name, target in self.classes.links[c]:
+                for name, target in self.classes.links[cls]:
                     if name == req.subsystem and self.algorithm.satisfies(req, subsystem.metadata[target]):
                         hit = True
                         break
             cache[key] = hit
         return hit
 
-    def eligible(self, c: int, q: int) -> bool:
-        key = (c, q)
+    def eligible(self, cls: int, q: int) -> bool:
+        key = (cls, q)
         hit = self._elig.get(key)
         if hit is None:
-            hit = self.classes.type_of[c] == self.rtype[q] and all(
-                self.requirement_ok(c, r) for r in self.reqs[q].requires
+            hit = self.classes.type_of[cls] == self.rtype[q] and all(
+                self.requirement_ok(cls, r) for r in self.reqs[q].requires
             )
             self._elig[key] = hit
         return hit
 
-    def kind_eligible(self, c: int, k: int) -> bool:
-        key = (c, k)
+    def kind_eligible(self, cls: int, k: int) -> bool:
+        key = (cls, k)
         hit = self._kelig.get(key)
         if hit is None:
-            hit = self.classes.type_of[c] == self.ktype[k] and all(
-                self.requirement_ok(c, r) for r in self.kinds[k].requires
+            hit = self.classes.type_of[cls] == self.ktype[k] and all(
+                self.requirement_ok(cls, r) for r in self.kinds[k].requires
             )
             self._kelig[key] = hit
         return hit
@@ -348,53 +348,55 @@ class _Evaluator:
         return result
 
     # -- the recursion -----------------------------------------------------------
-    def below(self, c: int, act: tuple[int, ...]) -> list[Vec]:
-        """Unit vectors the proper descendants of a class-``c`` vertex can provide to ``act``."""
-        key = ("below", c, act)
+    def below(self, cls: int, wanted: tuple[int, ...]) -> list[Vec]:
+        """Unit vectors the proper descendants of a class-``cls`` vertex can provide to ``wanted``."""
+        key = ("below", cls, wanted)
         hit = self.memo.get(key)
         if hit is not None:
             return hit
-        bounds = tuple(self.bound[q] for q in act)
-        result: list[Vec] = [tuple(0 for _ in act)]
-        for kid, mult in self.classes.kids[c]:
-            got = self.at(kid, act)
+        bounds = tuple(self.bound[q] for q in wanted)
+        result: list[Vec] = [tuple(0 for _ in wanted)]
+        for kid, mult in self.classes.kids[cls]:
+            got = self.at(kid, wanted)
             if len(got) == 1 and not any(got[0]):
                 continue
             result = self._clamp_sum(result, self._times(got, mult, bounds), bounds)
         self.memo[key] = result
         return result
 
-    def _splits(self, positions: list[int], left: int, act: tuple[int, ...]) -> list[Vec]:
+    def _splits(self, positions: list[int], left: int, wanted: tuple[int, ...]) -> list[Vec]:
         if not positions:
             return [()]
         first, rest = positions[0], positions[1:]
-        cap = min(left, self.bound[act[first]])
+        cap = min(left, self.bound[wanted[first]])
         if not rest:
             return [(cap,)]
-        out = [(u, *tail) for u in range(cap + 1) for tail in self._splits(rest, left - u, act)]
+        out = [(u, *tail) for u in range(cap + 1) for tail in self._splits(rest, left - u, wanted)]
         return _prune(out)
 
-    def at(self, c: int, act: tuple[int, ...]) -> list[Vec]:
-        """Unit vectors a class-``c`` vertex and its subtree can provide to the requests ``act``.
+    def at(self, cls: int, wanted: tuple[int, ...]) -> list[Vec]:
+        """Unit vectors a class-``cls`` vertex and its subtree can provide to the requests ``wanted``.
 
+        ``cls`` is a vertex class (vertices with identical subtrees); ``wanted``
+        holds request-kind indices, and a vector has one unit count per entry.
         Requests of the vertex's own type take units of the vertex (and then need
         their children inside it) or nothing: a request never reaches a vertex of
         its type below another one (candidates are the topmost of their type).
         """
-        key = ("at", c, act)
+        key = ("at", cls, wanted)
         hit = self.memo.get(key)
         if hit is not None:
             return hit
         classes = self.classes
-        t = classes.type_of[c]
-        size = classes.size_of[c]
-        below = classes.below[c]
-        dims = len(act)
-        passing = [i for i, k in enumerate(act) if self.ktype[k] != t and below.get(self.ktype[k], 0) > 0]
-        own = [i for i, k in enumerate(act) if self.ktype[k] == t and self.kind_eligible(c, k)]
-        nonleaf = [i for i in own if self.kinds[act[i]].children]
-        leaf = [i for i in own if not self.kinds[act[i]].children]
-        ranges = [range(min(size, self.bound[act[i]]) + 1) for i in nonleaf]
+        vtype = classes.type_of[cls]
+        size = classes.size_of[cls]
+        below = classes.below[cls]
+        dims = len(wanted)
+        passing = [i for i, k in enumerate(wanted) if self.ktype[k] != vtype and below.get(self.ktype[k], 0) > 0]
+        own = [i for i, k in enumerate(wanted) if self.ktype[k] == vtype and self.kind_eligible(cls, k)]
+        nonleaf = [i for i in own if self.kinds[wanted[i]].children]
+        leaf = [i for i in own if not self.kinds[wanted[i]].children]
+        ranges = [range(min(size, self.bound[wanted[i]]) + 1) for i in nonleaf]
         points: list[Vec] = []
         for units in product(*ranges):
             used = sum(units)
@@ -403,46 +405,46 @@ class _Evaluator:
             demand: dict[int, int] = {}
             for i, u in zip(nonleaf, units, strict=True):
                 if u:
-                    for k, per_unit in self.kinds[act[i]].children:
+                    for k, per_unit in self.kinds[wanted[i]].children:
                         demand[k] = demand.get(k, 0) + u * per_unit
-            inner = tuple(sorted({act[i] for i in passing} | set(demand)))
+            inner = tuple(sorted({wanted[i] for i in passing} | set(demand)))
             if inner:
                 where = {q: j for j, q in enumerate(inner)}
                 # A kind can be both demanded by the units taken here and passing
                 # through (interchangeable requests): what passes on is the rest.
-                ys = _prune(
-                    tuple(p[where[act[i]]] - demand.get(act[i], 0) for i in passing)
-                    for p in self.below(c, inner)
-                    if all(p[where[k]] >= need for k, need in demand.items())
+                passed = _prune(
+                    tuple(point[where[wanted[i]]] - demand.get(wanted[i], 0) for i in passing)
+                    for point in self.below(cls, inner)
+                    if all(point[where[k]] >= need for k, need in demand.items())
                 )
             else:
-                ys = [()]
-            if not ys:
+                passed = [()]
+            if not passed:
                 continue
-            for tail in self._splits(leaf, size - used, act):
-                for y in ys:
+            for tail in self._splits(leaf, size - used, wanted):
+                for passed_units in passed:
                     vec = [0] * dims
                     for i, u in zip(nonleaf, units, strict=True):
                         vec[i] = u
                     for i, u in zip(leaf, tail, strict=True):
                         vec[i] = u
-                    for i, u in zip(passing, y, strict=True):
+                    for i, u in zip(passing, passed_units, strict=True):
                         vec[i] = u
                     points.append(tuple(vec))
-        result = _prune(points) or [tuple(0 for _ in act)]
+        result = _prune(points) or [tuple(0 for _ in wanted)]
         self.memo[key] = result
         return result
 
     # -- summary fast path ------------------------------------------------------------
-    def topmost(self, c: int, tid: int) -> tuple[tuple[int, int], ...]:
-        """``((class, multiplicity), ...)`` of the topmost type-``tid`` vertices below class ``c``."""
-        key = ("topmost", c, tid)
+    def topmost(self, cls: int, tid: int) -> tuple[tuple[int, int], ...]:
+        """``((class, multiplicity), ...)`` of the topmost type-``tid`` vertices below class ``cls``."""
+        key = ("topmost", cls, tid)
         cache = self.state.cache
         hit = cache.get(key)
         if hit is None:
             classes = self.classes
             acc: dict[int, int] = {}
-            for kid, mult in classes.kids[c]:
+            for kid, mult in classes.kids[cls]:
                 if classes.type_of[kid] == tid:
                     acc[kid] = acc.get(kid, 0) + mult
                 elif tid in classes.below[kid]:
@@ -458,24 +460,24 @@ class _Evaluator:
             return ((root, 1),)
         return self.topmost(root, tid)
 
-    def cap(self, c: int, q: int) -> int:
-        """Units a class-``c`` vertex can give request ``q`` on its own (``q`` separable).
+    def cap(self, cls: int, q: int) -> int:
+        """Units a class-``cls`` vertex can give request ``q`` on its own (``q`` separable).
 
         Cached on the graph state by request shape, so repeated and similar
         jobspecs reuse it.
         """
         shape = self.reqs[q].shape
-        key = ("cap", c, shape, self.algorithm.name) if shape else ("cap", c, q, id(self))
+        key = ("cap", cls, shape, self.algorithm.name) if shape else ("cap", cls, q, id(self))
         cache = self.state.cache if shape else self.memo
         hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[return-value]
         units = 0
-        if self.eligible(c, q):
-            units = self.classes.size_of[c]
+        if self.eligible(cls, q):
+            units = self.classes.size_of[cls]
             for k in self.reqs[q].children:
                 tid = self.rtype[k]
-                have = sum(m * self.cap(d, k) for d, m in self.topmost(c, tid)) if tid >= 0 else 0
+                have = sum(m * self.cap(d, k) for d, m in self.topmost(cls, tid)) if tid >= 0 else 0
                 units = min(units, have // self.reqs[k].count)
                 if not units:
                     break
@@ -531,9 +533,9 @@ class _Evaluator:
         for q in top:
             k = self.plan.kind_of[q]
             need_by_kind[k] = need_by_kind.get(k, 0) + self.reqs[q].count
-        act = tuple(sorted(need_by_kind))
-        need = tuple(need_by_kind[k] for k in act)
-        return any(all(x >= n for x, n in zip(p, need, strict=True)) for p in self.at(self.classes.root, act))
+        wanted = tuple(sorted(need_by_kind))
+        need = tuple(need_by_kind[k] for k in wanted)
+        return any(all(x >= n for x, n in zip(p, need, strict=True)) for p in self.at(self.classes.root, wanted))
 
     def capacity(self, q: int) -> int:
         """Units of top-level request ``q`` the cluster can provide on its own (at most its kind's bound)."""
@@ -581,10 +583,10 @@ class _Evaluator:
     def _missing(self, req: PlanRequest) -> str:
         tid = self.rtype[req.idx]
         candidates = self.classes_of(tid)
-        if any(self.eligible(c, req.idx) for c in candidates):
+        if any(self.eligible(cls, req.idx) for cls in candidates):
             return ""
         for r in req.requires:
-            if not any(self.requirement_ok(c, r) for c in candidates):
+            if not any(self.requirement_ok(cls, r) for cls in candidates):
                 return f"no {req.type} with {r.describe()}"
         return f"no {req.type} with " + " and ".join(r.describe() for r in req.requires)
 
@@ -593,7 +595,7 @@ class _Evaluator:
         hit = self.state.cache.get(key)
         if hit is None:
             classes = self.classes
-            hit = self.state.cache[key] = tuple(c for c in range(classes.n) if classes.type_of[c] == tid)
+            hit = self.state.cache[key] = tuple(cls for cls in range(classes.n) if classes.type_of[cls] == tid)
         return hit
 
 

@@ -1,4 +1,4 @@
-"""Synthetic JGF documents for tests, benchmarks and demos.
+"""Synthetic JGF documents: small trees for tests, cluster-sized graphs for benchmarks and sizing a server.
 
 :func:`tree_jgf` turns a small nested description into a JGF dict (either
 dialect); :func:`write_cluster_jgf` streams a large regular cluster

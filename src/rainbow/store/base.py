@@ -163,10 +163,6 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def touch_cluster(self, cluster: str, now: float) -> None:
-        """Record contact without an inventory (old clients polling ReceiveJobs)."""
-
-    @abstractmethod
     def mark_unreachable(self, cutoff: float, now: float) -> tuple[list[str], list[JobEvent]]:
         """Clusters silent since before ``cutoff`` become unreachable; their jobs on the cluster ``unknown``."""
 

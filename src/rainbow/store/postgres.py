@@ -445,9 +445,6 @@ class PostgresStore(Store):
         return self._write(body)[0]
 
     # -- reachability -----------------------------------------------------
-    def touch_cluster(self, cluster: str, now: float) -> None:
-        self._write(lambda tx: tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster)))
-
     def heartbeat(self, cluster: str, held: Sequence[HeldJob], now: float) -> tuple[list[int], list[JobEvent]]:
         inventory = {entry.job_id: entry for entry in held}
 

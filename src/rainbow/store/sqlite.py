@@ -206,10 +206,6 @@ class SQLiteStore(Store):
             return state
 
     # -- reachability -----------------------------------------------------
-    def touch_cluster(self, cluster: str, now: float) -> None:
-        with self._write() as db:
-            db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
-
     def heartbeat(self, cluster: str, held: Sequence[HeldJob], now: float) -> tuple[list[int], list[JobEvent]]:
         events: list[JobEvent] = []
         inventory = {entry.job_id: entry for entry in held}

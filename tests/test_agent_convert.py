@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
+from rainbow.agent.convert import default_environment, job_shape, rainbow_tag, to_flux_jobspec
 from rainbow.errors import InvalidArgument
-from rainbow.flux.convert import default_environment, job_shape, rainbow_tag, to_flux_jobspec
 from rainbow.jobspec import simple
 
 from conftest import EXAMPLES

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("rainbow.flux.hooks")
+log = logging.getLogger("rainbow.agent.hooks")
 
 TOPICS = (
     "job.validate",

@@ -101,8 +101,8 @@ def test_load_hooks_from_a_file_both_styles(tmp_path):
 
 
 def test_nothing_but_the_adapter_imports_flux():
-    code = ("import sys; import rainbow, rainbow.flux, rainbow.flux.hooks, rainbow.flux.convert, "
+    code = ("import sys; import rainbow, rainbow.flux, rainbow.agent.hooks, rainbow.agent.convert, "
             "rainbow.flux.resources, rainbow.flux.adapter, rainbow.flux.module, rainbow.agent, rainbow.cli, "
-            "rainbow.demo, rainbow.register, rainbow.server, rainbow.client; "
+            "rainbow.demo, rainbow.register, rainbow.flux.register, rainbow.server, rainbow.client; "
             "assert not [m for m in sys.modules if m == 'flux' or m.startswith('flux.')], 'flux imported'")
     subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env())
