@@ -39,7 +39,10 @@ _TERM_OPS = {
     "rank": "ranks",
     "ranks": "ranks",
 }
-_TOKEN = re.compile(r'\s*(?:(\(|\)|&&|\|\||&|\||!)|"([^"]*)"|\'([^\']*)\'|([^\s()&|!"\']+))')
+_TOKEN = re.compile(
+    r'\s*(?:(\(|\)|&&|\|\||&|\||!)|"([^"]*)"|\'([^\']*)\''
+    r'|([^\s()&|!"\':]+:(?:"[^"]*"|\'[^\']*\')|[^\s()&|!"\']+))'
+)
 _PROPERTY = re.compile(r"^\^?[^\s^,]+$")
 
 
@@ -150,6 +153,8 @@ class _Parser:
                 raise self.fail(f"unknown constraint operator {op!r} (use property, host or rank)")
         else:
             name, rest = "properties", value
+        if len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "\"'":
+            rest = rest[1:-1]
         if not rest:
             raise self.fail(f"{value!r} has no value")
         if name == "properties":
