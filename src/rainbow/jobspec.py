@@ -29,7 +29,7 @@ import jsonschema
 import semver
 import yaml
 
-from rainbow.constraints import validate_constraint
+from rainbow.constraints import combine, validate_constraint
 from rainbow.errors import InvalidArgument
 
 MAX_NODES = 100_000
@@ -604,6 +604,31 @@ def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
 
 
 # -- building and converting ----------------------------------------------------
+
+
+def with_placement(
+    doc: Mapping[str, Any],
+    queue: str | None = None,
+    constraints: Mapping[str, Any] | None = None,
+    duration: float | None = None,
+) -> dict[str, Any]:
+    """A copy of a jobspec dict with its queue, node constraint (RFC 31) and duration (seconds) set.
+
+    Flux V1 keeps them in ``attributes.system``, nextgen in ``attributes``; a
+    constraint given here is and-ed with one the jobspec already has, as
+    ``flux submit --requires`` does with the jobspec's own.
+    """
+    out = copy.deepcopy(dict(doc))
+    section = out.setdefault("attributes", {})
+    if isinstance(out.get("resources"), list):
+        section = section.setdefault("system", {})
+    if queue is not None:
+        section["queue"] = queue
+    if constraints:
+        section["constraints"] = combine(section.get("constraints"), constraints)
+    if duration is not None:
+        section["duration"] = 0.0 if math.isinf(duration) else float(duration)
+    return out
 
 
 def simple(

@@ -34,6 +34,8 @@ from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
 from rainbow.jobspec import Jobspec, parse_jobspec
 from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.limits import Limits
+from rainbow.queues import STATE_KEY as QUEUES_KEY
+from rainbow.queues import QueueSet
 from rainbow.selection import Selection, Selector, get_selector, selector_for_request
 from rainbow.store import HeldJob, JobEvent, JobRecord, NewJob, Store
 
@@ -160,6 +162,14 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
     return data
 
 
+def _parse_queues(text: str, cluster: str) -> QueueSet | None:
+    try:
+        return QueueSet.from_json(text)
+    except InvalidArgument as exc:
+        log.error("cluster %s: stored queue state cannot be read (%s); using the registered queues", cluster, exc)
+        return None
+
+
 def _job_state(value: str, what: str = "state") -> JobState:
     try:
         return parse_state(value)
@@ -230,6 +240,8 @@ class Scheduler:
         # (id of a Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)}); the entry holds
         # the Jobspec, so its id cannot be reused by another one while the entry lives.
         self._matches = _LRU(1024)
+        # queues JSON text (cluster state key) -> QueueSet, shared by clusters reporting the same queues
+        self._queue_sets = _LRU(256)
         self._rng = random.Random()
         self._load_clusters()
         self.store.watch_clusters(self._cluster_changed)
@@ -462,6 +474,11 @@ class Scheduler:
     def update_state(self, cluster: str, secret: str, payload: str) -> dict[str, Any]:
         entry = self._cluster_by_secret(cluster, secret)
         updates = parse_state_payload(payload, self.limits)
+        if QUEUES_KEY in updates and updates[QUEUES_KEY] is not None:
+            if not isinstance(updates[QUEUES_KEY], str):
+                raise InvalidArgument(f"payload.{QUEUES_KEY}: must be the queues as JSON text",
+                                      field=f"payload.{QUEUES_KEY}")
+            QueueSet.from_json(updates[QUEUES_KEY], f"payload.{QUEUES_KEY}")
         with self._lock:
             state = self.store.merge_state(cluster, updates, self.clock())
             entry.state = state
@@ -497,16 +514,25 @@ class Scheduler:
                     results[name] = MatchResult(False, "no usable resource graph")
                     continue
                 state = graph.state
+                queues = self._queues_of(entry, graph)
                 hit = known.get(name)
-                if hit is not None and hit[0] is state:
+                if hit is not None and hit[0] is state and hit[2] is queues:
                     results[name] = hit[1]
                 elif cached_only:
                     return None
                 else:
-                    result = match(graph, jobspec, algorithm)
-                    known[name] = (state, result)
+                    result = match(graph, jobspec, algorithm, queues)
+                    known[name] = (state, result, queues)
                     results[name] = result
         return results
+
+    def _queues_of(self, entry: _Cluster, graph: ClusterGraph) -> QueueSet:
+        """The cluster's queues: the agent's latest report (state key ``queues``), else the registered ones."""
+        text = entry.state.get(QUEUES_KEY)
+        if not isinstance(text, str):
+            return graph.queues
+        parsed = self._queue_sets.get(text, lambda: _parse_queues(text, entry.name))
+        return parsed if parsed is not None else graph.queues
 
     def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
         jobspec = self.parse_jobspec(jobspec_text)

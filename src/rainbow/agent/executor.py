@@ -11,7 +11,8 @@ the demo).
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 # Job states an executor reports (rainbow's names).
@@ -82,10 +83,13 @@ class Resources:
     gpus_free: int = 0
     pending: int = 0
     running: int = 0
+    #: further flat state keys the local scheduler knows (the Flux executor: ``queues``, see rainbow.queues)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def state(self) -> dict[str, int]:
+    def state(self) -> dict[str, Any]:
         """The flat ``UpdateState`` payload (``nodes_free`` is what the selection presets read)."""
         return {
+            **self.extra,
             "nodes_total": self.nodes,
             "nodes_free": self.nodes_free,
             "cores_total": self.cores,

@@ -13,6 +13,9 @@ used are those of flux-core 0.84+ (checked against 0.88):
   journal's ``submit`` events carry the jobspec)
 - ``flux.job.cancel(h, jobid, reason)``
 - ``flux.job.stats.JobStats(h).update_sync()`` (pending and running counts)
+- ``flux.queue.QueueList(h)`` (each queue's name, default, enabled, started, limits, default duration,
+  as flux-core resolves them from the ``config.get`` RPC, RFC 33 virtual queues included) and
+  ``h.rpc("config.get")`` for each queue's ``requires`` (its node set)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +46,7 @@ from rainbow.agent.executor import (
     Submission,
 )
 from rainbow.flux.resources import r_nodes
+from rainbow.queues import SIZES, STATE_KEY, Queue, QueueSet
 
 log = logging.getLogger("rainbow.flux")
 
@@ -81,6 +86,38 @@ def instance_name(handle: Any, R: Mapping[str, Any] | None = None) -> str:
     if jobid:
         name = f"{name}-{int(_job_id(jobid))}"
     return name
+
+
+def instance_queues(handle: Any) -> QueueSet:
+    """The instance's queues as rainbow stores them (one anonymous queue when none are configured).
+
+    Limits come from ``QueueList`` (``math.inf`` = unlimited); ``requires`` (the
+    properties a queue's nodes have) from the queue's config entry, or its
+    parent's for a virtual queue.
+    """
+    import flux.queue
+
+    config = handle.rpc("config.get").get() or {}
+    configured = config.get("queues") or {}
+    queues = []
+    for info in flux.queue.QueueList(handle):
+        entry = configured.get(info.name) or {}
+        requires = entry.get("requires")
+        if requires is None and info.parent:
+            requires = (configured.get(info.parent) or {}).get("requires")
+        limits = info.limits
+        queues.append(Queue(
+            name=info.name,
+            default=bool(info.is_default),
+            enabled=bool(info.enabled),
+            started=bool(info.started),
+            requires=tuple(requires or ()),
+            min_size={k: float(getattr(limits.min, k)) for k, _ in SIZES},
+            max_size={k: float(getattr(limits.max, k)) for k, _ in SIZES},
+            duration=float(limits.duration),
+            default_duration=float(info.defaults.duration) or math.inf,
+        ))
+    return QueueSet(tuple(queues)) if queues else QueueSet()
 
 
 def _job_id(value: Any) -> Any:
@@ -266,10 +303,15 @@ class FluxExecutor(Executor):
                    if rank in every and len(node.cores) == len(every[rank].cores)
                    and len(node.gpus) == len(every[rank].gpus))
         stats = JobStats(self.handle).update_sync()
+        extra: dict[str, Any] = {}
+        try:
+            extra[STATE_KEY] = instance_queues(self.handle).to_json()
+        except (OSError, ValueError) as exc:
+            log.warning("flux queue list: %s (queue state not reported)", exc)
         return Resources(
             nodes=listing.all.nnodes, cores=listing.all.ncores, gpus=listing.all.ngpus,
             nodes_free=idle, cores_free=listing.free.ncores, gpus_free=listing.free.ngpus,
-            pending=stats.pending, running=stats.running,
+            pending=stats.pending, running=stats.running, extra=extra,
         )
 
     def recover(self) -> list[JobUpdate]:

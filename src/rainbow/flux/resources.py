@@ -108,8 +108,13 @@ def _basename(hostname: str) -> str:
     return (found.group(1) if found else hostname) or "node"
 
 
-def r_to_jgf(R: Mapping[str, Any], cluster_name: str = "cluster") -> dict[str, Any]:
+def r_to_jgf(
+    R: Mapping[str, Any], cluster_name: str = "cluster", queues: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu``.
+
+    ``queues`` (``QueueSet.to_dict()``, see :mod:`rainbow.queues`) goes into
+    ``graph.metadata``; without it the cluster has one unlimited anonymous queue.
 
     Node vertices are named after their hostnames, carry their broker ``rank``
     and keep R's properties as ``metadata.properties`` (``{"pdebug": ""}``, as
@@ -163,4 +168,7 @@ def r_to_jgf(R: Mapping[str, Any], cluster_name: str = "cluster") -> dict[str, A
             for number in ids:
                 child = add(kind, kind, f"{kind}{number}", str(number), node.rank, f"{path}/{kind}{number}")
                 link(vertex, child)
-    return {"graph": {"directed": True, "nodes": vertices, "edges": edges}}
+    graph: dict[str, Any] = {"directed": True, "nodes": vertices, "edges": edges}
+    if queues is not None:
+        graph["metadata"] = dict(queues)
+    return {"graph": graph}
