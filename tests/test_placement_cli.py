@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_cli import Rainbow, address  # noqa: F401 (the server process fixture)
 
 from rainbow.flux.resources import r_to_jgf
 
 from conftest import EXAMPLES, REGISTRATION_SECRET
-from test_cli import Rainbow, address  # noqa: F401 (the server process fixture)
 
 R16 = json.loads((EXAMPLES / "flux" / "R-16node-gpus.json").read_text())
 QUEUES = {"queues": [
