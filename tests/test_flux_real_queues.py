@@ -147,11 +147,16 @@ def test_requires_text_means_what_flux_submit_makes_of_it(flux_python, tmp_path)
 def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F811
     out = run_in_flux(tmp_path, """
         flux queue start --all
+        flux python -m rainbow.submit --config-path cfg.yaml --dry-run --queue debug --requires pdebug -t 20m true
+        echo REGISTER
         flux python -m rainbow.register --dry-run --config-path cfg.yaml --cluster-name tioga
     """)
     from rainbow.graph import ClusterGraph
 
-    graph = ClusterGraph.from_jgf(out)
+    submitted, registered = out.split("REGISTER\n")
+    system = json.loads(submitted)["attributes"]["system"]
+    assert (system["queue"], system["constraints"], system["duration"]) == ("debug", {"properties": ["pdebug"]}, 1200)
+    graph = ClusterGraph.from_jgf(registered)
     debug, batch = graph.queues.get("debug"), graph.queues.get("batch")
     assert (debug.requires, debug.max_size["nnodes"], debug.duration, debug.default) == (("pdebug",), 2, 1800, False)
     assert (batch.requires, batch.default, batch.started) == (("pbatch",), True, True)
