@@ -259,7 +259,8 @@ class Constraint:
                 return False
         return True
 
-    def describe(self) -> str:
+    @cached_property
+    def description(self) -> str:
         """``with property 'pbatch'``, ``without property 'pdebug'``, else ``matching 'EXPR'``."""
         tree = self.tree
         if set(tree) == {"properties"} and tree["properties"]:

@@ -655,27 +655,42 @@ def node_constraint(jobspec: Jobspec, queue: Queue) -> Constraint | None:
     return compiled
 
 
+def _admission(plan: Plan, jobspec: Jobspec, queues: QueueSet) -> tuple[str | None, Constraint | None, int]:
+    """Why the job cannot enter its queue (or None), the node constraint it then runs under, its node count."""
+    counts = job_counts(plan)
+    queue, why = queues.resolve(jobspec.queue)
+    if queue is None:
+        return why, None, counts["nnodes"]
+    why = queue.check(counts, jobspec.duration)
+    if why:
+        return why, None, counts["nnodes"]
+    return None, node_constraint(jobspec, queue), counts["nnodes"]
+
+
 def _decide_placement(
     state: GraphState, plan: Plan, algorithm: MatchAlgorithm, jobspec: Jobspec, queues: QueueSet
 ) -> MatchResult:
-    """Queue admission (name, enabled, sizes, duration), then the match on the nodes the constraints allow."""
-    queue, why = queues.resolve(jobspec.queue)
-    if queue is None:
-        return MatchResult(False, why)
-    counts = job_counts(plan)
-    why = queue.check(counts, jobspec.duration)
+    """Queue admission (name, enabled, sizes, duration), then the match on the nodes the constraints allow.
+
+    Admission depends only on the jobspec and the queues, so it is decided once
+    per (jobspec, queue set) and kept on the jobspec.
+    """
+    key = ("admission", id(queues))
+    hit = jobspec._cache.get(key)
+    if hit is None or hit[0] is not queues:
+        hit = jobspec._cache[key] = (queues, *_admission(plan, jobspec, queues))
+    _, why, constraint, need = hit
     if why:
         return MatchResult(False, why)
-    constraint = node_constraint(jobspec, queue)
     if constraint is None:
         return _decide(state, plan, algorithm)
     narrowed = restrict(state, constraint)
     result = _decide(narrowed.state, plan, algorithm)
     if result.ok or narrowed.allowed == narrowed.nodes:
         return result
-    what = constraint.describe()
-    if counts["nnodes"] > narrowed.allowed:
-        return MatchResult(False, f"{counts['nnodes']} nodes {what} needed, {narrowed.allowed} have it")
+    what = constraint.description
+    if need > narrowed.allowed:
+        return MatchResult(False, f"{need} nodes {what} needed, {narrowed.allowed} have it")
     return MatchResult(False, f"{result.reason} on the {narrowed.allowed} nodes {what}")
 
 

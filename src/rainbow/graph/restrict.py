@@ -16,7 +16,6 @@ state per constraint.
 from __future__ import annotations
 
 from array import array
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from rainbow.constraints import Constraint, NodeLabel
@@ -37,15 +36,14 @@ class Restricted:
 
 def restrict(state: GraphState, constraint: Constraint) -> Restricted:
     """``state`` restricted to the nodes ``constraint`` allows (cached per constraint)."""
-    cache = state.cache.setdefault("restricted", OrderedDict())
+    cache = state.cache.get("restricted")
+    if cache is None:
+        cache = state.cache["restricted"] = {}
     hit = cache.get(constraint.key)
-    if hit is not None:
-        cache.move_to_end(constraint.key)
-        return hit
-    hit = _restrict(state, constraint)
-    cache[constraint.key] = hit
-    while len(cache) > _KEPT:
-        cache.popitem(last=False)
+    if hit is None:
+        if len(cache) >= _KEPT:
+            cache.clear()
+        hit = cache[constraint.key] = _restrict(state, constraint)
     return hit
 
 
