@@ -236,3 +236,33 @@ def test_queue_state_reports_change_matching_without_reregistering(server_factor
             client.update_state("tioga", {"queues": bad})
         assert "payload.queues" in str(caught.value)
     assert client.satisfy(debug_job).clusters == ("tioga",)
+
+
+def test_unsatisfiable_before_start_is_a_rejection_and_submit_refusals_keep_fluxs_words(flux_fake):
+    from rainbow.flux.adapter import FluxExecutor
+
+    tioga(flux_fake, hold=True)
+    executor = FluxExecutor(cluster="tioga")
+    executor.submit(Submission(1, "tioga", "too-big", jobspec(17)))
+    executor.submit(Submission(2, "tioga", "fits", jobspec(2)))
+    updates = {u.jobid: u for u in executor.poll()}
+    assert (updates[1].state, updates[1].rejected) == ("failed", True)
+    assert updates[1].message == "alloc: unsatisfiable request: need 17 node(s) with 1 cores each, only 12 eligible"
+    assert (updates[2].state, updates[2].rejected) == ("running", False)
+    with pytest.raises(JobRejected) as caught:
+        executor.submit(Submission(3, "tioga", "x", jobspec(1, queue="nosuch")))
+    assert str(caught.value) == "Invalid queue 'nosuch' specified"
+
+
+def test_a_job_that_ran_and_failed_is_not_a_rejection(flux_fake):
+    import flux.job
+
+    from rainbow.flux.adapter import FluxExecutor
+
+    instance = tioga(flux_fake, hold=True)
+    executor = FluxExecutor(cluster="tioga")
+    local = executor.submit(Submission(1, "tioga", "fits", jobspec(2)))
+    executor.poll()
+    instance.finish(int(flux.job.JobID(local)), 1 << 8)
+    (update,) = executor.poll()
+    assert (update.state, update.exit_code, update.rejected) == ("failed", 1, False)

@@ -25,7 +25,7 @@ FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
 class JobRejected(Exception):
-    """This job cannot run here (too big, invalid for the local scheduler...): fail it, do not retry."""
+    """The local scheduler refuses this job (too big, a disabled queue, invalid for it...): do not retry here."""
 
 
 class ExecutorUnavailable(Exception):
@@ -51,6 +51,8 @@ class JobUpdate:
     jobid: int | None = None
     exit_code: int | None = None
     message: str = ""
+    #: the local scheduler refused the job before it ever ran (``message`` says why): it may run elsewhere
+    rejected: bool = False
 
     @property
     def final(self) -> bool:

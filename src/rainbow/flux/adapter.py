@@ -54,6 +54,8 @@ log = logging.getLogger("rainbow.flux")
 _UNAVAILABLE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ENOSYS, errno.EHOSTUNREACH,
                                  errno.ETIMEDOUT, errno.EAGAIN})
 
+# How an alloc exception begins when no set of the instance's nodes can hold the request.
+UNSATISFIABLE = "unsatisfiable request"
 HISTORY_TIMEOUT = 60.0
 # poll(timeout=0) returns before the handle reads anything: give the stream a moment per pass.
 DRAIN_TIMEOUT = 0.02
@@ -126,6 +128,14 @@ def _job_id(value: Any) -> Any:
     return flux.job.JobID(value)
 
 
+def _refusal(exc: OSError) -> str:
+    """Flux's own words for a refused submit (``requested nnodes (3) exceeds policy limit of 2 ...``)."""
+    text = exc.strerror or str(exc)
+    if exc.errno is not None and text.startswith(f"[Errno {exc.errno}] "):
+        text = text[len(f"[Errno {exc.errno}] "):]
+    return text
+
+
 def waitstatus_exit_code(status: int) -> int:
     """The shell-style exit code of a wait(2) status (128+N for signal N)."""
     if os.WIFEXITED(status):
@@ -143,9 +153,17 @@ class _FluxJob:
     state: str = SUBMITTED
     exit_code: int | None = None
     exception: tuple[str, str] | None = None
+    started: bool = False
+
+    @property
+    def unsatisfiable(self) -> bool:
+        """Flux's scheduler found no set of its nodes that could ever hold the job (before it ran)."""
+        return (not self.started and self.exception is not None and self.exception[0] == "alloc"
+                and self.exception[1].startswith(UNSATISFIABLE))
 
     def update(self, message: str = "") -> JobUpdate:
-        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message)
+        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message,
+                         rejected=self.state == FAILED and self.unsatisfiable)
 
 
 class FluxExecutor(Executor):
@@ -231,6 +249,8 @@ class FluxExecutor(Executor):
         if job is None or job.state in (COMPLETED, FAILED, CANCELLED):
             return
         context = event.context or {}
+        if name == "start":
+            job.started = True
         if name == "start" and job.state == SUBMITTED:
             job.state = RUNNING
             self._updates.append(job.update())
@@ -270,7 +290,7 @@ class FluxExecutor(Executor):
         except OSError as exc:
             if exc.errno in _UNAVAILABLE_ERRNOS:
                 raise ExecutorUnavailable(f"flux job submit: {exc.strerror or exc}") from exc
-            raise JobRejected(f"Flux refused the job: {exc.strerror or exc}") from exc
+            raise JobRejected(_refusal(exc)) from exc
         record = _FluxJob(int(flux_id), flux_id.f58, job.jobid)
         self._jobs.setdefault(record.flux_id, record)
         self._by_rainbow[job.jobid] = record.flux_id
