@@ -266,3 +266,44 @@ def test_a_job_that_ran_and_failed_is_not_a_rejection(flux_fake):
     instance.finish(int(flux.job.JobID(local)), 1 << 8)
     (update,) = executor.poll()
     assert (update.state, update.exit_code, update.rejected) == ("failed", 1, False)
+
+
+HWLOC2 = ('<?xml version="1.0"?><topology version="2.0"><object type="Machine" os_index="0">'
+          '<object type="Package"><object type="NUMANode" os_index="0" local_memory="68719476736"/>'
+          '<object type="Core"/></object><object type="Package">'
+          '<object local_memory="34359738368" type="NUMANode" os_index="1"/></object></object></topology>')
+HWLOC1 = ('<topology><object type="Machine" os_index="0" local_memory="17179869184">'
+          '<object type="Core"/></object></topology>')
+
+
+def test_memory_comes_from_each_ranks_hwloc_topology(flux_fake, tmp_path):
+    from rainbow.flux.register import main
+    from rainbow.flux.resources import hwloc_memory_gb
+    from rainbow.graph import ClusterGraph, match
+    from rainbow.jobspec import parse_jobspec
+
+    assert (hwloc_memory_gb(HWLOC2), hwloc_memory_gb(HWLOC1), hwloc_memory_gb("<topology/>")) == (96, 16, 0)
+    flux_fake.use(flux_fake.FakeInstance(R16, xml=[HWLOC2] * 8 + [HWLOC1] * 8))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["--config-path", str(tmp_path / "c.yaml"), "--cluster-name", "tioga", "--dry-run"]) == 0
+    graph = ClusterGraph.from_jgf(out.getvalue())
+    assert graph.summary()["memory"] == 8 * 96 + 8 * 16
+
+    def wants(nodes: int, gb: int):
+        return parse_jobspec({"version": 1, "resources": {"m": {"type": "node", "count": nodes,
+                                                                 "with": [{"type": "memory", "count": gb}]}}})
+
+    assert match(graph, wants(8, 96)).ok
+    assert match(graph, wants(9, 96)).reason == "needs 9 node with 96 memory, has 8"
+
+
+def test_no_topology_memory_means_no_memory_vertices(flux_fake, tmp_path):
+    from rainbow.flux.register import main
+    from rainbow.graph import ClusterGraph
+
+    tioga(flux_fake)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["--config-path", str(tmp_path / "c.yaml"), "--cluster-name", "tioga", "--dry-run"]) == 0
+    assert "memory" not in ClusterGraph.from_jgf(out.getvalue()).summary()

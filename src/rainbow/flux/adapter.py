@@ -13,6 +13,7 @@ used are those of flux-core 0.84+ (checked against 0.88):
   journal's ``submit`` events carry the jobspec)
 - ``flux.job.cancel(h, jobid, reason)``
 - ``flux.job.stats.JobStats(h).update_sync()`` (pending and running counts)
+- ``h.rpc("resource.get-xml")`` (each rank's hwloc XML, for its memory)
 - ``flux.queue.QueueList(h)`` (each queue's name, default, enabled, started, limits, default duration,
   as flux-core resolves them from the ``config.get`` RPC, RFC 33 virtual queues included) and
   ``h.rpc("config.get")`` for each queue's ``requires`` (its node set)
@@ -45,7 +46,7 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.resources import r_nodes
+from rainbow.flux.resources import hwloc_memory_gb, r_nodes
 from rainbow.queues import SIZES, STATE_KEY, Queue, QueueSet
 
 log = logging.getLogger("rainbow.flux")
@@ -120,6 +121,19 @@ def instance_queues(handle: Any) -> QueueSet:
             default_duration=float(info.defaults.duration) or math.inf,
         ))
     return QueueSet(tuple(queues)) if queues else QueueSet()
+
+
+def instance_memory(handle: Any) -> dict[int, int]:
+    """GiB of memory per broker rank, from the hwloc XML the resource module keeps (``resource.get-xml``).
+
+    Empty when the instance does not answer (the graph then has no memory vertices).
+    """
+    try:
+        xml = handle.rpc("resource.get-xml").get().get("xml") or []
+    except OSError as exc:
+        log.warning("resource.get-xml: %s (memory not registered)", exc.strerror or exc)
+        return {}
+    return {rank: hwloc_memory_gb(text) for rank, text in enumerate(xml) if isinstance(text, str)}
 
 
 def _job_id(value: Any) -> Any:

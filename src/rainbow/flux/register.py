@@ -1,7 +1,7 @@
 """``flux python -m rainbow.register``: register the enclosing Flux instance with rainbow.
 
-Reads the instance's resources (``flux.resource.resource_list``, Rv1) and
-queues (``flux.queue.QueueList``), builds the cluster JGF (``cluster > node >
+Reads the instance's resources (``flux.resource.resource_list``, Rv1), memory
+(hwloc XML, ``resource.get-xml``) and queues (``flux.queue.QueueList``), builds the cluster JGF (``cluster > node >
 core/gpu``, queues in ``graph.metadata``), registers it and, with
 ``--save``, writes the cluster's secret and submit token to the config file.
 Works from inside any Flux instance, nested ones included (``flux alloc``,
@@ -70,16 +70,17 @@ def run(args: argparse.Namespace) -> int:
             name = instance_name(handle, R)
         else:
             raise InvalidArgument("--cluster-name is required with --R", field="cluster_name")
-    queues = None
+    queues, memory = None, None
     if handle is not None:
-        from rainbow.flux.adapter import instance_queues
+        from rainbow.flux.adapter import instance_memory, instance_queues
 
+        memory = instance_memory(handle)
         try:
             queues = instance_queues(handle).to_dict()
         except (OSError, ValueError) as exc:
             print(f"rainbow register: warning: cannot read the instance's queues ({exc}); "
                   "registering one unlimited queue", file=sys.stderr)
-    jgf = r_to_jgf(R, name, queues)
+    jgf = r_to_jgf(R, name, queues, memory)
     if args.dry_run:
         print(json.dumps(jgf, indent=2))
         return 0

@@ -108,13 +108,42 @@ def _basename(hostname: str) -> str:
     return (found.group(1) if found else hostname) or "node"
 
 
+_OBJECT_TAG = re.compile(r"<object\b([^>]*)>")
+_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+GIB = 1 << 30
+
+
+def hwloc_memory_gb(xml: str) -> int:
+    """A node's memory in whole GiB from its hwloc XML: the NUMA nodes' ``local_memory`` summed.
+
+    hwloc 1.x topologies without NUMA nodes give the machine's ``local_memory``
+    instead; 0 when the XML names no memory.
+    """
+    numa = machine = 0
+    for tag in _OBJECT_TAG.finditer(xml):
+        attributes = dict(_ATTRIBUTE.findall(tag.group(1)))
+        size = attributes.get("local_memory", "")
+        if not size.isdigit():
+            continue
+        if attributes.get("type") == "NUMANode":
+            numa += int(size)
+        elif attributes.get("type") == "Machine":
+            machine += int(size)
+    return (numa or machine) // GIB
+
+
 def r_to_jgf(
-    R: Mapping[str, Any], cluster_name: str = "cluster", queues: Mapping[str, Any] | None = None
+    R: Mapping[str, Any],
+    cluster_name: str = "cluster",
+    queues: Mapping[str, Any] | None = None,
+    memory_gb: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu``.
+    """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu[/memory]``.
 
     ``queues`` (``QueueSet.to_dict()``, see :mod:`rainbow.queues`) goes into
     ``graph.metadata``; without it the cluster has one unlimited anonymous queue.
+    ``memory_gb`` (GiB per broker rank, from the hwloc topology) adds one
+    ``memory`` vertex of that size (unit ``GB``) to each node that has some.
 
     Node vertices are named after their hostnames, carry their broker ``rank``
     and keep R's properties as ``metadata.properties`` (``{"pdebug": ""}``, as
@@ -168,6 +197,11 @@ def r_to_jgf(
             for number in ids:
                 child = add(kind, kind, f"{kind}{number}", str(number), node.rank, f"{path}/{kind}{number}")
                 link(vertex, child)
+        memory = (memory_gb or {}).get(node.rank, 0)
+        if memory > 0:
+            child = add("memory", "memory", "memory0", "0", node.rank, f"{path}/memory0")
+            vertices[child]["metadata"].update(size=memory, unit="GB")
+            link(vertex, child)
     graph: dict[str, Any] = {"directed": True, "nodes": vertices, "edges": edges}
     if queues is not None:
         graph["metadata"] = dict(queues)

@@ -43,7 +43,7 @@ class FakeInstance:
 
     def __init__(self, R: dict[str, Any] | None = None, *, hold: bool = False,
                  exit_codes: dict[str, int] | None = None, attrs: dict[str, str] | None = None,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None, xml: list[str] | None = None) -> None:
         from flux.resource import _hosts, _rank_cores
 
         self.R = copy.deepcopy(R or TWO_NODES_R)
@@ -61,6 +61,9 @@ class FakeInstance:
         # the instance config (``config.get``): ``queues``, ``policy``; queue state as `flux queue` sets it
         self.config = copy.deepcopy(config or {})
         self.queue_state: dict[str, dict[str, Any]] = {}
+        # each rank's hwloc XML (``resource.get-xml``); by default a topology that names no memory
+        self.xml = list(xml) if xml is not None else ['<topology><object type="Machine"/></topology>'] * len(
+            self.total)
         hosts = _hosts(self.R["execution"].get("nodelist", []))
         self.hosts = dict(zip(sorted(self.total), hosts, strict=False))
 

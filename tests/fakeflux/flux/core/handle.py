@@ -34,4 +34,6 @@ class Flux:
     def rpc(self, topic: str, payload: Any = None, nodeid: int = 0, flags: int = 0) -> _RPC:
         if topic == "config.get":
             return _RPC(self.instance.config)
+        if topic == "resource.get-xml":
+            return _RPC({"xml": self.instance.xml})
         raise OSError(errno.ENOSYS, "Function not implemented")
