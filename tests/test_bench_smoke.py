@@ -26,3 +26,14 @@ def test_submit_and_receive_quick(tmp_path):
     rows = summary_rows({"submit": submit, "receive": receive})
     assert [row[0] for row in rows][:3] == [
         "submit throughput (32 clients)", "submit latency median / p99", "receive + accept 1,000 jobs"]
+
+
+def test_match_placement_quick(capsys):
+    from bench import match_bench
+
+    result = match_bench.placement_section(n_clusters=8, nodes=40, repeat=2)
+    assert len(result["plain"]) == len(result["placed"]) == len(match_bench.jobspec_mix(40))
+    assert result["ratio"] > 0
+    reasons = {reason for row in result["placed"] for reason in row["reasons"]}
+    assert "no queue 'nosuch'" in reasons  # every fifth jobspec names a queue the clusters lack
+    assert "queues and constraints: median" in capsys.readouterr().out
