@@ -300,3 +300,10 @@ def test_queue_descriptions_round_trip_and_bad_ones_are_refused_at_registration(
     with pytest.raises(InvalidArgument) as caught:
         ClusterGraph.from_jgf(json.dumps(jgf))
     assert caught.value.field == "graph.metadata.queues[0].limits.max.nnodes"
+
+
+def test_graph_metadata_that_is_not_an_object_is_ignored_as_before():
+    jgf = r_to_jgf(R16, "old")
+    jgf["graph"]["metadata"] = ["anything"]
+    for source in (jgf, json.dumps(jgf)):
+        assert ClusterGraph.from_jgf(source).queues.anonymous

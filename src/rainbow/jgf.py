@@ -266,11 +266,9 @@ class _Reader:
             self.edge(edge)
 
     def set_graph_metadata(self, meta: Any) -> None:
-        if meta is None:
-            return
-        if not isinstance(meta, Mapping):
-            raise InvalidArgument("graph.metadata: must be an object", field="graph.metadata")
-        self.graph_metadata = dict(meta)
+        """Keep ``graph.metadata`` when it is an object (anything else was always ignored, and still is)."""
+        if isinstance(meta, Mapping):
+            self.graph_metadata = dict(meta)
 
     def result(self) -> JGFData:
         if not self.nodes_done:
