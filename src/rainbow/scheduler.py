@@ -92,6 +92,13 @@ class _Cluster:
     reachable: bool = True
     # The stored (created, version) the graph was built from: a change elsewhere changes one of them.
     origin: tuple[float, int] = (0.0, 1)
+    # The stored ``updated`` time the credentials and state were read at (a state change moves it).
+    updated: float = 0.0
+
+    @property
+    def stored_version(self) -> tuple[float, int, float]:
+        """What ``Store.cluster_versions`` says of this copy's cluster while the copy is current."""
+        return (*self.origin, self.updated)
 
 
 class _LRU:
@@ -239,6 +246,7 @@ class Scheduler:
             self._clusters[record.name] = _Cluster(
                 record.name, record.secret_hash, record.token_hash, record.state,
                 self._build_graph(record.name), record.reachable, (record.created, record.version),
+                record.updated,
             )
         log.info("loaded %d clusters from the store", len(self._clusters))
 
@@ -281,13 +289,33 @@ class Scheduler:
             entry = self._clusters.get(name)
             if entry is None:
                 self._clusters[name] = _Cluster(name, record.secret_hash, record.token_hash, record.state, graph,
-                                                record.reachable, origin)
+                                                record.reachable, origin, record.updated)
                 log.info("cluster %s was registered through another server", name)
                 return
             entry.secret_hash, entry.token_hash = record.secret_hash, record.token_hash
-            entry.state, entry.reachable = record.state, record.reachable
+            entry.state, entry.reachable, entry.updated = record.state, record.reachable, record.updated
             if stale:
                 entry.graph, entry.origin = graph, origin
+
+    def sync_clusters(self, names: Sequence[str] | None = None) -> None:
+        """Read-your-writes across replicas: make the cached copies of the named clusters (all: None) current.
+
+        On a store other servers write to, a change made through another replica
+        reaches this one by notification, a little later; a request that arrives
+        first (behind a load balancer, the normal case) must not be answered from
+        an older copy. One small read of the clusters' stored versions says which
+        copies are missing, stale or of deleted clusters; only those are reloaded.
+        A store no other process writes to has nothing to check.
+        """
+        if not self.store.shared:
+            return
+        stored = self.store.cluster_versions(None if names is None else list(dict.fromkeys(names)))
+        with self._lock:
+            held = set(self._clusters) if names is None else {n for n in names if n in self._clusters}
+            changed = [name for name, version in stored.items()
+                       if name not in self._clusters or self._clusters[name].stored_version != version]
+        for name in sorted({*changed, *(held - set(stored))}):
+            self.refresh_cluster(name)
 
     @property
     def cluster_names(self) -> list[str]:
@@ -307,6 +335,7 @@ class Scheduler:
         check_name(name, "cluster", self.limits)
         if not secret:
             raise PermissionDenied("a cluster secret is required", field="secret")
+        self.sync_clusters([name])
         with self._lock:
             cluster = self._clusters.get(name)
         if cluster is None:
@@ -322,6 +351,7 @@ class Scheduler:
         names: dict[str, None] = {}
         hashes: dict[str, str] = {}  # a request usually lists one token (the global one) many times
         limit = self.limits.max_name_length
+        self.sync_clusters([name for name, _ in clusters if name])
         with self._lock:
             for index, (name, token) in enumerate(clusters):
                 if not name or len(name) > limit or not name.strip():
@@ -345,6 +375,7 @@ class Scheduler:
             raise NotFound(f"job {job_id} does not exist", field="jobid")
         # The token of the job's cluster, or of any cluster it could have been placed on
         # (a re-placed job stays visible to whoever submitted it).
+        self.sync_clusters([job.cluster, *job.candidates])
         with self._lock:
             hashes = [self._clusters[c].token_hash for c in (job.cluster, *job.candidates) if c in self._clusters]
         if not any(credentials.check_secret(token, h) for h in hashes):
@@ -365,6 +396,7 @@ class Scheduler:
             raise PermissionDenied("wrong or missing registration secret", field="secret")
         if not nodes:
             raise InvalidArgument("nodes (the cluster JGF) are required", field="nodes")
+        self.sync_clusters([name])
         with self._lock:
             if name in self._clusters:
                 return Registration(created=False)
@@ -373,7 +405,7 @@ class Scheduler:
         cluster_secret = credentials.new_secret()
         now = self.clock()
         entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph,
-                         origin=(now, 1))
+                         origin=(now, 1), updated=now)
         with self._lock:
             if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, now):
                 return Registration(created=False)
@@ -441,9 +473,10 @@ class Scheduler:
     def update_state(self, cluster: str, secret: str, payload: str) -> dict[str, Any]:
         entry = self._cluster_by_secret(cluster, secret)
         updates = parse_state_payload(payload, self.limits)
+        now = self.clock()
         with self._lock:
-            state = self.store.merge_state(cluster, updates, self.clock())
-            entry.state = state
+            state = self.store.merge_state(cluster, updates, now)
+            entry.state, entry.updated = state, now
         log.info("cluster %s state: %s", cluster, ", ".join(f"{k}={v}" for k, v in updates.items()))
         return state
 
@@ -489,6 +522,7 @@ class Scheduler:
 
     def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
         jobspec = self.parse_jobspec(jobspec_text)
+        self.sync_clusters()
         results = self._match(self.cluster_names, jobspec, algorithm)
         assert results is not None
         matches = [name for name, result in results.items() if result.ok]
@@ -564,7 +598,10 @@ class Scheduler:
         Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
         With ``cached_only``, None when the jobspec would have to be parsed, a
         selector made or a match run: a server may run the cheap rest inline.
+        On a shared store the clusters' versions are read first, so never inline.
         """
+        if cached_only and self.store.shared:
+            return None
         candidates = self.authorize_clusters(clusters)
         if key and len(key) > self.limits.max_name_length:
             raise InvalidArgument(f"idempotency_key is longer than {self.limits.max_name_length} characters",

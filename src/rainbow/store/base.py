@@ -287,6 +287,19 @@ class Store(ABC):
         """A cheap round trip to the database; raises (``Unavailable``) when it cannot be reached."""
         self.last_event_seq()
 
+    # True when other processes may write to this store too (server replicas on one database).
+    shared: bool = False
+
+    def cluster_versions(self, names: Sequence[str] | None = None) -> dict[str, tuple[float, int, float]]:
+        """``(created, version, updated)`` of the named clusters (all: None) that exist.
+
+        Together they change whenever a cluster's credentials (a new registration),
+        graph, subsystems or state change: a replica compares them with what it
+        holds to know, with one small read, whether its copy is current.
+        """
+        records = self.list_clusters() if names is None else filter(None, map(self.get_cluster, names))
+        return {r.name: (r.created, r.version, r.updated) for r in records}
+
     @abstractmethod
     def watch_clusters(self, callback: Callable[[str | None], None]) -> None:
         """Call ``callback(name)`` when another process changes a cluster; ``None`` means "reload all".
