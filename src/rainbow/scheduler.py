@@ -151,6 +151,14 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
         raise InvalidArgument(f"payload is not valid JSON: {exc}", field="payload") from None
     except RecursionError:
         raise InvalidArgument("payload is nested too deeply (state must be flat)", field="payload") from None
+    if isinstance(data, str):
+        # The published Python client sends json.dumps(file text): a JSON string holding the object.
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise InvalidArgument("payload is a JSON string that does not hold a JSON object", field="payload")
     if not isinstance(data, dict):
         raise InvalidArgument("payload must be a JSON object of key/value pairs", field="payload")
     if len(data) > limits.max_state_keys:
