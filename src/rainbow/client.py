@@ -288,7 +288,12 @@ def _jobspec_input(jobspec: Jobspec | Mapping[str, Any] | PathOrText) -> tuple[J
         parsed = parse_jobspec(dict(jobspec))
         return parsed, parsed.to_yaml()
     text = read_input(jobspec, "jobspec")
-    return parse_jobspec(text), text
+    try:
+        return parse_jobspec(text), text
+    except InvalidArgument as exc:
+        if isinstance(jobspec, os.PathLike) or text is not jobspec:  # read from a file: name it
+            raise InvalidArgument(f"{os.fspath(jobspec)}: {exc.message}", field=exc.field) from None
+        raise
 
 
 def _option_text(value: Any) -> str:

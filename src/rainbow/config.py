@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from rainbow.errors import InvalidArgument
+from rainbow.jobspec import yaml_problem
 
 DEFAULT_HOST = "localhost:50051"
 DEFAULT_MATCH = "match"
@@ -118,7 +119,7 @@ class RainbowConfig:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InvalidArgument(f"{path}: not valid YAML: {exc}", field="config") from None
+            raise InvalidArgument(f"{path}: not valid YAML: {yaml_problem(exc)}", field="config") from None
         return cls({} if data is None else data, path)
 
     @classmethod

@@ -239,6 +239,12 @@ class Scheduler:
                 self.generated_secret = generated
         self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
 
+    def forget_generated_secret(self) -> None:
+        """Remove a secret this start generated and stored (it was never shown: the start failed)."""
+        if self.generated_secret is not None:
+            self.store.remove_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(self.generated_secret))
+            self.generated_secret = None
+
     def _build_graph(self, name: str) -> ClusterGraph | None:
         try:
             graph = ClusterGraph.from_jgf(self.store.get_nodes(name) or "", name=name)
@@ -256,7 +262,7 @@ class Scheduler:
                 self._build_graph(record.name), record.reachable, (record.created, record.version),
                 record.updated,
             )
-        log.info("loaded %d clusters from the store", len(self._clusters))
+        log.info("loaded %s from the store", plural(len(self._clusters), "cluster"))
 
     # -- replicas: changes made through another server --------------------
     def _cluster_changed(self, name: str | None) -> None:
@@ -485,7 +491,7 @@ class Scheduler:
         with self._lock:
             state = self.store.merge_state(cluster, updates, now)
             entry.state, entry.updated = state, now
-        log.info("cluster %s state: %s", cluster, ", ".join(f"{k}={v}" for k, v in updates.items()))
+        log.debug("cluster %s state: %s", cluster, ", ".join(f"{k}={v}" for k, v in updates.items()))
         return state
 
     # -- matching ---------------------------------------------------------
@@ -657,7 +663,7 @@ class Scheduler:
 
         A job stored earlier under the same idempotency key comes back without an
         event: it is answered again, not announced again. The server's one log
-        line per request names the job and its cluster; here that is a debug line.
+        line per request is a debug line; the placement is logged here.
         """
         outcomes: list[SubmitOutcome | Exception] = []
         events: list[JobEvent] = []
@@ -674,7 +680,7 @@ class Scheduler:
                 log.info("job %d resent with its idempotency key: not stored again", job.id)
             else:
                 events.append(event)
-            log.debug("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
                       pending.selection.reason)
             outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
         self._publish(events)
@@ -687,8 +693,8 @@ class Scheduler:
         jobs, events = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock())
         self._publish(events)
         if jobs:
-            log.info("cluster %s received %d jobs (leased to %s for %.0fs)",
-                     cluster, len(jobs), owner, self.lease_seconds)
+            log.info("cluster %s received %s (leased to %s for %.0fs)",
+                     cluster, plural(len(jobs), "job"), owner, self.lease_seconds)
         return jobs
 
     def accept(self, cluster: str, secret: str, ids: Sequence[int]) -> AcceptOutcome:
@@ -830,6 +836,11 @@ class Scheduler:
             return job
         log.info("job %d: cancel %s", job_id, "done" if events else f"requested from {job.cluster}")
         return job
+
+
+def plural(count: int, noun: str) -> str:
+    """``count noun`` with the noun's plural when count is not 1: "1 job", "3 jobs"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _ids(ids: Sequence[int], shown: int = 10) -> str:

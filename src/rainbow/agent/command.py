@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     local.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node (default 0)")
     local.add_argument("--state-dir",
                        help="where job records and output live (default ~/.local/state/rainbow/<cluster>)")
-    parser.add_argument("--loglevel", default="info", help="log level name (default info)")
+    parser.add_argument("--log-level", "--loglevel", dest="loglevel", default="info",
+                        help="log level name (default info)")
 
 
 def parse_state(items: list[str]) -> dict[str, Any]:

@@ -113,6 +113,10 @@ class Store(ABC):
     def add_meta(self, key: str, value: str) -> bool:
         """Set ``key`` only if it has no value yet; True when this call set it (replicas may race)."""
 
+    @abstractmethod
+    def remove_meta(self, key: str, value: str) -> bool:
+        """Delete ``key`` only while it still holds ``value``; True when this call deleted it."""
+
     # -- clusters ---------------------------------------------------------
     @abstractmethod
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:

@@ -351,6 +351,11 @@ class PostgresStore(Store):
             "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING RETURNING key", (key, value)
         ))[0] is not None
 
+    def remove_meta(self, key: str, value: str) -> bool:
+        return self._write(lambda tx: tx.one(
+            "DELETE FROM meta WHERE key = %s AND value = %s RETURNING key", (key, value)
+        ))[0] is not None
+
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         def body(tx: _Tx) -> bool:
