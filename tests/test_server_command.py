@@ -178,3 +178,47 @@ def test_server_help_says_what_the_server_is():
     assert result.returncode == 0
     assert "Run the rainbow scheduler" in result.stdout.split("options:")[0]
     assert "--log-level" in result.stdout
+
+
+def server_log(tmp_path, *flags: str) -> str:
+    """Everything a server prints while a cluster registers, reports state and heartbeats and a job is submitted."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(tmp_path / "r.db"),
+         "--secret", "s3", "--cleanup", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(),
+    )
+    try:
+        address, before = None, []
+        while address is None:
+            line = proc.stdout.readline()
+            assert line, "the server exited before listening"
+            before.append(line)
+            found = re.search(r"listening on (\S+:\d+)", line)
+            address = found and found.group(1)
+        stubs = stubs_for(address)
+        reply = stubs.scheduler.Register(
+            rainbow_pb2.RegisterRequest(name="keebler", secret="s3", nodes=example("cluster-nodes.json")))
+        for _ in range(3):
+            stubs.scheduler.UpdateState(rainbow_pb2.UpdateStateRequest(
+                cluster="keebler", secret=reply.secret, payload=example("cluster-state.json")))
+            stubs.scheduler.Heartbeat(rainbow_pb2.HeartbeatRequest(cluster="keebler", secret=reply.secret))
+        stubs.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
+            name="hello", clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=reply.token)],
+            jobspec=example("jobspec-constraint.yaml")))
+        stubs.channel.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    return "".join(before) + out
+
+
+def test_default_logs_are_quiet_and_debug_shows_every_request(tmp_path):
+    quiet = server_log(tmp_path)
+    assert "registered cluster keebler (1 cluster, 36 cores, 3 nodes, 1 rack, 3 sockets)" in quiet
+    assert "job 1 (hello) assigned to cluster keebler" in quiet
+    assert "loaded 0 clusters from the store" in quiet
+    for noise in ("UpdateState", "Heartbeat", "SubmitJob ok", "Register ok", "state: "):
+        assert noise not in quiet, noise
+    loud = server_log(tmp_path, "--log-level", "debug")
+    assert loud.count("UpdateState ok") == 3 and loud.count("Heartbeat ok") == 3
+    assert "SubmitJob ok" in loud and "cluster keebler state: " in loud

@@ -31,6 +31,7 @@ from rainbow.errors import (
     ResourceExhausted,
 )
 from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
+from rainbow.graph.match import units
 from rainbow.jobspec import Jobspec, parse_jobspec
 from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.limits import Limits
@@ -852,4 +853,4 @@ def _ids(ids: Sequence[int], shown: int = 10) -> str:
 
 def _summary(graph: ClusterGraph) -> str:
     counts = graph.summary()
-    return ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())) or "empty"
+    return ", ".join(units(count, kind) for kind, count in sorted(counts.items())) or "empty"
