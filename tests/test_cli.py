@@ -251,7 +251,12 @@ def test_tls_flags_against_a_mutual_tls_server(rainbow, tmp_path):
 
         err = rainbow("update", "state", "--state-file", STATE, "--config-path", config, "--timeout", "10",
                       code=1).stderr
-        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}")
+        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}: the server closed "
+                              "the connection: it likely wants TLS (connect with --ca-cert FILE, or --ssl) (")
+        err = rainbow("update", "state", "--state-file", STATE, "--config-path", config, "--timeout", "10",
+                      "--ca-cert", str(ca[1]), code=1).stderr
+        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}: the server closed "
+                              "the TLS connection: it likely wants a client certificate (mutual TLS: --cert and --key)")
         err = rainbow("receive", "--config-path", config, "--cert", str(cert), "--ca-cert", str(ca[1]),
                       code=1).stderr
         assert err == "rainbow: error: mutual TLS needs both a client certificate and its key\n"

@@ -25,7 +25,24 @@ import yaml
 from rainbow.errors import InvalidArgument
 from rainbow.jobspec import yaml_problem
 
-DEFAULT_HOST = "localhost:50051"
+DEFAULT_PORT = 50051
+DEFAULT_HOST = f"localhost:{DEFAULT_PORT}"
+
+
+def with_port(address: str, port: int = DEFAULT_PORT) -> str:
+    """``address`` with the rainbow port added when it names none ("127.0.0.1" -> "127.0.0.1:50051").
+
+    gRPC itself would dial 443 for a bare host. Targets with a scheme (``dns:///``,
+    ``unix:``, ``ipv4:``...) are left as they are.
+    """
+    text = address.strip()
+    if not text or "://" in text or text.startswith(("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")):
+        return text
+    if text.startswith("["):
+        return text if "]:" in text else f"{text}:{port}"
+    if text.count(":") > 1:  # a bare IPv6 address
+        return f"[{text}]:{port}"
+    return text if ":" in text else f"{text}:{port}"
 DEFAULT_MATCH = "match"
 DEFAULT_SELECTION = "random"
 

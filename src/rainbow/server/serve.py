@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from rainbow.config import RainbowConfig
+from rainbow.config import RainbowConfig, with_port
 from rainbow.errors import InvalidArgument
 from rainbow.limits import Limits
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
@@ -290,6 +290,7 @@ async def start(config: ServerConfig) -> RainbowServer:
     shown, so keeping it would lock registration for good.
     """
     credentials = config.server_credentials()
+    config.host = with_port(config.host)
     path = sqlite_path(config.store_target)
     new_file = path is not None and (config.cleanup or not path.exists())
     scheduler: Scheduler | None = None
