@@ -690,7 +690,9 @@ class RainbowClient:
             where = f" in {config.path}" if config and config.path else " (no config file given)"
             raise PermissionDenied(
                 f"no submit token for the matching clusters ({', '.join(matched.clusters)}){where}: "
-                "add them under 'clusters' (rainbow register cluster --save does this)",
+                "a token is issued once, when its cluster registers (rainbow register cluster --save writes it "
+                "to the config file); use the config file that registered them, or add their tokens under "
+                "'clusters', or delete a cluster (rainbow delete) and register it again",
                 field="clusters",
             )
         if select_algo is None and config is not None:

@@ -29,6 +29,20 @@ DEFAULT_PORT = 50051
 DEFAULT_HOST = f"localhost:{DEFAULT_PORT}"
 
 
+CONFIG_ENV = "RAINBOW_CONFIG"
+DEFAULT_CONFIG_PATH = "rainbow-config.yaml"
+
+
+def config_path(given: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The config file to use and whether it was named: ``given`` (--config-path), else
+    ``$RAINBOW_CONFIG``, else ``./rainbow-config.yaml`` (the one default: it may not exist)."""
+    if given:
+        return Path(given), True
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]), True
+    return Path(DEFAULT_CONFIG_PATH), False
+
+
 def with_port(address: str, port: int = DEFAULT_PORT) -> str:
     """``address`` with the rainbow port added when it names none ("127.0.0.1" -> "127.0.0.1:50051").
 
