@@ -274,8 +274,7 @@ def test_the_config_file_defaults_to_rainbow_config_env_then_the_working_directo
     # No config anywhere: a command that needs one says how to make one.
     err = rainbow("submit", "-c", "hostname", code=1).stderr
     assert err == ("rainbow: error: config file rainbow-config.yaml does not exist: create one with rainbow config "
-                   "init --config-path rainbow-config.yaml (give --config-path or set RAINBOW_CONFIG to use "
-                   "another file)\n")
+                   "init (or give --config-path, or set RAINBOW_CONFIG, to use another file)\n")
     # The tour without --config-path: ./rainbow-config.yaml.
     rainbow("config", "init", "--cluster-name", "keebler", "--host", address)
     assert (tmp_path / "rainbow-config.yaml").exists()

@@ -73,11 +73,9 @@ def load_config(args: argparse.Namespace) -> RainbowConfig | None:
     path, named = config_path(getattr(args, "config_path", None))
     if path.exists() or named or getattr(args, "config_required", False):
         if not path.exists():
-            how = "" if named else f" (give --config-path or set {CONFIG_ENV} to use another file)"
-            raise InvalidArgument(
-                f"config file {path} does not exist: create one with "
-                f"rainbow config init --config-path {path}{how}", field="config",
-            )
+            how = (f"rainbow config init --config-path {path}" if named else
+                   f"rainbow config init (or give --config-path, or set {CONFIG_ENV}, to use another file)")
+            raise InvalidArgument(f"config file {path} does not exist: create one with {how}", field="config")
         return RainbowConfig.load(path)
     return None
 

@@ -1,9 +1,10 @@
 """The Flux side of rainbow: resources -> JGF, jobspec conversion, hooks, the Flux executor.
 
 Importing this package never imports ``flux``: hooks and the pure
-conversions work anywhere. Only :mod:`rainbow.flux.adapter` (the
-``FluxExecutor`` and the resource readers) needs flux-core's Python bindings,
-and imports them when used::
+conversions work anywhere. Two modules need flux-core's Python bindings and
+import them only when used: :mod:`rainbow.flux.adapter` (the ``FluxExecutor``
+and the resource readers) and :mod:`rainbow.flux.submit` (``flux rainbow
+submit``, which reuses ``flux submit``'s option parser)::
 
     from rainbow.flux import Reject, hook, r_to_jgf
     from rainbow.flux.adapter import FluxExecutor   # inside `flux python`

@@ -78,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus metrics over HTTP on this port (0: a free one; default: off)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
                         help="address the metrics endpoint listens on (default 127.0.0.1)")
-    parser.add_argument("--log-level", "--loglevel", dest="loglevel", type=log_level, default=logging.INFO,
+    parser.add_argument("--log-level", "--loglevel", dest="loglevel", metavar="LEVEL", type=log_level,
+                        default=logging.INFO,
                         help="info (default: start-up, placements, job states, warnings), debug (also one line "
                         "per request, selection traces), warning, error, or 0-5 as the Go server counts")
 
