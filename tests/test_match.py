@@ -292,3 +292,12 @@ def test_register_algorithm():
     with pytest.raises(InvalidArgument, match="unknown requirement kinds"):
         register_match_algorithm(MatchAlgorithm("odd", "odd", frozenset({"regex"})))
     del MATCH_ALGORITHMS["versions-only"]
+
+
+def test_counts_read_as_english():
+    from rainbow.graph.match import units
+    from rainbow.scheduler import plural
+
+    assert [units(1, "node"), units(64, "node"), units(2, "gpus"), units(4, "memory")] == [
+        "1 node", "64 nodes", "2 gpus", "4 memory"]
+    assert [plural(0, "cluster"), plural(1, "cluster"), plural(2, "job")] == ["0 clusters", "1 cluster", "2 jobs"]

@@ -773,8 +773,8 @@ class Scheduler:
                     self._clusters[name].reachable = False
             unreachable = [c.name for c in self._clusters.values() if not c.reachable]
         for name in silent:
-            log.warning("cluster %s is unreachable (silent for %.0fs); %d jobs now unknown",
-                        name, self.cluster_timeout, sum(1 for e in events if e.cluster == name))
+            log.warning("cluster %s is unreachable (silent for %.0fs); %s now unknown",
+                        name, self.cluster_timeout, plural(sum(1 for e in events if e.cluster == name), "job"))
         for name in unreachable:
             self._replace_waiting(name, now)
         return silent
