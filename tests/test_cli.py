@@ -228,6 +228,10 @@ def test_errors_go_to_stderr_with_exit_codes(address, rainbow, tmp_path):
     bad.write_text("version: 1\nresources: 7\n")
     err = rainbow("submit", "--jobspec", str(bad), "--config-path", config, code=1).stderr
     assert "resources" in err
+    bad.write_text("version: 1\nresources:\n  - type: node\n    count: [1\n")
+    err = rainbow("submit", "--jobspec", str(bad), "--config-path", config, code=1).stderr
+    assert err == (f"rainbow: error: {bad}: jobspec: not valid YAML: line 5, column 1: expected ',' or ']', but "
+                   "got '<stream end>' (while parsing a flow sequence that starts at line 4, column 12)\n")
     err = rainbow("submit", "--jobspec", JOBSPEC_IO, "--config-path", config, code=1).stderr
     assert err.startswith("rainbow: error: no cluster can run this job (0 of 1 match): keebler: ")
     err = rainbow("receive", "--host", "127.0.0.1:1", "--cluster-name", "a", "--request-secret", "b",
