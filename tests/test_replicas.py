@@ -387,6 +387,12 @@ def test_a_replica_reads_its_writes_through_another_before_any_notification(
             b.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=green_secret), timeout=5)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         new_token, new_secret = register(b, "green")
+        # A replica restarted with a new registration secret: the other one takes it at once.
+        c_server = server_factory(db=url, secret="a-new-registration-secret")
+        c_server.stop()
+        reply = b.scheduler.Register(rainbow_pb2.RegisterRequest(
+            name="blue", secret="a-new-registration-secret", nodes=example("cluster-nodes.json")), timeout=10)
+        assert reply.status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
         a.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=new_secret), timeout=5)
         listed = a.scheduler.ListJobs(rainbow_pb2.ListJobsRequest(
             clusters=[Cluster(name="green", token=new_token)]), timeout=5)

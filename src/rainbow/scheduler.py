@@ -405,9 +405,19 @@ class Scheduler:
     def _load_graph(self, nodes: str, name: str) -> ClusterGraph:
         return ClusterGraph.from_jgf(nodes, name=name, **self._graph_limits)
 
+    def _registration_secret_ok(self, secret: str) -> bool:
+        """Check the registration secret; on a shared store a replica started with a new ``--secret``
+        may have replaced it since this one read it, so a mismatch is checked again against the store."""
+        if credentials.check_secret(secret, self._registration_hash):
+            return True
+        if not self.store.shared or not secret:
+            return False
+        self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
+        return credentials.check_secret(secret, self._registration_hash)
+
     def register(self, name: str, secret: str, nodes: str) -> Registration:
         check_name(name, "name", self.limits)
-        if not credentials.check_secret(secret, self._registration_hash):
+        if not self._registration_secret_ok(secret):
             raise PermissionDenied("wrong or missing registration secret", field="secret")
         if not nodes:
             raise InvalidArgument("nodes (the cluster JGF) are required", field="nodes")
