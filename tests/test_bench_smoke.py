@@ -26,3 +26,8 @@ def test_submit_and_receive_quick(tmp_path):
     rows = summary_rows({"submit": submit, "receive": receive})
     assert [row[0] for row in rows][:3] == [
         "submit throughput (32 clients)", "submit latency median / p99", "receive + accept 1,000 jobs"]
+
+
+def test_the_summary_names_as_many_clusters_as_the_run_matched_against():
+    rows = summary_rows({"match": {"mix_median_ms": 0.5, "cluster_count": 20}})
+    assert rows == [("satisfy over the 20 clusters (matcher)", "0.500 ms median", "", "")]

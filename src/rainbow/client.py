@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rainbow.config import DEFAULT_HOST, RainbowConfig
+from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -324,7 +324,12 @@ def _jobspec_input(jobspec: Jobspec | Mapping[str, Any] | PathOrText) -> tuple[J
         parsed = parse_jobspec(dict(jobspec))
         return parsed, parsed.to_yaml()
     text = read_input(jobspec, "jobspec")
-    return parse_jobspec(text), text
+    try:
+        return parse_jobspec(text), text
+    except InvalidArgument as exc:
+        if isinstance(jobspec, os.PathLike) or text is not jobspec:  # read from a file: name it
+            raise InvalidArgument(f"{os.fspath(jobspec)}: {exc.message}", field=exc.field) from None
+        raise
 
 
 def _option_text(value: Any) -> str:
@@ -350,14 +355,42 @@ def _check_status(status: str, what: str) -> None:
         raise RainbowError(f"{what}: the server reported an error ({status})")
 
 
-def rpc_error(exc: grpc.RpcError, host: str = "") -> RainbowError:
-    """The RainbowError for a failed call, with ``code``, ``message``, ``status`` and ``details``."""
+def connection_hint(details: str, transport: str) -> str:
+    """What a failed connection most likely means, from gRPC's details and how this client connects.
+
+    A server that wants TLS (or a client certificate) just closes a connection
+    that does not offer it: gRPC then says only "Socket closed".
+    """
+    if "Socket closed" in details or "Connection reset by peer" in details:
+        if transport == "plaintext":
+            return "the server closed the connection: it likely wants TLS (connect with --ca-cert FILE, or --ssl)"
+        if transport == "TLS":
+            return ("the server closed the TLS connection: it likely wants a client certificate "
+                    "(mutual TLS: --cert and --key)")
+        if transport == "mutual TLS":
+            return ("the server closed the TLS connection: it likely does not trust this client certificate "
+                    "(signed by a CA other than the server's --ca-cert?)")
+    if "WRONG_VERSION_NUMBER" in details:
+        return "the TLS handshake failed: the server likely speaks plaintext (connect without --ssl/--ca-cert)"
+    if "CERTIFICATE_VERIFY_FAILED" in details:
+        return ("the TLS handshake failed: the server's certificate is not signed by a CA this client trusts "
+                "(give that CA with --ca-cert)")
+    return ""
+
+
+def rpc_error(exc: grpc.RpcError, host: str = "", transport: str = "") -> RainbowError:
+    """The RainbowError for a failed call, with ``code``, ``message``, ``status`` and ``details``.
+
+    ``transport`` ("plaintext", "TLS" or "mutual TLS": how the client connects) lets the
+    message say what a refused connection most likely means.
+    """
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = (exc.details() if hasattr(exc, "details") else None) or ""
     name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
     message = details or f"call failed with status {name}"
     if name == "UNAVAILABLE" and host:
-        message = f"cannot reach the rainbow server at {host}: {message}"
+        hint = connection_hint(details, transport)
+        message = f"cannot reach the rainbow server at {host}: " + (f"{hint} ({message})" if hint else message)
     elif name == "DEADLINE_EXCEEDED" and host:
         message = f"the rainbow server at {host} did not answer in time: {message}"
     error = error_for_code(name, message)
@@ -421,10 +454,11 @@ class RainbowClient:
             self.config = RainbowConfig.load(config_file)
         else:
             self.config = None
-        self.host = host or (self.config.host if self.config else None) or DEFAULT_HOST
+        self.host = with_port(host or (self.config.host if self.config else None) or DEFAULT_HOST)
         if (cert is None) != (key is None):
             raise InvalidArgument("mutual TLS needs both a client certificate and its key", field="cert")
         self.use_ssl = bool(use_ssl or cert or key or ca_cert)
+        self.transport = "mutual TLS" if cert else "TLS" if self.use_ssl else "plaintext"
         if self.use_ssl:
             self._credentials: grpc.ChannelCredentials | None = grpc.ssl_channel_credentials(
                 root_certificates=_pem(ca_cert, "ca-cert"),
@@ -500,7 +534,7 @@ class RainbowClient:
         try:
             return method(request, timeout=self.timeout, wait_for_ready=self.wait_for_ready, **kwargs)
         except grpc.RpcError as exc:
-            raise rpc_error(exc, self.host) from exc
+            raise rpc_error(exc, self.host, self.transport) from exc
 
     # -- config helpers ---------------------------------------------------
     def _require(self, value: str | None, what: str, hint: str) -> str:
@@ -692,7 +726,9 @@ class RainbowClient:
             where = f" in {config.path}" if config and config.path else " (no config file given)"
             raise PermissionDenied(
                 f"no submit token for the matching clusters ({', '.join(matched.clusters)}){where}: "
-                "add them under 'clusters' (rainbow register cluster --save does this)",
+                "a token is issued once, when its cluster registers (rainbow register cluster --save writes it "
+                "to the config file); use the config file that registered them, or add their tokens under "
+                "'clusters', or delete a cluster (rainbow delete) and register it again",
                 field="clusters",
             )
         if select_algo is None and config is not None:
@@ -879,7 +915,7 @@ class RainbowClient:
                                event.message)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                raise rpc_error(exc, self.host) from exc
+                raise rpc_error(exc, self.host, self.transport) from exc
         finally:
             stream.cancel()
 

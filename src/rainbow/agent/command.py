@@ -20,8 +20,9 @@ EXECUTORS = ("auto", "flux", "local")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-path", required=True,
-                        help="rainbow-config.yaml with the cluster's name and secret (written by register --save)")
+    parser.add_argument("--config-path",
+                        help="rainbow-config.yaml with the cluster's name and secret (written by register --save; "
+                        "default: $RAINBOW_CONFIG, else ./rainbow-config.yaml)")
     parser.add_argument("--host", help="rainbow server host:port (default: graphdatabase.host of the config)")
     parser.add_argument("--cluster-name", help="cluster to pull jobs for (default: cluster.name of the config)")
     parser.add_argument("--executor", choices=EXECUTORS, default="auto",
@@ -52,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     local.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node (default 0)")
     local.add_argument("--state-dir",
                        help="where job records and output live (default ~/.local/state/rainbow/<cluster>)")
-    parser.add_argument("--loglevel", default="info", help="log level name (default info)")
+    parser.add_argument("--log-level", "--loglevel", dest="loglevel", default="info",
+                        help="log level name (default info)")
 
 
 def parse_state(items: list[str]) -> dict[str, Any]:
@@ -115,9 +117,9 @@ def build_link(args: argparse.Namespace) -> Any:
     from rainbow.agent.core import default_agent_id
     from rainbow.agent.link import ClusterLink
     from rainbow.client import RainbowClient
-    from rainbow.config import RainbowConfig
+    from rainbow.config import RainbowConfig, config_path
 
-    config = RainbowConfig.load(args.config_path)
+    config = RainbowConfig.load(config_path(args.config_path)[0])
     client = RainbowClient(args.host, config_file=config, retries=0, timeout=args.timeout)
     return ClusterLink(client, args.cluster_name, agent=args.agent_id or default_agent_id(), timeout=args.timeout)
 

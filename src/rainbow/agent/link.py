@@ -69,7 +69,7 @@ class ClusterLink:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise rpc_error(exc, self.client.host) from exc
+            raise rpc_error(exc, self.client.host, self.client.transport) from exc
 
     def update_state(self, state: Mapping[str, Any]) -> None:
         request = rainbow_pb2.UpdateStateRequest(cluster=self.cluster, secret=self.secret, payload=json.dumps(state))
@@ -139,7 +139,7 @@ class ClusterLink:
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():
                 return
-            raise rpc_error(exc, self.client.host) from exc
+            raise rpc_error(exc, self.client.host, self.client.transport) from exc
         finally:
             with self._lock:
                 if call in self._streams:

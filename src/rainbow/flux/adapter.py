@@ -41,7 +41,7 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.resources import r_nodes
+from rainbow.flux.resources import r_cluster_name, r_nodes
 
 log = logging.getLogger("rainbow.flux")
 
@@ -70,10 +70,7 @@ def instance_R(handle: Any) -> dict[str, Any]:
 
 def instance_name(handle: Any, R: Mapping[str, Any] | None = None) -> str:
     """A default cluster name: the hosts' base name, plus the job id for a nested instance."""
-    from rainbow.flux.resources import _basename
-
-    nodes = r_nodes(R if R is not None else instance_R(handle))
-    name = _basename(nodes[0].hostname) if nodes else "flux"
+    name = r_cluster_name(R if R is not None else instance_R(handle))
     try:
         jobid = handle.attr_get("jobid")
     except (OSError, KeyError):

@@ -201,6 +201,12 @@ def _basename(hostname: str) -> str:
     return (found.group(1) if found else hostname) or "node"
 
 
+def r_cluster_name(R: Mapping[str, Any]) -> str:
+    """The default cluster name of a resource set: its hosts' base name (``tioga`` for ``tioga[1-16]``)."""
+    nodes = r_nodes(R)
+    return _basename(nodes[0].hostname) if nodes else "flux"
+
+
 def r_to_jgf(R: Mapping[str, Any], cluster_name: str = "cluster") -> dict[str, Any]:
     """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu``.
 

@@ -65,7 +65,7 @@ _detail: contextvars.ContextVar[str] = contextvars.ContextVar("rainbow_rpc_detai
 
 
 def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Log (one line per request), time and translate errors for one unary servicer method."""
+    """Log (one debug line per request), time and translate errors for one unary servicer method."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -84,7 +84,7 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         finally:
             if self.metrics is not None:
                 self.metrics.observe_request(name, code, time.perf_counter() - start)
-        log.info("%s ok%s (%.1f ms)", name, _detail.get(), (time.perf_counter() - start) * 1000)
+        log.debug("%s ok%s (%.1f ms)", name, _detail.get(), (time.perf_counter() - start) * 1000)
         return reply
 
     return wrapper
@@ -98,7 +98,7 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
         code = "OK"
-        log.info("%s stream opened by %s", name, context.peer())
+        log.debug("%s stream opened by %s", name, context.peer())
         try:
             async for item in method(self, request, context):
                 yield item
@@ -111,7 +111,7 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
         finally:
             if self.metrics is not None:
                 self.metrics.observe_request(name, code, None)
-            log.info("%s stream closed (%.1f s)", name, time.perf_counter() - start)
+            log.debug("%s stream closed (%.1f s)", name, time.perf_counter() - start)
 
     return wrapper
 

@@ -114,6 +114,10 @@ class Store(ABC):
     def add_meta(self, key: str, value: str) -> bool:
         """Set ``key`` only if it has no value yet; True when this call set it (replicas may race)."""
 
+    @abstractmethod
+    def remove_meta(self, key: str, value: str) -> bool:
+        """Delete ``key`` only while it still holds ``value``; True when this call deleted it."""
+
     # -- clusters ---------------------------------------------------------
     @abstractmethod
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
@@ -287,6 +291,19 @@ class Store(ABC):
     def ping(self) -> None:
         """A cheap round trip to the database; raises (``Unavailable``) when it cannot be reached."""
         self.last_event_seq()
+
+    # True when other processes may write to this store too (server replicas on one database).
+    shared: bool = False
+
+    def cluster_versions(self, names: Sequence[str] | None = None) -> dict[str, tuple[float, int, float]]:
+        """``(created, version, updated)`` of the named clusters (all: None) that exist.
+
+        Together they change whenever a cluster's credentials (a new registration),
+        graph, subsystems or state change: a replica compares them with what it
+        holds to know, with one small read, whether its copy is current.
+        """
+        records = self.list_clusters() if names is None else filter(None, map(self.get_cluster, names))
+        return {r.name: (r.created, r.version, r.updated) for r in records}
 
     @abstractmethod
     def watch_clusters(self, callback: Callable[[str | None], None]) -> None:

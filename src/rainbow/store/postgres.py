@@ -167,6 +167,8 @@ class PostgresStore(Store):
     each connection attempt.
     """
 
+    shared = True
+
     def __init__(
         self,
         url: str,
@@ -349,6 +351,11 @@ class PostgresStore(Store):
             "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING RETURNING key", (key, value)
         ))[0] is not None
 
+    def remove_meta(self, key: str, value: str) -> bool:
+        return self._write(lambda tx: tx.one(
+            "DELETE FROM meta WHERE key = %s AND value = %s RETURNING key", (key, value)
+        ))[0] is not None
+
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         def body(tx: _Tx) -> bool:
@@ -371,6 +378,14 @@ class PostgresStore(Store):
     def list_clusters(self) -> list[ClusterRecord]:
         rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
         return [cluster_from_row(row) for row in rows]
+
+    def cluster_versions(self, names: Sequence[str] | None = None) -> dict[str, tuple[float, int, float]]:
+        if names is None:
+            rows = self._read("SELECT name, created, version, updated FROM clusters")
+        else:
+            rows = self._read("SELECT name, created, version, updated FROM clusters WHERE name = ANY(%s)",
+                              (list(names),))
+        return {name: (created, version, updated) for name, created, version, updated in rows}
 
     def get_nodes(self, name: str) -> str | None:
         rows = self._read("SELECT nodes FROM clusters WHERE name = %s", (name,))

@@ -134,6 +134,10 @@ class SQLiteStore(Store):
             cursor = db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value))
             return cursor.rowcount == 1
 
+    def remove_meta(self, key: str, value: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value)).rowcount == 1
+
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         with self._write() as db:
