@@ -162,11 +162,11 @@ def test_a_postgresql_store_without_the_extra_says_which_to_install(tmp_path):
     shadow = tmp_path / "shadow" / "psycopg"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(shadow.parent), env["PYTHONPATH"]])
+    path = os.pathsep.join([str(shadow.parent), subprocess_env()["PYTHONPATH"]])
     result = subprocess.run([sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0",
                              "--store", "postgresql://rainbow@127.0.0.1:1/rainbow"],
-                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=60, env=subprocess_env({"PYTHONPATH": path}),
+                            cwd=tmp_path)
     assert one_line_error(result) == (
         "rainbow: error: a PostgreSQL store needs the postgres extra (psycopg is not installed): "
         "pip install 'rainbow-scheduler[postgres]'")
