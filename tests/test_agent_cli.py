@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,14 +12,14 @@ from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
 from rainbow.protos import rainbow_pb2
 
-from conftest import EXAMPLES, REGISTRATION_SECRET
+from conftest import EXAMPLES, REGISTRATION_SECRET, subprocess_env
 
 R_FILE = EXAMPLES / "flux" / "R-16node-gpus.json"
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env=subprocess_env(env))
 
 
 def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path):
@@ -59,7 +58,7 @@ def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path)
             assert run(*agent).returncode == 0
         assert (info.state, info.exit_code, info.local_id) == ("failed", 4, "local-1")
     state = server.scheduler.cluster_state("tioga")
-    assert state["cost_per_node_hour"] == 3 and state["nodes_total"] == 16
+    assert state["cost_per_node_hour"] == 3 and state["executor_nodes"] == 16
 
 
 def test_agent_errors_are_one_line(tmp_path):

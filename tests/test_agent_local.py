@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rainbow.agent import Agent, LocalExecutor
+from rainbow.agent.executor import AGENT_KEYS
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
@@ -107,10 +108,14 @@ def test_update_state_reports_free_resources_and_queue(server_factory, tmp_path)
     cluster = register(server.address, tmp_path)
     hold = cluster.submit(["sleep", "30"], nodes=2, tasks=2)
     queued = cluster.submit(["sleep", "30"], nodes=2, tasks=2)
+    # The operator's picture of the cluster: the agent must not overwrite it.
+    cluster.client.update_state("keebler", {"nodes_total": 12, "cores_total": 432, "site": "llnl"})
     agent = cluster.agent(tmp_path / "state", nodes=3, cores=1)
     run_until(agent, lambda: states(cluster, hold) == ["running"])
     state = server.scheduler.cluster_state("keebler")
-    assert (state["nodes_total"], state["nodes_free"], state["cores_free"]) == (3, 1, 1)
+    assert (state["executor_nodes"], state["nodes_free"], state["cores_free"]) == (3, 1, 1)
+    assert (state["nodes_total"], state["cores_total"], state["site"]) == (12, 432, "llnl")
+    assert set(AGENT_KEYS) <= set(state)
     assert (state["jobs_running"], state["jobs_pending"]) == (1, 1)
     cluster.cancel(hold)
     cluster.cancel(queued)
@@ -160,7 +165,7 @@ def test_a_crash_between_submit_and_accept_never_runs_a_job_twice(cluster, tmp_p
     jobid = cluster.submit(["sh", "-c", f"echo ran >> {marker}"])
     first = cluster.agent(tmp_path / "state", agent_id="first")
 
-    def crash(_ids):
+    def crash(_ids, _leases=None):
         raise Crash("the agent died before AcceptJobs")
 
     first.link.accept = crash
@@ -187,7 +192,7 @@ def test_a_job_handed_out_again_is_found_not_resubmitted(server_factory, tmp_pat
     marker = tmp_path / "runs.txt"
     jobid = cluster.submit(["sh", "-c", f"echo ran >> {marker}"])
     first = cluster.agent(tmp_path / "state", agent_id="first")
-    first.link.accept = lambda ids: (_ for _ in ()).throw(Crash("no accept"))
+    first.link.accept = lambda ids, leases=None: (_ for _ in ()).throw(Crash("no accept"))
     with pytest.raises(Crash):
         first.run_once()
     second = cluster.agent(tmp_path / "state", agent_id="second")

@@ -10,7 +10,8 @@ job (not once per task), with the jobspec's environment and working directory.
 Every job is written to ``state_dir`` (a JSON record, its output, and the exit
 code written by a small shell wrapper when the command ends), so an agent that
 restarts finds the jobs its predecessor started, running or finished, and
-never starts one twice.
+never starts one twice. A forgotten (finished and reported) job leaves one line
+in ``state_dir/done.jsonl``, so that it is still known to have run.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.convert import JobShape, job_shape, rainbow_tag
+from rainbow.flux.convert import JobShape, job_shape, lease_tag, rainbow_tag
 
 log = logging.getLogger("rainbow.agent.local")
 
@@ -65,6 +66,7 @@ class _Job:
     process: subprocess.Popen | None = None
     cancel_reason: str | None = None
     timed_out: bool = False
+    lease: int = 0
 
     def record(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class _Job:
                       self.shape.tasks],
             "duration": self.duration, "state": self.state, "pid": self.pid, "started": self.started,
             "placement": self.placement, "cancel_reason": self.cancel_reason, "timed_out": self.timed_out,
+            "lease": self.lease,
         }
 
     @classmethod
@@ -84,7 +87,7 @@ class _Job:
             cwd=data.get("cwd"), shape=JobShape(*data["shape"]), duration=float(data.get("duration") or 0),
             state=data.get("state", SUBMITTED), pid=data.get("pid"), started=data.get("started"),
             placement=[tuple(p) for p in data.get("placement") or []], cancel_reason=data.get("cancel_reason"),
-            timed_out=bool(data.get("timed_out")),
+            timed_out=bool(data.get("timed_out")), lease=int(data.get("lease") or 0),
         )
 
 
@@ -119,6 +122,7 @@ class LocalExecutor(Executor):
         self._jobs: dict[str, _Job] = {}
         self._queue: list[str] = []
         self._updates: list[JobUpdate] = []
+        self._done: dict[int, JobUpdate] = {}
         self._load()
 
     # -- records ------------------------------------------------------------
@@ -146,6 +150,16 @@ class LocalExecutor(Executor):
 
     def _load(self) -> None:
         """Adopt the records a previous executor left in ``state_dir``."""
+        with contextlib.suppress(FileNotFoundError), open(self.state_dir / "done.jsonl") as done:
+            for line in done:
+                try:
+                    data = json.loads(line)
+                    update = JobUpdate(data["local_id"], data["state"], int(data["jobid"]), data.get("exit_code"),
+                                       data.get("message", ""), int(data.get("lease") or 0))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+                if not self.cluster or data.get("cluster", "") in ("", self.cluster):
+                    self._done[update.jobid] = update
         records = []
         for path in self.jobs_dir.glob("local-*.json"):
             try:
@@ -206,6 +220,7 @@ class LocalExecutor(Executor):
             cwd=system.get("cwd"),
             shape=shape,
             duration=float(system.get("duration") or 0),
+            lease=lease_tag(job.jobspec),
         )
         self._jobs[record.local_id] = record
         self._queue.append(record.local_id)
@@ -258,7 +273,8 @@ class LocalExecutor(Executor):
             except OSError as exc:
                 job.state = FAILED
                 self._save(job)
-                self._updates.append(JobUpdate(job.local_id, FAILED, job.jobid, None, f"cannot start: {exc}"))
+                self._updates.append(
+                    JobUpdate(job.local_id, FAILED, job.jobid, None, f"cannot start: {exc}", job.lease))
                 return
         for node, cores, gpus in placement:
             self._free_cores[node] -= cores
@@ -266,7 +282,7 @@ class LocalExecutor(Executor):
         job.process, job.pid, job.placement = process, process.pid, placement
         job.started, job.state = time.time(), RUNNING
         self._save(job)
-        self._updates.append(JobUpdate(job.local_id, RUNNING, job.jobid))
+        self._updates.append(JobUpdate(job.local_id, RUNNING, job.jobid, lease=job.lease))
 
     def _alive(self, job: _Job) -> bool:
         if job.process is not None:
@@ -309,7 +325,7 @@ class LocalExecutor(Executor):
             self._free_gpus[node] += gpus
         job.placement, job.process, job.state = [], None, state
         self._save(job)
-        return JobUpdate(job.local_id, state, job.jobid, code, message)
+        return JobUpdate(job.local_id, state, job.jobid, code, message, job.lease)
 
     def poll(self) -> list[JobUpdate]:
         now = time.time()
@@ -347,7 +363,7 @@ class LocalExecutor(Executor):
             self._queue.remove(local_id)
             job.state = CANCELLED
             self._save(job)
-            self._updates.append(JobUpdate(local_id, CANCELLED, job.jobid, None, job.cancel_reason))
+            self._updates.append(JobUpdate(local_id, CANCELLED, job.jobid, None, job.cancel_reason, job.lease))
             return
         self._save(job)
         self._kill(job)
@@ -374,21 +390,31 @@ class LocalExecutor(Executor):
                 found.append(self._finish(job))
             else:
                 code = self._exit_code(job) if job.state in (COMPLETED, FAILED) else None
-                found.append(JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or ""))
+                found.append(JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or "", job.lease))
         return found
 
     def find(self, jobid: int) -> JobUpdate | None:
         for job in self._jobs.values():
             if job.jobid == jobid:
                 code = self._exit_code(job) if job.state in (COMPLETED, FAILED) else None
-                return JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or "")
-        return None
+                return JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or "", job.lease)
+        return self._done.get(jobid)
 
     def forget(self, local_id: str) -> None:
-        """Drop a finished job's record (its output files stay)."""
+        """Drop a finished job's record (its output files stay); one line in ``done.jsonl`` remembers it ran."""
         job = self._jobs.get(local_id)
         if job is None or job.state in (SUBMITTED, RUNNING):
             return
+        code = self._exit_code(job)
+        message = job.cancel_reason or (f"exit code {code}" if job.state == FAILED and code is not None else "")
+        done = JobUpdate(local_id, job.state, job.jobid, code, message, job.lease)
+        line = json.dumps({"local_id": local_id, "jobid": job.jobid, "cluster": job.cluster, "state": job.state,
+                           "exit_code": code, "message": message, "lease": job.lease})
+        with open(self.state_dir / "done.jsonl", "a") as out:
+            out.write(line + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self._done[job.jobid] = done
         del self._jobs[local_id]
         for suffix in (".json", ".exit"):
             self._path(local_id, suffix).unlink(missing_ok=True)

@@ -58,6 +58,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN submit_key TEXT",
         "CREATE UNIQUE INDEX jobs_by_submit_key ON jobs (submit_key) WHERE submit_key IS NOT NULL",
     ],
+    # The lease generation: each hand-out of a job counts one up (fencing tokens).
+    ["ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0"],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -124,4 +126,5 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         )""",
         "INSERT INTO event_counter (seq) VALUES (0)",
     ],
+    ["ALTER TABLE jobs ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0"],
 ]
