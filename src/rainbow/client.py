@@ -154,8 +154,8 @@ class Job:
     name: str
     jobspec: str
     command: str
-    # The lease token of this hand-out (0 from servers without fencing).
-    lease: int = 0
+    # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
+    lease: int = field(default=0, compare=False)
 
     @classmethod
     def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:

@@ -467,6 +467,8 @@ class Agent:
         held = [(j.jobid, j.state if j.accepted else LEASED, j.local_id or "", j.lease)
                 for j in self.held.values()
                 if (j.accepted and j.state not in FINAL) or (not j.accepted and j.lease)]
+        # Jobs the local scheduler could not take yet are still this agent's: keep their leases.
+        held += [(wire.id, LEASED, "", wire.lease) for wire in self._retry.values() if getattr(wire, "lease", 0)]
         try:
             beat = self.link.heartbeat(held)
         except RainbowError as exc:
@@ -476,6 +478,9 @@ class Agent:
                 return
             raise
         for jobid in beat.revoked:
+            if self._retry.pop(jobid, None) is not None:
+                log.warning("job %d: the server says this agent no longer holds it; not starting it", jobid)
+                continue
             job = self.held.get(jobid)
             if job is not None:
                 self._lost(job, "the server says this agent no longer holds it (its lease was taken over "
@@ -563,7 +568,10 @@ class Agent:
             job.reports.pop(0)
             self.stats.reports += 1
             if reply.state in FINAL and reply.state != state:
-                self._overruled(job, state, reply.state)
+                if reply.state == job.state:  # an adopted job the server already knows ended: nothing to say
+                    job.reports.clear()
+                else:
+                    self._overruled(job, state, reply.state)
                 return
             if reply.cancel and job.state not in FINAL:
                 self._cancel(job.jobid, "cancelled in rainbow")

@@ -273,12 +273,12 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         owner = request.agent or context.peer()
         window = request.maxJobs if request.maxJobs > 0 else STREAM_WINDOW
         every = max(self.scheduler.lease_seconds / 3, 0.05)
-        renewed = time.monotonic()
+        renewed = self.scheduler.clock()
         while not context.done():
             version = self.hub.version
-            if time.monotonic() - renewed >= every:
+            if self.scheduler.clock() - renewed >= every:
                 await self.run(self.scheduler.renew, request.cluster, request.secret, owner)
-                renewed = time.monotonic()
+                renewed = self.scheduler.clock()
             jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, window, owner, window)
             if jobs:
                 yield self._jobs_reply(jobs)
