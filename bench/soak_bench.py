@@ -29,6 +29,7 @@ restarts), as ``source /work/devpg.sh PORT`` (or any such set-up) exports.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import shlex
@@ -188,36 +189,48 @@ class Submitters:
             channel.close()
 
 
-def classify(runs: dict[int, list[tuple[str, int, float]]], faults: list[Fault],
-             agent_replica: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Second runs, split into (by a live holder, after the holder was killed or cut off)."""
+def classify(runs: dict[int, list[tuple[str, int, float]]], leases: dict[int, list[tuple[float, str]]],
+             faults: list[Fault], agent_replica: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Jobs run twice, split into (by a live holder, after the holder was killed or cut off).
+
+    A second run needs a holder that lost its lease: the job was leased to
+    another agent at T, so its holder did not renew it in [T - lease, T]. That
+    is explained when, in that interval, the holder was killed, its replica was
+    down or PostgreSQL restarted; otherwise a live holder lost its lease (or an
+    agent ran a job twice), which must never happen.
+    """
     live: list[dict[str, Any]] = []
     away: list[dict[str, Any]] = []
     for jobid, entries in sorted(runs.items()):
         if len(entries) < 2:
             continue
         entries = sorted(entries, key=lambda e: e[2])
-        first_agent, first_incarnation, first_time = entries[0]
-        for agent, incarnation, when in entries[1:]:
-            window = (first_time - LEASE_SECONDS, when)
-            cause = None
+        record: dict[str, Any] = {
+            "job": jobid, "runs": [f"{agent}#{incarnation}" for agent, incarnation, _ in entries],
+            "apart_s": round(entries[-1][2] - entries[0][2], 2)}
+        handed = leases.get(jobid, [])
+        cause = None
+        for (_, before), (taken, after) in itertools.pairwise(handed):
+            if before == after:
+                continue
             for fault in faults:
-                overlaps = fault.start <= window[1] and (fault.end if fault.end == fault.end else when) >= window[0]
-                if not overlaps:
+                if fault.start > taken or fault.end < taken - LEASE_SECONDS:
                     continue
-                if ((fault.kind == "agent" and fault.target == first_agent)
-                        or (fault.kind == "replica" and fault.target == agent_replica[first_agent])
+                if ((fault.kind in ("agent", "exit") and fault.target == before)
+                        or (fault.kind in ("replica", "exit") and fault.target == agent_replica.get(before))
                         or fault.kind == "postgres"):
-                    cause = fault
+                    cause = (fault, before)
                     break
-            record = {"job": jobid, "first": f"{first_agent}#{first_incarnation}", "second": f"{agent}#{incarnation}",
-                      "apart_s": round(when - first_time, 2)}
-            if cause is None:
-                live.append(record)
-            else:
-                record["cause"] = f"{cause.kind} {cause.target}"
-                record["away_s"] = round(cause.end - cause.start, 2)
-                away.append(record)
+            if cause is not None:
+                break
+        if cause is None:
+            live.append(record)
+        else:
+            fault, holder = cause
+            record["holder"] = holder
+            record["cause"] = f"{fault.kind} {fault.target}"
+            record["away_s"] = round(fault.end - fault.start, 2)
+            away.append(record)
     return live, away
 
 
@@ -339,7 +352,14 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
             runs.setdefault(int(parts[0]), []).append((parts[1], int(parts[2]), float(parts[3])))
     never_ran = sorted(i for i in ids if i not in runs)
     lost = sorted(ids - present) + [i for i in never_ran if i in present]
-    live, away = classify(runs, faults, agent_replica)
+    twice = sorted(jobid for jobid, entries in runs.items() if len(entries) > 1)
+    leases: dict[int, list[tuple[float, str]]] = {}
+    with psycopg.connect(store) as conn:
+        for jobid, when, message in conn.execute(
+                "SELECT job_id, time, message FROM job_events WHERE job_id = ANY(%s) AND state = 'leased' "
+                "ORDER BY seq", (twice,)):
+            leases.setdefault(jobid, []).append((when, message.removeprefix("leased to ")))
+    live, away = classify(runs, leases, faults, agent_replica)
     results = {
         "seconds": round(load_seconds, 1),
         "rate_per_s": rate,
@@ -357,6 +377,10 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
         "run_twice_live_holder_cases": live[:50],
         "run_twice_after_holder_away": len(away),
         "run_twice_after_holder_away_cases": away[:200],
+        "run_twice_after_holder_away_by_cause": {
+            cause: {"jobs": sum(1 for c in away if c["cause"] == cause),
+                    "away_s": max(c["away_s"] for c in away if c["cause"] == cause)}
+            for cause in sorted({c["cause"] for c in away})},
         "faults": [{"kind": f.kind, "target": f.target, "at_s": round(f.start - started, 1),
                     "away_s": round(f.end - f.start, 2)} for f in faults],
         "work": str(work),
@@ -366,9 +390,13 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
     print(f"soak: {len(acknowledged)} acknowledged ({results['submits_per_s']}/s), {len(lost)} lost, "
           f"{done} finished, {len(live)} run twice by a live holder, {len(away)} run twice after the holder was "
           f"killed or cut off; {len(faults)} faults -> {results['verdict']}", flush=True)
-    for case in away[:20]:
-        print(f"  job {case['job']}: {case['first']} then {case['second']} ({case['cause']}, away "
-              f"{case['away_s']}s)", flush=True)
+    for case in live[:20]:
+        print(f"  live holder: job {case['job']} ran on {', '.join(case['runs'])}", flush=True)
+    causes: dict[str, list[float]] = {}
+    for case in away:
+        causes.setdefault(case["cause"], []).append(case["away_s"])
+    for cause, durations in sorted(causes.items()):
+        print(f"  {len(durations)} after {cause} (away {max(durations):.1f}s)", flush=True)
     write_results("soak", results)
     return results
 

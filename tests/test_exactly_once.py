@@ -278,3 +278,39 @@ def test_the_python_client_sends_a_chosen_idempotency_key(setup):
         retry = client.submit_job(["true"], idempotency_key="nightly-2026-12-01")
         other = client.submit_job(["true"])
     assert first.jobid == retry.jobid and other.jobid != first.jobid
+
+
+def test_a_job_ended_in_rainbow_is_stopped_on_the_agent(setup, tmp_path, caplog):
+    server, clock, cluster, stubs = setup
+    jobid = cluster.submit(["sleep", "30"])
+    agent = cluster.agent(tmp_path / "a", agent_id="a")
+    run_until(agent, lambda: states(cluster, jobid) == ["running"])
+    # The cluster went silent and another agent of it came back without the job: rainbow failed it.
+    store = server.scheduler.store
+    store.mark_unreachable(clock.now + 1, clock.now)
+    stubs.scheduler.Heartbeat(rainbow_pb2.HeartbeatRequest(
+        cluster=cluster.name, secret=cluster.config.cluster_secret, agent="other"))
+    assert states(cluster, jobid) == ["failed"]
+    agent.run_once()
+    assert not agent.held
+    agent.executor.poll()
+    assert agent.executor.find(jobid).state == "cancelled"  # the copy rainbow gave up on does not run on
+    assert states(cluster, jobid) == ["failed"]
+    told = [r for r in caplog.records if r.name == "rainbow.agent" and f"job {jobid}:" in r.getMessage()]
+    assert len(told) == 1 and told[0].levelname == "WARNING"
+
+
+def test_a_job_queued_past_its_lease_is_checked_before_it_starts(setup, tmp_path):
+    _server, clock, cluster, stubs = setup
+    marker = tmp_path / "runs.txt"
+    jobid = cluster.submit(marking(marker))
+    stalled = cluster.agent(tmp_path / "a", agent_id="a")
+    late = stalled.link.receive()  # delivered to "a" (its stream), which then stalls ...
+    clock.advance(LEASE + 1)
+    assert list(receive(stubs, cluster, "b").jobs) == [jobid]  # ... and "b" holds the job now
+    stalled._note_arrival(late)
+    stalled._arrived[jobid] -= LEASE  # "a" received it a lease ago by its own clock
+    stalled._arrivals.put(late)
+    stalled.run_once()
+    assert stalled.stats.submitted == 0 and not stalled.held and not runs(marker)
+    assert states(cluster, jobid) == ["leased"]

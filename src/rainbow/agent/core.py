@@ -188,7 +188,10 @@ class Agent:
         self._recovered = False
         self._stop = threading.Event()
         self._arrivals: queue.Queue[list[Any]] = queue.Queue()
+        # Jobs received and not started yet (in order), with when they arrived or were last renewed (monotonic).
         self._retry: dict[int, Any] = {}
+        self._queued: dict[int, Any] = {}
+        self._arrived: dict[int, float] = {}
         self._want_stream = stream
         self._stream_thread: threading.Thread | None = None
         self._failures = 0
@@ -285,8 +288,8 @@ class Agent:
             self._recover()
         self._heartbeat()
         self._collect()
-        for job in self._take_jobs():
-            self._start(job)
+        self._take_jobs()
+        self._start_queued()
         self._collect()
         self._sync()
         self._update_state()
@@ -309,6 +312,7 @@ class Agent:
                 for jobs in self.link.stream(self.window):
                     failures = 0
                     if jobs:
+                        self._note_arrival(jobs)
                         self._arrivals.put(jobs)
                     if self._stop.is_set():
                         return
@@ -325,8 +329,14 @@ class Agent:
             finally:
                 self.stats.streaming = False
 
-    def _take_jobs(self) -> list[Any]:
-        """Jobs to start this pass: those the local scheduler could not take last time, then new ones."""
+    def _note_arrival(self, jobs: list[Any]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for job in jobs:
+                self._arrived.setdefault(job.id, now)
+
+    def _take_jobs(self) -> None:
+        """Queue the jobs to start this pass: those the local scheduler could not take last time, then new ones."""
         new: list[Any] = []
         while True:
             try:
@@ -334,12 +344,54 @@ class Agent:
             except queue.Empty:
                 break
         if not self.stats.streaming or self._stream_thread is None:
-            room = self.window - sum(1 for j in self.held.values() if not j.accepted)
+            room = self.window - sum(1 for j in self.held.values() if not j.accepted) - len(self._retry)
             if room > 0:
-                new.extend(self.link.receive(room))
+                received = self.link.receive(room)
+                self._note_arrival(received)
+                new.extend(received)
         self.stats.received += len(new)
-        retry, self._retry = list(self._retry.values()), {}
-        return retry + new
+        for wire in new:
+            queued = self._retry.get(wire.id)
+            if queued is None or getattr(wire, "lease", 0) > getattr(queued, "lease", 0):
+                self._retry[wire.id] = wire
+
+    def _start_queued(self) -> None:
+        """Start the queued jobs, renewing their leases first when they may have run out.
+
+        A job waits in the queue while earlier ones start (or while the server
+        cannot be reached): the agent starts it only while its lease is surely
+        still its own, and asks the server (a heartbeat, which renews it) when in
+        doubt. What is not started stays queued for the next pass.
+        """
+        queued, self._retry = self._retry, {}
+        self._queued = queued
+        checked = False
+        try:
+            while queued:
+                if not checked and self._doubtful(queued):
+                    self._heartbeat()
+                    checked = True
+                    continue
+                checked = False
+                jobid = next(iter(queued))
+                wire = queued.pop(jobid)
+                with self._lock:
+                    self._arrived.pop(jobid, None)
+                self._start(wire)
+        finally:
+            for jobid, wire in queued.items():
+                self._retry.setdefault(jobid, wire)
+            self._queued = {}
+
+    def _doubtful(self, queued: Mapping[int, Any]) -> bool:
+        """Whether a queued job's lease may be near its end (the server renews it; this agent cannot know)."""
+        lease = self.link.lease_seconds
+        if lease <= 0:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            oldest = min((self._arrived.get(jobid, now) for jobid in queued), default=now)
+        return now - oldest > lease / 3
 
     # -- recovery ---------------------------------------------------------------
     def _recover(self) -> None:
@@ -467,8 +519,10 @@ class Agent:
         held = [(j.jobid, j.state if j.accepted else LEASED, j.local_id or "", j.lease)
                 for j in self.held.values()
                 if (j.accepted and j.state not in FINAL) or (not j.accepted and j.lease)]
-        # Jobs the local scheduler could not take yet are still this agent's: keep their leases.
-        held += [(wire.id, LEASED, "", wire.lease) for wire in self._retry.values() if getattr(wire, "lease", 0)]
+        # Jobs not started yet (queued, or the local scheduler could not take them) are this agent's too.
+        waiting = [wire for wire in [*self._retry.values(), *self._queued.values()] if getattr(wire, "lease", 0)]
+        held += [(wire.id, LEASED, "", wire.lease) for wire in waiting]
+        sent = time.monotonic()
         try:
             beat = self.link.heartbeat(held)
         except RainbowError as exc:
@@ -477,14 +531,20 @@ class Agent:
             if exc.code == "UNIMPLEMENTED":
                 return
             raise
+        with self._lock:
+            for wire in waiting:  # renewed now
+                self._arrived[wire.id] = sent
         for jobid in beat.revoked:
-            if self._retry.pop(jobid, None) is not None:
-                log.warning("job %d: the server says this agent no longer holds it; not starting it", jobid)
+            if self._retry.pop(jobid, None) is not None or self._queued.pop(jobid, None) is not None:
+                log.warning("job %d: the server says this agent no longer holds it (its lease was taken over); "
+                            "not starting it", jobid)
+                with self._lock:
+                    self._arrived.pop(jobid, None)
                 continue
             job = self.held.get(jobid)
             if job is not None:
-                self._lost(job, "the server says this agent no longer holds it (its lease was taken over "
-                                "or the job moved)")
+                self._lost(job, "the server says this agent no longer holds it (its lease was taken over, "
+                                "the job moved, or it already ended in rainbow)")
         for jobid in beat.cancel:
             self._cancel(jobid, "cancelled in rainbow")
 

@@ -109,7 +109,8 @@ def renew_plan(
     """(leases to renew, ids no longer held) for ``owner``'s heartbeat inventory of job id -> lease token.
 
     A token that is not the job's current one is still the owner's when the job
-    was handed to the same owner again.
+    was handed to the same owner again. A job that already ended in rainbow is
+    no longer held (agents send only jobs they have not seen end).
     """
     renew: list[int] = []
     revoked: list[int] = []
@@ -121,7 +122,7 @@ def renew_plan(
         if not token:
             continue
         state = JobState(row[3])
-        if (row[5] != token and not (owner and row[4] == owner)) or state == JobState.CANCELLED:
+        if (row[5] != token and not (owner and row[4] == owner)) or state in FINAL_STATES:
             revoked.append(job_id)
         elif state == JobState.LEASED:
             renew.append(job_id)
