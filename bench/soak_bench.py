@@ -7,7 +7,7 @@ outcome is unknown) while, at random, a replica or an agent is killed with
 SIGKILL and restarted, or PostgreSQL is restarted. Leases are short
 (``--lease-seconds 3``), so they really run out for a holder that is away.
 
-Every run of a job appends ``jobid agent incarnation time`` to a marker file
+Every run of a job appends ``jobid agent incarnation time local-id`` to a marker file
 (an agent keeps its ``--agent-id`` across restarts; the incarnation tells the
 processes apart). The report:
 
@@ -285,7 +285,8 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
         ], work / f"{name}.log")
         agents[name].start(env)
 
-    command = f'echo "$RAINBOW_JOBID $SOAK_AGENT $SOAK_INCARNATION $(date +%s.%N)" >> {marker}; sleep 0.1'
+    command = (f'echo "$RAINBOW_JOBID $SOAK_AGENT $SOAK_INCARNATION $(date +%s.%N) $RAINBOW_LOCAL_ID" >> {marker}; '
+               "sleep 0.1")
     submitters = Submitters([f"127.0.0.1:{p}" for p in ports], rate, command)
     faults: list[Fault] = []
     started = time.time()
@@ -348,7 +349,7 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
     runs: dict[int, list[tuple[str, int, float]]] = {}
     for line in marker.read_text().splitlines() if marker.exists() else []:
         parts = line.split()
-        if len(parts) == 4:
+        if len(parts) == 5:
             runs.setdefault(int(parts[0]), []).append((parts[1], int(parts[2]), float(parts[3])))
     never_ran = sorted(i for i in ids if i not in runs)
     lost = sorted(ids - present) + [i for i in never_ran if i in present]

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from rainbow.agent import Agent, LocalExecutor
-from rainbow.agent.executor import AGENT_KEYS
+from rainbow.agent.executor import AGENT_KEYS, Submission
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
+from rainbow.flux.convert import to_flux_jobspec
 from rainbow.flux.hooks import Hooks, Reject
 from rainbow.jobspec import simple
 from rainbow.protos import rainbow_pb2
@@ -366,3 +367,26 @@ def test_a_job_the_local_scheduler_could_not_take_is_retried_next_pass(cluster, 
     jobid = cluster.submit(["true"])
     run_until(agent, lambda: states(cluster, jobid) == ["completed"])
     assert calls == [jobid, jobid] and agent.stats.received == 1 and agent.stats.submitted == 1
+
+
+def test_a_crash_while_starting_a_local_job_never_starts_it_again(tmp_path):
+    marker = tmp_path / "runs.txt"
+    first = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    save = first._save
+
+    def crash_once_started(job):
+        if job.pid is not None:
+            raise Crash("the agent died after starting the process, before recording its pid")
+        save(job)
+
+    first._save = crash_once_started
+    spec = to_flux_jobspec(simple(["sh", "-c", f"echo ran >> {marker}"]), jobid=7, cluster="c")
+    with pytest.raises(Crash):
+        first.submit(Submission(7, "c", "job", spec))
+    again = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    deadline = time.monotonic() + 30
+    while again.find(7).state not in FINAL:
+        assert time.monotonic() < deadline, "the job started before the crash was never seen to end"
+        again.poll()
+        time.sleep(0.05)
+    assert again.find(7).state == "completed" and marker.read_text() == "ran\n"

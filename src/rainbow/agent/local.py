@@ -44,8 +44,12 @@ from rainbow.flux.convert import JobShape, job_shape, lease_tag, rainbow_tag
 
 log = logging.getLogger("rainbow.agent.local")
 
-# Runs the command, then writes its exit status to $0 atomically.
-_WRAPPER = '"$@"; rc=$?; echo "$rc" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$rc"'
+# Writes its pid to $0.pid, runs the command, then writes its exit status to $0 atomically.
+_WRAPPER = 'echo $$ > "$0.pid"; "$@"; rc=$?; echo "$rc" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$rc"'
+
+
+# Seconds a job recorded as started may take to show its pid before it is taken as never started.
+_START_GRACE = 10.0
 
 
 @dataclass
@@ -264,6 +268,10 @@ class LocalExecutor(Executor):
         exit_file = self._path(job.local_id, ".exit")
         env = {**job.environment, "RAINBOW_LOCAL_ID": job.local_id}
         cwd = job.cwd if job.cwd and Path(job.cwd).is_dir() else str(self.state_dir)
+        # Recorded as started before the process exists: an executor restarted after a crash
+        # here finds it running (or ended), never queued, so it never starts the job twice.
+        job.state, job.started, job.placement = RUNNING, time.time(), placement
+        self._save(job)
         with open(self._path(job.local_id, ".out"), "ab") as out, open(self._path(job.local_id, ".err"), "ab") as err:
             try:
                 process = subprocess.Popen(
@@ -271,7 +279,7 @@ class LocalExecutor(Executor):
                     cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                 )
             except OSError as exc:
-                job.state = FAILED
+                job.state, job.placement = FAILED, []
                 self._save(job)
                 self._updates.append(
                     JobUpdate(job.local_id, FAILED, job.jobid, None, f"cannot start: {exc}", job.lease))
@@ -279,15 +287,20 @@ class LocalExecutor(Executor):
         for node, cores, gpus in placement:
             self._free_cores[node] -= cores
             self._free_gpus[node] -= gpus
-        job.process, job.pid, job.placement = process, process.pid, placement
-        job.started, job.state = time.time(), RUNNING
+        job.process, job.pid = process, process.pid
         self._save(job)
         self._updates.append(JobUpdate(job.local_id, RUNNING, job.jobid, lease=job.lease))
 
     def _alive(self, job: _Job) -> bool:
         if job.process is not None:
             return job.process.poll() is None
-        if job.pid is None or self._path(job.local_id, ".exit").exists():
+        if job.pid is None:  # the executor died while starting it: the wrapper writes the pid once it runs
+            with contextlib.suppress(OSError, ValueError):
+                job.pid = int(self._path(job.local_id, ".exit.pid").read_text().strip())
+            if job.pid is None:
+                exited = self._path(job.local_id, ".exit").exists()
+                return not exited and time.time() - (job.started or 0) < _START_GRACE
+        if self._path(job.local_id, ".exit").exists():
             return False
         try:
             pid, _status = os.waitpid(job.pid, os.WNOHANG)
@@ -416,7 +429,7 @@ class LocalExecutor(Executor):
             os.fsync(out.fileno())
         self._done[job.jobid] = done
         del self._jobs[local_id]
-        for suffix in (".json", ".exit"):
+        for suffix in (".json", ".exit", ".exit.pid"):
             self._path(local_id, suffix).unlink(missing_ok=True)
 
     def output(self, local_id: str) -> str:
