@@ -29,6 +29,7 @@ restarts), as ``source /work/devpg.sh PORT`` (or any such set-up) exports.
 from __future__ import annotations
 
 import argparse
+import calendar
 import itertools
 import os
 import random
@@ -189,6 +190,16 @@ class Submitters:
             channel.close()
 
 
+def agent_starts(log: Path) -> list[float]:
+    """When each incarnation of an agent was up (its first log line), from its log."""
+    starts = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        if " for cluster " in line and "rainbow.agent: agent " in line:
+            stamp, _, millis = line[:23].partition(",")
+            starts.append(calendar.timegm(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000)
+    return starts
+
+
 def classify(runs: dict[int, list[tuple[str, int, float]]], leases: dict[int, list[tuple[float, str]]],
              faults: list[Fault], agent_replica: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Jobs run twice, split into (by a live holder, after the holder was killed or cut off).
@@ -345,6 +356,11 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
             "SELECT state, COUNT(*) FROM jobs WHERE id = ANY(%s) GROUP BY state", (sorted(ids),)).fetchall())
     for child in [*agents.values(), *replicas]:
         child.stop()
+    for fault in faults:  # an agent is away until its new process is up (Python start-up included)
+        if fault.kind in ("agent", "exit") and fault.target in agents:
+            later = [t for t in agent_starts(agents[fault.target].log) if t >= fault.start]
+            if later:
+                fault.end = max(fault.end, min(later))
 
     runs: dict[int, list[tuple[str, int, float]]] = {}
     for line in marker.read_text().splitlines() if marker.exists() else []:
