@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rainbow.agent import Agent, LocalExecutor
+from rainbow.agent import local as local_module
 from rainbow.agent.executor import AGENT_KEYS, Submission
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
@@ -390,3 +391,27 @@ def test_a_crash_while_starting_a_local_job_never_starts_it_again(tmp_path):
         again.poll()
         time.sleep(0.05)
     assert again.find(7).state == "completed" and marker.read_text() == "ran\n"
+
+
+def test_a_crash_before_a_local_job_started_runs_it_once_later(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_module, "_START_GRACE", 0.2)
+    marker = tmp_path / "runs.txt"
+    first = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    save = first._save
+
+    def crash_before_the_process(job):
+        save(job)
+        if job.state == "running" and job.pid is None:
+            raise Crash("the agent died after recording the start, before the process existed")
+
+    first._save = crash_before_the_process
+    spec = to_flux_jobspec(simple(["sh", "-c", f"echo ran >> {marker}"]), jobid=8, cluster="c")
+    with pytest.raises(Crash):
+        first.submit(Submission(8, "c", "job", spec))
+    again = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    deadline = time.monotonic() + 30
+    while again.find(8).state not in FINAL:
+        assert time.monotonic() < deadline, "the job that never started was never started"
+        again.poll()
+        time.sleep(0.05)
+    assert again.find(8).state == "completed" and marker.read_text() == "ran\n"

@@ -48,7 +48,8 @@ log = logging.getLogger("rainbow.agent.local")
 _WRAPPER = 'echo $$ > "$0.pid"; "$@"; rc=$?; echo "$rc" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$rc"'
 
 
-# Seconds a job recorded as started may take to show its pid before it is taken as never started.
+# Seconds a job recorded as started may take to show its pid (its wrapper writes it at once)
+# before it is taken as never started and queued again.
 _START_GRACE = 10.0
 
 
@@ -298,8 +299,7 @@ class LocalExecutor(Executor):
             with contextlib.suppress(OSError, ValueError):
                 job.pid = int(self._path(job.local_id, ".exit.pid").read_text().strip())
             if job.pid is None:
-                exited = self._path(job.local_id, ".exit").exists()
-                return not exited and time.time() - (job.started or 0) < _START_GRACE
+                return not self._path(job.local_id, ".exit").exists()
         if self._path(job.local_id, ".exit").exists():
             return False
         try:
@@ -314,6 +314,22 @@ class LocalExecutor(Executor):
         except PermissionError:
             return True
         return True
+
+    def _never_started(self, job: _Job, now: float) -> bool:
+        """A job recorded as starting by an executor that died before its process ran (no pid, ever)."""
+        if job.process is not None or job.pid is not None or now - (job.started or 0) < _START_GRACE:
+            return False
+        return not (self._path(job.local_id, ".exit.pid").exists() or self._path(job.local_id, ".exit").exists())
+
+    def _requeue(self, job: _Job) -> None:
+        log.info("job %d (%s) was being started when the executor stopped and never ran: queueing it again",
+                 job.jobid, job.local_id)
+        for node, cores, gpus in job.placement:
+            self._free_cores[node] += cores
+            self._free_gpus[node] += gpus
+        job.state, job.started, job.placement = SUBMITTED, None, []
+        self._queue.append(job.local_id)
+        self._save(job)
 
     def _exit_code(self, job: _Job) -> int | None:
         try:
@@ -344,6 +360,9 @@ class LocalExecutor(Executor):
         now = time.time()
         for job in self._jobs.values():
             if job.state != RUNNING:
+                continue
+            if self._never_started(job, now):
+                self._requeue(job)
                 continue
             if job.duration and job.started and now - job.started > job.duration and job.cancel_reason is None:
                 job.timed_out = True
