@@ -304,9 +304,13 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
     submitters.start()
     print(f"soak: {seconds:.0f}s at {rate:.0f} submits/s, leases {LEASE_SECONDS:g}s, work in {work}", flush=True)
     deadline = time.monotonic() + seconds
+    kinds: list[str] = []
     while time.monotonic() < deadline - 8:
         time.sleep(rng.uniform(4.0, 8.0))
-        kind = rng.choice(["replica", "agent", "agent", "postgres"])
+        if not kinds:  # every kind of fault in each round of four, in random order
+            kinds = ["replica", "agent", "agent", "postgres"]
+            rng.shuffle(kinds)
+        kind = kinds.pop()
         if kind == "replica":
             replica = rng.choice(replicas)
             fault = Fault("replica", replica.name, time.time())

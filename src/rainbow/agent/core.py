@@ -209,8 +209,10 @@ class Agent:
             self._start_stream()
         try:
             while not self._stop.is_set():
+                failed = True
                 try:
                     self.run_once()
+                    failed = False
                 except RainbowError as exc:
                     if exc.code not in OUTAGE_CODES:
                         raise
@@ -222,7 +224,7 @@ class Agent:
                 done += 1
                 if passes is not None and done >= passes:
                     break
-                self._wait(delay)
+                self._wait(delay, wake=not failed)
         finally:
             self.link.close_streams()
 
@@ -242,13 +244,17 @@ class Agent:
         lease = self.link.lease_seconds
         return min(self.interval, lease / 3) if lease > 0 else self.interval
 
-    def _wait(self, delay: float) -> None:
-        """Sleep ``delay`` seconds, waking early when streamed jobs arrive, a local job changes, or on stop."""
+    def _wait(self, delay: float, wake: bool = True) -> None:
+        """Sleep ``delay`` seconds, waking early on stop, and (``wake``) when streamed jobs arrive or a
+        local job changes; after a failed pass only stop cuts the back-off short."""
         deadline = time.monotonic() + max(delay, 0.0)
-        while True:
+        while not self._stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            if not wake:
+                self._stop.wait(min(left, WATCH_INTERVAL))
+                continue
             try:
                 jobs = self._arrivals.get(timeout=min(left, WATCH_INTERVAL))
             except queue.Empty:
@@ -278,6 +284,9 @@ class Agent:
         self.stats.connected = False
         self.stats.last_error = message
         ceiling = min(self.max_backoff, max(self.interval, 1.0) * 2 ** min(self._failures - 1, 10))
+        if self.link.lease_seconds > 0 and (self._retry or any(not j.accepted for j in self.held.values())):
+            # Leases not accepted yet must be renewed as soon as the server is back: retry within a third of one.
+            ceiling = min(ceiling, max(self.link.lease_seconds / 3, 0.1))
         delay = random.uniform(ceiling / 2, ceiling)
         log.warning("%s unreachable (%s: %s); retrying in %.1fs", what, code, message, delay)
         return delay
