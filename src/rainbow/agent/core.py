@@ -2,7 +2,8 @@
 
 One pass of the loop::
 
-    heartbeat (inventory of held jobs)  -> cancel what the server asks to cancel
+    heartbeat (inventory of held jobs, renews leases) -> cancel what the server asks to cancel,
+                                           drop what it revoked
     executor events                     -> job.state.* hooks, reports queued
     receive (stream, else ReceiveJobs)  -> convert to Flux V1 -> job.validate hooks
                                         -> executor.submit -> job.new hook
@@ -23,11 +24,17 @@ the leases it holds). When the server answers that another holder took a
 lease over (ABORTED, or ``revoked`` in the heartbeat reply), the agent cancels
 its local copy and forgets the job; it logs the reason once. A report the
 server refuses because the job is already final elsewhere corrects the
-agent's view (and stops a local copy still running) instead of being ignored. A job that cannot run (bad
-jobspec, rejected by a hook or by the local scheduler) is reported ``failed``
-with the reason and never retried. Outages of the server (UNAVAILABLE,
-DEADLINE_EXCEEDED) are waited out with exponential back-off and jitter; what
-could not be reported is reported on a later pass.
+agent's view (and stops a local copy still running) instead of being ignored.
+A job received but not started yet is started only while its lease is surely
+still this agent's (it asks the server when in doubt); jobs are received only
+up to the agent's window (``max_jobs``, default 64 not yet accepted).
+
+A job that cannot run (bad jobspec, rejected by a hook or by the local
+scheduler) is reported ``failed`` with the reason and never retried. Outages
+of the server (UNAVAILABLE, DEADLINE_EXCEEDED) are waited out with exponential
+back-off and jitter (retrying within a third of a lease while leases wait to be
+accepted); what could not be reported is reported on a later pass. Between
+passes the agent watches its running jobs and reports an end at once.
 """
 
 from __future__ import annotations
