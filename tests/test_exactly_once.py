@@ -15,6 +15,7 @@ import pytest
 from test_agent_local import Cluster, register, run_until, states
 
 from rainbow.agent import LocalExecutor
+from rainbow.agent import core as agent_core
 from rainbow.agent.executor import ExecutorUnavailable
 from rainbow.client import RainbowClient
 from rainbow.errors import RainbowError
@@ -314,3 +315,21 @@ def test_a_job_queued_past_its_lease_is_checked_before_it_starts(setup, tmp_path
     stalled.run_once()
     assert stalled.stats.submitted == 0 and not stalled.held and not runs(marker)
     assert states(cluster, jobid) == ["leased"]
+
+
+def test_a_long_batch_accepts_jobs_as_they_start(setup, tmp_path, monkeypatch):
+    _server, _clock, cluster, _stubs = setup
+    monkeypatch.setattr(agent_core, "ACCEPT_EVERY", 0.0)  # every start counts as a long batch
+    jobs = [cluster.submit(["true"]) for _ in range(3)]
+    agent = cluster.agent(tmp_path / "a", agent_id="a")
+    seen: list[list[str]] = []
+    submit = agent.executor.submit
+
+    def watching(job):
+        seen.append(states(cluster, *jobs))
+        return submit(job)
+
+    agent.executor.submit = watching
+    agent.run_once()
+    # A crash in the middle of the batch would leave only the job being started unaccepted.
+    assert seen == [["leased"] * 3, ["accepted", "leased", "leased"], ["accepted", "accepted", "leased"]]

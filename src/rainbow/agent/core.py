@@ -78,6 +78,8 @@ ACCEPTED = "accepted"
 DEFAULT_WINDOW = 64
 # How often the agent looks for finished local jobs between passes.
 WATCH_INTERVAL = 0.2
+# While it starts a batch of jobs, the agent accepts those already started this often (seconds).
+ACCEPT_EVERY = 0.25
 _ORDER = {LEASED: 0, ACCEPTED: 1, SUBMITTED: 2, RUNNING: 3, "completed": 4, FAILED: 4, CANCELLED: 4}
 
 
@@ -382,6 +384,7 @@ class Agent:
         queued, self._retry = self._retry, {}
         self._queued = queued
         checked = False
+        accepted = time.monotonic()
         try:
             while queued:
                 if not checked and self._doubtful(queued):
@@ -389,6 +392,10 @@ class Agent:
                     checked = True
                     continue
                 checked = False
+                if time.monotonic() - accepted >= ACCEPT_EVERY:
+                    # A long batch: confirm what already started, so that a crash now re-runs as little as it can.
+                    self._accept_taken()
+                    accepted = time.monotonic()
                 jobid = next(iter(queued))
                 wire = queued.pop(jobid)
                 with self._lock:
@@ -603,6 +610,15 @@ class Agent:
 
     def _sync(self) -> None:
         """Accept what the executor took, then send the queued reports, in order."""
+        self._accept_taken()
+        for job in list(self.held.values()):
+            if job.accepted or job.local_id is None:
+                self._send_reports(job)
+            if job.done:
+                self._drop(job)
+
+    def _accept_taken(self) -> None:
+        """Accept every job the executor took and the server has not confirmed yet."""
         waiting = [j.jobid for j in self.held.values() if not j.accepted and j.local_id is not None]
         if waiting:
             accepted = set(self.link.accept(waiting, {j: self.held[j].lease for j in waiting}))
@@ -614,11 +630,6 @@ class Agent:
                     continue
                 self._lost(job, "the server refused to accept it (its lease was taken over, or it was "
                                 "cancelled or moved elsewhere)")
-        for job in list(self.held.values()):
-            if job.accepted or job.local_id is None:
-                self._send_reports(job)
-            if job.done:
-                self._drop(job)
 
     def _send_reports(self, job: HeldJob) -> None:
         while job.reports:
