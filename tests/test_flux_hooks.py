@@ -11,6 +11,8 @@ import pytest
 from rainbow.flux import TOPICS, HookJob, Hooks, Reject
 from rainbow.flux import hooks as default_hooks
 
+from conftest import subprocess_env
+
 
 def job(**fields) -> HookJob:
     spec = {"resources": [{"type": "node", "count": 2, "with": []}],
@@ -103,4 +105,4 @@ def test_nothing_but_the_adapter_imports_flux():
             "rainbow.flux.resources, rainbow.flux.adapter, rainbow.flux.module, rainbow.agent, rainbow.cli, "
             "rainbow.demo, rainbow.register, rainbow.server, rainbow.client; "
             "assert not [m for m in sys.modules if m == 'flux' or m.startswith('flux.')], 'flux imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env())
