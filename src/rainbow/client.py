@@ -31,6 +31,7 @@ import grpc
 
 from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -155,9 +156,11 @@ class Job:
     name: str
     jobspec: str
     command: str
+    # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
+    lease: int = field(default=0, compare=False)
 
     @classmethod
-    def from_wire(cls, jobid: int, text: str) -> Job:
+    def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:
         try:
             data = json.loads(text)
         except ValueError:
@@ -170,6 +173,7 @@ class Job:
             name=str(data.get("name") or ""),
             jobspec=str(data.get("jobspec") or ""),
             command=str(data.get("command") or ""),
+            lease=int(lease),
         )
 
 
@@ -413,6 +417,31 @@ def service_config(retries: int, initial_backoff: float, max_backoff: float) -> 
         }
     return {"methodConfig": [method_config]}
 
+
+
+def accept_each(send: Callable[[list[int]], int], ids: list[int]) -> list[int]:
+    """The ids an AcceptJobs ``send`` confirms: all at once, else one by one after a partial or fenced answer.
+
+    A job refused because another holder took its lease over (ABORTED) is left out.
+    """
+    if not ids:
+        return []
+    Result = rainbow_pb2.AcceptJobsResponse
+
+    def one(chunk: list[int]) -> int:
+        try:
+            return send(chunk)
+        except Aborted:
+            if len(chunk) == 1:
+                return Result.RESULT_TYPE_ERROR
+            return Result.RESULT_TYPE_PARTIAL
+
+    status = one(ids)
+    if status == Result.RESULT_TYPE_SUCCESS:
+        return ids
+    if status == Result.RESULT_TYPE_PARTIAL and len(ids) > 1:
+        return [jobid for jobid in ids if one([jobid]) == Result.RESULT_TYPE_SUCCESS]
+    return []
 
 class RainbowClient:
     """A connection to one rainbow server.
@@ -680,10 +709,12 @@ class RainbowClient:
         satisfy_only: bool = False,
         name: str | None = None,
         select_options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
-        The job is named ``name``, else after the command (``argv[0]``).
+        The job is named ``name``, else after the command (``argv[0]``). See
+        :meth:`submit_jobspec` for ``idempotency_key``.
         """
         if not command:
             raise InvalidArgument("a command is required", field="command")
@@ -696,6 +727,7 @@ class RainbowClient:
             select_algo=select_algo,
             select_options=select_options,
             satisfy_only=satisfy_only,
+            idempotency_key=idempotency_key,
         )
 
     def submit_jobspec(
@@ -706,8 +738,16 @@ class RainbowClient:
         select_algo: str | None = None,
         select_options: Mapping[str, Any] | None = None,
         satisfy_only: bool = False,
+        idempotency_key: str | None = None,
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
+
+        ``idempotency_key`` names this submission: sending it again (a retry
+        after an error whose outcome is unknown, such as a lost reply or the
+        database failing mid-commit) returns the job stored the first time
+        instead of a second job. Without one a fresh key is drawn per call,
+        which covers the client's own transparent retries but not a retry by
+        the caller: choose and keep a key to retry safely.
 
         Asks the server which clusters match, then submits with the tokens the
         config holds for them (``clusters``); the server selects one. The match
@@ -743,7 +783,7 @@ class RainbowClient:
             select_options={str(k): _option_text(v) for k, v in (select_options or {}).items()},
             satisfy_only=satisfy_only,
             # a retry after a lost reply is recognised by the server instead of stored twice
-            idempotency_key=uuid.uuid4().hex,
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
@@ -789,35 +829,39 @@ class RainbowClient:
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
         status = _status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
         _check_status(status, f"receive jobs for {cluster}")
-        jobs = [Job.from_wire(jobid, reply.jobs[jobid]) for jobid in sorted(reply.jobs)]
+        jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0)) for jobid in sorted(reply.jobs)]
         if not jobs or not accept:
             return jobs
-        accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret))
+        accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret,
+                                        leases={job.id: job.lease for job in jobs}, agent=agent))
         return [job for job in jobs if job.id in accepted]
 
     def accept_jobs(
-        self, jobids: Iterable[int], *, cluster: str | None = None, secret: str | None = None
+        self,
+        jobids: Iterable[int],
+        *,
+        cluster: str | None = None,
+        secret: str | None = None,
+        leases: Mapping[int, int] | None = None,
+        agent: str | None = None,
     ) -> list[int]:
         """Confirm received jobs; returns the ids the server accepted.
 
-        On a partial answer each job is confirmed on its own (accepting twice is
-        harmless) to learn which ones were refused (e.g. their lease ran out).
+        ``leases`` are the tokens received with the jobs (``Job.lease``) and
+        ``agent`` the holder named when receiving; with them the server refuses
+        a job whose lease another holder took over. On a partial or refused
+        answer each job is confirmed on its own (accepting twice is harmless) to
+        learn which ones were refused (e.g. their lease was taken over).
         """
         cluster, secret = self._cluster_credentials(cluster, secret)
         ids = list(dict.fromkeys(int(jobid) for jobid in jobids))
-        if not ids:
-            return []
-        Result = rainbow_pb2.AcceptJobsResponse
-        status = self._accept(cluster, secret, ids)
-        if status == Result.RESULT_TYPE_SUCCESS:
-            return ids
-        if status == Result.RESULT_TYPE_PARTIAL:
-            success = Result.RESULT_TYPE_SUCCESS
-            return [jobid for jobid in ids if self._accept(cluster, secret, [jobid]) == success]
-        return []
+        return accept_each(lambda chunk: self._accept(cluster, secret, chunk, leases or {}, agent or ""), ids)
 
-    def _accept(self, cluster: str, secret: str, ids: list[int]) -> int:
-        request = rainbow_pb2.AcceptJobsRequest(cluster=cluster, secret=secret, jobids=ids)
+    def _accept(self, cluster: str, secret: str, ids: list[int], leases: Mapping[int, int], agent: str) -> int:
+        request = rainbow_pb2.AcceptJobsRequest(
+            cluster=cluster, secret=secret, jobids=ids, agent=agent,
+            leases={jobid: leases[jobid] for jobid in ids if leases.get(jobid)},
+        )
         request.sent.GetCurrentTime()
         return self._call(self.scheduler_stub.AcceptJobs, request).status
 

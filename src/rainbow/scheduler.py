@@ -24,6 +24,7 @@ from typing import Any
 
 from rainbow import credentials
 from rainbow.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -718,22 +719,38 @@ class Scheduler:
         self._publish(events)
         return outcomes
 
-    def receive(self, cluster: str, secret: str, max_jobs: int, owner: str) -> list[JobRecord]:
+    def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
+        """Lease waiting jobs to ``owner``: at most ``max_jobs``, and with a ``window`` at most that many
+        leases not yet accepted at once (a stream's flow control)."""
         self._mark_seen(self._cluster_by_secret(cluster, secret))
         limit = self.limits.max_receive_jobs
         count = limit if max_jobs < 1 else min(max_jobs, limit)
-        jobs, events = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock())
+        jobs, events = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock(), window)
         self._publish(events)
         if jobs:
             log.info("cluster %s received %s (leased to %s for %.0fs)",
                      cluster, plural(len(jobs), "job"), owner, self.lease_seconds)
         return jobs
 
-    def accept(self, cluster: str, secret: str, ids: Sequence[int]) -> AcceptOutcome:
+    def renew(self, cluster: str, secret: str, owner: str) -> None:
+        """Extend every lease ``owner`` holds on ``cluster`` (its job stream is open: it is alive)."""
+        self._cluster_by_secret(cluster, secret)
+        now = self.clock()
+        self.store.renew_leases(cluster, owner, None, now + self.lease_seconds, now)
+
+    def accept(
+        self, cluster: str, secret: str, ids: Sequence[int], owner: str = "", tokens: Mapping[int, int] | None = None
+    ) -> AcceptOutcome:
+        """Accept jobs for ``owner``; Aborted (nothing accepted) when another holder took any of them over."""
         self._cluster_by_secret(cluster, secret)
         if not ids:
             raise InvalidArgument("jobids: at least one job id is required", field="jobids")
-        moved, events = self.store.accept_jobs(cluster, ids, self.clock())
+        moved, events, fenced = self.store.accept_jobs(cluster, ids, self.clock(), owner, tokens)
+        if fenced:
+            reasons = "; ".join(fenced[job_id] for job_id in sorted(fenced)[:10])
+            more = f" (and {len(fenced) - 10} more)" if len(fenced) > 10 else ""
+            log.warning("cluster %s: accept by %s refused: %s%s", cluster, owner or "a caller", reasons, more)
+            raise Aborted(f"lease lost, nothing accepted: {reasons}{more}", field="jobids")
         self._publish(events)
         accepted, refused = [], []
         moved_ids = set(moved)
@@ -760,15 +777,18 @@ class Scheduler:
         exit_code: int | None = None,
         message: str = "",
         output: Mapping[str, str] | None = None,
+        owner: str = "",
+        token: int = 0,
     ) -> JobRecord:
-        """Apply a cluster's report; ``output`` says where the job's output is (``JOB_OUTPUT_FIELDS``)."""
+        """Apply a cluster's report; ``output`` says where the job's output is (``JOB_OUTPUT_FIELDS``);
+        ``owner``/``token`` fence it (Aborted when the reporter's lease was taken over)."""
         self._mark_seen(self._cluster_by_secret(cluster, secret))
         new_state = _job_state(state)
         if new_state in (JobState.ASSIGNED, JobState.LEASED, JobState.UNKNOWN):
             raise InvalidArgument(f"state: a cluster cannot report {new_state.value!r}", field="state")
         job, events = self.store.report_state(
             cluster, job_id, new_state, self.clock(), local_id or None, exit_code, message or None,
-            _output_json(output),
+            _output_json(output), owner, token,
         )
         if job is None:
             raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
@@ -780,14 +800,24 @@ class Scheduler:
             log.warning("job %d on %s: refused move %s -> %s", job_id, cluster, job.state.value, new_state.value)
         return job
 
-    def heartbeat(self, cluster: str, secret: str, held: Sequence[HeldJob]) -> list[int]:
+    def heartbeat(
+        self, cluster: str, secret: str, held: Sequence[HeldJob], owner: str = ""
+    ) -> tuple[list[int], list[int]]:
+        """Contact with an inventory: reconcile, renew ``owner``'s leases; (ids to cancel, ids revoked)."""
         entry = self._cluster_by_secret(cluster, secret)
-        cancel, events = self.store.heartbeat(cluster, held, self.clock())
+        now = self.clock()
+        cancel, events = self.store.heartbeat(cluster, held, now)
         if not entry.reachable:
             log.info("cluster %s is reachable again (%d jobs reconciled)", cluster, len(events))
         entry.reachable = True
         self._publish(events)
-        return cancel
+        revoked: list[int] = []
+        tokens = {job.job_id: job.lease for job in held if job.lease}
+        if owner and tokens:
+            revoked = self.store.renew_leases(cluster, owner, tokens, now + self.lease_seconds, now)
+            if revoked:
+                log.info("cluster %s: %s no longer holds %s", cluster, owner, _ids(revoked))
+        return cancel, revoked
 
     def _mark_seen(self, entry: _Cluster) -> None:
         if not entry.reachable:

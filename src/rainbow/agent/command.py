@@ -29,13 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where jobs run: flux (flux.job.submit), local (subprocesses); "
                         "auto picks flux when its Python bindings import (default)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between passes (default 5)")
-    parser.add_argument("--max-jobs", type=int, default=0, help="jobs taken per pass (default 0: all waiting)")
+    parser.add_argument("--max-jobs", type=int, default=0,
+                        help="leases held and not yet accepted at once: the server leases no more (default 0: 64)")
     parser.add_argument("--once", action="store_true",
                         help="one pass (report, receive, submit, accept, update state) and exit; local jobs "
                         "keep running for the next pass (without --once, stopping the agent stops them)")
     parser.add_argument("--no-stream", action="store_true",
                         help="poll ReceiveJobs instead of streaming jobs as they are assigned")
-    parser.add_argument("--agent-id", help="who holds the lease on received jobs (default hostname:pid)")
+    parser.add_argument("--agent-id", help="who holds the lease on received jobs (default hostname:pid; give a "
+                        "stable one so that a restarted agent is the same holder)")
     parser.add_argument("--hooks", action="append", default=[], metavar="FILE",
                         help="Python file registering hooks (job.validate, job.new, job.state.*, job.inactive)")
     parser.add_argument("--state", action="append", default=[], metavar="KEY=VALUE",

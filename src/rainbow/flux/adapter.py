@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rainbow.agent.convert import rainbow_tag
+from rainbow.agent.convert import lease_tag, rainbow_tag
 from rainbow.agent.executor import (
     CANCELLED,
     COMPLETED,
@@ -103,9 +103,10 @@ class _FluxJob:
     state: str = SUBMITTED
     exit_code: int | None = None
     exception: tuple[str, str] | None = None
+    lease: int = 0
 
     def update(self, message: str = "") -> JobUpdate:
-        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message)
+        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message, self.lease)
 
 
 class FluxExecutor(Executor):
@@ -124,6 +125,8 @@ class FluxExecutor(Executor):
         self.urgency = urgency
         self._jobs: dict[int, _FluxJob] = {}
         self._by_rainbow: dict[int, int] = {}
+        # Forgotten (finished, reported) jobs by rainbow id: find() still knows they ran.
+        self._done: dict[int, JobUpdate] = {}
         self._updates: list[JobUpdate] = []
         self._journal: Any = None
         self._history_done = False
@@ -183,7 +186,7 @@ class FluxExecutor(Executor):
             if tag is None or (self.cluster and tag[1] and tag[1] != self.cluster):
                 return
             if flux_id not in self._jobs:
-                job = _FluxJob(flux_id, _job_id(flux_id).f58, tag[0])
+                job = _FluxJob(flux_id, _job_id(flux_id).f58, tag[0], lease=lease_tag(event.jobspec))
                 self._jobs[flux_id] = job
                 self._by_rainbow[tag[0]] = flux_id
             return
@@ -231,7 +234,7 @@ class FluxExecutor(Executor):
             if exc.errno in _UNAVAILABLE_ERRNOS:
                 raise ExecutorUnavailable(f"flux job submit: {exc.strerror or exc}") from exc
             raise JobRejected(f"Flux refused the job: {exc.strerror or exc}") from exc
-        record = _FluxJob(int(flux_id), flux_id.f58, job.jobid)
+        record = _FluxJob(int(flux_id), flux_id.f58, job.jobid, lease=lease_tag(job.jobspec))
         self._jobs.setdefault(record.flux_id, record)
         self._by_rainbow[job.jobid] = record.flux_id
         return record.local_id
@@ -287,8 +290,8 @@ class FluxExecutor(Executor):
     def find(self, jobid: int) -> JobUpdate | None:
         self._drain()
         flux_id = self._by_rainbow.get(jobid)
-        if flux_id is None:
-            return None
+        if flux_id is None or flux_id not in self._jobs:
+            return self._done.get(jobid)
         job = self._jobs[flux_id]
         return job.update(self._message(job))
 
@@ -306,6 +309,7 @@ class FluxExecutor(Executor):
         if job is not None and job.state in (COMPLETED, FAILED, CANCELLED):
             del self._jobs[flux_id]
             self._by_rainbow.pop(job.jobid, None)
+            self._done[job.jobid] = job.update(self._message(job))
 
     def close(self) -> None:
         if self._journal is not None:
