@@ -423,6 +423,7 @@ def main() -> None:
 
         graphs, stats = build_clusters(tmp, n_clusters, nodes)
     results["clusters"] = stats
+    results["cluster_count"] = n_clusters
     print(
         f"\n{n_clusters} clusters x {nodes} nodes: {stats['vertices_total']:,} vertices, "
         f"load median {stats['load_median_s'] * 1e3:.0f} ms per cluster, "

@@ -272,3 +272,16 @@ def postgres_proxy(postgres_url) -> Iterator[TcpProxy]:
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     yield proxy
     proxy.close()
+
+
+class ManualClock:
+    """A clock tests move by hand (``server.scheduler.clock = ManualClock()``): leases expire when told to."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -59,7 +59,7 @@ def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path)
             assert run(*agent).returncode == 0
         assert (info.state, info.exit_code, info.local_id) == ("failed", 4, "local-1")
     state = server.scheduler.cluster_state("tioga")
-    assert state["cost_per_node_hour"] == 3 and state["nodes_total"] == 16
+    assert state["cost_per_node_hour"] == 3 and state["executor_nodes"] == 16
 
 
 def test_agent_errors_are_one_line(tmp_path):

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rainbow.agent import Agent, LocalExecutor, Submission
+from rainbow.agent import Agent, LocalExecutor
+from rainbow.agent import local as local_module
 from rainbow.agent.convert import to_flux_jobspec
+from rainbow.agent.executor import AGENT_KEYS, Submission
 from rainbow.agent.hooks import Hooks, Reject
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
@@ -108,10 +110,14 @@ def test_update_state_reports_free_resources_and_queue(server_factory, tmp_path)
     cluster = register(server.address, tmp_path)
     hold = cluster.submit(["sleep", "30"], nodes=2, tasks=2)
     queued = cluster.submit(["sleep", "30"], nodes=2, tasks=2)
+    # The operator's picture of the cluster: the agent must not overwrite it.
+    cluster.client.update_state("keebler", {"nodes_total": 12, "cores_total": 432, "site": "llnl"})
     agent = cluster.agent(tmp_path / "state", nodes=3, cores=1)
     run_until(agent, lambda: states(cluster, hold) == ["running"])
     state = server.scheduler.cluster_state("keebler")
-    assert (state["nodes_total"], state["nodes_free"], state["cores_free"]) == (3, 1, 1)
+    assert (state["executor_nodes"], state["nodes_free"], state["cores_free"]) == (3, 1, 1)
+    assert (state["nodes_total"], state["cores_total"], state["site"]) == (12, 432, "llnl")
+    assert set(AGENT_KEYS) <= set(state)
     assert (state["jobs_running"], state["jobs_pending"]) == (1, 1)
     cluster.cancel(hold)
     cluster.cancel(queued)
@@ -161,7 +167,7 @@ def test_a_crash_between_submit_and_accept_never_runs_a_job_twice(cluster, tmp_p
     jobid = cluster.submit(["sh", "-c", f"echo ran >> {marker}"])
     first = cluster.agent(tmp_path / "state", agent_id="first")
 
-    def crash(_ids):
+    def crash(_ids, _leases=None):
         raise Crash("the agent died before AcceptJobs")
 
     first.link.accept = crash
@@ -188,7 +194,7 @@ def test_a_job_handed_out_again_is_found_not_resubmitted(server_factory, tmp_pat
     marker = tmp_path / "runs.txt"
     jobid = cluster.submit(["sh", "-c", f"echo ran >> {marker}"])
     first = cluster.agent(tmp_path / "state", agent_id="first")
-    first.link.accept = lambda ids: (_ for _ in ()).throw(Crash("no accept"))
+    first.link.accept = lambda ids, leases=None: (_ for _ in ()).throw(Crash("no accept"))
     with pytest.raises(Crash):
         first.run_once()
     second = cluster.agent(tmp_path / "state", agent_id="second")
@@ -398,3 +404,50 @@ def test_a_job_the_local_scheduler_could_not_take_is_retried_next_pass(cluster, 
     jobid = cluster.submit(["true"])
     run_until(agent, lambda: states(cluster, jobid) == ["completed"])
     assert calls == [jobid, jobid] and agent.stats.received == 1 and agent.stats.submitted == 1
+
+
+def test_a_crash_while_starting_a_local_job_never_starts_it_again(tmp_path):
+    marker = tmp_path / "runs.txt"
+    first = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    save = first._save
+
+    def crash_once_started(job):
+        if job.pid is not None:
+            raise Crash("the agent died after starting the process, before recording its pid")
+        save(job)
+
+    first._save = crash_once_started
+    spec = to_flux_jobspec(simple(["sh", "-c", f"echo ran >> {marker}"]), jobid=7, cluster="c")
+    with pytest.raises(Crash):
+        first.submit(Submission(7, "c", "job", spec))
+    again = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    deadline = time.monotonic() + 30
+    while again.find(7).state not in FINAL:
+        assert time.monotonic() < deadline, "the job started before the crash was never seen to end"
+        again.poll()
+        time.sleep(0.05)
+    assert again.find(7).state == "completed" and marker.read_text() == "ran\n"
+
+
+def test_a_crash_before_a_local_job_started_runs_it_once_later(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_module, "_START_GRACE", 0.2)
+    marker = tmp_path / "runs.txt"
+    first = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    save = first._save
+
+    def crash_before_the_process(job):
+        save(job)
+        if job.state == "running" and job.pid is None:
+            raise Crash("the agent died after recording the start, before the process existed")
+
+    first._save = crash_before_the_process
+    spec = to_flux_jobspec(simple(["sh", "-c", f"echo ran >> {marker}"]), jobid=8, cluster="c")
+    with pytest.raises(Crash):
+        first.submit(Submission(8, "c", "job", spec))
+    again = LocalExecutor(1, 4, state_dir=tmp_path / "state", cluster="c")
+    deadline = time.monotonic() + 30
+    while again.find(8).state not in FINAL:
+        assert time.monotonic() < deadline, "the job that never started was never started"
+        again.poll()
+        time.sleep(0.05)
+    assert again.find(8).state == "completed" and marker.read_text() == "ran\n"

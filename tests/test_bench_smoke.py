@@ -11,6 +11,7 @@ if str(ROOT) not in sys.path:
 
 from bench import receive_bench, submit_bench  # noqa: E402
 from bench.__main__ import summary_rows  # noqa: E402
+from bench.soak_bench import Fault, classify  # noqa: E402
 
 
 def test_submit_and_receive_quick(tmp_path):
@@ -26,6 +27,26 @@ def test_submit_and_receive_quick(tmp_path):
     rows = summary_rows({"submit": submit, "receive": receive})
     assert [row[0] for row in rows][:3] == [
         "submit throughput (32 clients)", "submit latency median / p99", "receive + accept 1,000 jobs"]
+
+
+def test_the_summary_names_as_many_clusters_as_the_run_matched_against():
+    rows = summary_rows({"match": {"mix_median_ms": 0.5, "cluster_count": 20}})
+    assert rows == [("satisfy over the 20 clusters (matcher)", "0.500 ms median", "", "")]
+
+
+def test_soak_blames_a_second_run_on_the_holder_that_lost_the_lease():
+    runs = {
+        1: [("c1-a", 1, 10.0), ("c1-b", 1, 16.0)],  # "c1-a" was killed while its lease ran out
+        2: [("c1-a", 1, 10.0), ("c1-a", 1, 11.0)],  # one agent ran it twice: never explained
+        3: [("c2-a", 1, 10.0), ("c2-b", 1, 30.0)],  # taken over while its holder was fine
+        4: [("c2-a", 1, 10.0)],
+    }
+    leases = {1: [(9.0, "c1-a"), (15.0, "c1-b")], 2: [(9.0, "c1-a")], 3: [(9.0, "c2-a"), (29.0, "c2-b")]}
+    faults = [Fault("agent", "c1-a", 12.5, 14.0), Fault("replica", "r0", 1.0, 3.0), Fault("agent", "c2-b", 27, 28)]
+    live, away = classify(runs, leases, faults, {"c1-a": "r0", "c1-b": "r1", "c2-a": "r0", "c2-b": "r1"})
+    assert [case["job"] for case in live] == [2, 3]
+    assert [(case["job"], case["holder"], case["cause"], case["away_s"]) for case in away] == [
+        (1, "c1-a", "agent c1-a", 1.5)]
 
 
 def test_match_placement_quick(capsys):

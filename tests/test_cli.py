@@ -16,6 +16,8 @@ import pytest
 import yaml
 from test_tls import make_ca, make_cert
 
+from rainbow.config import RainbowConfig
+
 from conftest import EXAMPLES, REGISTRATION_SECRET, example, start_server_process, subprocess_env
 
 NODES = str(EXAMPLES / "cluster-nodes.json")
@@ -37,10 +39,11 @@ class Rainbow:
     def __init__(self, cwd):
         self.cwd = cwd
 
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, code: int = 0, env: dict | None = None, module: str = "rainbow"
+                 ) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "-m", "rainbow", *args],
-            capture_output=True, text=True, timeout=120, cwd=self.cwd, env=subprocess_env(),
+            [sys.executable, "-m", module, *args],
+            capture_output=True, text=True, timeout=120, cwd=self.cwd, env=subprocess_env(env),
         )
         assert "Traceback" not in result.stderr, result.stderr
         assert result.returncode == code, (args, result.stdout, result.stderr)
@@ -147,7 +150,7 @@ def test_json_outputs(address, rainbow, tmp_path):
     other_secret = re.search(r"^secret: (\S+)$", text, re.M).group(1)
     assert re.search(r"^ token: \S+$", text, re.M)
     exists = rainbow.json("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES,
-                          "--config-path", config, "--save")
+                          "--config-path", config)
     assert exists["status"] == "REGISTER_EXISTS" and exists["secret"] == "" and exists["saved"] is None
 
     data = yaml.safe_load(Path(config).read_text())
@@ -195,9 +198,10 @@ def test_errors_go_to_stderr_with_exit_codes(address, rainbow, tmp_path):
     assert "one of the arguments -c/--command --jobspec is required" in err
     err = rainbow("submit", "--command", "x", "--jobspec", JOBSPEC_IO, "--config-path", config, code=2).stderr
     assert "not allowed with" in err
-    err = rainbow("register", "cluster", "--cluster-name", "a", "--nodes-json", NODES, "--save",
-                  code=2).stderr
-    assert "--save needs --config-path" in err
+    (tmp_path / "empty").mkdir()
+    err = Rainbow(tmp_path / "empty")("register", "cluster", "--cluster-name", "a", "--nodes-json", NODES, "--save",
+                                      "--secret", REGISTRATION_SECRET, code=2).stderr
+    assert "--save needs a config file to write to: ./rainbow-config.yaml does not exist" in err
     err = rainbow("submit", "-c", "x", "-n", "0", "--config-path", config, code=2).stderr
     assert "argument -n/--nodes: must be 1 or more" in err
 
@@ -224,6 +228,10 @@ def test_errors_go_to_stderr_with_exit_codes(address, rainbow, tmp_path):
     bad.write_text("version: 1\nresources: 7\n")
     err = rainbow("submit", "--jobspec", str(bad), "--config-path", config, code=1).stderr
     assert "resources" in err
+    bad.write_text("version: 1\nresources:\n  - type: node\n    count: [1\n")
+    err = rainbow("submit", "--jobspec", str(bad), "--config-path", config, code=1).stderr
+    assert err == (f"rainbow: error: {bad}: jobspec: not valid YAML: line 5, column 1: expected ',' or ']', but "
+                   "got '<stream end>' (while parsing a flow sequence that starts at line 4, column 12)\n")
     err = rainbow("submit", "--jobspec", JOBSPEC_IO, "--config-path", config, code=1).stderr
     assert err.startswith("rainbow: error: no cluster can run this job (0 of 1 match): keebler: ")
     err = rainbow("receive", "--host", "127.0.0.1:1", "--cluster-name", "a", "--request-secret", "b",
@@ -251,10 +259,69 @@ def test_tls_flags_against_a_mutual_tls_server(rainbow, tmp_path):
 
         err = rainbow("update", "state", "--state-file", STATE, "--config-path", config, "--timeout", "10",
                       code=1).stderr
-        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}")
+        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}: the server closed "
+                              "the connection: it likely wants TLS (connect with --ca-cert FILE, or --ssl) (")
+        err = rainbow("update", "state", "--state-file", STATE, "--config-path", config, "--timeout", "5",
+                      "--ca-cert", str(ca[1]), code=1).stderr
+        assert err.startswith(f"rainbow: error: cannot reach the rainbow server at {address}: the server closed "
+                              "the TLS connection: it likely wants a client certificate (mutual TLS: --cert and --key)")
         err = rainbow("receive", "--config-path", config, "--cert", str(cert), "--ca-cert", str(ca[1]),
                       code=1).stderr
         assert err == "rainbow: error: mutual TLS needs both a client certificate and its key\n"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_the_config_file_defaults_to_rainbow_config_env_then_the_working_directory(address, rainbow, tmp_path):
+    elsewhere = tmp_path / "elsewhere.yaml"
+    # No config anywhere: a command that needs one says how to make one.
+    err = rainbow("submit", "-c", "hostname", code=1).stderr
+    assert err == ("rainbow: error: config file rainbow-config.yaml does not exist: create one with rainbow config "
+                   "init (or give --config-path, or set RAINBOW_CONFIG, to use another file)\n")
+    # The tour without --config-path: ./rainbow-config.yaml.
+    rainbow("config", "init", "--cluster-name", "keebler", "--host", address)
+    assert (tmp_path / "rainbow-config.yaml").exists()
+    rainbow("register", "cluster", "--nodes-json", NODES, "--secret", REGISTRATION_SECRET, "--save")
+    out = rainbow("submit", "-c", "hostname").stdout
+    assert out.startswith("Submitted job 1 (hostname) to cluster keebler")
+    # RAINBOW_CONFIG names another file (and wins over ./rainbow-config.yaml).
+    env = {"RAINBOW_CONFIG": str(elsewhere)}
+    rainbow("config", "init", "--cluster-name", "tioga", "--host", address, env=env)
+    rainbow("register", "cluster", "--nodes-json", NODES, "--secret", REGISTRATION_SECRET, "--save", env=env)
+    assert RainbowConfig.load(elsewhere).token_for("tioga")
+    assert RainbowConfig.load(tmp_path / "rainbow-config.yaml").token_for("tioga") is None
+    err = rainbow("submit", "-c", "hostname", code=1, env={"RAINBOW_CONFIG": str(tmp_path / "gone.yaml")}).stderr
+    assert "gone.yaml does not exist" in err and "RAINBOW_CONFIG" not in err
+
+
+def test_register_module_dry_run_needs_no_config_and_names_the_cluster_after_its_hosts(address, rainbow, tmp_path):
+    R = str(EXAMPLES / "flux" / "R-16node-gpus.json")
+    dry = rainbow("--R", R, "--dry-run", module="rainbow.register").stdout
+    assert json.loads(dry)["graph"]["nodes"]["0"]["metadata"]["basename"] == "tioga"
+    assert not (tmp_path / "rainbow-config.yaml").exists()
+    out = rainbow("--R", R, "--host", address, "--secret", REGISTRATION_SECRET, "--save",
+                  module="rainbow.register").stdout
+    assert "registered cluster 'tioga' (16 nodes, 1024 cores, 128 GPUs)" in out
+    assert RainbowConfig.load(tmp_path / "rainbow-config.yaml").token_for("tioga")
+
+
+def test_registering_again_with_a_new_config_points_to_what_helps(address, rainbow, tmp_path):
+    """The tour run again on the same database with a fresh config: the old credentials are not issued twice."""
+    first, second = str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml")
+    for config in (first, second):
+        rainbow("config", "init", "--cluster-name", "keebler", "--config-path", config, "--host", address)
+    rainbow("register", "cluster", "--nodes-json", NODES, "--secret", REGISTRATION_SECRET, "--save",
+            "--config-path", first)
+    out = rainbow("register", "cluster", "--nodes-json", NODES, "--secret", REGISTRATION_SECRET, "--save",
+                  "--config-path", first).stdout
+    assert out == f"Cluster keebler is already registered (REGISTER_EXISTS); no new credentials were issued " \
+                  f"(its credentials are already in {first})\n"
+    err = rainbow("register", "cluster", "--nodes-json", NODES, "--secret", REGISTRATION_SECRET, "--save",
+                  "--config-path", second, code=1).stderr
+    assert err == (f"rainbow: error: cluster keebler is already registered, so there are no new credentials to "
+                   f"save to {second}. Use the config file that saved them when keebler was registered, or delete "
+                   "the cluster (rainbow delete --cluster-name keebler --delete-secret SECRET) and register it "
+                   "again, or start the server again with --cleanup (a new, empty database)\n")
+    err = rainbow("submit", "-c", "hostname", "--config-path", second, code=1).stderr
+    assert "use the config file that registered them" in err and "rainbow delete" in err

@@ -16,7 +16,7 @@ import pytest
 from test_tls import make_ca, make_cert
 
 from rainbow.client import Job, RainbowClient
-from rainbow.config import RainbowConfig
+from rainbow.config import RainbowConfig, with_port
 from rainbow.errors import InvalidArgument, PermissionDenied, Unavailable
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 
@@ -251,3 +251,19 @@ def test_server_only_tls_and_bad_settings(server_factory, pki, tmp_path):
         RainbowClient(cert=pki["client"][1])
     with pytest.raises(InvalidArgument, match=r"missing\.pem"):
         RainbowClient(ca_cert=tmp_path / "missing.pem")
+
+
+@pytest.mark.parametrize(("given", "dialed"), [
+    ("127.0.0.1", "127.0.0.1:50051"),
+    ("keebler.example.org", "keebler.example.org:50051"),
+    ("::1", "[::1]:50051"),
+    ("[::1]", "[::1]:50051"),
+    ("[::1]:7000", "[::1]:7000"),
+    ("127.0.0.1:7000", "127.0.0.1:7000"),
+    ("dns:///keebler.example.org", "dns:///keebler.example.org"),
+    ("unix:/run/rainbow.sock", "unix:/run/rainbow.sock"),
+])
+def test_an_address_without_a_port_dials_the_rainbow_port_not_443(given, dialed):
+    with RainbowClient(host=given) as client:
+        assert client.host == dialed
+    assert with_port(given) == dialed

@@ -60,7 +60,8 @@ def test_kill_during_submit_and_receive(tmp_path):
                     cluster="keebler", secret=secret, maxJobs=5, agent="agent"), timeout=5)
                 if got.jobs:
                     own.scheduler.AcceptJobs(rainbow_pb2.AcceptJobsRequest(
-                        cluster="keebler", secret=secret, jobids=list(got.jobs)), timeout=5)
+                        cluster="keebler", secret=secret, jobids=list(got.jobs), agent="agent",
+                        leases=dict(got.leases)), timeout=5)
                     with lock:
                         accepted.update(got.jobs)
             except grpc.RpcError:
@@ -94,14 +95,18 @@ def test_kill_during_submit_and_receive(tmp_path):
     accepted_ids = {job.id for job in jobs if job.state.value == "accepted"}
     assert accepted <= accepted_ids
 
-    time.sleep(1.2)  # leases taken before the kill run out
     proc, address, _ = start_server_process(db, "--secret", REGISTRATION_SECRET, "--loglevel", "warning")
     stubs = stubs_for(address)
     try:
-        again = stubs.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=secret))
-        assert not (set(again.jobs) & accepted)  # no accepted job is handed out again
+        # Jobs leased before the kill come back once their (1 s) leases run out: poll until all did.
         pending = {job.id for job in jobs if job.state.value in ("assigned", "leased")}
-        assert set(again.jobs) == pending  # and every unaccepted one is
+        again: set[int] = set()
+        deadline = time.monotonic() + 30
+        while not pending <= again and time.monotonic() < deadline:
+            got = stubs.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=secret))
+            again.update(got.jobs)
+        assert not (again & accepted)  # no accepted job is handed out again
+        assert again == pending  # and every unaccepted one is
     finally:
         stubs.channel.close()
         proc.send_signal(signal.SIGTERM)

@@ -34,7 +34,7 @@ def test_variables_become_typed_defaults_and_flags_win():
     environ = {
         "RAINBOW_SERVER_METRICS_PORT": "9464",
         "RAINBOW_SERVER_LEASE_SECONDS": "12.5",
-        "RAINBOW_SERVER_LOGLEVEL": "debug",
+        "RAINBOW_SERVER_LOG_LEVEL": "debug",
         "RAINBOW_SERVER_CLEANUP": "yes",
         "RAINBOW_SERVER_DB": "/data/rainbow.db",
     }
@@ -64,7 +64,7 @@ def test_a_file_variable_reads_the_value_from_the_file(tmp_path):
     ("environ", "message"),
     [
         ({"RAINBOW_SERVER_METRICS_PORT": "nine"}, "RAINBOW_SERVER_METRICS_PORT: invalid value 'nine'"),
-        ({"RAINBOW_SERVER_LOGLEVEL": "9"}, "RAINBOW_SERVER_LOGLEVEL: numeric levels are 0 (quiet) to 5"),
+        ({"RAINBOW_SERVER_LOG_LEVEL": "9"}, "RAINBOW_SERVER_LOG_LEVEL: numeric levels are 0 (quiet) to 5"),
         ({"RAINBOW_SERVER_CLEANUP": "maybe"}, "RAINBOW_SERVER_CLEANUP: expected one of"),
         ({"RAINBOW_SERVER_SECRET_FILE": "/nonexistent/secret"}, "RAINBOW_SERVER_SECRET_FILE: cannot read"),
     ],

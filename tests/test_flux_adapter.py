@@ -157,7 +157,9 @@ def test_a_restarted_executor_finds_only_this_clusters_tagged_jobs(flux_fake):
     flux_fake.current().finish(int(flux.job.JobID(running)), 2 << 8)
     assert [(u.jobid, u.state, u.exit_code) for u in again.poll()] == [(2, "failed", 2)]
     again.forget(running)
-    assert again.find(2) is None
+    forgotten = again.find(2)  # still known after forget: the agent must not run job 2 again
+    assert (forgotten.local_id, forgotten.state, forgotten.exit_code) == (running, "failed", 2)
+    assert 2 not in {u.jobid for u in again.recover()}
 
 
 def test_instance_R_and_name(flux_fake):
@@ -244,7 +246,7 @@ def test_agent_crash_between_flux_submit_and_accept_adopts_the_flux_job(flux_fak
 
     first = agent("first")
 
-    def crash(ids):
+    def crash(ids, leases=None):
         raise RuntimeError("killed before AcceptJobs")
 
     first.link.accept = crash

@@ -33,7 +33,7 @@ def load(*path: Path, site: bool) -> subprocess.CompletedProcess:
     """Load the module under a Python that sees only ``path`` (and site-packages when ``site``)."""
     flags = ["-I"] if site else ["-I", "-S"]  # -I: PYTHONPATH (and the user's site) ignored
     return subprocess.run([sys.executable, *flags, "-c", LOAD, *map(str, path)],
-                          capture_output=True, text=True, timeout=60, env=subprocess_env())
+                          capture_output=True, text=True, timeout=60, env=subprocess_env(), cwd=FAKE)
 
 
 def test_without_rainbow_the_load_fails_with_one_line_naming_the_fix():
@@ -56,5 +56,5 @@ def test_a_missing_dependency_of_rainbow_is_named():
 def test_with_rainbow_importable_the_module_reads_its_arguments():
     result = load(FAKE, SRC, site=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert result.stdout.strip() == (
-        "flux module load rainbow_agent.py: the following arguments are required: --config-path")
+    # no --config-path: the default ./rainbow-config.yaml, absent here (the run's directory has none)
+    assert result.stdout.strip() == "config file rainbow-config.yaml does not exist"

@@ -295,7 +295,7 @@ def test_memory_comes_from_each_ranks_hwloc_topology(flux_fake, tmp_path):
                                                                  "with": [{"type": "memory", "count": gb}]}}})
 
     assert match(graph, wants(8, 96)).ok
-    assert match(graph, wants(9, 96)).reason == "needs 9 node with 96 memory, has 8"
+    assert match(graph, wants(9, 96)).reason == "needs 9 nodes with 96 memory, has 8"
 
 
 def test_no_topology_memory_means_no_memory_vertices(flux_fake, tmp_path):

@@ -247,7 +247,7 @@ BAD = [
         "tasks[0].slot: unknown slot 'x'",
     ),
     ("[1, 2]", "jobspec: must be a mapping"),
-    ("a: [", "jobspec: not valid YAML or JSON"),
+    ("a: [", "jobspec: not valid YAML: line 1, column 5: expected the node content, but found '<stream end>'"),
     ("", "jobspec: empty"),
     ("version: 1\n", "resources: missing"),
     ("version: 1\nresources: 3\n", "resources: must be a map"),

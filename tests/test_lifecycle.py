@@ -10,7 +10,7 @@ import pytest
 
 from rainbow.protos import rainbow_pb2
 
-from conftest import BOTH_STORES, REGISTRATION_SECRET, example, stubs_for
+from conftest import BOTH_STORES, REGISTRATION_SECRET, ManualClock, example, stubs_for
 
 pytestmark = BOTH_STORES
 
@@ -41,8 +41,9 @@ def receive(stubs, cluster, secret, agent="", max_jobs=0):
     return sorted(reply.jobs)
 
 
-def accept(stubs, cluster, secret, ids):
-    return stubs.scheduler.AcceptJobs(rainbow_pb2.AcceptJobsRequest(cluster=cluster, secret=secret, jobids=ids))
+def accept(stubs, cluster, secret, ids, agent=""):
+    return stubs.scheduler.AcceptJobs(
+        rainbow_pb2.AcceptJobsRequest(cluster=cluster, secret=secret, jobids=ids, agent=agent))
 
 
 def report(stubs, cluster, secret, jobid, state, **fields):
@@ -67,7 +68,7 @@ def test_each_transition_with_history(one):
     assert get(stubs, job, token).state == "assigned"
     assert receive(stubs, "keebler", secret, agent="agent-1") == [job]
     assert get(stubs, job, token).state == "leased"
-    accept(stubs, "keebler", secret, [job])
+    accept(stubs, "keebler", secret, [job], agent="agent-1")
     assert get(stubs, job, token).state == "accepted"
     reply = report(stubs, "keebler", secret, job, "submitted", local_id="ƒJjtQaK")
     assert reply.state == "submitted" and not reply.cancel
@@ -105,16 +106,18 @@ def test_report_rejections(one):
 
 
 def test_lease_expiry_redelivers_to_another_caller(server_factory):
-    server = server_factory(lease_seconds=0.5)
+    server = server_factory(lease_seconds=30)
+    clock = server.scheduler.clock = ManualClock()
     stubs = stubs_for(server.address)
     token, secret = register(stubs, "keebler")
     job = submit(stubs, [("keebler", token)]).jobid
     assert receive(stubs, "keebler", secret, agent="a") == [job]
+    clock.advance(29)
     assert receive(stubs, "keebler", secret, agent="b") == []
-    time.sleep(0.7)
+    clock.advance(2)
     assert receive(stubs, "keebler", secret, agent="b") == [job]
-    accept(stubs, "keebler", secret, [job])
-    time.sleep(0.7)
+    accept(stubs, "keebler", secret, [job], agent="b")
+    clock.advance(60)
     assert receive(stubs, "keebler", secret, agent="a") == []
     stubs.channel.close()
 
@@ -131,7 +134,8 @@ def test_two_agents_racing_take_each_job_once(one):
             got = receive(own, "keebler", secret, agent=name, max_jobs=4)
             if not got:
                 break
-            assert accept(own, "keebler", secret, got).status == rainbow_pb2.AcceptJobsResponse.RESULT_TYPE_SUCCESS
+            status = accept(own, "keebler", secret, got, agent=name).status
+            assert status == rainbow_pb2.AcceptJobsResponse.RESULT_TYPE_SUCCESS
             mine.extend(got)
         taken[name] = mine
         own.channel.close()

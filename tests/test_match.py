@@ -96,19 +96,19 @@ def test_old_client_simple_jobspec_on_racks(keebler):
 
     assert match(keebler, old(3, 12)).ok
     assert not match(keebler, old(3, 13)).ok
-    assert match(keebler, old(4, 1)) == MatchResult(False, "needs 4 node, has 3")
+    assert match(keebler, old(4, 1)) == MatchResult(False, "needs 4 nodes, has 3")
 
 
 def test_reasons(keebler):
     assert match(keebler, parse_jobspec(simple("x", nodes=100, tasks=100))) == MatchResult(
-        False, "needs 100 node, has 3"
+        False, "needs 100 nodes, has 3"
     )
     assert match(keebler, spec(g=group("node", 1, group("core", 13)))) == MatchResult(
-        False, "needs 1 node with 13 core, has 0"
+        False, "needs 1 node with 13 cores, has 0"
     )
     assert match(keebler, spec(g=group("gpu", 1))) == MatchResult(False, "needs 1 gpu, has 0")
     two = spec(a=group("node", 2, group("core", 8)), b=group("node", 2, group("core", 1)))
-    assert match(keebler, two) == MatchResult(False, "needs 4 node, has 3")
+    assert match(keebler, two) == MatchResult(False, "needs 4 nodes, has 3")
     fit = spec(a=group("socket", 1, group("core", 12)), b=group("node", 3, group("core", 1)))
     assert match(keebler, fit) == MatchResult(False, "resource groups a, b do not fit together")
     assert match(
@@ -123,7 +123,7 @@ def test_flux_v1_jobspec_on_flux_shaped_cluster():
     v1 = next(v for k, v in calls.items() if k.startswith("JobspecV1.from_command"))
     js = parse_jobspec(v1)
     assert match(flux_cluster(2, 2), js).ok
-    assert match(flux_cluster(1, 4), js) == MatchResult(False, "needs 2 node, has 1")
+    assert match(flux_cluster(1, 4), js) == MatchResult(False, "needs 2 nodes, has 1")
 
 
 def test_simple_jobspec_on_flux_cluster():
@@ -133,7 +133,7 @@ def test_simple_jobspec_on_flux_cluster():
     gpus = spec(g=group("node", 16, group("core", 64), group("gpu", 8)))
     assert match(graph, gpus).ok
     assert match(graph, spec(g=group("node", 1, group("gpu", 9)))) == MatchResult(
-        False, "needs 1 node with 9 gpu, has 0"
+        False, "needs 1 node with 9 gpus, has 0"
     )
 
 
@@ -205,8 +205,8 @@ def test_satisfy_many(keebler):
     clusters = {"keebler": keebler, "big": flux_cluster(8, 16), "tiny": flux_cluster(1, 1)}
     results = satisfy(clusters, parse_jobspec(simple("x", nodes=4, tasks=8)))
     assert results["big"].ok
-    assert results["keebler"] == MatchResult(False, "needs 4 node, has 3")
-    assert results["tiny"].describe("tiny") == "tiny: needs 4 node, has 1"
+    assert results["keebler"] == MatchResult(False, "needs 4 nodes, has 3")
+    assert results["tiny"].describe("tiny") == "tiny: needs 4 nodes, has 1"
 
 
 def test_unknown_types_do_not_match(keebler):
@@ -249,7 +249,7 @@ def test_slot_repeats_subtree():
     }
     assert match(graph, parse_jobspec(top_slot)).ok
     top_slot["resources"][0]["count"] = 5
-    assert match(graph, parse_jobspec(top_slot)) == MatchResult(False, "needs 10 core, has 8")
+    assert match(graph, parse_jobspec(top_slot)) == MatchResult(False, "needs 10 cores, has 8")
 
 
 def test_competing_groups_reason():
@@ -258,7 +258,7 @@ def test_competing_groups_reason():
     doc, _ = tree_jgf(Vertex("cluster", children=[big, big, small, small]))
     graph = ClusterGraph.from_jgf(doc)
     js = spec(a=group("node", 2, group("core", 4)), b=group("node", 1, group("core", 8)))
-    assert match(graph, js) == MatchResult(False, "needs 3 node for groups a, b together, has 2")
+    assert match(graph, js) == MatchResult(False, "needs 3 nodes for groups a, b together, has 2")
     assert match(graph, spec(a=group("node", 1, group("core", 4)), b=group("node", 1, group("core", 8)))).ok
     assert match(graph, spec(a=group("node", 2, group("core", 2)), b=group("node", 2, group("core", 8)))).ok
 
@@ -267,7 +267,7 @@ def test_pool_takes_what_groups_leave():
     graph = flux_cluster(4, 8)
     assert match(graph, spec(n=group("node", 2, group("core", 8)), pool=group("core", 16))).ok
     assert match(graph, spec(n=group("node", 2, group("core", 8)), pool=group("core", 17))) == MatchResult(
-        False, "needs 33 core, has 32"
+        False, "needs 33 cores, has 32"
     )
 
 
@@ -277,7 +277,7 @@ def test_pool_with_requires_and_scarce_nodes():
     js = spec(s=group("node", 1, group("core", 3)), c=group("core", 2, requires=needs_x))
     assert match(graph, js) == MatchResult(False, "no core with x type=y")
     both = spec(a=group("node", 2, group("core", 3)), b=group("node", 1, group("core", 1)))
-    assert match(graph, both) == MatchResult(False, "needs 3 node, has 2")
+    assert match(graph, both) == MatchResult(False, "needs 3 nodes, has 2")
 
 
 def test_register_algorithm():
@@ -292,3 +292,12 @@ def test_register_algorithm():
     with pytest.raises(InvalidArgument, match="unknown requirement kinds"):
         register_match_algorithm(MatchAlgorithm("odd", "odd", frozenset({"regex"})))
     del MATCH_ALGORITHMS["versions-only"]
+
+
+def test_counts_read_as_english():
+    from rainbow.graph.match import units
+    from rainbow.scheduler import plural
+
+    assert [units(1, "node"), units(64, "node"), units(2, "gpus"), units(4, "memory")] == [
+        "1 node", "64 nodes", "2 gpus", "4 memory"]
+    assert [plural(0, "cluster"), plural(1, "cluster"), plural(2, "job")] == ["0 clusters", "1 cluster", "2 jobs"]

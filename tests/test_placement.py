@@ -221,7 +221,7 @@ def tioga() -> ClusterGraph:
         (v1(3, queue="batch", constraints={"hostlist": ["tioga[5-6]"]}),
          "3 nodes matching 'pbatch and host:tioga[5-6]' needed, 2 have it"),
         (v1(1, queue="nosuch"), "no queue 'nosuch'"),
-        (v1(2, gpus=9), "needs 2 node with 1 core, 9 gpu, has 0 on the 12 nodes with property 'pbatch'"),
+        (v1(2, gpus=9), "needs 2 nodes with 1 core, 9 gpus, has 0 on the 12 nodes with property 'pbatch'"),
     ],
 )
 def test_refusals_say_exactly_why(tioga, spec, reason):

@@ -39,7 +39,9 @@ def _fields(message) -> dict[str, int]:
 
 
 # Fields this implementation added, each with a number the contract never used.
-ADDED = {("ReceiveJobsRequest", "agent"), ("SatisfyResponse", "reasons"), ("SubmitJobRequest", "idempotency_key")}
+ADDED = {("ReceiveJobsRequest", "agent"), ("SatisfyResponse", "reasons"), ("SubmitJobRequest", "idempotency_key"),
+         ("ReceiveJobsResponse", "leases"), ("ReceiveJobsResponse", "lease_seconds"),
+         ("AcceptJobsRequest", "agent"), ("AcceptJobsRequest", "leases")}
 
 
 def test_wire_contract_numbers():

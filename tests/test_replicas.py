@@ -22,6 +22,7 @@ import pytest
 
 from rainbow.graph.synthetic import Vertex, tree_jgf
 from rainbow.protos import memory_pb2, rainbow_pb2
+from rainbow.store.postgres import PostgresStore
 
 from conftest import REGISTRATION_SECRET, example, start_server_process, stubs_for
 
@@ -329,6 +330,74 @@ def test_cluster_changes_through_one_replica_reach_the_other(postgres_database, 
         a.scheduler.Delete(rainbow_pb2.DeleteRequest(name="green", secret=new_secret))
         register(a, "green")
         eventually(lambda: b_matches(example("jobspec-constraint.yaml")) == ["green", "red"], "re-registration")
+    finally:
+        a.channel.close()
+        b.channel.close()
+
+
+def test_a_replica_reads_its_writes_through_another_before_any_notification(
+    postgres_database, server_factory, monkeypatch
+):
+    """Behind a load balancer a request follows its predecessor to another replica at once: B, which
+    never hears a change notification here, answers from the store, not from an older copy."""
+    monkeypatch.setattr(PostgresStore, "watch_clusters", lambda self, callback: None)
+    url = postgres_database()
+    a_server = server_factory(db=url, select_algorithm="cheapest")
+    b_server = server_factory(db=url, select_algorithm="cheapest")
+    a, b = stubs_for(a_server.address), stubs_for(b_server.address)
+    constraint, io_jobspec = example("jobspec-constraint.yaml"), example("jobspec-io.yaml")
+
+    def b_matches(jobspec):
+        return list(b.graph.Satisfy(memory_pb2.SatisfyRequest(payload=jobspec), timeout=5).clusters)
+
+    def set_cost(stubs, name, secret, cost):
+        stubs.scheduler.UpdateState(rainbow_pb2.UpdateStateRequest(
+            cluster=name, secret=secret,
+            payload=json.dumps({"cost_per_node_hour": cost, "nodes_free": 4, "memory_per_node": 100})), timeout=5)
+
+    try:
+        red_token, red_secret = register(a, "red")
+        green_token, green_secret = register(a, "green")
+        clusters = [Cluster(name="red", token=red_token), Cluster(name="green", token=green_token)]
+
+        # Registered on A, submitted to through B.
+        job = b.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
+            name="first", clusters=clusters[:1], jobspec=constraint), timeout=5)
+        assert job.status == rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS
+        assert b_matches(constraint) == ["green", "red"]
+
+        # State written through B (which now holds both clusters), then changed through A: B selects on A's.
+        set_cost(b, "red", red_secret, 9)
+        set_cost(b, "green", green_secret, 1)
+        set_cost(a, "red", red_secret, 0.5)
+        reply = b.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
+            name="sel", clusters=clusters, jobspec=constraint, satisfy_only=True), timeout=5)
+        assert reply.clusters[0] == "red"
+        assert b_server.scheduler.cluster_state("red")["cost_per_node_hour"] == 0.5
+
+        # A subsystem registered through A is matched by B, and B registers the next one on top of it.
+        a.scheduler.RegisterSubsystem(rainbow_pb2.RegisterRequest(
+            name="red", secret=red_secret, subsystem="io", nodes=example("cluster-io-subsystem.json")), timeout=5)
+        assert b_matches(io_jobspec) == ["red"]
+        b.scheduler.DeleteSubsystem(rainbow_pb2.DeleteRequest(name="red", secret=red_secret, subsytem="io"))
+        assert a_server.scheduler.satisfy(io_jobspec).clusters == []
+
+        # Deleted through A: B refuses the old credentials; registered again through B: A takes the new ones.
+        a.scheduler.Delete(rainbow_pb2.DeleteRequest(name="green", secret=green_secret), timeout=5)
+        with pytest.raises(grpc.RpcError) as err:
+            b.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=green_secret), timeout=5)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        new_token, new_secret = register(b, "green")
+        # A replica restarted with a new registration secret: the other one takes it at once.
+        c_server = server_factory(db=url, secret="a-new-registration-secret")
+        c_server.stop()
+        reply = b.scheduler.Register(rainbow_pb2.RegisterRequest(
+            name="blue", secret="a-new-registration-secret", nodes=example("cluster-nodes.json")), timeout=10)
+        assert reply.status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
+        a.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="green", secret=new_secret), timeout=5)
+        listed = a.scheduler.ListJobs(rainbow_pb2.ListJobsRequest(
+            clusters=[Cluster(name="green", token=new_token)]), timeout=5)
+        assert list(listed.jobs) == []
     finally:
         a.channel.close()
         b.channel.close()

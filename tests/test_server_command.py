@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 
 import grpc
+import pytest
 
 from rainbow.protos import memory_pb2, rainbow_pb2
+from rainbow.scheduler import REGISTRATION_SECRET_KEY
+from rainbow.store.sqlite import SQLiteStore
 
 from conftest import example, start_server_process, stubs_for, subprocess_env
 
@@ -84,3 +89,136 @@ def test_bad_settings_refuse_to_start(tmp_path):
     assert result.returncode != 0
     assert "no-such-algorithm" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def run_server(*flags: str, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """A `rainbow server` start that is expected to fail (a timeout fails the test)."""
+    return subprocess.run([sys.executable, "-m", "rainbow", "server", *flags], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, env=subprocess_env(env))
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The failed command's whole stderr, which must be one ``rainbow: error:`` line; returns it."""
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "rainbow.scheduler" not in line]
+    assert len(lines) == 1 and lines[0].startswith("rainbow: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_a_busy_port_is_one_line_and_leaves_no_store_behind(tmp_path, busy_port):
+    db = tmp_path / "rainbow.db"
+    result = run_server("--host", f"127.0.0.1:{busy_port}", "--db", str(db))
+    assert one_line_error(result) == (
+        f"rainbow: error: cannot listen on 127.0.0.1:{busy_port} (--host): Address already in use")
+    assert "generated" not in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+    result = run_server("--host", "127.0.0.1:0", "--db", str(db), "--metrics-port", str(busy_port))
+    assert one_line_error(result) == (
+        f"rainbow: error: cannot serve metrics on 127.0.0.1:{busy_port} (--metrics-port): Address already in use")
+    assert "Exception ignored" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_start_keeps_no_secret_it_did_not_show(tmp_path, busy_port):
+    """A store that exists but has no registration secret yet: a failed start must not leave one in it."""
+    db = tmp_path / "rainbow.db"
+    SQLiteStore(str(db)).close()
+    result = run_server("--host", f"127.0.0.1:{busy_port}", "--db", str(db))
+    one_line_error(result)
+    assert db.exists()
+    store = SQLiteStore(str(db))
+    try:
+        assert store.get_meta(REGISTRATION_SECRET_KEY) is None
+    finally:
+        store.close()
+    proc, _, lines = start_server_process(db)
+    assert "generated a registration secret" in "\n".join(lines)
+    stop(proc)
+
+
+def test_bad_settings_fail_in_one_line_without_a_store_file(tmp_path):
+    db = tmp_path / "rainbow.db"
+    bad_config = tmp_path / "bad-config.yaml"
+    bad_config.write_text("scheduler:\n  name: x\n  secret: [unclosed\n")
+    line = one_line_error(run_server("--host", "127.0.0.1:0", "--db", str(db), "--config", str(bad_config)))
+    assert line == (f"rainbow: error: {bad_config}: not valid YAML: line 4, column 1: expected ',' or ']', but "
+                    "got '<stream end>' (while parsing a flow sequence that starts at line 3, column 11)")
+    line = one_line_error(run_server("--host", "127.0.0.1:0", "--db", str(db), "--select-algorithm", "nope"))
+    assert "nope" in line
+    assert not db.exists() and not (tmp_path / "rainbow.db-wal").exists()
+
+
+def test_a_postgresql_store_without_the_extra_says_which_to_install(tmp_path):
+    """psycopg made unimportable (as when the postgres extra is not installed)."""
+    shadow = tmp_path / "shadow" / "psycopg"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
+    path = os.pathsep.join([str(shadow.parent), subprocess_env()["PYTHONPATH"]])
+    result = subprocess.run([sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0",
+                             "--store", "postgresql://rainbow@127.0.0.1:1/rainbow"],
+                            capture_output=True, text=True, timeout=60, env=subprocess_env({"PYTHONPATH": path}),
+                            cwd=tmp_path)
+    assert one_line_error(result) == (
+        "rainbow: error: a PostgreSQL store needs the postgres extra (psycopg is not installed): "
+        "pip install 'rainbow-scheduler[postgres]'")
+
+
+def test_server_help_says_what_the_server_is():
+    result = subprocess.run([sys.executable, "-m", "rainbow", "server", "--help"], capture_output=True, text=True,
+                            timeout=60, env=subprocess_env())
+    assert result.returncode == 0
+    assert "Run the rainbow scheduler" in result.stdout.split("options:")[0]
+    assert "--log-level" in result.stdout
+
+
+def server_log(tmp_path, *flags: str) -> str:
+    """Everything a server prints while a cluster registers, reports state and heartbeats and a job is submitted."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(tmp_path / "r.db"),
+         "--secret", "s3", "--cleanup", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(),
+    )
+    try:
+        address, before = None, []
+        while address is None:
+            line = proc.stdout.readline()
+            assert line, "the server exited before listening"
+            before.append(line)
+            found = re.search(r"listening on (\S+:\d+)", line)
+            address = found and found.group(1)
+        stubs = stubs_for(address)
+        reply = stubs.scheduler.Register(
+            rainbow_pb2.RegisterRequest(name="keebler", secret="s3", nodes=example("cluster-nodes.json")))
+        for _ in range(3):
+            stubs.scheduler.UpdateState(rainbow_pb2.UpdateStateRequest(
+                cluster="keebler", secret=reply.secret, payload=example("cluster-state.json")))
+            stubs.scheduler.Heartbeat(rainbow_pb2.HeartbeatRequest(cluster="keebler", secret=reply.secret))
+        stubs.scheduler.SubmitJob(rainbow_pb2.SubmitJobRequest(
+            name="hello", clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=reply.token)],
+            jobspec=example("jobspec-constraint.yaml")))
+        stubs.channel.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    return "".join(before) + out
+
+
+def test_default_logs_are_quiet_and_debug_shows_every_request(tmp_path):
+    quiet = server_log(tmp_path)
+    assert "registered cluster keebler (1 cluster, 36 cores, 3 nodes, 1 rack, 3 sockets)" in quiet
+    assert "job 1 (hello) assigned to cluster keebler" in quiet
+    assert "loaded 0 clusters from the store" in quiet
+    for noise in ("UpdateState", "Heartbeat", "SubmitJob ok", "Register ok", "state: "):
+        assert noise not in quiet, noise
+    loud = server_log(tmp_path, "--log-level", "debug")
+    assert loud.count("UpdateState ok") == 3 and loud.count("Heartbeat ok") == 3
+    assert "SubmitJob ok" in loud and "cluster keebler state: " in loud

@@ -287,3 +287,18 @@ def test_limits_give_resource_exhausted_and_store_nothing(server_factory):
     got = stubs.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="small", secret=reply.secret))
     assert len(got.jobs) == 2  # capped per receive; the third waits for the next one
     stubs.channel.close()
+
+
+def test_update_state_takes_a_json_string_holding_an_object_as_the_published_client_sends(cluster):
+    stubs, _, secret = cluster
+    text = example("cluster-state.json")
+    reply = stubs.scheduler.UpdateState(
+        rainbow_pb2.UpdateStateRequest(cluster="keebler", secret=secret, payload=json.dumps(text))
+    )
+    assert reply.status == rainbow_pb2.UpdateStateResponse.UPDATE_STATE_SUCCESS
+    assert stubs.server.scheduler.cluster_state("keebler") == json.loads(text)
+    for payload in ('"[1, 2]"', '"not json"', json.dumps('"nested"'), json.dumps(json.dumps(text))):
+        err = rpc_error(stubs.scheduler.UpdateState,
+                        rainbow_pb2.UpdateStateRequest(cluster="keebler", secret=secret, payload=payload))
+        assert err.code() == Code.INVALID_ARGUMENT, payload
+        assert "payload" in err.details()

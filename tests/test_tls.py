@@ -100,3 +100,27 @@ def test_tls_needs_cert_and_key(server_factory, pki):
         server_factory(cert=str(pki["server"][1]))
     with pytest.raises(InvalidArgument, match="cannot read"):
         server_factory(cert="/nonexistent.pem", key=str(pki["server"][0]))
+
+
+def test_a_tls_client_of_a_plaintext_server_is_told_so(server_factory, pki):
+    from rainbow.client import RainbowClient
+    from rainbow.errors import Unavailable
+
+    server = server_factory()
+    client = RainbowClient(server.address, ca_cert=pki["ca"][1], timeout=10, retries=0)
+    with client, pytest.raises(Unavailable) as err:
+        client.satisfy(example("jobspec-constraint.yaml"))
+    assert str(err.value).startswith(f"cannot reach the rainbow server at {server.address}: the TLS handshake "
+                                     "failed: the server likely speaks plaintext (connect without --ssl/--ca-cert)")
+
+
+def test_a_client_with_a_certificate_the_server_does_not_trust_is_told_so(server_factory, pki):
+    from rainbow.client import RainbowClient
+    from rainbow.errors import Unavailable
+
+    server = server_factory(cert=str(pki["server"][1]), key=str(pki["server"][0]), ca_cert=str(pki["ca"][1]))
+    key, cert = pki["stranger"]
+    client = RainbowClient(server.address, ca_cert=pki["ca"][1], cert=cert, key=key, timeout=10, retries=0)
+    with client, pytest.raises(Unavailable) as err:
+        client.satisfy(example("jobspec-constraint.yaml"))
+    assert "it likely does not trust this client certificate" in str(err.value)

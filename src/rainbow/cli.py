@@ -9,6 +9,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rainbow.environment import apply_environment
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    server = commands.add_parser("server", help="run the rainbow scheduler server")
+    server = commands.add_parser("server", help="run the rainbow scheduler server",
+                                 description=server_command.DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     server_command.add_arguments(server)
     server.set_defaults(func=server_command.run)
     add_client_commands(commands)
@@ -46,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_grpc_core() -> None:
+    """gRPC's C core writes its own lines to stderr (a failed bind, a failed handshake...); the command
+    says what failed in one line of its own. Set GRPC_VERBOSITY (debug, info, error) to see the core's."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_grpc_core()  # read when grpc is imported, so before build_parser imports it
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "environment_error", None):

@@ -29,10 +29,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rainbow.config import DEFAULT_HOST, RainbowConfig
+from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
 from rainbow.durations import parse_duration
 from rainbow.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -157,9 +158,11 @@ class Job:
     name: str
     jobspec: str
     command: str
+    # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
+    lease: int = field(default=0, compare=False)
 
     @classmethod
-    def from_wire(cls, jobid: int, text: str) -> Job:
+    def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:
         try:
             data = json.loads(text)
         except ValueError:
@@ -172,6 +175,7 @@ class Job:
             name=str(data.get("name") or ""),
             jobspec=str(data.get("jobspec") or ""),
             command=str(data.get("command") or ""),
+            lease=int(lease),
         )
 
 
@@ -326,7 +330,12 @@ def _jobspec_input(jobspec: Jobspec | Mapping[str, Any] | PathOrText) -> tuple[J
         parsed = parse_jobspec(dict(jobspec))
         return parsed, parsed.to_yaml()
     text = read_input(jobspec, "jobspec")
-    return parse_jobspec(text), text
+    try:
+        return parse_jobspec(text), text
+    except InvalidArgument as exc:
+        if isinstance(jobspec, os.PathLike) or text is not jobspec:  # read from a file: name it
+            raise InvalidArgument(f"{os.fspath(jobspec)}: {exc.message}", field=exc.field) from None
+        raise
 
 
 def _option_text(value: Any) -> str:
@@ -352,14 +361,42 @@ def _check_status(status: str, what: str) -> None:
         raise RainbowError(f"{what}: the server reported an error ({status})")
 
 
-def rpc_error(exc: grpc.RpcError, host: str = "") -> RainbowError:
-    """The RainbowError for a failed call, with ``code``, ``message``, ``status`` and ``details``."""
+def connection_hint(details: str, transport: str) -> str:
+    """What a failed connection most likely means, from gRPC's details and how this client connects.
+
+    A server that wants TLS (or a client certificate) just closes a connection
+    that does not offer it: gRPC then says only "Socket closed".
+    """
+    if "Socket closed" in details or "Connection reset by peer" in details:
+        if transport == "plaintext":
+            return "the server closed the connection: it likely wants TLS (connect with --ca-cert FILE, or --ssl)"
+        if transport == "TLS":
+            return ("the server closed the TLS connection: it likely wants a client certificate "
+                    "(mutual TLS: --cert and --key)")
+        if transport == "mutual TLS":
+            return ("the server closed the TLS connection: it likely does not trust this client certificate "
+                    "(signed by a CA other than the server's --ca-cert?)")
+    if "WRONG_VERSION_NUMBER" in details:
+        return "the TLS handshake failed: the server likely speaks plaintext (connect without --ssl/--ca-cert)"
+    if "CERTIFICATE_VERIFY_FAILED" in details:
+        return ("the TLS handshake failed: the server's certificate is not signed by a CA this client trusts "
+                "(give that CA with --ca-cert)")
+    return ""
+
+
+def rpc_error(exc: grpc.RpcError, host: str = "", transport: str = "") -> RainbowError:
+    """The RainbowError for a failed call, with ``code``, ``message``, ``status`` and ``details``.
+
+    ``transport`` ("plaintext", "TLS" or "mutual TLS": how the client connects) lets the
+    message say what a refused connection most likely means.
+    """
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = (exc.details() if hasattr(exc, "details") else None) or ""
     name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
     message = details or f"call failed with status {name}"
     if name == "UNAVAILABLE" and host:
-        message = f"cannot reach the rainbow server at {host}: {message}"
+        hint = connection_hint(details, transport)
+        message = f"cannot reach the rainbow server at {host}: " + (f"{hint} ({message})" if hint else message)
     elif name == "DEADLINE_EXCEEDED" and host:
         message = f"the rainbow server at {host} did not answer in time: {message}"
     error = error_for_code(name, message)
@@ -382,6 +419,31 @@ def service_config(retries: int, initial_backoff: float, max_backoff: float) -> 
         }
     return {"methodConfig": [method_config]}
 
+
+
+def accept_each(send: Callable[[list[int]], int], ids: list[int]) -> list[int]:
+    """The ids an AcceptJobs ``send`` confirms: all at once, else one by one after a partial or fenced answer.
+
+    A job refused because another holder took its lease over (ABORTED) is left out.
+    """
+    if not ids:
+        return []
+    Result = rainbow_pb2.AcceptJobsResponse
+
+    def one(chunk: list[int]) -> int:
+        try:
+            return send(chunk)
+        except Aborted:
+            if len(chunk) == 1:
+                return Result.RESULT_TYPE_ERROR
+            return Result.RESULT_TYPE_PARTIAL
+
+    status = one(ids)
+    if status == Result.RESULT_TYPE_SUCCESS:
+        return ids
+    if status == Result.RESULT_TYPE_PARTIAL and len(ids) > 1:
+        return [jobid for jobid in ids if one([jobid]) == Result.RESULT_TYPE_SUCCESS]
+    return []
 
 class RainbowClient:
     """A connection to one rainbow server.
@@ -423,10 +485,11 @@ class RainbowClient:
             self.config = RainbowConfig.load(config_file)
         else:
             self.config = None
-        self.host = host or (self.config.host if self.config else None) or DEFAULT_HOST
+        self.host = with_port(host or (self.config.host if self.config else None) or DEFAULT_HOST)
         if (cert is None) != (key is None):
             raise InvalidArgument("mutual TLS needs both a client certificate and its key", field="cert")
         self.use_ssl = bool(use_ssl or cert or key or ca_cert)
+        self.transport = "mutual TLS" if cert else "TLS" if self.use_ssl else "plaintext"
         if self.use_ssl:
             self._credentials: grpc.ChannelCredentials | None = grpc.ssl_channel_credentials(
                 root_certificates=_pem(ca_cert, "ca-cert"),
@@ -502,7 +565,7 @@ class RainbowClient:
         try:
             return method(request, timeout=self.timeout, wait_for_ready=self.wait_for_ready, **kwargs)
         except grpc.RpcError as exc:
-            raise rpc_error(exc, self.host) from exc
+            raise rpc_error(exc, self.host, self.transport) from exc
 
     # -- config helpers ---------------------------------------------------
     def _require(self, value: str | None, what: str, hint: str) -> str:
@@ -648,15 +711,17 @@ class RainbowClient:
         satisfy_only: bool = False,
         name: str | None = None,
         select_options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
-        The job is named ``name``, else after the command (``argv[0]``). ``queue``,
-        ``requires`` (RFC 35 text, as ``flux submit --requires``) and ``time_limit``
-        (Flux duration, ``30m``) go into the jobspec as Flux reads them.
+        The job is named ``name``, else after the command (``argv[0]``). See
+        :meth:`submit_jobspec` for ``idempotency_key``. ``queue``, ``requires``
+        (RFC 35 text, as ``flux submit --requires``) and ``time_limit`` (Flux
+        duration, ``30m``) go into the jobspec as Flux reads them.
         """
         if not command:
             raise InvalidArgument("a command is required", field="command")
@@ -669,6 +734,7 @@ class RainbowClient:
             select_algo=select_algo,
             select_options=select_options,
             satisfy_only=satisfy_only,
+            idempotency_key=idempotency_key,
             queue=queue,
             requires=requires,
             time_limit=time_limit,
@@ -682,11 +748,19 @@ class RainbowClient:
         select_algo: str | None = None,
         select_options: Mapping[str, Any] | None = None,
         satisfy_only: bool = False,
+        idempotency_key: str | None = None,
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
+
+        ``idempotency_key`` names this submission: sending it again (a retry
+        after an error whose outcome is unknown, such as a lost reply or the
+        database failing mid-commit) returns the job stored the first time
+        instead of a second job. Without one a fresh key is drawn per call,
+        which covers the client's own transparent retries but not a retry by
+        the caller: choose and keep a key to retry safely.
 
         Asks the server which clusters match, then submits with the tokens the
         config holds for them (``clusters``); the server selects one. The match
@@ -708,7 +782,9 @@ class RainbowClient:
             where = f" in {config.path}" if config and config.path else " (no config file given)"
             raise PermissionDenied(
                 f"no submit token for the matching clusters ({', '.join(matched.clusters)}){where}: "
-                "add them under 'clusters' (rainbow register cluster --save does this)",
+                "a token is issued once, when its cluster registers (rainbow register cluster --save writes it "
+                "to the config file); use the config file that registered them, or add their tokens under "
+                "'clusters', or delete a cluster (rainbow delete) and register it again",
                 field="clusters",
             )
         if select_algo is None and config is not None:
@@ -723,7 +799,7 @@ class RainbowClient:
             select_options={str(k): _option_text(v) for k, v in (select_options or {}).items()},
             satisfy_only=satisfy_only,
             # a retry after a lost reply is recognised by the server instead of stored twice
-            idempotency_key=uuid.uuid4().hex,
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
@@ -769,35 +845,39 @@ class RainbowClient:
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
         status = _status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
         _check_status(status, f"receive jobs for {cluster}")
-        jobs = [Job.from_wire(jobid, reply.jobs[jobid]) for jobid in sorted(reply.jobs)]
+        jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0)) for jobid in sorted(reply.jobs)]
         if not jobs or not accept:
             return jobs
-        accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret))
+        accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret,
+                                        leases={job.id: job.lease for job in jobs}, agent=agent))
         return [job for job in jobs if job.id in accepted]
 
     def accept_jobs(
-        self, jobids: Iterable[int], *, cluster: str | None = None, secret: str | None = None
+        self,
+        jobids: Iterable[int],
+        *,
+        cluster: str | None = None,
+        secret: str | None = None,
+        leases: Mapping[int, int] | None = None,
+        agent: str | None = None,
     ) -> list[int]:
         """Confirm received jobs; returns the ids the server accepted.
 
-        On a partial answer each job is confirmed on its own (accepting twice is
-        harmless) to learn which ones were refused (e.g. their lease ran out).
+        ``leases`` are the tokens received with the jobs (``Job.lease``) and
+        ``agent`` the holder named when receiving; with them the server refuses
+        a job whose lease another holder took over. On a partial or refused
+        answer each job is confirmed on its own (accepting twice is harmless) to
+        learn which ones were refused (e.g. their lease was taken over).
         """
         cluster, secret = self._cluster_credentials(cluster, secret)
         ids = list(dict.fromkeys(int(jobid) for jobid in jobids))
-        if not ids:
-            return []
-        Result = rainbow_pb2.AcceptJobsResponse
-        status = self._accept(cluster, secret, ids)
-        if status == Result.RESULT_TYPE_SUCCESS:
-            return ids
-        if status == Result.RESULT_TYPE_PARTIAL:
-            success = Result.RESULT_TYPE_SUCCESS
-            return [jobid for jobid in ids if self._accept(cluster, secret, [jobid]) == success]
-        return []
+        return accept_each(lambda chunk: self._accept(cluster, secret, chunk, leases or {}, agent or ""), ids)
 
-    def _accept(self, cluster: str, secret: str, ids: list[int]) -> int:
-        request = rainbow_pb2.AcceptJobsRequest(cluster=cluster, secret=secret, jobids=ids)
+    def _accept(self, cluster: str, secret: str, ids: list[int], leases: Mapping[int, int], agent: str) -> int:
+        request = rainbow_pb2.AcceptJobsRequest(
+            cluster=cluster, secret=secret, jobids=ids, agent=agent,
+            leases={jobid: leases[jobid] for jobid in ids if leases.get(jobid)},
+        )
         request.sent.GetCurrentTime()
         return self._call(self.scheduler_stub.AcceptJobs, request).status
 
@@ -895,7 +975,7 @@ class RainbowClient:
                                event.message)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                raise rpc_error(exc, self.host) from exc
+                raise rpc_error(exc, self.host, self.transport) from exc
         finally:
             stream.cancel()
 

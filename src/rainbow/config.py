@@ -23,8 +23,40 @@ import jsonschema
 import yaml
 
 from rainbow.errors import InvalidArgument
+from rainbow.jobspec import yaml_problem
 
-DEFAULT_HOST = "localhost:50051"
+DEFAULT_PORT = 50051
+DEFAULT_HOST = f"localhost:{DEFAULT_PORT}"
+
+
+CONFIG_ENV = "RAINBOW_CONFIG"
+DEFAULT_CONFIG_PATH = "rainbow-config.yaml"
+
+
+def config_path(given: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The config file to use and whether it was named: ``given`` (--config-path), else
+    ``$RAINBOW_CONFIG``, else ``./rainbow-config.yaml`` (the one default: it may not exist)."""
+    if given:
+        return Path(given), True
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]), True
+    return Path(DEFAULT_CONFIG_PATH), False
+
+
+def with_port(address: str, port: int = DEFAULT_PORT) -> str:
+    """``address`` with the rainbow port added when it names none ("127.0.0.1" -> "127.0.0.1:50051").
+
+    gRPC itself would dial 443 for a bare host. Targets with a scheme (``dns:///``,
+    ``unix:``, ``ipv4:``...) are left as they are.
+    """
+    text = address.strip()
+    if not text or "://" in text or text.startswith(("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")):
+        return text
+    if text.startswith("["):
+        return text if "]:" in text else f"{text}:{port}"
+    if text.count(":") > 1:  # a bare IPv6 address
+        return f"[{text}]:{port}"
+    return text if ":" in text else f"{text}:{port}"
 DEFAULT_MATCH = "match"
 DEFAULT_SELECTION = "random"
 
@@ -118,7 +150,7 @@ class RainbowConfig:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InvalidArgument(f"{path}: not valid YAML: {exc}", field="config") from None
+            raise InvalidArgument(f"{path}: not valid YAML: {yaml_problem(exc)}", field="config") from None
         return cls({} if data is None else data, path)
 
     @classmethod

@@ -52,6 +52,12 @@ class FailedPrecondition(RainbowError):
     code = "FAILED_PRECONDITION"
 
 
+class Aborted(RainbowError):
+    """The caller's claim is stale: another holder took over the job's lease (fencing)."""
+
+    code = "ABORTED"
+
+
 class ResourceExhausted(RainbowError):
     """A configured limit (message size, vertices, payload keys...) was passed."""
 
@@ -83,6 +89,7 @@ ERRORS_BY_CODE: dict[str, type[RainbowError]] = {
         NotFound,
         AlreadyExists,
         FailedPrecondition,
+        Aborted,
         ResourceExhausted,
         Unavailable,
         DeadlineExceeded,

@@ -214,6 +214,22 @@ def normalize_value(value: Any) -> str:
     return str(value)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: "line 4, column 1: expected ',' or ']', but got '<stream end>' (while parsing
+    a flow sequence that starts at line 3, column 11)".
+
+    PyYAML's own text spans several lines and names the document ``"<unicode string>"``.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        context += f" that starts at line {context_mark.line + 1}, column {context_mark.column + 1}"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
 def parse_version(text: Any) -> semver.Version | None:
     """A semantic version from ``text``, allowing partial ones (``1``, ``0.5``); None if unparsable."""
     if isinstance(text, bool) or text is None:
@@ -409,7 +425,9 @@ def _load(source: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidArgument("jobspec: empty", field="jobspec")
         try:
             doc = json.loads(source) if source.lstrip().startswith("{") else yaml.safe_load(source)
-        except (ValueError, yaml.YAMLError, RecursionError) as exc:
+        except yaml.YAMLError as exc:
+            raise InvalidArgument(f"jobspec: not valid YAML: {yaml_problem(exc)}", field="jobspec") from None
+        except (ValueError, RecursionError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InvalidArgument(f"jobspec: not valid YAML or JSON: {first}", field="jobspec") from None
     if not isinstance(doc, Mapping):

@@ -59,3 +59,29 @@ def parse_state(value: str) -> JobState:
     except ValueError:
         known = ", ".join(s.value for s in JobState)
         raise ValueError(f"unknown job state {value!r} (known: {known})") from None
+
+
+def fence(
+    state: JobState,
+    holder: str | None,
+    token: int,
+    caller: str,
+    caller_token: int,
+) -> str | None:
+    """Why ``caller`` may not act as the holder of a job (accept it, report it), or None when it may.
+
+    ``holder``/``token`` are the job's lease (owner and generation);
+    ``caller_token`` is the token the caller received with the job (0:
+    none). A token names one hand-out: it must be the job's current one (or a
+    newer hand-out to the same holder). A caller without a token (a client
+    older than fencing) keeps the original protocol's rules: it is not fenced,
+    so it cannot be told that its copy is stale.
+    """
+    if state == JobState.ASSIGNED:
+        return None
+    if caller_token:
+        if caller_token == token or (caller and holder == caller):
+            return None  # its own hand-out, or a newer one to the same holder
+        taken = f" (now held by {holder})" if holder and state != JobState.CANCELLED else ""
+        return f"its lease {caller_token} was taken over by lease {token}{taken}"
+    return None

@@ -24,6 +24,7 @@ from typing import Any
 
 from rainbow import credentials
 from rainbow.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -31,6 +32,7 @@ from rainbow.errors import (
     ResourceExhausted,
 )
 from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
+from rainbow.graph.match import units
 from rainbow.jobspec import Jobspec, parse_jobspec
 from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.limits import Limits
@@ -94,6 +96,13 @@ class _Cluster:
     reachable: bool = True
     # The stored (created, version) the graph was built from: a change elsewhere changes one of them.
     origin: tuple[float, int] = (0.0, 1)
+    # The stored ``updated`` time the credentials and state were read at (a state change moves it).
+    updated: float = 0.0
+
+    @property
+    def stored_version(self) -> tuple[float, int, float]:
+        """What ``Store.cluster_versions`` says of this copy's cluster while the copy is current."""
+        return (*self.origin, self.updated)
 
 
 class _LRU:
@@ -146,6 +155,14 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
         raise InvalidArgument(f"payload is not valid JSON: {exc}", field="payload") from None
     except RecursionError:
         raise InvalidArgument("payload is nested too deeply (state must be flat)", field="payload") from None
+    if isinstance(data, str):
+        # The published Python client sends json.dumps(file text): a JSON string holding the object.
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise InvalidArgument("payload is a JSON string that does not hold a JSON object", field="payload")
     if not isinstance(data, dict):
         raise InvalidArgument("payload must be a JSON object of key/value pairs", field="payload")
     if len(data) > limits.max_state_keys:
@@ -257,6 +274,12 @@ class Scheduler:
                 self.generated_secret = generated
         self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
 
+    def forget_generated_secret(self) -> None:
+        """Remove a secret this start generated and stored (it was never shown: the start failed)."""
+        if self.generated_secret is not None:
+            self.store.remove_meta(REGISTRATION_SECRET_KEY, credentials.hash_secret(self.generated_secret))
+            self.generated_secret = None
+
     def _build_graph(self, name: str) -> ClusterGraph | None:
         try:
             graph = ClusterGraph.from_jgf(self.store.get_nodes(name) or "", name=name)
@@ -272,8 +295,9 @@ class Scheduler:
             self._clusters[record.name] = _Cluster(
                 record.name, record.secret_hash, record.token_hash, record.state,
                 self._build_graph(record.name), record.reachable, (record.created, record.version),
+                record.updated,
             )
-        log.info("loaded %d clusters from the store", len(self._clusters))
+        log.info("loaded %s from the store", plural(len(self._clusters), "cluster"))
 
     # -- replicas: changes made through another server --------------------
     def _cluster_changed(self, name: str | None) -> None:
@@ -314,13 +338,33 @@ class Scheduler:
             entry = self._clusters.get(name)
             if entry is None:
                 self._clusters[name] = _Cluster(name, record.secret_hash, record.token_hash, record.state, graph,
-                                                record.reachable, origin)
+                                                record.reachable, origin, record.updated)
                 log.info("cluster %s was registered through another server", name)
                 return
             entry.secret_hash, entry.token_hash = record.secret_hash, record.token_hash
-            entry.state, entry.reachable = record.state, record.reachable
+            entry.state, entry.reachable, entry.updated = record.state, record.reachable, record.updated
             if stale:
                 entry.graph, entry.origin = graph, origin
+
+    def sync_clusters(self, names: Sequence[str] | None = None) -> None:
+        """Read-your-writes across replicas: make the cached copies of the named clusters (all: None) current.
+
+        On a store other servers write to, a change made through another replica
+        reaches this one by notification, a little later; a request that arrives
+        first (behind a load balancer, the normal case) must not be answered from
+        an older copy. One small read of the clusters' stored versions says which
+        copies are missing, stale or of deleted clusters; only those are reloaded.
+        A store no other process writes to has nothing to check.
+        """
+        if not self.store.shared:
+            return
+        stored = self.store.cluster_versions(None if names is None else list(dict.fromkeys(names)))
+        with self._lock:
+            held = set(self._clusters) if names is None else {n for n in names if n in self._clusters}
+            changed = [name for name, version in stored.items()
+                       if name not in self._clusters or self._clusters[name].stored_version != version]
+        for name in sorted({*changed, *(held - set(stored))}):
+            self.refresh_cluster(name)
 
     @property
     def cluster_names(self) -> list[str]:
@@ -340,6 +384,7 @@ class Scheduler:
         check_name(name, "cluster", self.limits)
         if not secret:
             raise PermissionDenied("a cluster secret is required", field="secret")
+        self.sync_clusters([name])
         with self._lock:
             cluster = self._clusters.get(name)
         if cluster is None:
@@ -355,6 +400,7 @@ class Scheduler:
         names: dict[str, None] = {}
         hashes: dict[str, str] = {}  # a request usually lists one token (the global one) many times
         limit = self.limits.max_name_length
+        self.sync_clusters([name for name, _ in clusters if name])
         with self._lock:
             for index, (name, token) in enumerate(clusters):
                 if not name or len(name) > limit or not name.strip():
@@ -378,6 +424,7 @@ class Scheduler:
             raise NotFound(f"job {job_id} does not exist", field="jobid")
         # The token of the job's cluster, or of any cluster it could have been placed on
         # (a re-placed job stays visible to whoever submitted it).
+        self.sync_clusters([job.cluster, *job.candidates])
         with self._lock:
             hashes = [self._clusters[c].token_hash for c in (job.cluster, *job.candidates) if c in self._clusters]
         if not any(credentials.check_secret(token, h) for h in hashes):
@@ -392,12 +439,23 @@ class Scheduler:
     def _load_graph(self, nodes: str, name: str) -> ClusterGraph:
         return ClusterGraph.from_jgf(nodes, name=name, **self._graph_limits)
 
+    def _registration_secret_ok(self, secret: str) -> bool:
+        """Check the registration secret; on a shared store a replica started with a new ``--secret``
+        may have replaced it since this one read it, so a mismatch is checked again against the store."""
+        if credentials.check_secret(secret, self._registration_hash):
+            return True
+        if not self.store.shared or not secret:
+            return False
+        self._registration_hash = self.store.get_meta(REGISTRATION_SECRET_KEY)
+        return credentials.check_secret(secret, self._registration_hash)
+
     def register(self, name: str, secret: str, nodes: str) -> Registration:
         check_name(name, "name", self.limits)
-        if not credentials.check_secret(secret, self._registration_hash):
+        if not self._registration_secret_ok(secret):
             raise PermissionDenied("wrong or missing registration secret", field="secret")
         if not nodes:
             raise InvalidArgument("nodes (the cluster JGF) are required", field="nodes")
+        self.sync_clusters([name])
         with self._lock:
             if name in self._clusters:
                 return Registration(created=False)
@@ -406,7 +464,7 @@ class Scheduler:
         cluster_secret = credentials.new_secret()
         now = self.clock()
         entry = _Cluster(name, credentials.hash_secret(cluster_secret), credentials.hash_secret(token), {}, graph,
-                         origin=(now, 1))
+                         origin=(now, 1), updated=now)
         with self._lock:
             if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, now):
                 return Registration(created=False)
@@ -479,10 +537,11 @@ class Scheduler:
                 raise InvalidArgument(f"payload.{QUEUES_KEY}: must be the queues as JSON text",
                                       field=f"payload.{QUEUES_KEY}")
             QueueSet.from_json(updates[QUEUES_KEY], f"payload.{QUEUES_KEY}")
+        now = self.clock()
         with self._lock:
-            state = self.store.merge_state(cluster, updates, self.clock())
-            entry.state = state
-        log.info("cluster %s state: %s", cluster, ", ".join(f"{k}={v}" for k, v in updates.items()))
+            state = self.store.merge_state(cluster, updates, now)
+            entry.state, entry.updated = state, now
+        log.debug("cluster %s state: %s", cluster, ", ".join(f"{k}={v}" for k, v in updates.items()))
         return state
 
     # -- matching ---------------------------------------------------------
@@ -536,6 +595,7 @@ class Scheduler:
 
     def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
         jobspec = self.parse_jobspec(jobspec_text)
+        self.sync_clusters()
         results = self._match(self.cluster_names, jobspec, algorithm)
         assert results is not None
         matches = [name for name, result in results.items() if result.ok]
@@ -611,7 +671,10 @@ class Scheduler:
         Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
         With ``cached_only``, None when the jobspec would have to be parsed, a
         selector made or a match run: a server may run the cheap rest inline.
+        On a shared store the clusters' versions are read first, so never inline.
         """
+        if cached_only and self.store.shared:
+            return None
         candidates = self.authorize_clusters(clusters)
         if key and len(key) > self.limits.max_name_length:
             raise InvalidArgument(f"idempotency_key is longer than {self.limits.max_name_length} characters",
@@ -659,7 +722,7 @@ class Scheduler:
 
         A job stored earlier under the same idempotency key comes back without an
         event: it is answered again, not announced again. The server's one log
-        line per request names the job and its cluster; here that is a debug line.
+        line per request is a debug line; the placement is logged here.
         """
         outcomes: list[SubmitOutcome | Exception] = []
         events: list[JobEvent] = []
@@ -676,28 +739,44 @@ class Scheduler:
                 log.info("job %d resent with its idempotency key: not stored again", job.id)
             else:
                 events.append(event)
-            log.debug("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
                       pending.selection.reason)
             outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
         self._publish(events)
         return outcomes
 
-    def receive(self, cluster: str, secret: str, max_jobs: int, owner: str) -> list[JobRecord]:
+    def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
+        """Lease waiting jobs to ``owner``: at most ``max_jobs``, and with a ``window`` at most that many
+        leases not yet accepted at once (a stream's flow control)."""
         self._mark_seen(self._cluster_by_secret(cluster, secret))
         limit = self.limits.max_receive_jobs
         count = limit if max_jobs < 1 else min(max_jobs, limit)
-        jobs, events = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock())
+        jobs, events = self.store.lease_jobs(cluster, owner, count, self.lease_seconds, self.clock(), window)
         self._publish(events)
         if jobs:
-            log.info("cluster %s received %d jobs (leased to %s for %.0fs)",
-                     cluster, len(jobs), owner, self.lease_seconds)
+            log.info("cluster %s received %s (leased to %s for %.0fs)",
+                     cluster, plural(len(jobs), "job"), owner, self.lease_seconds)
         return jobs
 
-    def accept(self, cluster: str, secret: str, ids: Sequence[int]) -> AcceptOutcome:
+    def renew(self, cluster: str, secret: str, owner: str) -> None:
+        """Extend every lease ``owner`` holds on ``cluster`` (its job stream is open: it is alive)."""
+        self._cluster_by_secret(cluster, secret)
+        now = self.clock()
+        self.store.renew_leases(cluster, owner, None, now + self.lease_seconds, now)
+
+    def accept(
+        self, cluster: str, secret: str, ids: Sequence[int], owner: str = "", tokens: Mapping[int, int] | None = None
+    ) -> AcceptOutcome:
+        """Accept jobs for ``owner``; Aborted (nothing accepted) when another holder took any of them over."""
         self._cluster_by_secret(cluster, secret)
         if not ids:
             raise InvalidArgument("jobids: at least one job id is required", field="jobids")
-        moved, events = self.store.accept_jobs(cluster, ids, self.clock())
+        moved, events, fenced = self.store.accept_jobs(cluster, ids, self.clock(), owner, tokens)
+        if fenced:
+            reasons = "; ".join(fenced[job_id] for job_id in sorted(fenced)[:10])
+            more = f" (and {len(fenced) - 10} more)" if len(fenced) > 10 else ""
+            log.warning("cluster %s: accept by %s refused: %s%s", cluster, owner or "a caller", reasons, more)
+            raise Aborted(f"lease lost, nothing accepted: {reasons}{more}", field="jobids")
         self._publish(events)
         accepted, refused = [], []
         moved_ids = set(moved)
@@ -724,15 +803,18 @@ class Scheduler:
         exit_code: int | None = None,
         message: str = "",
         output: Mapping[str, str] | None = None,
+        owner: str = "",
+        token: int = 0,
     ) -> JobRecord:
-        """Apply a cluster's report; ``output`` says where the job's output is (``JOB_OUTPUT_FIELDS``)."""
+        """Apply a cluster's report; ``output`` says where the job's output is (``JOB_OUTPUT_FIELDS``);
+        ``owner``/``token`` fence it (Aborted when the reporter's lease was taken over)."""
         self._mark_seen(self._cluster_by_secret(cluster, secret))
         new_state = _job_state(state)
         if new_state in (JobState.ASSIGNED, JobState.LEASED, JobState.UNKNOWN):
             raise InvalidArgument(f"state: a cluster cannot report {new_state.value!r}", field="state")
         job, events = self.store.report_state(
             cluster, job_id, new_state, self.clock(), local_id or None, exit_code, message or None,
-            _output_json(output),
+            _output_json(output), owner, token,
         )
         if job is None:
             raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
@@ -744,14 +826,24 @@ class Scheduler:
             log.warning("job %d on %s: refused move %s -> %s", job_id, cluster, job.state.value, new_state.value)
         return job
 
-    def heartbeat(self, cluster: str, secret: str, held: Sequence[HeldJob]) -> list[int]:
+    def heartbeat(
+        self, cluster: str, secret: str, held: Sequence[HeldJob], owner: str = ""
+    ) -> tuple[list[int], list[int]]:
+        """Contact with an inventory: reconcile, renew ``owner``'s leases; (ids to cancel, ids revoked)."""
         entry = self._cluster_by_secret(cluster, secret)
-        cancel, events = self.store.heartbeat(cluster, held, self.clock())
+        now = self.clock()
+        cancel, events = self.store.heartbeat(cluster, held, now)
         if not entry.reachable:
             log.info("cluster %s is reachable again (%d jobs reconciled)", cluster, len(events))
         entry.reachable = True
         self._publish(events)
-        return cancel
+        revoked: list[int] = []
+        tokens = {job.job_id: job.lease for job in held if job.lease}
+        if owner and tokens:
+            revoked = self.store.renew_leases(cluster, owner, tokens, now + self.lease_seconds, now)
+            if revoked:
+                log.info("cluster %s: %s no longer holds %s", cluster, owner, _ids(revoked))
+        return cancel, revoked
 
     def _mark_seen(self, entry: _Cluster) -> None:
         if not entry.reachable:
@@ -771,8 +863,8 @@ class Scheduler:
                     self._clusters[name].reachable = False
             unreachable = [c.name for c in self._clusters.values() if not c.reachable]
         for name in silent:
-            log.warning("cluster %s is unreachable (silent for %.0fs); %d jobs now unknown",
-                        name, self.cluster_timeout, sum(1 for e in events if e.cluster == name))
+            log.warning("cluster %s is unreachable (silent for %.0fs); %s now unknown",
+                        name, self.cluster_timeout, plural(sum(1 for e in events if e.cluster == name), "job"))
         for name in unreachable:
             self._replace_waiting(name, now)
         return silent
@@ -837,6 +929,11 @@ class Scheduler:
         return job
 
 
+def plural(count: int, noun: str) -> str:
+    """``count noun`` with the noun's plural when count is not 1: "1 job", "3 jobs"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _ids(ids: Sequence[int], shown: int = 10) -> str:
     """Job ids for a log line: all of a few, the count and the first ones of many."""
     if len(ids) <= shown:
@@ -846,4 +943,4 @@ def _ids(ids: Sequence[int], shown: int = 10) -> str:
 
 def _summary(graph: ClusterGraph) -> str:
     counts = graph.summary()
-    return ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())) or "empty"
+    return ", ".join(units(count, kind) for kind, count in sorted(counts.items())) or "empty"

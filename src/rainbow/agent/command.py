@@ -20,21 +20,24 @@ EXECUTORS = ("auto", "flux", "local")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-path", required=True,
-                        help="rainbow-config.yaml with the cluster's name and secret (written by register --save)")
+    parser.add_argument("--config-path",
+                        help="rainbow-config.yaml with the cluster's name and secret (written by register --save; "
+                        "default: $RAINBOW_CONFIG, else ./rainbow-config.yaml)")
     parser.add_argument("--host", help="rainbow server host:port (default: graphdatabase.host of the config)")
     parser.add_argument("--cluster-name", help="cluster to pull jobs for (default: cluster.name of the config)")
     parser.add_argument("--executor", choices=EXECUTORS, default="auto",
                         help="where jobs run: flux (flux.job.submit), local (subprocesses); "
                         "auto picks flux when its Python bindings import (default)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between passes (default 5)")
-    parser.add_argument("--max-jobs", type=int, default=0, help="jobs taken per pass (default 0: all waiting)")
+    parser.add_argument("--max-jobs", type=int, default=0,
+                        help="leases held and not yet accepted at once: the server leases no more (default 0: 64)")
     parser.add_argument("--once", action="store_true",
                         help="one pass (report, receive, submit, accept, update state) and exit; local jobs "
                         "keep running for the next pass (without --once, stopping the agent stops them)")
     parser.add_argument("--no-stream", action="store_true",
                         help="poll ReceiveJobs instead of streaming jobs as they are assigned")
-    parser.add_argument("--agent-id", help="who holds the lease on received jobs (default hostname:pid)")
+    parser.add_argument("--agent-id", help="who holds the lease on received jobs (default hostname:pid; give a "
+                        "stable one so that a restarted agent is the same holder)")
     parser.add_argument("--hooks", action="append", default=[], metavar="FILE",
                         help="Python file registering hooks (job.validate, job.new, job.state.*, job.inactive)")
     parser.add_argument("--state", action="append", default=[], metavar="KEY=VALUE",
@@ -52,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     local.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node (default 0)")
     local.add_argument("--state-dir",
                        help="where job records and output live (default ~/.local/state/rainbow/<cluster>)")
-    parser.add_argument("--loglevel", default="info", help="log level name (default info)")
+    parser.add_argument("--log-level", "--loglevel", dest="loglevel", default="info",
+                        help="log level name (default info)")
 
 
 def parse_state(items: list[str]) -> dict[str, Any]:
@@ -115,9 +119,9 @@ def build_link(args: argparse.Namespace) -> Any:
     from rainbow.agent.core import default_agent_id
     from rainbow.agent.link import ClusterLink
     from rainbow.client import RainbowClient
-    from rainbow.config import RainbowConfig
+    from rainbow.config import RainbowConfig, config_path
 
-    config = RainbowConfig.load(args.config_path)
+    config = RainbowConfig.load(config_path(args.config_path)[0])
     client = RainbowClient(args.host, config_file=config, retries=0, timeout=args.timeout)
     return ClusterLink(client, args.cluster_name, agent=args.agent_id or default_agent_id(), timeout=args.timeout)
 

@@ -40,6 +40,7 @@ def to_flux_jobspec(
     environment: Mapping[str, str] | None = None,
     cwd: str | None = None,
     duration: float | None = None,
+    lease: int = 0,
 ) -> dict[str, Any]:
     """The Flux V1 jobspec dict for a rainbow job.
 
@@ -52,6 +53,9 @@ def to_flux_jobspec(
         ``environment`` is laid over it, and ``RAINBOW_JOBID``/``RAINBOW_CLUSTER`` are added.
     :param cwd: the working directory when the jobspec sets none.
     :param duration: a time limit in seconds when the jobspec sets none (0: unlimited).
+    :param lease: the lease token the job was received with (tagged as
+        ``attributes.user.rainbow.lease``), so that an agent restarted on this
+        cluster can still prove the lease (:func:`lease_tag`).
     :raises InvalidArgument: the jobspec is invalid or has no V1 form.
     """
     from rainbow.jobspec import Jobspec, parse_jobspec, to_flux_v1
@@ -78,7 +82,10 @@ def to_flux_jobspec(
     own_name = parsed.dialect == "v1" and ((system.get("job") or {}).get("name"))
     if name and not own_name:
         system.setdefault("job", {})["name"] = name
-    attributes.setdefault("user", {})[USER_KEY] = {"jobid": int(jobid), "cluster": cluster}
+    tag: dict[str, Any] = {"jobid": int(jobid), "cluster": cluster}
+    if lease:
+        tag["lease"] = int(lease)
+    attributes.setdefault("user", {})[USER_KEY] = tag
     spec["version"] = 1
     return spec
 
@@ -90,6 +97,14 @@ def rainbow_tag(spec: Mapping[str, Any] | None) -> tuple[int, str] | None:
         return int(tag["jobid"]), str(tag.get("cluster", ""))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def lease_tag(spec: Mapping[str, Any] | None) -> int:
+    """The lease token a jobspec was tagged with by :func:`to_flux_jobspec` (0: none)."""
+    try:
+        return int(spec["attributes"]["user"][USER_KEY].get("lease") or 0)  # type: ignore[index]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 One pass of the loop::
 
-    heartbeat (inventory of held jobs)  -> cancel what the server asks to cancel
+    heartbeat (inventory of held jobs, renews leases) -> cancel what the server asks to cancel,
+                                           drop what it revoked
     executor events                     -> job.state.* hooks, reports queued
     receive (stream, else ReceiveJobs)  -> convert to Flux V1 -> job.validate hooks
                                         -> executor.submit -> job.new hook
@@ -11,12 +12,29 @@ One pass of the loop::
     UpdateState (free nodes/cores/GPUs, pending and running jobs)
 
 Before submitting, the agent asks the executor whether a local job already
-carries the rainbow id (a predecessor crashed between submit and accept); if
-so it adopts that job instead of running it again. A job that cannot run (bad
-jobspec, rejected by a hook or by the local scheduler) is reported ``failed``
-with the reason and never retried. Outages of the server (UNAVAILABLE,
-DEADLINE_EXCEEDED) are waited out with exponential back-off and jitter; what
-could not be reported is reported on a later pass.
+carries the rainbow id (a predecessor crashed between submit and accept, or
+the job was handed out again after this agent ran it); if so it adopts that
+job instead of running it again, whatever its state. Executors remember jobs
+after they are forgotten (the local executor in its state directory, Flux by
+the job's rainbow tag), so this holds across agent restarts too.
+
+Every hand-out carries a lease token, kept with the local copy. The agent
+presents it with AcceptJobs, ReportJobState and each heartbeat (which renews
+the leases it holds). When the server answers that another holder took a
+lease over (ABORTED, or ``revoked`` in the heartbeat reply), the agent cancels
+its local copy and forgets the job; it logs the reason once. A report the
+server refuses because the job is already final elsewhere corrects the
+agent's view (and stops a local copy still running) instead of being ignored.
+A job received but not started yet is started only while its lease is surely
+still this agent's (it asks the server when in doubt); jobs are received only
+up to the agent's window (``max_jobs``, default 64 not yet accepted).
+
+A job that cannot run (bad jobspec, rejected by a hook or by the local
+scheduler) is reported ``failed`` with the reason and never retried. Outages
+of the server (UNAVAILABLE, DEADLINE_EXCEEDED) are waited out with exponential
+back-off and jitter (retrying within a third of a lease while leases wait to be
+accepted); what could not be reported is reported on a later pass. Between
+passes the agent watches its running jobs and reports an end at once.
 """
 
 from __future__ import annotations
@@ -56,6 +74,12 @@ log = logging.getLogger("rainbow.agent")
 
 LEASED = "leased"
 ACCEPTED = "accepted"
+# Leases not yet accepted an agent holds at most when it sets no max_jobs (its stream's window).
+DEFAULT_WINDOW = 64
+# How often the agent looks for finished local jobs between passes.
+WATCH_INTERVAL = 0.2
+# While it starts a batch of jobs, the agent accepts those already started this often (seconds).
+ACCEPT_EVERY = 0.25
 _ORDER = {LEASED: 0, ACCEPTED: 1, SUBMITTED: 2, RUNNING: 3, "completed": 4, FAILED: 4, CANCELLED: 4}
 
 
@@ -84,6 +108,7 @@ class HeldJob:
     reports: list[str] = field(default_factory=list)
     hook: HookJob | None = None
     cancel_sent: bool = False
+    lease: int = 0
 
     def move(self, state: str) -> bool:
         """Advance to ``state`` (never backwards, never out of a final state) and queue its report."""
@@ -132,7 +157,8 @@ class Agent:
     :param executor: where jobs run (:class:`~rainbow.flux.adapter.FluxExecutor`, :class:`LocalExecutor`).
     :param hooks: the hook registry (default: :data:`rainbow.agent.hooks.hooks`).
     :param interval: seconds between passes when nothing happens.
-    :param max_jobs: at most this many jobs received per pass (0: all waiting).
+    :param max_jobs: at most this many jobs held and not yet accepted at once
+        (0: 64); the server leases no more (flow control).
     :param stream: take jobs from ``StreamJobs`` as soon as they are assigned
         (falls back to polling ``ReceiveJobs`` when the server lacks it).
     :param environment: the base environment of every job (default: PATH, HOME, ... of the agent).
@@ -171,7 +197,10 @@ class Agent:
         self._recovered = False
         self._stop = threading.Event()
         self._arrivals: queue.Queue[list[Any]] = queue.Queue()
+        # Jobs received and not started yet (in order), with when they arrived or were last renewed (monotonic).
         self._retry: dict[int, Any] = {}
+        self._queued: dict[int, Any] = {}
+        self._arrived: dict[int, float] = {}
         self._want_stream = stream
         self._stream_thread: threading.Thread | None = None
         self._failures = 0
@@ -189,19 +218,22 @@ class Agent:
             self._start_stream()
         try:
             while not self._stop.is_set():
+                failed = True
                 try:
                     self.run_once()
-                    delay = self.interval
+                    failed = False
                 except RainbowError as exc:
                     if exc.code not in OUTAGE_CODES:
                         raise
                     delay = self._backoff(exc.code, str(exc), f"rainbow server {self.link.host}")
                 except ExecutorUnavailable as exc:
                     delay = self._backoff("UNAVAILABLE", str(exc), f"local scheduler ({self.executor.name})")
+                else:
+                    delay = self._pace()
                 done += 1
                 if passes is not None and done >= passes:
                     break
-                self._wait(delay)
+                self._wait(delay, wake=not failed)
         finally:
             self.link.close_streams()
 
@@ -211,14 +243,48 @@ class Agent:
         self._arrivals.put([])
         self.link.close_streams()
 
-    def _wait(self, delay: float) -> None:
-        """Sleep ``delay`` seconds, waking early when streamed jobs arrive or on stop."""
-        try:
-            jobs = self._arrivals.get(timeout=max(delay, 0.0))
-        except queue.Empty:
+    @property
+    def window(self) -> int:
+        """Leases not yet accepted this agent holds at most."""
+        return self.max_jobs if self.max_jobs > 0 else DEFAULT_WINDOW
+
+    def _pace(self) -> float:
+        """Seconds until the next pass: the interval, and often enough to renew leases (a third of one)."""
+        lease = self.link.lease_seconds
+        return min(self.interval, lease / 3) if lease > 0 else self.interval
+
+    def _wait(self, delay: float, wake: bool = True) -> None:
+        """Sleep ``delay`` seconds, waking early on stop, and (``wake``) when streamed jobs arrive or a
+        local job changes; after a failed pass only stop cuts the back-off short."""
+        deadline = time.monotonic() + max(delay, 0.0)
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if not wake:
+                self._stop.wait(min(left, WATCH_INTERVAL))
+                continue
+            try:
+                jobs = self._arrivals.get(timeout=min(left, WATCH_INTERVAL))
+            except queue.Empty:
+                if self._local_changes():
+                    return
+                continue
+            if jobs:
+                self._arrivals.put(jobs)
             return
-        if jobs:
-            self._arrivals.put(jobs)
+
+    def _local_changes(self) -> bool:
+        """Collect executor events between passes; True when a held job changed (so its report goes now)."""
+        if self._stop.is_set() or not any(j.local_id and j.state not in FINAL for j in self.held.values()):
+            return False
+        try:
+            return self._collect()
+        except ExecutorUnavailable:
+            return True
+        except Exception:
+            log.exception("reading the local scheduler's events failed")
+            return False
 
     def _backoff(self, code: str, message: str, what: str) -> float:
         """Exponential back-off with jitter after an outage of the server or the local scheduler."""
@@ -227,6 +293,9 @@ class Agent:
         self.stats.connected = False
         self.stats.last_error = message
         ceiling = min(self.max_backoff, max(self.interval, 1.0) * 2 ** min(self._failures - 1, 10))
+        if self.link.lease_seconds > 0 and (self._retry or any(not j.accepted for j in self.held.values())):
+            # Leases not accepted yet must be renewed as soon as the server is back: retry within a third of one.
+            ceiling = min(ceiling, max(self.link.lease_seconds / 3, 0.1))
         delay = random.uniform(ceiling / 2, ceiling)
         log.warning("%s unreachable (%s: %s); retrying in %.1fs", what, code, message, delay)
         return delay
@@ -237,8 +306,8 @@ class Agent:
             self._recover()
         self._heartbeat()
         self._collect()
-        for job in self._take_jobs():
-            self._start(job)
+        self._take_jobs()
+        self._start_queued()
         self._collect()
         self._sync()
         self._update_state()
@@ -258,9 +327,10 @@ class Agent:
         while not self._stop.is_set():
             try:
                 self.stats.streaming = True
-                for jobs in self.link.stream(self.max_jobs):
+                for jobs in self.link.stream(self.window):
                     failures = 0
                     if jobs:
+                        self._note_arrival(jobs)
                         self._arrivals.put(jobs)
                     if self._stop.is_set():
                         return
@@ -277,8 +347,14 @@ class Agent:
             finally:
                 self.stats.streaming = False
 
-    def _take_jobs(self) -> list[Any]:
-        """Jobs to start this pass: those the local scheduler could not take last time, then new ones."""
+    def _note_arrival(self, jobs: list[Any]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for job in jobs:
+                self._arrived.setdefault(job.id, now)
+
+    def _take_jobs(self) -> None:
+        """Queue the jobs to start this pass: those the local scheduler could not take last time, then new ones."""
         new: list[Any] = []
         while True:
             try:
@@ -286,10 +362,59 @@ class Agent:
             except queue.Empty:
                 break
         if not self.stats.streaming or self._stream_thread is None:
-            new.extend(self.link.receive(self.max_jobs))
+            room = self.window - sum(1 for j in self.held.values() if not j.accepted) - len(self._retry)
+            if room > 0:
+                received = self.link.receive(room)
+                self._note_arrival(received)
+                new.extend(received)
         self.stats.received += len(new)
-        retry, self._retry = list(self._retry.values()), {}
-        return retry + new
+        for wire in new:
+            queued = self._retry.get(wire.id)
+            if queued is None or getattr(wire, "lease", 0) > getattr(queued, "lease", 0):
+                self._retry[wire.id] = wire
+
+    def _start_queued(self) -> None:
+        """Start the queued jobs, renewing their leases first when they may have run out.
+
+        A job waits in the queue while earlier ones start (or while the server
+        cannot be reached): the agent starts it only while its lease is surely
+        still its own, and asks the server (a heartbeat, which renews it) when in
+        doubt. What is not started stays queued for the next pass.
+        """
+        queued, self._retry = self._retry, {}
+        self._queued = queued
+        checked = False
+        accepted = time.monotonic()
+        try:
+            while queued:
+                if not checked and self._doubtful(queued):
+                    self._heartbeat()
+                    checked = True
+                    continue
+                checked = False
+                if time.monotonic() - accepted >= ACCEPT_EVERY:
+                    # A long batch: confirm what already started, so that a crash now re-runs as little as it can.
+                    self._accept_taken()
+                    accepted = time.monotonic()
+                jobid = next(iter(queued))
+                wire = queued.pop(jobid)
+                with self._lock:
+                    self._arrived.pop(jobid, None)
+                self._start(wire)
+        finally:
+            for jobid, wire in queued.items():
+                self._retry.setdefault(jobid, wire)
+            self._queued = {}
+
+    def _doubtful(self, queued: Mapping[int, Any]) -> bool:
+        """Whether a queued job's lease may be near its end (the server renews it; this agent cannot know)."""
+        lease = self.link.lease_seconds
+        if lease <= 0:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            oldest = min((self._arrived.get(jobid, now) for jobid in queued), default=now)
+        return now - oldest > lease / 3
 
     # -- recovery ---------------------------------------------------------------
     def _recover(self) -> None:
@@ -298,7 +423,7 @@ class Agent:
         for update in found:
             if update.jobid is None or update.jobid in self.held:
                 continue
-            job = HeldJob(update.jobid, "", local_id=update.local_id)
+            job = HeldJob(update.jobid, "", local_id=update.local_id, lease=update.lease)
             job.move(SUBMITTED)
             self._track(job)
             self._apply(job, update, quiet=True)
@@ -315,9 +440,15 @@ class Agent:
 
     # -- starting jobs ------------------------------------------------------------
     def _start(self, wire: Any) -> None:
-        if wire.id in self.held:
+        lease = getattr(wire, "lease", 0)
+        held = self.held.get(wire.id)
+        if held is not None:
+            if lease > held.lease and not held.accepted:
+                # Handed out to this agent again (its lease had run out): the newer lease is the one to accept.
+                log.info("job %d handed out again (lease %d); keeping local job %s", wire.id, lease, held.local_id)
+                held.lease = lease
             return
-        job = HeldJob(wire.id, wire.name)
+        job = HeldJob(wire.id, wire.name, lease=lease)
         self._track(job)
         try:
             existing = self.executor.find(wire.id)
@@ -327,12 +458,12 @@ class Agent:
                 job.move(SUBMITTED)
                 self._apply(job, existing, quiet=True)
                 self.stats.adopted += 1
-                log.info("job %d is already local job %s: adopting it, not running it again",
-                         wire.id, existing.local_id)
+                log.info("job %d already ran here as local job %s (%s): adopting it, not running it again",
+                         wire.id, existing.local_id, existing.state)
                 return
             source: Any = wire.jobspec or (simple(shlex.split(wire.command)) if wire.command else "")
             spec = to_flux_jobspec(source, jobid=wire.id, cluster=self.cluster, name=wire.name,
-                                   environment=self.environment, cwd=self.cwd)
+                                   environment=self.environment, cwd=self.cwd, lease=lease)
             job.hook = HookJob(wire.id, self.cluster, wire.name, spec)
             self.hooks.validate(job.hook)
             local_id = self.executor.submit(Submission(wire.id, self.cluster, wire.name, job.hook.jobspec))
@@ -373,21 +504,26 @@ class Agent:
                 log.exception("on_event callback failed")
 
     # -- executor events ------------------------------------------------------------
-    def _collect(self) -> None:
+    def _collect(self) -> bool:
+        """Apply the executor's events; True when a held job changed."""
+        changed = False
         for update in self.executor.poll():
             jobid = update.jobid if update.jobid is not None else self._by_local.get(update.local_id)
             job = self.held.get(jobid) if jobid is not None else None
             if job is None:
                 continue
-            self._apply(job, update)
+            changed = self._apply(job, update) or changed
+        return changed
 
-    def _apply(self, job: HeldJob, update: JobUpdate, quiet: bool = False) -> None:
+    def _apply(self, job: HeldJob, update: JobUpdate, quiet: bool = False) -> bool:
         if update.exit_code is not None:
             job.exit_code = update.exit_code
         if update.message:
             job.message = update.message
+        if not job.lease and update.lease:
+            job.lease = update.lease
         if not job.move(update.state):
-            return
+            return False
         if job.hook is None:
             job.hook = HookJob(job.jobid, self.cluster, job.name, {}, local_id=job.local_id)
         job.hook.state, job.hook.exit_code, job.hook.message = job.state, job.exit_code, job.message
@@ -398,11 +534,18 @@ class Agent:
                      f" (exit code {job.exit_code})" if job.exit_code is not None and job.state in FINAL else "")
         self.hooks.emit_state(job.hook)
         self._event(job.state, job)
+        return True
 
     # -- talking to the server -----------------------------------------------------------
     def _heartbeat(self) -> None:
-        held = [(j.jobid, j.state, j.local_id or "") for j in self.held.values()
-                if j.accepted and j.state not in FINAL]
+        # Accepted jobs still running (the inventory), and every lease not yet accepted (renewed).
+        held = [(j.jobid, j.state if j.accepted else LEASED, j.local_id or "", j.lease)
+                for j in self.held.values()
+                if (j.accepted and j.state not in FINAL) or (not j.accepted and j.lease)]
+        # Jobs not started yet (queued, or the local scheduler could not take them) are this agent's too.
+        waiting = [wire for wire in [*self._retry.values(), *self._queued.values()] if getattr(wire, "lease", 0)]
+        held += [(wire.id, LEASED, "", wire.lease) for wire in waiting]
+        sent = time.monotonic()
         try:
             beat = self.link.heartbeat(held)
         except RainbowError as exc:
@@ -411,8 +554,33 @@ class Agent:
             if exc.code == "UNIMPLEMENTED":
                 return
             raise
+        with self._lock:
+            for wire in waiting:  # renewed now
+                self._arrived[wire.id] = sent
+        for jobid in beat.revoked:
+            if self._retry.pop(jobid, None) is not None or self._queued.pop(jobid, None) is not None:
+                log.warning("job %d: the server says this agent no longer holds it (its lease was taken over); "
+                            "not starting it", jobid)
+                with self._lock:
+                    self._arrived.pop(jobid, None)
+                continue
+            job = self.held.get(jobid)
+            if job is not None:
+                self._lost(job, "the server says this agent no longer holds it (its lease was taken over, "
+                                "the job moved, or it already ended in rainbow)")
         for jobid in beat.cancel:
             self._cancel(jobid, "cancelled in rainbow")
+
+    def _lost(self, job: HeldJob, reason: str) -> None:
+        """Another holder has the job now: stop and forget the local copy (logged once)."""
+        log.warning("job %d: %s; %s", job.jobid, reason,
+                    f"cancelling local job {job.local_id}" if job.local_id and job.state not in FINAL
+                    else "forgetting it")
+        self.stats.errors += 1
+        job.reports.clear()
+        if job.local_id and job.state not in FINAL:
+            self._cancel_local(job, "rainbow handed this job to another holder")
+        self._drop(job)
 
     def _cancel(self, jobid: int, reason: str) -> None:
         job = self.held.get(jobid)
@@ -442,25 +610,26 @@ class Agent:
 
     def _sync(self) -> None:
         """Accept what the executor took, then send the queued reports, in order."""
+        self._accept_taken()
+        for job in list(self.held.values()):
+            if job.accepted or job.local_id is None:
+                self._send_reports(job)
+            if job.done:
+                self._drop(job)
+
+    def _accept_taken(self) -> None:
+        """Accept every job the executor took and the server has not confirmed yet."""
         waiting = [j.jobid for j in self.held.values() if not j.accepted and j.local_id is not None]
         if waiting:
-            accepted = set(self.link.accept(waiting))
+            accepted = set(self.link.accept(waiting, {j: self.held[j].lease for j in waiting}))
             for jobid in waiting:
                 job = self.held[jobid]
                 if jobid in accepted:
                     job.accepted = True
                     self.stats.accepted += 1
                     continue
-                log.warning("job %d: the server refused it (cancelled or moved elsewhere); cancelling %s",
-                            jobid, job.local_id)
-                if job.state not in FINAL:
-                    self._cancel_local(job, "rainbow no longer assigns this job here")
-                self._drop(job)
-        for job in list(self.held.values()):
-            if job.accepted or job.local_id is None:
-                self._send_reports(job)
-            if job.done:
-                self._drop(job)
+                self._lost(job, "the server refused to accept it (its lease was taken over, or it was "
+                                "cancelled or moved elsewhere)")
 
     def _send_reports(self, job: HeldJob) -> None:
         while job.reports:
@@ -470,10 +639,13 @@ class Agent:
                 where = self.executor.output_location(job.local_id) if job.local_id else None
                 reply = self.link.report(job.jobid, state, job.local_id or "",
                                          job.exit_code if final else None, job.message if final else "",
-                                         where.wire() if where else None)
+                                         where.wire() if where else None, job.lease)
             except RainbowError as exc:
                 if exc.code in OUTAGE_CODES:
                     raise
+                if exc.code == "ABORTED":
+                    self._lost(job, f"report {state} refused: {exc}")
+                    return
                 log.warning("job %d: report %s refused: %s", job.jobid, state, exc)
                 self.stats.errors += 1
                 job.reports.clear()
@@ -484,8 +656,25 @@ class Agent:
                 return
             job.reports.pop(0)
             self.stats.reports += 1
+            if reply.state in FINAL and reply.state != state:
+                if reply.state == job.state:  # an adopted job the server already knows ended: nothing to say
+                    job.reports.clear()
+                else:
+                    self._overruled(job, state, reply.state)
+                return
             if reply.cancel and job.state not in FINAL:
                 self._cancel(job.jobid, "cancelled in rainbow")
+
+    def _overruled(self, job: HeldJob, reported: str, final: str) -> None:
+        """The server refused a report because the job is already final: take its word (logged once)."""
+        log.warning("job %d: report %s refused, the job is already %s in rainbow; %s", job.jobid, reported, final,
+                    f"stopping local job {job.local_id}" if job.local_id and job.state not in FINAL
+                    else "taking the server's state")
+        self.stats.errors += 1
+        job.reports.clear()
+        if job.local_id and job.state not in FINAL:
+            self._cancel_local(job, f"the job is already {final} in rainbow")
+        job.state = final
 
     def _cancel_local(self, job: HeldJob, reason: str) -> None:
         try:

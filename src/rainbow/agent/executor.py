@@ -51,6 +51,8 @@ class JobUpdate:
     jobid: int | None = None
     exit_code: int | None = None
     message: str = ""
+    # The lease token the job was submitted under (its tag), 0 when unknown.
+    lease: int = 0
     #: the local scheduler refused the job before it ever ran (``message`` says why): it may run elsewhere
     rejected: bool = False
 
@@ -89,18 +91,30 @@ class Resources:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def state(self) -> dict[str, Any]:
-        """The flat ``UpdateState`` payload (``nodes_free`` is what the selection presets read)."""
+        """The flat ``UpdateState`` payload, with only the keys the agent owns (:data:`AGENT_KEYS`).
+
+        ``nodes_free`` is what the selection presets read. The capacity the
+        executor sees goes under ``executor_*``: the cluster's registered
+        picture (``nodes_total``, ``cores_total``... set by the operator with
+        ``rainbow update``) is never overwritten by an agent. ``extra`` adds
+        what only some local schedulers know (the Flux executor: ``queues``).
+        """
         return {
             **self.extra,
-            "nodes_total": self.nodes,
             "nodes_free": self.nodes_free,
-            "cores_total": self.cores,
             "cores_free": self.cores_free,
-            "gpus_total": self.gpus,
             "gpus_free": self.gpus_free,
             "jobs_pending": self.pending,
             "jobs_running": self.running,
+            "executor_nodes": self.nodes,
+            "executor_cores": self.cores,
+            "executor_gpus": self.gpus,
         }
+
+
+#: The state keys an agent reports (and so owns); every other key is the operator's.
+AGENT_KEYS = ("nodes_free", "cores_free", "gpus_free", "jobs_pending", "jobs_running",
+              "executor_nodes", "executor_cores", "executor_gpus")
 
 
 class Executor(abc.ABC):
@@ -140,14 +154,21 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def find(self, jobid: int) -> JobUpdate | None:
-        """The local job tagged with rainbow id ``jobid`` (its id and latest state), if there is one."""
+        """The local job tagged with rainbow id ``jobid`` (its id and latest state), if there is one.
+
+        Jobs that were forgotten are still found (with their final state): the
+        agent asks before every start, so that no rainbow job runs twice here.
+        """
 
     def output_location(self, local_id: str) -> OutputLocation | None:
         """Where the local job's output is (None when the executor cannot say)."""
         return None
 
     def forget(self, local_id: str) -> None:  # noqa: B027 - optional hook
-        """The agent is done with a finished job (reported); the executor may drop what it keeps."""
+        """The agent is done with a finished job (reported); the executor may drop what it keeps.
+
+        :meth:`recover` no longer lists it, but :meth:`find` must still know it ran.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the executor holds (connections, watchers).

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 
-from rainbow.client import Job, RainbowClient, rpc_error
+from rainbow.client import Job, RainbowClient, accept_each, rpc_error
 from rainbow.errors import InvalidArgument
 from rainbow.protos import rainbow_pb2
 
@@ -39,6 +39,10 @@ class Beat:
 
     cancel: list[int]
     timeout: float
+    # Held jobs this agent no longer holds (lease taken over, job moved): drop the local copy.
+    revoked: list[int] = field(default_factory=list)
+    # Seconds a lease lasts unless renewed (0: a server without fencing).
+    lease_seconds: float = 0.0
 
 
 class ClusterLink:
@@ -58,6 +62,8 @@ class ClusterLink:
                 "register the cluster with --save to write it)", field="secret")
         self.agent = agent
         self.timeout = timeout
+        # The server's lease length, learnt from its replies (0: not known yet).
+        self.lease_seconds = 0.0
         self._streams: list[Any] = []
         self._lock = threading.Lock()
 
@@ -69,7 +75,7 @@ class ClusterLink:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise rpc_error(exc, self.client.host) from exc
+            raise rpc_error(exc, self.client.host, self.client.transport) from exc
 
     def update_state(self, state: Mapping[str, Any]) -> None:
         request = rainbow_pb2.UpdateStateRequest(cluster=self.cluster, secret=self.secret, payload=json.dumps(state))
@@ -80,32 +86,39 @@ class ClusterLink:
                                                  agent=self.agent)
         request.sent.GetCurrentTime()
         reply = self._call(self.client.scheduler_stub.ReceiveJobs, request)
-        return [Job.from_wire(jobid, reply.jobs[jobid]) for jobid in sorted(reply.jobs)]
+        self._note_lease(reply.lease_seconds)
+        return [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0)) for jobid in sorted(reply.jobs)]
 
-    def accept(self, jobids: Sequence[int]) -> list[int]:
-        """Accept jobs; returns those the server confirmed (one by one when the answer is partial)."""
+    def _note_lease(self, seconds: float) -> None:
+        if seconds > 0:
+            self.lease_seconds = seconds
+
+    def accept(self, jobids: Sequence[int], leases: Mapping[int, int] | None = None) -> list[int]:
+        """Accept jobs with their lease tokens; returns those the server confirmed.
+
+        One by one when the answer is partial or fenced: a job whose lease another
+        holder took over is left out.
+        """
         ids = list(dict.fromkeys(int(j) for j in jobids))
-        if not ids:
-            return []
-        result = rainbow_pb2.AcceptJobsResponse
-        status = self._accept(ids)
-        if status == result.RESULT_TYPE_SUCCESS:
-            return ids
-        if status == result.RESULT_TYPE_PARTIAL and len(ids) > 1:
-            return [j for j in ids if self._accept([j]) == result.RESULT_TYPE_SUCCESS]
-        return []
+        return accept_each(lambda chunk: self._accept(chunk, leases or {}), ids)
 
-    def _accept(self, ids: list[int]) -> int:
-        request = rainbow_pb2.AcceptJobsRequest(cluster=self.cluster, secret=self.secret, jobids=ids)
+    def _accept(self, ids: list[int], leases: Mapping[int, int]) -> int:
+        request = rainbow_pb2.AcceptJobsRequest(
+            cluster=self.cluster, secret=self.secret, jobids=ids, agent=self.agent,
+            leases={j: leases[j] for j in ids if leases.get(j)},
+        )
         request.sent.GetCurrentTime()
         return self._call(self.client.scheduler_stub.AcceptJobs, request).status
 
     def report(self, jobid: int, state: str, local_id: str = "", exit_code: int | None = None,
-               message: str = "", output: Mapping[str, str] | None = None) -> Report:
-        """Report a job's state (``output``: where its output is, the fields of ``JobOutput``)."""
+               message: str = "", output: Mapping[str, str] | None = None, lease: int = 0) -> Report:
+        """Report a job's state (``output``: where its output is, the fields of ``JobOutput``).
+
+        ABORTED (a RainbowError) when this agent's lease was taken over.
+        """
         request = rainbow_pb2.ReportJobStateRequest(
             cluster=self.cluster, secret=self.secret, jobid=jobid, state=state, local_id=local_id or "",
-            message=message or "",
+            message=message or "", agent=self.agent, lease=lease,
         )
         if output:
             request.output.CopyFrom(rainbow_pb2.JobOutput(**output))
@@ -115,13 +128,16 @@ class ClusterLink:
         reply = self._call(self.client.scheduler_stub.ReportJobState, request)
         return Report(reply.state, reply.cancel)
 
-    def heartbeat(self, held: Sequence[tuple[int, str, str]]) -> Beat:
+    def heartbeat(self, held: Sequence[tuple[int, str, str, int]]) -> Beat:
+        """Say the agent is alive with its inventory (job id, state, local id, lease token); renews its leases."""
         request = rainbow_pb2.HeartbeatRequest(
             cluster=self.cluster, secret=self.secret, agent=self.agent,
-            jobs=[rainbow_pb2.HeldJob(jobid=j, state=s, local_id=local or "") for j, s, local in held],
+            jobs=[rainbow_pb2.HeldJob(jobid=j, state=s, local_id=local or "", lease=lease)
+                  for j, s, local, lease in held],
         )
         reply = self._call(self.client.scheduler_stub.Heartbeat, request)
-        return Beat(list(reply.cancel), reply.timeout)
+        self._note_lease(reply.lease_seconds)
+        return Beat(list(reply.cancel), reply.timeout, list(reply.revoked), reply.lease_seconds)
 
     def stream(self, max_jobs: int = 0) -> Iterator[list[Job]]:
         """Jobs as the server assigns them (leased on the way); ends when :meth:`close_streams` is called.
@@ -135,11 +151,13 @@ class ClusterLink:
             self._streams.append(call)
         try:
             for reply in call:
-                yield [Job.from_wire(jobid, reply.jobs[jobid]) for jobid in sorted(reply.jobs)]
+                self._note_lease(reply.lease_seconds)
+                yield [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0))
+                       for jobid in sorted(reply.jobs)]
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():
                 return
-            raise rpc_error(exc, self.client.host) from exc
+            raise rpc_error(exc, self.client.host, self.client.transport) from exc
         finally:
             with self._lock:
                 if call in self._streams:

@@ -10,9 +10,11 @@ job (not once per task), with the jobspec's environment and working directory.
 Every job is written to ``state_dir`` (a JSON record, its output, and the exit
 code written by a small shell wrapper when the command ends), so an agent that
 restarts finds the jobs its predecessor started, running or finished, and
-never starts one twice. Each job runs in a process group of its own: cancelling
-it, its time limit and :meth:`LocalExecutor.close` stop the whole group
-(SIGTERM, then SIGKILL after ``STOP_GRACE`` seconds) and reap it.
+never starts one twice. A forgotten (finished and reported) job leaves one line
+in ``state_dir/done.jsonl``, so that it is still known to have run. Each job
+runs in a process group of its own: cancelling it, its time limit and
+:meth:`LocalExecutor.close` stop the whole group (SIGTERM, then SIGKILL after
+``STOP_GRACE`` seconds) and reap it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rainbow.agent.convert import JobShape, job_shape, rainbow_tag
+from rainbow.agent.convert import JobShape, job_shape, lease_tag, rainbow_tag
 from rainbow.agent.executor import (
     CANCELLED,
     COMPLETED,
@@ -48,8 +50,11 @@ from rainbow.agent.executor import (
 
 log = logging.getLogger("rainbow.agent.local")
 
-# Runs the command, then writes its exit status to $0 atomically.
-_WRAPPER = '"$@"; rc=$?; echo "$rc" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$rc"'
+# Writes its pid to $0.pid, runs the command, then writes its exit status to $0 atomically.
+_WRAPPER = 'echo $$ > "$0.pid"; "$@"; rc=$?; echo "$rc" > "$0.tmp" && mv "$0.tmp" "$0"; exit "$rc"'
+# Seconds a job recorded as started may take to show its pid (its wrapper writes it at once)
+# before it is taken as never started and queued again.
+_START_GRACE = 10.0
 # Seconds a job's processes get to end after SIGTERM before they are killed.
 STOP_GRACE = 3.0
 # The message of jobs that were still running when the executor closed.
@@ -105,6 +110,7 @@ class _Job:
     process: subprocess.Popen | None = None
     cancel_reason: str | None = None
     timed_out: bool = False
+    lease: int = 0
 
     def record(self) -> dict[str, Any]:
         return {
@@ -114,6 +120,7 @@ class _Job:
                       self.shape.tasks],
             "duration": self.duration, "state": self.state, "pid": self.pid, "started": self.started,
             "placement": self.placement, "cancel_reason": self.cancel_reason, "timed_out": self.timed_out,
+            "lease": self.lease,
         }
 
     @classmethod
@@ -124,7 +131,7 @@ class _Job:
             cwd=data.get("cwd"), shape=JobShape(*data["shape"]), duration=float(data.get("duration") or 0),
             state=data.get("state", SUBMITTED), pid=data.get("pid"), started=data.get("started"),
             placement=[tuple(p) for p in data.get("placement") or []], cancel_reason=data.get("cancel_reason"),
-            timed_out=bool(data.get("timed_out")),
+            timed_out=bool(data.get("timed_out")), lease=int(data.get("lease") or 0),
         )
 
 
@@ -166,6 +173,7 @@ class LocalExecutor(Executor):
         self._jobs: dict[str, _Job] = {}
         self._queue: list[str] = []
         self._updates: list[JobUpdate] = []
+        self._done: dict[int, JobUpdate] = {}
         self._load()
 
     # -- records ------------------------------------------------------------
@@ -193,6 +201,16 @@ class LocalExecutor(Executor):
 
     def _load(self) -> None:
         """Adopt the records a previous executor left in ``state_dir``."""
+        with contextlib.suppress(FileNotFoundError), open(self.state_dir / "done.jsonl") as done:
+            for line in done:
+                try:
+                    data = json.loads(line)
+                    update = JobUpdate(data["local_id"], data["state"], int(data["jobid"]), data.get("exit_code"),
+                                       data.get("message", ""), int(data.get("lease") or 0))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+                if not self.cluster or data.get("cluster", "") in ("", self.cluster):
+                    self._done[update.jobid] = update
         records = []
         for path in self.jobs_dir.glob("local-*.json"):
             try:
@@ -253,6 +271,7 @@ class LocalExecutor(Executor):
             cwd=system.get("cwd"),
             shape=shape,
             duration=float(system.get("duration") or 0),
+            lease=lease_tag(job.jobspec),
         )
         self._jobs[record.local_id] = record
         self._queue.append(record.local_id)
@@ -296,6 +315,10 @@ class LocalExecutor(Executor):
         exit_file = self._path(job.local_id, ".exit")
         env = {**job.environment, "RAINBOW_LOCAL_ID": job.local_id}
         cwd = job.cwd if job.cwd and Path(job.cwd).is_dir() else str(self.state_dir)
+        # Recorded as started before the process exists: an executor restarted after a crash
+        # here finds it running (or ended), never queued, so it never starts the job twice.
+        job.state, job.started, job.placement = RUNNING, time.time(), placement
+        self._save(job)
         with open(self._path(job.local_id, ".out"), "ab") as out, open(self._path(job.local_id, ".err"), "ab") as err:
             try:
                 process = subprocess.Popen(
@@ -303,22 +326,27 @@ class LocalExecutor(Executor):
                     cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                 )
             except OSError as exc:
-                job.state = FAILED
+                job.state, job.placement = FAILED, []
                 self._save(job)
-                self._updates.append(JobUpdate(job.local_id, FAILED, job.jobid, None, f"cannot start: {exc}"))
+                self._updates.append(
+                    JobUpdate(job.local_id, FAILED, job.jobid, None, f"cannot start: {exc}", job.lease))
                 return
         for node, cores, gpus in placement:
             self._free_cores[node] -= cores
             self._free_gpus[node] -= gpus
-        job.process, job.pid, job.placement = process, process.pid, placement
-        job.started, job.state = time.time(), RUNNING
+        job.process, job.pid = process, process.pid
         self._save(job)
-        self._updates.append(JobUpdate(job.local_id, RUNNING, job.jobid))
+        self._updates.append(JobUpdate(job.local_id, RUNNING, job.jobid, lease=job.lease))
 
     def _alive(self, job: _Job) -> bool:
         if job.process is not None:
             return job.process.poll() is None
-        if job.pid is None or self._path(job.local_id, ".exit").exists():
+        if job.pid is None:  # the executor died while starting it: the wrapper writes the pid once it runs
+            with contextlib.suppress(OSError, ValueError):
+                job.pid = int(self._path(job.local_id, ".exit.pid").read_text().strip())
+            if job.pid is None:
+                return not self._path(job.local_id, ".exit").exists()
+        if self._path(job.local_id, ".exit").exists():
             return False
         try:
             pid, _status = os.waitpid(job.pid, os.WNOHANG)
@@ -332,6 +360,22 @@ class LocalExecutor(Executor):
         except PermissionError:
             return True
         return True
+
+    def _never_started(self, job: _Job, now: float) -> bool:
+        """A job recorded as starting by an executor that died before its process ran (no pid, ever)."""
+        if job.process is not None or job.pid is not None or now - (job.started or 0) < _START_GRACE:
+            return False
+        return not (self._path(job.local_id, ".exit.pid").exists() or self._path(job.local_id, ".exit").exists())
+
+    def _requeue(self, job: _Job) -> None:
+        log.info("job %d (%s) was being started when the executor stopped and never ran: queueing it again",
+                 job.jobid, job.local_id)
+        for node, cores, gpus in job.placement:
+            self._free_cores[node] += cores
+            self._free_gpus[node] += gpus
+        job.state, job.started, job.placement = SUBMITTED, None, []
+        self._queue.append(job.local_id)
+        self._save(job)
 
     def _exit_code(self, job: _Job) -> int | None:
         try:
@@ -356,12 +400,15 @@ class LocalExecutor(Executor):
             self._free_gpus[node] += gpus
         job.placement, job.process, job.state = [], None, state
         self._save(job)
-        return JobUpdate(job.local_id, state, job.jobid, code, message)
+        return JobUpdate(job.local_id, state, job.jobid, code, message, job.lease)
 
     def poll(self) -> list[JobUpdate]:
         now = time.time()
         for job in self._jobs.values():
             if job.state != RUNNING:
+                continue
+            if self._never_started(job, now):
+                self._requeue(job)
                 continue
             if job.duration and job.started and now - job.started > job.duration and job.cancel_reason is None:
                 job.timed_out = True
@@ -419,7 +466,7 @@ class LocalExecutor(Executor):
             self._queue.remove(local_id)
             job.state = CANCELLED
             self._save(job)
-            self._updates.append(JobUpdate(local_id, CANCELLED, job.jobid, None, job.cancel_reason))
+            self._updates.append(JobUpdate(local_id, CANCELLED, job.jobid, None, job.cancel_reason, job.lease))
             return
         self._save(job)
         self._stop([job])
@@ -445,23 +492,33 @@ class LocalExecutor(Executor):
                 found.append(self._finish(job))
             else:
                 code = self._exit_code(job) if job.state in (COMPLETED, FAILED) else None
-                found.append(JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or ""))
+                found.append(JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or "", job.lease))
         return found
 
     def find(self, jobid: int) -> JobUpdate | None:
         for job in self._jobs.values():
             if job.jobid == jobid:
                 code = self._exit_code(job) if job.state in (COMPLETED, FAILED) else None
-                return JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or "")
-        return None
+                return JobUpdate(job.local_id, job.state, job.jobid, code, job.cancel_reason or "", job.lease)
+        return self._done.get(jobid)
 
     def forget(self, local_id: str) -> None:
-        """Drop a finished job's record (its output files stay)."""
+        """Drop a finished job's record (its output files stay); one line in ``done.jsonl`` remembers it ran."""
         job = self._jobs.get(local_id)
         if job is None or job.state in (SUBMITTED, RUNNING):
             return
+        code = self._exit_code(job)
+        message = job.cancel_reason or (f"exit code {code}" if job.state == FAILED and code is not None else "")
+        done = JobUpdate(local_id, job.state, job.jobid, code, message, job.lease)
+        line = json.dumps({"local_id": local_id, "jobid": job.jobid, "cluster": job.cluster, "state": job.state,
+                           "exit_code": code, "message": message, "lease": job.lease})
+        with open(self.state_dir / "done.jsonl", "a") as out:
+            out.write(line + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self._done[job.jobid] = done
         del self._jobs[local_id]
-        for suffix in (".json", ".exit"):
+        for suffix in (".json", ".exit", ".exit.pid"):
             self._path(local_id, suffix).unlink(missing_ok=True)
 
     def output_location(self, local_id: str) -> OutputLocation:

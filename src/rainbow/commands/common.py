@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rainbow.client import DEFAULT_TIMEOUT, RainbowClient
-from rainbow.config import DEFAULT_HOST, RainbowConfig
+from rainbow.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_HOST, RainbowConfig, config_path
 from rainbow.errors import InvalidArgument
 
 
@@ -53,24 +53,31 @@ def positive_int(value: str) -> int:
 
 
 def add_config_path(parser: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
+    """``--config-path``; default ``$RAINBOW_CONFIG``, else ``./rainbow-config.yaml``.
+
+    ``required``: the command cannot run without a config file (it holds the
+    credentials or tokens it uses), so a missing default file is an error too.
+    """
     parser.add_argument(
         "--config-path",
-        required=required,
         metavar="FILE",
-        help=help or "rainbow-config.yaml with the cluster credentials and submit tokens",
+        help=(help or "rainbow-config.yaml with the cluster credentials and submit tokens")
+        + f" (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_PATH})",
     )
+    parser.set_defaults(config_required=required)
 
 
 def load_config(args: argparse.Namespace) -> RainbowConfig | None:
-    path = getattr(args, "config_path", None)
-    if not path:
-        return None
-    if not Path(path).exists():
-        raise InvalidArgument(
-            f"config file {path} does not exist (create one with: rainbow config init --config-path {path})",
-            field="config",
-        )
-    return RainbowConfig.load(path)
+    """The config the flags (or the environment) name; None when none is named, the default file does
+    not exist and the command can do without one."""
+    path, named = config_path(getattr(args, "config_path", None))
+    if path.exists() or named or getattr(args, "config_required", False):
+        if not path.exists():
+            how = (f"rainbow config init --config-path {path}" if named else
+                   f"rainbow config init (or give --config-path, or set {CONFIG_ENV}, to use another file)")
+            raise InvalidArgument(f"config file {path} does not exist: create one with {how}", field="config")
+        return RainbowConfig.load(path)
+    return None
 
 
 def make_client(args: argparse.Namespace, config: RainbowConfig | None) -> RainbowClient:

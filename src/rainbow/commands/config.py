@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rainbow.commands.common import emit
-from rainbow.config import DEFAULT_HOST, DEFAULT_MATCH, DEFAULT_SELECTION, RainbowConfig
+from rainbow.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_HOST,
+    DEFAULT_MATCH,
+    DEFAULT_SELECTION,
+    RainbowConfig,
+    config_path,
+)
 from rainbow.errors import AlreadyExists
-
-DEFAULT_CONFIG_PATH = "rainbow-config.yaml"
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -18,8 +23,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     actions.required = True
     init = actions.add_parser("init", parents=[common], help="create a new rainbow-config.yaml",
                               description="Create a new rainbow-config.yaml (mode 0600).")
-    init.add_argument("--config-path", default=DEFAULT_CONFIG_PATH, metavar="FILE",
-                      help=f"file to create (default {DEFAULT_CONFIG_PATH})")
+    init.add_argument("--config-path", metavar="FILE",
+                      help=f"file to create (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_PATH})")
     init.add_argument("--cluster-name", help="name of this cluster (cluster.name)")
     init.add_argument("--match-algorithm", help="match algorithm to ask for (default: the server's)")
     init.add_argument("--select-algorithm", help="selection algorithm to ask for (default: the server's)")
@@ -29,7 +34,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 
 
 def run_init(args: argparse.Namespace) -> int:
-    path = Path(args.config_path)
+    path, _ = config_path(args.config_path)
     if path.exists() and not args.force:
         raise AlreadyExists(f"{path} already exists (use --force to overwrite it)", field="config")
     host = args.host or DEFAULT_HOST

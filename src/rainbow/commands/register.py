@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from rainbow.commands.common import add_config_path, emit, load_config, make_client, plain, usage_error
+from rainbow.config import DEFAULT_CONFIG_PATH, RainbowConfig
+from rainbow.errors import AlreadyExists
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -41,7 +43,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 def run_cluster(args: argparse.Namespace) -> int:
     config = load_config(args)
     if args.save and config is None:
-        usage_error(args, "--save needs --config-path")
+        usage_error(args, f"--save needs a config file to write to: ./{DEFAULT_CONFIG_PATH} does not exist "
+                    "(create it with rainbow config init, or give --config-path)")
     name = args.cluster_name or (config.cluster_name if config else None)
     if not name:
         usage_error(args, "--cluster-name is required (or cluster.name in the config file)")
@@ -52,7 +55,12 @@ def run_cluster(args: argparse.Namespace) -> int:
         result = client.register(name, args.secret, Path(args.nodes_json), save=args.save)
     saved = str(config.path) if args.save and result.created and config is not None else None
     if not result.created:
+        held = config is not None and config.cluster_name == name and bool(config.cluster_secret)
+        if args.save and not held:
+            raise AlreadyExists(already_registered(name, config), field="cluster")
         text = f"Cluster {name} is already registered ({result.status}); no new credentials were issued"
+        if held:
+            text += f" (its credentials are already in {config.path})"
     elif saved:
         text = f"Registered cluster {name} ({result.status})\nSaved its secret and token to {saved}"
     else:
@@ -62,6 +70,15 @@ def run_cluster(args: argparse.Namespace) -> int:
                 "Keep the secret (cluster.secret) to receive jobs; give the token to submitters (clusters).")
     emit(args, {**plain(result), "saved": saved}, text)
     return 0
+
+
+def already_registered(name: str, config: RainbowConfig | None) -> str:
+    """What to do when a cluster to register (and save) exists: its credentials are issued only once."""
+    where = f" to {config.path}" if config is not None and config.path else ""
+    return (f"cluster {name} is already registered, so there are no new credentials to save{where}. "
+            f"Use the config file that saved them when {name} was registered, or delete the cluster "
+            f"(rainbow delete --cluster-name {name} --delete-secret SECRET) and register it again, "
+            "or start the server again with --cleanup (a new, empty database)")
 
 
 def run_subsystem(args: argparse.Namespace) -> int:

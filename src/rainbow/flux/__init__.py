@@ -2,9 +2,11 @@
 
 Importing this package never imports ``flux``: the resource conversions work
 anywhere, and the hook registry (:mod:`rainbow.agent.hooks`, used by every
-executor) is re-exported here, where hooks files import it from. Only
+executor) is re-exported here, where hooks files import it from. Two modules
+need flux-core's Python bindings and import them only when used:
 :mod:`rainbow.flux.adapter` (the ``FluxExecutor`` and the resource readers)
-needs flux-core's Python bindings, and imports them when used::
+and :mod:`rainbow.flux.submit` (``flux rainbow submit``, which reuses
+``flux submit``'s option parser)::
 
     from rainbow.flux import Reject, hook, r_to_jgf
     from rainbow.flux.adapter import FluxExecutor   # inside `flux python`

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rainbow.agent.convert import rainbow_tag
+from rainbow.agent.convert import lease_tag, rainbow_tag
 from rainbow.agent.executor import (
     CANCELLED,
     COMPLETED,
@@ -46,7 +46,7 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.resources import hwloc_memory_gb, r_nodes
+from rainbow.flux.resources import hwloc_memory_gb, r_cluster_name, r_nodes
 from rainbow.queues import SIZES, STATE_KEY, Queue, QueueSet
 
 log = logging.getLogger("rainbow.flux")
@@ -78,10 +78,7 @@ def instance_R(handle: Any) -> dict[str, Any]:
 
 def instance_name(handle: Any, R: Mapping[str, Any] | None = None) -> str:
     """A default cluster name: the hosts' base name, plus the job id for a nested instance."""
-    from rainbow.flux.resources import _basename
-
-    nodes = r_nodes(R if R is not None else instance_R(handle))
-    name = _basename(nodes[0].hostname) if nodes else "flux"
+    name = r_cluster_name(R if R is not None else instance_R(handle))
     try:
         jobid = handle.attr_get("jobid")
     except (OSError, KeyError):
@@ -167,6 +164,7 @@ class _FluxJob:
     state: str = SUBMITTED
     exit_code: int | None = None
     exception: tuple[str, str] | None = None
+    lease: int = 0
     started: bool = False
 
     @property
@@ -176,7 +174,7 @@ class _FluxJob:
                 and self.exception[1].startswith(UNSATISFIABLE))
 
     def update(self, message: str = "") -> JobUpdate:
-        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message,
+        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message, self.lease,
                          rejected=self.state == FAILED and self.unsatisfiable)
 
 
@@ -196,6 +194,8 @@ class FluxExecutor(Executor):
         self.urgency = urgency
         self._jobs: dict[int, _FluxJob] = {}
         self._by_rainbow: dict[int, int] = {}
+        # Forgotten (finished, reported) jobs by rainbow id: find() still knows they ran.
+        self._done: dict[int, JobUpdate] = {}
         self._updates: list[JobUpdate] = []
         self._journal: Any = None
         self._history_done = False
@@ -255,7 +255,7 @@ class FluxExecutor(Executor):
             if tag is None or (self.cluster and tag[1] and tag[1] != self.cluster):
                 return
             if flux_id not in self._jobs:
-                job = _FluxJob(flux_id, _job_id(flux_id).f58, tag[0])
+                job = _FluxJob(flux_id, _job_id(flux_id).f58, tag[0], lease=lease_tag(event.jobspec))
                 self._jobs[flux_id] = job
                 self._by_rainbow[tag[0]] = flux_id
             return
@@ -305,7 +305,7 @@ class FluxExecutor(Executor):
             if exc.errno in _UNAVAILABLE_ERRNOS:
                 raise ExecutorUnavailable(f"flux job submit: {exc.strerror or exc}") from exc
             raise JobRejected(_refusal(exc)) from exc
-        record = _FluxJob(int(flux_id), flux_id.f58, job.jobid)
+        record = _FluxJob(int(flux_id), flux_id.f58, job.jobid, lease=lease_tag(job.jobspec))
         self._jobs.setdefault(record.flux_id, record)
         self._by_rainbow[job.jobid] = record.flux_id
         return record.local_id
@@ -366,8 +366,8 @@ class FluxExecutor(Executor):
     def find(self, jobid: int) -> JobUpdate | None:
         self._drain()
         flux_id = self._by_rainbow.get(jobid)
-        if flux_id is None:
-            return None
+        if flux_id is None or flux_id not in self._jobs:
+            return self._done.get(jobid)
         job = self._jobs[flux_id]
         return job.update(self._message(job))
 
@@ -385,6 +385,7 @@ class FluxExecutor(Executor):
         if job is not None and job.state in (COMPLETED, FAILED, CANCELLED):
             del self._jobs[flux_id]
             self._by_rainbow.pop(job.jobid, None)
+            self._done[job.jobid] = job.update(self._message(job))
 
     def close(self) -> None:
         if self._journal is not None:

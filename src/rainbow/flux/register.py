@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--secret", help="the server's registration secret (default: scheduler.secret of the config)")
     parser.add_argument("--cluster-name", help="cluster name (default: cluster.name of the config, else the hosts' "
                         "base name, plus the job id in a nested instance)")
-    parser.add_argument("--config-path", required=True, help="rainbow-config.yaml to read and (with --save) write")
+    parser.add_argument("--config-path", help="rainbow-config.yaml to read and (with --save) write "
+                        "(default: $RAINBOW_CONFIG, else ./rainbow-config.yaml; --dry-run needs none)")
     parser.add_argument("--save", action="store_true", help="write the cluster secret and token to the config")
     parser.add_argument("--dry-run", action="store_true", help="print the cluster JGF and exit")
     parser.add_argument("--R", dest="r_file", metavar="FILE",
@@ -56,10 +57,10 @@ def read_R(r_file: str | None) -> tuple[dict[str, Any], Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rainbow.config import RainbowConfig
-    from rainbow.flux.resources import r_summary, r_to_jgf
+    from rainbow.config import RainbowConfig, config_path
+    from rainbow.flux.resources import r_cluster_name, r_summary, r_to_jgf
 
-    path = Path(args.config_path)
+    path, _ = config_path(args.config_path)
     config = RainbowConfig.load(path) if path.exists() else None
     R, handle = read_R(args.r_file)
     name = args.cluster_name or (config.cluster_name if config else None)
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
             name = instance_name(handle, R)
         else:
-            raise InvalidArgument("--cluster-name is required with --R", field="cluster_name")
+            name = r_cluster_name(R)
     queues, memory = None, None
     if handle is not None:
         from rainbow.flux.adapter import instance_memory, instance_queues

@@ -108,6 +108,12 @@ def _basename(hostname: str) -> str:
     return (found.group(1) if found else hostname) or "node"
 
 
+def r_cluster_name(R: Mapping[str, Any]) -> str:
+    """The default cluster name of a resource set: its hosts' base name (``tioga`` for ``tioga[1-16]``)."""
+    nodes = r_nodes(R)
+    return _basename(nodes[0].hostname) if nodes else "flux"
+
+
 _OBJECT_TAG = re.compile(r"<object\b([^>]*)>")
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
 GIB = 1 << 30

@@ -64,6 +64,10 @@ class PlanRequest:
     label: str | None
     shape: int = 0
 
+    def describe(self, count: int) -> str:
+        """``count`` units of this request: "4 nodes with 13 cores"."""
+        return units(count, self.type) + self.text
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -138,12 +142,23 @@ def _components(requests: list[PlanRequest], top: tuple[int, ...]) -> list[tuple
     return [tuple(g[1]) for g in groups]
 
 
+_UNCOUNTABLE = frozenset({"memory", "storage", "bandwidth"})
+
+
+def units(count: int, kind: str) -> str:
+    """``count kind`` in English: "1 node", "64 nodes", "2 memory"."""
+    if count == 1 or kind in _UNCOUNTABLE or kind.endswith("s"):
+        return f"{count} {kind}"
+    return f"{count} {kind}s"
+
+
 def _text(request: ResourceRequest) -> str:
-    out = request.type
+    """What a request asks for besides its count and type: its requires and what each unit holds."""
+    out = ""
     if request.requires:
         out += " (" + ", ".join(r.describe() for r in request.requires) + ")"
     if request.with_:
-        out += " with " + ", ".join(f"{c.count} {_text(c)}" for c in request.with_)
+        out += " with " + ", ".join(f"{units(c.count, c.type)}{_text(c)}" for c in request.with_)
     return out
 
 
@@ -508,7 +523,7 @@ class _Evaluator:
                     if have >= need:
                         break
                 if have < need:
-                    return False, f"needs {need} {self.reqs[q].text}, has {have}"
+                    return False, f"needs {self.reqs[q].describe(need)}, has {have}"
                 continue
             caps = [(d, m, [self.cap(d, q) for q in comp]) for d, m in cands]
             for d, _m, row in caps:
@@ -526,8 +541,8 @@ class _Evaluator:
                     labels = ", ".join(self.reqs[comp[i]].label or self.reqs[comp[i]].type for i in chosen)
                     kind = self.reqs[comp[0]].type
                     if len(chosen) == 1:
-                        return False, f"needs {need} {self.reqs[comp[chosen[0]]].text}, has {have}"
-                    return False, f"needs {need} {kind} for groups {labels} together, has {have}"
+                        return False, f"needs {self.reqs[comp[chosen[0]]].describe(need)}, has {have}"
+                    return False, f"needs {units(need, kind)} for groups {labels} together, has {have}"
         return True, None
 
     # -- answers -------------------------------------------------------------------
@@ -550,7 +565,7 @@ class _Evaluator:
             tid = state.type_index.get(kind, -1)
             have = state.totals.get(tid, 0) if tid >= 0 else 0
             if demand > have:
-                return f"needs {demand} {kind}, has {have}"
+                return f"needs {units(demand, kind)}, has {have}"
         return None
 
     def reason(self) -> str:
@@ -563,7 +578,7 @@ class _Evaluator:
         for q in self.plan.top:
             have = self.capacity(q)
             if have < self.reqs[q].count:
-                return f"needs {self.reqs[q].count} {self.reqs[q].text}, has {have}"
+                return f"needs {self.reqs[q].describe(self.reqs[q].count)}, has {have}"
         labels = [self.reqs[q].label or self.reqs[q].type for q in self.plan.top]
         return f"resource groups {', '.join(labels)} do not fit together"
 

@@ -173,7 +173,7 @@ class ReceiveJobsRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., maxJobs: _Optional[int] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent: _Optional[str] = ...) -> None: ...
 
 class ReceiveJobsResponse(_message.Message):
-    __slots__ = ("request_id", "jobs", "status")
+    __slots__ = ("request_id", "jobs", "status", "leases", "lease_seconds")
     class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REQUEST_JOBS_NORESULTS: _ClassVar[ReceiveJobsResponse.ResultType]
@@ -191,25 +191,47 @@ class ReceiveJobsResponse(_message.Message):
         key: int
         value: str
         def __init__(self, key: _Optional[int] = ..., value: _Optional[str] = ...) -> None: ...
+    class LeasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     jobs: _containers.ScalarMap[int, str]
     status: ReceiveJobsResponse.ResultType
-    def __init__(self, request_id: _Optional[str] = ..., jobs: _Optional[_Mapping[int, str]] = ..., status: _Optional[_Union[ReceiveJobsResponse.ResultType, str]] = ...) -> None: ...
+    leases: _containers.ScalarMap[int, int]
+    lease_seconds: float
+    def __init__(self, request_id: _Optional[str] = ..., jobs: _Optional[_Mapping[int, str]] = ..., status: _Optional[_Union[ReceiveJobsResponse.ResultType, str]] = ..., leases: _Optional[_Mapping[int, int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class AcceptJobsRequest(_message.Message):
-    __slots__ = ("cluster", "secret", "jobids", "sent")
+    __slots__ = ("cluster", "secret", "jobids", "sent", "agent", "leases")
+    class LeasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     JOBIDS_FIELD_NUMBER: _ClassVar[int]
     SENT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     secret: str
     jobids: _containers.RepeatedScalarFieldContainer[int]
     sent: _timestamp_pb2.Timestamp
-    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobids: _Optional[_Iterable[int]] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    agent: str
+    leases: _containers.ScalarMap[int, int]
+    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobids: _Optional[_Iterable[int]] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent: _Optional[str] = ..., leases: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class AcceptJobsResponse(_message.Message):
     __slots__ = ("status",)
@@ -284,7 +306,7 @@ class JobOutput(_message.Message):
     def __init__(self, host: _Optional[str] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., command: _Optional[str] = ...) -> None: ...
 
 class ReportJobStateRequest(_message.Message):
-    __slots__ = ("cluster", "secret", "jobid", "state", "local_id", "exit_code", "has_exit_code", "message", "output")
+    __slots__ = ("cluster", "secret", "jobid", "state", "local_id", "exit_code", "has_exit_code", "message", "output", "agent", "lease")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     JOBID_FIELD_NUMBER: _ClassVar[int]
@@ -294,6 +316,8 @@ class ReportJobStateRequest(_message.Message):
     HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     secret: str
     jobid: int
@@ -303,7 +327,9 @@ class ReportJobStateRequest(_message.Message):
     has_exit_code: bool
     message: str
     output: JobOutput
-    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ...) -> None: ...
+    agent: str
+    lease: int
+    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., agent: _Optional[str] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class ReportJobStateResponse(_message.Message):
     __slots__ = ("state", "cancel")
@@ -314,14 +340,16 @@ class ReportJobStateResponse(_message.Message):
     def __init__(self, state: _Optional[str] = ..., cancel: _Optional[bool] = ...) -> None: ...
 
 class HeldJob(_message.Message):
-    __slots__ = ("jobid", "state", "local_id")
+    __slots__ = ("jobid", "state", "local_id", "lease")
     JOBID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     jobid: int
     state: str
     local_id: str
-    def __init__(self, jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ...) -> None: ...
+    lease: int
+    def __init__(self, jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., lease: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cluster", "secret", "agent", "jobs")
@@ -336,12 +364,16 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., agent: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[HeldJob, _Mapping]]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("cancel", "timeout")
+    __slots__ = ("cancel", "timeout", "revoked", "lease_seconds")
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     cancel: _containers.RepeatedScalarFieldContainer[int]
     timeout: float
-    def __init__(self, cancel: _Optional[_Iterable[int]] = ..., timeout: _Optional[float] = ...) -> None: ...
+    revoked: _containers.RepeatedScalarFieldContainer[int]
+    lease_seconds: float
+    def __init__(self, cancel: _Optional[_Iterable[int]] = ..., timeout: _Optional[float] = ..., revoked: _Optional[_Iterable[int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("jobid", "token")

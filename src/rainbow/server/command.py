@@ -10,6 +10,14 @@ import time
 from rainbow.limits import Limits, MiB
 from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
 
+DESCRIPTION = """\
+Run the rainbow scheduler: clusters register with it and pull their jobs,
+submitters send jobs it places on a cluster that can run them. One port serves
+the RainbowScheduler and MemoryGraph gRPC services and the gRPC health check.
+State lives in a SQLite file (--db) or, for several replicas, in PostgreSQL
+(--store). Without --secret, a registration secret is generated on the first
+start and printed once."""
+
 # Go server levels 0..5 -> Python logging levels.
 _NUMERIC_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO,
                    4: logging.DEBUG, 5: logging.DEBUG}
@@ -70,8 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus metrics over HTTP on this port (0: a free one; default: off)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
                         help="address the metrics endpoint listens on (default 127.0.0.1)")
-    parser.add_argument("--loglevel", type=log_level, default=logging.INFO,
-                        help="0-5 (Go server style) or a level name (default info)")
+    parser.add_argument("--log-level", "--loglevel", dest="loglevel", metavar="LEVEL", type=log_level,
+                        default=logging.INFO,
+                        help="info (default: start-up, placements, job states, warnings), debug (also one line "
+                        "per request, selection traces), warning, error, or 0-5 as the Go server counts")
 
 
 class _Formatter(logging.Formatter):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from rainbow.config import RainbowConfig
+from rainbow.config import RainbowConfig, with_port
 from rainbow.errors import InvalidArgument
 from rainbow.limits import Limits
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
@@ -101,9 +103,9 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
     """Open the store and build the scheduler; refuses bad settings with InvalidArgument."""
     config.apply_config_file()
     target = config.store_target
-    if config.cleanup and not is_postgres(target):
-        for suffix in ("", "-wal", "-shm"):
-            Path(target.removeprefix("sqlite://") + suffix).unlink(missing_ok=True)
+    path = sqlite_path(target)
+    if config.cleanup and path is not None:
+        remove_sqlite(path)
     options = {"pool_size": config.workers + 2} if is_postgres(target) else {}
     store: Store = open_store(target, **options)
     try:
@@ -170,18 +172,28 @@ class RainbowServer:
         self.port: int | None = None
 
     async def start(self) -> int:
-        if self.credentials is not None:
-            port = self.server.add_secure_port(self.address, self.credentials)
-        else:
-            port = self.server.add_insecure_port(self.address)
+        try:
+            if self.credentials is not None:
+                port = self.server.add_secure_port(self.address, self.credentials)
+            else:
+                port = self.server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio >= 1.60 raises where older versions returned 0
+            port = 0
         if port == 0:
-            raise InvalidArgument(f"cannot listen on {self.address}", field="host")
+            raise InvalidArgument(f"cannot listen on {self.address} (--host): {bind_problem(self.address)}",
+                                  field="host")
         self.hub.bind(asyncio.get_running_loop())
         await self._check_health()
         await self.server.start()
         self.port = port
         if self.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
+            try:
+                self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
+            except OSError as exc:
+                raise InvalidArgument(
+                    f"cannot serve metrics on {self.metrics_host}:{self.metrics_port} (--metrics-port): "
+                    f"{exc.strerror or exc}", field="metrics_port",
+                ) from None
         self._health_task = asyncio.create_task(self._watch_health())
         if self.scheduler.cluster_timeout > 0:
             self._checker = asyncio.create_task(self._check_clusters())
@@ -238,19 +250,79 @@ class RainbowServer:
         await self.server.wait_for_termination()
 
 
+def bind_problem(address: str) -> str:
+    """Why ``address`` cannot be listened on, as the operating system says it (gRPC does not)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "::"
+    try:
+        for family, kind, proto, _, sockaddr in socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(sockaddr)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError:
+        return "the address must be HOST:PORT"
+    return "gRPC could not bind it"
+
+
+def sqlite_path(target: str) -> Path | None:
+    """The SQLite file a store target names (None for PostgreSQL)."""
+    return None if is_postgres(target) else Path(target.removeprefix("sqlite://"))
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def bound_address(address: str, port: int) -> str:
     host = address.rsplit(":", 1)[0]
     return f"{host}:{port}"
 
 
+async def start(config: ServerConfig) -> RainbowServer:
+    """Open the store and start serving, or leave no trace of trying.
+
+    A start that fails (a busy port, a bad setting) removes a SQLite file it
+    created and a registration secret it generated: that secret was never
+    shown, so keeping it would lock registration for good.
+    """
+    credentials = config.server_credentials()
+    config.host = with_port(config.host)
+    path = sqlite_path(config.store_target)
+    new_file = path is not None and (config.cleanup or not path.exists())
+    scheduler: Scheduler | None = None
+    server: RainbowServer | None = None
+    try:
+        scheduler = open_scheduler(config)
+        server = RainbowServer(
+            scheduler, config.host, config.workers, credentials, config.metrics_port, config.metrics_host
+        )
+        await server.start()
+    except BaseException:
+        if scheduler is not None:
+            with contextlib.suppress(Exception):
+                scheduler.forget_generated_secret()
+            if server is not None:
+                await server.stop(grace=None)
+            else:
+                scheduler.store.close()
+        if new_file and path is not None:
+            remove_sqlite(path)
+        raise
+    return server
+
+
 async def serve(config: ServerConfig, ready: threading.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
-    credentials = config.server_credentials()
-    scheduler = open_scheduler(config)
-    server = RainbowServer(
-        scheduler, config.host, config.workers, credentials, config.metrics_port, config.metrics_host
-    )
-    port = await server.start()
+    server = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    scheduler, port, credentials = server.scheduler, server.port, server.credentials
     if scheduler.generated_secret:
         print(
             "No --secret given: generated a registration secret (shown once, stored hashed):\n"
@@ -261,14 +333,10 @@ async def serve(config: ServerConfig, ready: threading.Event | None = None) -> N
     if server.metrics_port is not None:
         print(f"metrics on http://{config.metrics_host}:{server.metrics_port}/metrics", flush=True)
     print(f"rainbow server {config.name!r} listening on {bound_address(config.host, port)} ({tls}, "
-          f"store {redact(config.store_target)}, match {scheduler.match_algorithm}, "
-          f"selection {scheduler.selector.name})", flush=True)
+          f"store {redact(config.store_target)}, match algorithm {scheduler.match_algorithm}, "
+          f"selection algorithm {scheduler.selector.name})", flush=True)
     if ready is not None:
         ready.set()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await server.stop(grace=2.0)

@@ -36,6 +36,9 @@ T = TypeVar("T")
 
 SECRET_METADATA_KEY = "rainbow-secret"  # noqa: S105 - a metadata key name
 
+# A job stream that asks for no limit (maxJobs < 1) holds at most this many leases not yet accepted.
+STREAM_WINDOW = 64
+
 
 async def _abort(context: grpc.aio.ServicerContext, name: str, exc: BaseException, start: float) -> None:
     """Turn an exception into a gRPC status; never leak a traceback to the caller."""
@@ -65,7 +68,7 @@ _detail: contextvars.ContextVar[str] = contextvars.ContextVar("rainbow_rpc_detai
 
 
 def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Log (one line per request), time and translate errors for one unary servicer method."""
+    """Log (one debug line per request), time and translate errors for one unary servicer method."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -84,7 +87,7 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         finally:
             if self.metrics is not None:
                 self.metrics.observe_request(name, code, time.perf_counter() - start)
-        log.info("%s ok%s (%.1f ms)", name, _detail.get(), (time.perf_counter() - start) * 1000)
+        log.debug("%s ok%s (%.1f ms)", name, _detail.get(), (time.perf_counter() - start) * 1000)
         return reply
 
     return wrapper
@@ -98,7 +101,7 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         start = time.perf_counter()
         code = "OK"
-        log.info("%s stream opened by %s", name, context.peer())
+        log.debug("%s stream opened by %s", name, context.peer())
         try:
             async for item in method(self, request, context):
                 yield item
@@ -111,7 +114,7 @@ def stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIter
         finally:
             if self.metrics is not None:
                 self.metrics.observe_request(name, code, None)
-            log.info("%s stream closed (%.1f s)", name, time.perf_counter() - start)
+            log.debug("%s stream closed (%.1f s)", name, time.perf_counter() - start)
 
     return wrapper
 
@@ -177,7 +180,7 @@ def _held(job: rainbow_pb2.HeldJob) -> HeldJob:
         state = parse_state(job.state) if job.state else None
     except ValueError as exc:
         raise InvalidArgument(f"jobs[{job.jobid}].state: {exc}", field="jobs") from None
-    return HeldJob(job.jobid, state, job.local_id or None)
+    return HeldJob(job.jobid, state, job.local_id or None, job.lease)
 
 
 class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer):
@@ -245,14 +248,14 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             reply.cluster = outcome.job.cluster
         return reply
 
-    @staticmethod
-    def _jobs_reply(jobs: list[JobRecord]) -> rainbow_pb2.ReceiveJobsResponse:
-        reply = rainbow_pb2.ReceiveJobsResponse(request_id=_request_id())
+    def _jobs_reply(self, jobs: list[JobRecord]) -> rainbow_pb2.ReceiveJobsResponse:
+        reply = rainbow_pb2.ReceiveJobsResponse(request_id=_request_id(), lease_seconds=self.scheduler.lease_seconds)
         if not jobs:
             reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_NORESULTS
             return reply
         for job in jobs:
             reply.jobs[job.id] = job.wire_json()
+            reply.leases[job.id] = job.lease_token
         reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_SUCCESS
         return reply
 
@@ -264,19 +267,32 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
 
     @stream
     async def StreamJobs(self, request, context):
-        """Lease jobs as they are assigned; an empty poll waits for the next event (or a second)."""
+        """Lease jobs as they are assigned; an empty poll waits for the next event (or a second).
+
+        Flow control: the holder has at most ``maxJobs`` (else STREAM_WINDOW)
+        leases not yet accepted; accepting frees room. While the stream is open
+        the holder is alive, so its leases are renewed every third of a lease.
+        """
         owner = request.agent or context.peer()
+        window = request.maxJobs if request.maxJobs > 0 else STREAM_WINDOW
+        every = max(self.scheduler.lease_seconds / 3, 0.05)
+        renewed = self.scheduler.clock()
         while not context.done():
             version = self.hub.version
-            jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, request.maxJobs, owner)
+            if self.scheduler.clock() - renewed >= every:
+                await self.run(self.scheduler.renew, request.cluster, request.secret, owner)
+                renewed = self.scheduler.clock()
+            jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, window, owner, window)
             if jobs:
                 yield self._jobs_reply(jobs)
                 continue
-            await self.hub.wait(version, timeout=1.0)
+            await self.hub.wait(version, timeout=min(1.0, every))
 
     @rpc
     async def AcceptJobs(self, request, context):
-        outcome = await self.run(self.scheduler.accept, request.cluster, request.secret, list(request.jobids))
+        owner = request.agent or context.peer()
+        outcome = await self.run(self.scheduler.accept, request.cluster, request.secret, list(request.jobids),
+                                 owner, dict(request.leases))
         if not outcome.refused:
             status = rainbow_pb2.AcceptJobsResponse.RESULT_TYPE_SUCCESS
         elif outcome.accepted:
@@ -292,7 +308,8 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
                   if request.HasField("output") else None)
         job = await self.run(
             self.scheduler.report_state, request.cluster, request.secret, request.jobid, request.state,
-            request.local_id, exit_code, request.message, output,
+            request.local_id, exit_code, request.message, output, request.agent if request.lease else "",
+            request.lease,
         )
         return rainbow_pb2.ReportJobStateResponse(
             state=job.state.value, cancel=job.cancel_requested and job.state not in FINAL_STATES
@@ -301,8 +318,10 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     @rpc
     async def Heartbeat(self, request, context):
         held = [_held(job) for job in request.jobs]
-        cancel = await self.run(self.scheduler.heartbeat, request.cluster, request.secret, held)
-        return rainbow_pb2.HeartbeatResponse(cancel=cancel, timeout=self.scheduler.cluster_timeout)
+        cancel, revoked = await self.run(self.scheduler.heartbeat, request.cluster, request.secret, held,
+                                         request.agent)
+        return rainbow_pb2.HeartbeatResponse(cancel=cancel, timeout=self.scheduler.cluster_timeout,
+                                             revoked=revoked, lease_seconds=self.scheduler.lease_seconds)
 
     @rpc
     async def GetJob(self, request, context):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rainbow.errors import FailedPrecondition
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -26,8 +27,15 @@ def open_store(target: str, **options) -> Store:
     optionally written ``sqlite://path``. ``options`` go to the backend.
     """
     if is_postgres(target):
-        from rainbow.store.postgres import PostgresStore
-
+        try:
+            from rainbow.store.postgres import PostgresStore
+        except ImportError as exc:
+            if exc.name not in ("psycopg", "psycopg_pool"):
+                raise
+            raise FailedPrecondition(
+                f"a PostgreSQL store needs the postgres extra ({exc.name} is not installed): "
+                "pip install 'rainbow-scheduler[postgres]'", field="store",
+            ) from None
         return PostgresStore(target, **options)
     from rainbow.store.sqlite import SQLiteStore
 

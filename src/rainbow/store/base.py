@@ -52,6 +52,8 @@ class JobRecord:
     cancel_requested: bool = False
     candidates: tuple[str, ...] = ()
     output: str | None = None  # JSON: where the job's output is, as the agent reported it
+    # The generation of the job's lease: each hand-out counts one up (0: never leased).
+    lease_token: int = 0
 
     def wire_json(self) -> str:
         """The job as existing clients receive it from ``ReceiveJobs``.
@@ -98,6 +100,7 @@ class HeldJob:
     job_id: int
     state: JobState | None = None
     local_id: str | None = None
+    lease: int = 0
 
 
 class Store(ABC):
@@ -113,6 +116,10 @@ class Store(ABC):
     @abstractmethod
     def add_meta(self, key: str, value: str) -> bool:
         """Set ``key`` only if it has no value yet; True when this call set it (replicas may race)."""
+
+    @abstractmethod
+    def remove_meta(self, key: str, value: str) -> bool:
+        """Delete ``key`` only while it still holds ``value``; True when this call deleted it."""
 
     # -- clusters ---------------------------------------------------------
     @abstractmethod
@@ -208,17 +215,41 @@ class Store(ABC):
 
     @abstractmethod
     def lease_jobs(
-        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
+        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         """Lease up to ``max_jobs`` (all when < 1) waiting jobs of a cluster to ``owner``.
 
         Waiting means assigned, or leased with the lease run out. Oldest first.
-        A waiting job whose cancel was requested is cancelled instead.
+        A waiting job whose cancel was requested is cancelled instead. Each
+        lease counts the job's ``lease_token`` up. With a ``window`` (> 0),
+        ``owner`` holds at most that many live leases of the cluster afterwards
+        (flow control: leases it has not accepted yet count against it).
         """
 
     @abstractmethod
-    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
-        """Mark waiting jobs of ``cluster`` accepted; return the ids that moved."""
+    def accept_jobs(
+        self, cluster: str, ids: Sequence[int], now: float, owner: str = "", tokens: Mapping[int, int] | None = None
+    ) -> tuple[list[int], list[JobEvent], dict[int, str]]:
+        """Mark waiting jobs of ``cluster`` accepted by ``owner``; return (ids that moved, events, fenced).
+
+        ``tokens`` are the lease tokens the caller holds (job id -> token).
+        ``fenced`` maps the ids the caller may not act on (another holder took
+        them over, see :func:`rainbow.lifecycle.fence`) to the reason; when
+        any job is fenced nothing is accepted.
+        """
+
+    @abstractmethod
+    def renew_leases(
+        self, cluster: str, owner: str, held: Mapping[int, int] | None, expires: float, now: float
+    ) -> list[int]:
+        """Extend leases ``owner`` still holds to ``expires``; return the ids it no longer holds.
+
+        ``held`` maps job ids to the lease tokens the owner presents (a
+        heartbeat's inventory; token 0 is not checked); ``None`` renews every
+        lease of ``owner`` on the cluster (an open job stream). An id is
+        returned when its token is no longer the job's, or the job is gone,
+        moved to another cluster, or cancelled before it was accepted.
+        """
 
     @abstractmethod
     def report_state(
@@ -231,10 +262,15 @@ class Store(ABC):
         exit_code: int | None = None,
         message: str | None = None,
         output: str | None = None,
+        owner: str = "",
+        token: int = 0,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         """Apply a cluster's report if the move is allowed; (None, []) for a job not of this cluster.
 
         ``output`` (JSON: where the job's output is) replaces the job's when given.
+        With an ``owner`` or a ``token`` the reporter is fenced
+        (:func:`rainbow.lifecycle.fence`): a report from a holder whose lease was
+        taken over raises :class:`rainbow.errors.Aborted` and changes nothing.
         """
 
     @abstractmethod
@@ -287,6 +323,19 @@ class Store(ABC):
     def ping(self) -> None:
         """A cheap round trip to the database; raises (``Unavailable``) when it cannot be reached."""
         self.last_event_seq()
+
+    # True when other processes may write to this store too (server replicas on one database).
+    shared: bool = False
+
+    def cluster_versions(self, names: Sequence[str] | None = None) -> dict[str, tuple[float, int, float]]:
+        """``(created, version, updated)`` of the named clusters (all: None) that exist.
+
+        Together they change whenever a cluster's credentials (a new registration),
+        graph, subsystems or state change: a replica compares them with what it
+        holds to know, with one small read, whether its copy is current.
+        """
+        records = self.list_clusters() if names is None else filter(None, map(self.get_cluster, names))
+        return {r.name: (r.created, r.version, r.updated) for r in records}
 
     @abstractmethod
     def watch_clusters(self, callback: Callable[[str | None], None]) -> None:

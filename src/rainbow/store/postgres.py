@@ -48,19 +48,22 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from rainbow.errors import Unavailable
-from rainbow.lifecycle import FINAL_STATES, JobState, can_report
+from rainbow.errors import Aborted, Unavailable
+from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
 from rainbow.store import redact
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
     FINAL,
+    HOLDER_COLUMNS,
     JOB_COLUMNS,
     ON_CLUSTER,
+    accept_plan,
     cluster_from_row,
     event_from_row,
     job_from_row,
+    renew_plan,
     report_changes,
 )
 from rainbow.store.schema import POSTGRES_MIGRATIONS
@@ -166,6 +169,8 @@ class PostgresStore(Store):
     connection before it fails with Unavailable; ``connect_timeout`` bounds
     each connection attempt.
     """
+
+    shared = True
 
     def __init__(
         self,
@@ -349,6 +354,11 @@ class PostgresStore(Store):
             "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING RETURNING key", (key, value)
         ))[0] is not None
 
+    def remove_meta(self, key: str, value: str) -> bool:
+        return self._write(lambda tx: tx.one(
+            "DELETE FROM meta WHERE key = %s AND value = %s RETURNING key", (key, value)
+        ))[0] is not None
+
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         def body(tx: _Tx) -> bool:
@@ -371,6 +381,14 @@ class PostgresStore(Store):
     def list_clusters(self) -> list[ClusterRecord]:
         rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
         return [cluster_from_row(row) for row in rows]
+
+    def cluster_versions(self, names: Sequence[str] | None = None) -> dict[str, tuple[float, int, float]]:
+        if names is None:
+            rows = self._read("SELECT name, created, version, updated FROM clusters")
+        else:
+            rows = self._read("SELECT name, created, version, updated FROM clusters WHERE name = ANY(%s)",
+                              (list(names),))
+        return {name: (created, version, updated) for name, created, version, updated in rows}
 
     def get_nodes(self, name: str) -> str | None:
         rows = self._read("SELECT nodes FROM clusters WHERE name = %s", (name,))
@@ -542,16 +560,25 @@ class PostgresStore(Store):
         return job_from_row(rows[0]) if rows else None
 
     def lease_jobs(
-        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
+        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         expires = now + lease_seconds
 
         def body(tx: _Tx) -> list[JobRecord]:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
+            limit = max_jobs if max_jobs >= 1 else None
+            if window > 0:
+                live = tx.one(
+                    "SELECT COUNT(*) FROM jobs WHERE cluster = %s AND state = 'leased' AND lease_owner = %s "
+                    "AND lease_expires > %s", (cluster, owner, now),
+                )[0]
+                if live >= window:
+                    return []
+                limit = window - live if limit is None else min(limit, window - live)
             rows = tx.all(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} "  # noqa: S608 - constants
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                (cluster, now, max_jobs if max_jobs >= 1 else None),
+                (cluster, now, limit),
             )
             jobs = [job_from_row(row) for row in rows]
             cancelled = [job for job in jobs if job.cancel_requested]
@@ -563,8 +590,8 @@ class PostgresStore(Store):
                 )
             if leased:
                 tx.execute(
-                    "UPDATE jobs SET state = 'leased', lease_owner = %s, lease_expires = %s, updated = %s "
-                    "WHERE id = ANY(%s)",
+                    "UPDATE jobs SET state = 'leased', lease_owner = %s, lease_expires = %s, updated = %s, "
+                    "lease_token = lease_token + 1 WHERE id = ANY(%s)",
                     (owner, expires, now, [job.id for job in leased]),
                 )
             for job in jobs:
@@ -574,30 +601,66 @@ class PostgresStore(Store):
                     tx.log(job.id, cluster, job.name, JobState.LEASED, now, f"leased to {owner}")
             return [
                 JobRecord(**{**job.__dict__, "state": JobState.LEASED, "lease_owner": owner,
-                             "lease_expires": expires, "updated": now})
+                             "lease_expires": expires, "updated": now, "lease_token": job.lease_token + 1})
                 for job in leased
             ]
 
         return self._write(body)
 
-    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+    def accept_jobs(
+        self, cluster: str, ids: Sequence[int], now: float, owner: str = "", tokens: Mapping[int, int] | None = None
+    ) -> tuple[list[int], list[JobEvent], dict[int, str]]:
         if not ids:
-            return [], []
+            return [], [], {}
         wanted = list(dict.fromkeys(ids))
+        fenced: dict[int, str] = {}
 
         def body(tx: _Tx) -> list[int]:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
-            rows = dict(tx.all(
-                "UPDATE jobs SET state = 'accepted', accepted = %s, updated = %s, lease_expires = NULL "
-                "WHERE id = ANY(%s) AND cluster = %s AND state IN ('assigned', 'leased') RETURNING id, name",
-                (now, now, wanted, cluster),
-            ))
-            moved = [job_id for job_id in wanted if job_id in rows]
-            for job_id in moved:
-                tx.log(job_id, cluster, rows[job_id], JobState.ACCEPTED, now)
-            return moved
+            rows = {row[0]: row for row in tx.all(
+                f"SELECT {HOLDER_COLUMNS} FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+                (wanted,),
+            )}
+            moving, refused = accept_plan(cluster, wanted, rows, owner, tokens or {})
+            if refused:
+                fenced.update(refused)
+                return []
+            if moving:
+                tx.execute(
+                    "UPDATE jobs SET state = 'accepted', accepted = %s, updated = %s, lease_expires = NULL, "
+                    "lease_owner = COALESCE(NULLIF(%s, ''), lease_owner) WHERE id = ANY(%s)",
+                    (now, now, owner, moving),
+                )
+            for job_id in moving:
+                tx.log(job_id, cluster, rows[job_id][1], JobState.ACCEPTED, now)
+            return moving
 
-        return self._write(body)
+        moved, events = self._write(body)
+        return moved, events, fenced
+
+    def renew_leases(
+        self, cluster: str, owner: str, held: Mapping[int, int] | None, expires: float, now: float
+    ) -> list[int]:
+        def body(tx: _Tx) -> list[int]:
+            if held is None:
+                tx.execute(
+                    "UPDATE jobs SET lease_expires = %s WHERE cluster = %s AND state = 'leased' AND lease_owner = %s",
+                    (expires, cluster, owner),
+                )
+                return []
+            rows = {row[0]: row for row in tx.all(
+                f"SELECT {HOLDER_COLUMNS} FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+                (list(held),),
+            )}
+            renew, revoked = renew_plan(cluster, held, rows, owner)
+            if renew:
+                tx.execute(
+                    "UPDATE jobs SET lease_expires = %s, lease_owner = %s WHERE id = ANY(%s) AND state = 'leased'",
+                    (expires, owner, renew),
+                )
+            return revoked
+
+        return self._write(body)[0]
 
     def report_state(
         self,
@@ -609,6 +672,8 @@ class PostgresStore(Store):
         exit_code: int | None = None,
         message: str | None = None,
         output: str | None = None,
+        owner: str = "",
+        token: int = 0,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         def body(tx: _Tx) -> JobRecord | None:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
@@ -619,6 +684,9 @@ class PostgresStore(Store):
             if row is None:
                 return None
             job = job_from_row(row)
+            reason = fence(job.state, job.lease_owner, job.lease_token, owner, token)
+            if reason is not None:
+                raise Aborted(f"job {job_id}: {reason}; drop this copy", field="jobid")
             if not can_report(job.state, state):
                 return job
             changes = report_changes(job, state, now, local_id, exit_code, message, output)

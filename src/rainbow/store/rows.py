@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rainbow.lifecycle import FINAL_STATES, JobState
+from rainbow.lifecycle import FINAL_STATES, JobState, fence
 from rainbow.store.base import ClusterRecord, JobEvent, JobRecord
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates, output"
+    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token"
 )
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
@@ -38,6 +38,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         cancel_requested=bool(row[14]),
         candidates=tuple(json.loads(row[15])),
         output=row[16],
+        lease_token=row[17],
     )
 
 
@@ -74,3 +75,58 @@ def report_changes(
         "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
         "lease_expires": None,
     }
+
+
+# Rows of HOLDER_COLUMNS: what fencing reads of a job.
+HOLDER_COLUMNS = "id, name, cluster, state, lease_owner, lease_token, lease_expires"
+
+
+def accept_plan(
+    cluster: str, wanted: Sequence[int], rows: Mapping[int, Sequence[Any]], owner: str,
+    tokens: Mapping[int, int],
+) -> tuple[list[int], dict[int, str]]:
+    """(ids to move to accepted, fenced id -> reason) for an AcceptJobs of ``wanted``.
+
+    Jobs of another cluster, unknown or cancelled are neither: the caller refuses them.
+    """
+    moving: list[int] = []
+    fenced: dict[int, str] = {}
+    for job_id in wanted:
+        row = rows.get(job_id)
+        if row is None or row[2] != cluster:
+            continue
+        state = JobState(row[3])
+        if state == JobState.CANCELLED:
+            continue
+        reason = fence(state, row[4], row[5], owner, tokens.get(job_id, 0))
+        if reason is not None:
+            fenced[job_id] = f"job {job_id}: {reason}"
+        elif state in (JobState.ASSIGNED, JobState.LEASED):
+            moving.append(job_id)
+    return moving, fenced
+
+
+def renew_plan(
+    cluster: str, held: Mapping[int, int], rows: Mapping[int, Sequence[Any]], owner: str = ""
+) -> tuple[list[int], list[int]]:
+    """(leases to renew, ids no longer held) for ``owner``'s heartbeat inventory of job id -> lease token.
+
+    A token that is not the job's current one is still the owner's when the job
+    was handed to the same owner again. A job that already ended in rainbow is
+    no longer held (agents send only jobs they have not seen end).
+    """
+    renew: list[int] = []
+    revoked: list[int] = []
+    for job_id, token in held.items():
+        row = rows.get(job_id)
+        if row is None or row[2] != cluster:
+            revoked.append(job_id)
+            continue
+        if not token:
+            continue
+        state = JobState(row[3])
+        if (row[5] != token and not (owner and row[4] == owner)) or state in FINAL_STATES:
+            revoked.append(job_id)
+        elif state == JobState.LEASED:
+            renew.append(job_id)
+    return renew, revoked

@@ -60,6 +60,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ],
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
+    # The lease generation: each hand-out of a job counts one up (fencing tokens).
+    ["ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0"],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -128,4 +130,5 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     ],
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
+    ["ALTER TABLE jobs ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0"],
 ]

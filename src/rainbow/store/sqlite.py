@@ -21,25 +21,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rainbow.lifecycle import FINAL_STATES, JobState, can_report
+from rainbow.errors import Aborted
+from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
     FINAL,
+    HOLDER_COLUMNS,
     JOB_COLUMNS,
     ON_CLUSTER,
+    accept_plan,
     cluster_from_row,
     event_from_row,
     job_from_row,
+    renew_plan,
     report_changes,
 )
 from rainbow.store.schema import SQLITE_MIGRATIONS
 
-_ACCEPT_SQL = (
-    "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL "
-    "WHERE cluster = ? AND state IN ('assigned', 'leased') AND id IN ({}) RETURNING id, name"
-)
+_HOLDERS_SQL = f"SELECT {HOLDER_COLUMNS} FROM jobs WHERE id IN ({{}})"  # noqa: S608 - constants
 
 
 
@@ -133,6 +134,10 @@ class SQLiteStore(Store):
         with self._write() as db:
             cursor = db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value))
             return cursor.rowcount == 1
+
+    def remove_meta(self, key: str, value: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value)).rowcount == 1
 
     # -- clusters ---------------------------------------------------------
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
@@ -381,7 +386,7 @@ class SQLiteStore(Store):
         return job_from_row(rows[0]) if rows else None
 
     def lease_jobs(
-        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float
+        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         limit = max_jobs if max_jobs >= 1 else -1
         leased: list[JobRecord] = []
@@ -390,6 +395,15 @@ class SQLiteStore(Store):
         expires = now + lease_seconds
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
+            if window > 0:
+                live = db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE cluster = ? AND state = 'leased' AND lease_owner = ? "
+                    "AND lease_expires > ?", (cluster, owner, now),
+                ).fetchone()[0]
+                room = window - live
+                if room <= 0:
+                    return [], []
+                limit = room if limit < 0 else min(limit, room)
             rows = self._waiting(db, cluster, now, limit)
             candidates: dict[str, tuple[str, ...]] = {}  # the same few lists, parsed once
             for row in rows:
@@ -402,7 +416,7 @@ class SQLiteStore(Store):
                     listed = candidates[row[15]] = tuple(json.loads(row[15]))
                 leased.append(JobRecord(
                     row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
-                    row[10], row[11], row[12], row[13], False, listed,
+                    row[10], row[11], row[12], row[13], False, listed, row[16], row[17] + 1,
                 ))
                 entries.append((row[0], cluster, row[2], JobState.LEASED, now, f"leased to {owner}"))
             db.executemany(
@@ -410,8 +424,9 @@ class SQLiteStore(Store):
                 [(now, job_id) for job_id in cancelled],
             )
             db.executemany(
-                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ? WHERE id = ?",
-                [(owner, expires, now, job.id) for job in leased],
+                "UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires = ?, updated = ?, lease_token = ? "
+                "WHERE id = ?",
+                [(owner, expires, now, job.lease_token, job.id) for job in leased],
             )
             events = self._log_many(db, entries)
         return leased, events
@@ -430,22 +445,54 @@ class SQLiteStore(Store):
         )
         return events
 
-    def accept_jobs(self, cluster: str, ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+    def accept_jobs(
+        self, cluster: str, ids: Sequence[int], now: float, owner: str = "", tokens: Mapping[int, int] | None = None
+    ) -> tuple[list[int], list[JobEvent], dict[int, str]]:
         if not ids:
-            return [], []
+            return [], [], {}
         wanted = list(dict.fromkeys(ids))
-        names: dict[int, str] = {}
+        tokens = tokens or {}
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
+            rows: dict[int, tuple] = {}
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                sql = _ACCEPT_SQL.format(", ".join("?" * len(chunk)))  # only placeholders are interpolated
-                rows = db.execute(sql, (now, now, cluster, *chunk)).fetchall()
-                names.update(rows)
-            accepted = [job_id for job_id in wanted if job_id in names]
-            events = self._log_many(db, [(job_id, cluster, names[job_id], JobState.ACCEPTED, now, "")
-                                         for job_id in accepted])
-        return accepted, events
+                sql = _HOLDERS_SQL.format(", ".join("?" * len(chunk)))  # only placeholders are interpolated
+                rows.update((row[0], row) for row in db.execute(sql, chunk))
+            moving, fenced = accept_plan(cluster, wanted, rows, owner, tokens)
+            if fenced:
+                return [], [], fenced
+            db.executemany(
+                "UPDATE jobs SET state = 'accepted', accepted = ?, updated = ?, lease_expires = NULL, "
+                "lease_owner = COALESCE(NULLIF(?, ''), lease_owner) WHERE id = ?",
+                [(now, now, owner, job_id) for job_id in moving],
+            )
+            events = self._log_many(db, [(job_id, cluster, rows[job_id][1], JobState.ACCEPTED, now, "")
+                                         for job_id in moving])
+        return moving, events, {}
+
+    def renew_leases(
+        self, cluster: str, owner: str, held: Mapping[int, int] | None, expires: float, now: float
+    ) -> list[int]:
+        with self._write() as db:
+            if held is None:
+                db.execute(
+                    "UPDATE jobs SET lease_expires = ? WHERE cluster = ? AND state = 'leased' AND lease_owner = ?",
+                    (expires, cluster, owner),
+                )
+                return []
+            wanted = list(held)
+            rows: dict[int, tuple] = {}
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                sql = _HOLDERS_SQL.format(", ".join("?" * len(chunk)))  # only placeholders are interpolated
+                rows.update((row[0], row) for row in db.execute(sql, chunk))
+            renew, revoked = renew_plan(cluster, held, rows, owner)
+            db.executemany(
+                "UPDATE jobs SET lease_expires = ?, lease_owner = ? WHERE id = ? AND state = 'leased'",
+                [(expires, owner, job_id) for job_id in renew],
+            )
+        return revoked
 
     def report_state(
         self,
@@ -457,6 +504,8 @@ class SQLiteStore(Store):
         exit_code: int | None = None,
         message: str | None = None,
         output: str | None = None,
+        owner: str = "",
+        token: int = 0,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         with self._write() as db:
             db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
@@ -466,6 +515,9 @@ class SQLiteStore(Store):
             if row is None:
                 return None, []
             job = job_from_row(row)
+            reason = fence(job.state, job.lease_owner, job.lease_token, owner, token)
+            if reason is not None:
+                raise Aborted(f"job {job_id}: {reason}; drop this copy", field="jobid")
             if not can_report(job.state, state):
                 return job, []
             changes = report_changes(job, state, now, local_id, exit_code, message, output)
