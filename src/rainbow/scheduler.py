@@ -179,6 +179,10 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
     return data
 
 
+# A rejection's reason is the local scheduler's one-line message; longer text is cut.
+MAX_REJECTION_REASON = 2000
+
+
 def _parse_queues(text: str, cluster: str) -> QueueSet | None:
     try:
         return QueueSet.from_json(text)
@@ -248,6 +252,8 @@ class Scheduler:
         self.on_events: Callable[[list[JobEvent]], None] = lambda events: None
         # (what, seconds) for "match" and "selection"; the server feeds its metrics with it.
         self.on_timing: Callable[[str, float], None] = lambda what, seconds: None
+        # (cluster, re-placed): a cluster's scheduler rejected a job (metrics count them)
+        self.on_rejection: Callable[[str, bool], None] = lambda cluster, replaced: None
         self.generated_secret: str | None = None
         self._init_registration_secret(registration_secret)
         self._clusters: dict[str, _Cluster] = {}
@@ -825,6 +831,60 @@ class Scheduler:
         elif job.state != new_state:
             log.warning("job %d on %s: refused move %s -> %s", job_id, cluster, job.state.value, new_state.value)
         return job
+
+    def reject(
+        self, cluster: str, secret: str, job_id: int, reason: str, owner: str = "", token: int = 0
+    ) -> JobRecord:
+        """A cluster's scheduler refused a job it holds before the job ran: place it again elsewhere.
+
+        The rejection is recorded on the job and the cluster leaves its
+        candidates; the job is matched and selected again among the remaining
+        reachable candidates and moves to the chosen one (``assigned``). With
+        none left it fails, its message naming every cluster's reason. A job
+        that already ran (or ended) is not moved. Resending the report once the
+        job has moved answers with the job as it is.
+        """
+        self._mark_seen(self._cluster_by_secret(cluster, secret))
+        reason = ((reason or "").strip() or "refused by the local scheduler")[:MAX_REJECTION_REASON]
+        job = self.store.get_job(job_id)
+        if job is not None and job.cluster != cluster and any(r.cluster == cluster for r in job.rejections):
+            return job  # the same rejection, sent again: the job has moved on
+        if job is None or job.cluster != cluster:
+            raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
+        now = self.clock()
+        target, failure = self._replace_rejected(job, cluster, reason, now)
+        updated, events = self.store.reject_job(cluster, job_id, reason, now, target, failure, owner, token)
+        if updated is None:
+            raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
+        self._publish(events)
+        if events:
+            self.on_rejection(cluster, target is not None)
+            if target:
+                log.info("job %d rejected by %s (%s): re-placed on %s", job_id, cluster, reason, target)
+            else:
+                log.info("job %d rejected by %s (%s): %s", job_id, cluster, reason, failure)
+        return updated
+
+    def _replace_rejected(self, job: JobRecord, cluster: str, reason: str, now: float) -> tuple[str | None, str]:
+        """(the cluster to place a rejected job on, or None; the failure message when there is none)."""
+        refused = {r.cluster: r.reason for r in job.rejections}
+        refused[cluster] = reason
+        with self._lock:
+            reachable = {c for c in job.candidates if c in self._clusters and self._clusters[c].reachable}
+        remaining = [c for c in job.candidates if c not in refused and c in reachable]
+        reasons = {c: "unreachable" for c in job.candidates if c not in refused and c not in reachable}
+        if remaining:
+            try:
+                selection, mismatched = self._place(remaining, self.parse_jobspec(job.jobspec), self.selector)
+            except InvalidArgument as exc:
+                selection, mismatched = None, {c: str(exc) for c in remaining}
+            reasons.update(mismatched)
+            if selection is not None and selection.clusters:
+                return selection.clusters[0], ""
+            if selection is not None:
+                reasons.update({c: selection.reason for c in remaining if c not in mismatched})
+        parts = [f"{c}: rejected: {why}" for c, why in refused.items()] + [f"{c}: {why}" for c, why in reasons.items()]
+        return None, "no cluster can run this job: " + "; ".join(parts)
 
     def heartbeat(
         self, cluster: str, secret: str, held: Sequence[HeldJob], owner: str = ""

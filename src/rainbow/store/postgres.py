@@ -49,7 +49,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rainbow.errors import Aborted, Unavailable
-from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
+from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, can_report, fence
 from rainbow.store import redact
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
 from rainbow.store.rows import (
@@ -63,6 +63,8 @@ from rainbow.store.rows import (
     cluster_from_row,
     event_from_row,
     job_from_row,
+    rejection_changes,
+    rejections_json,
     renew_plan,
     report_changes,
 )
@@ -735,6 +737,45 @@ class PostgresStore(Store):
             (cluster, now),
         )
         return [job_from_row(row) for row in rows]
+
+    def reject_job(
+        self,
+        cluster: str,
+        job_id: int,
+        reason: str,
+        now: float,
+        target: str | None,
+        failure: str,
+        owner: str = "",
+        token: int = 0,
+    ) -> tuple[JobRecord | None, list[JobEvent]]:
+        def body(tx: _Tx) -> JobRecord | None:
+            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
+            row = tx.one(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s FOR UPDATE",  # noqa: S608
+                (job_id, cluster),
+            )
+            if row is None:
+                return None
+            job = job_from_row(row)
+            fenced = fence(job.state, job.lease_owner, job.lease_token, owner, token)
+            if fenced is not None:
+                raise Aborted(f"job {job_id}: {fenced}; drop this copy", field="jobid")
+            if job.state not in REJECTABLE:
+                return job
+            changes, message = rejection_changes(job, cluster, reason, now, target, failure)
+            tx.execute(
+                "UPDATE jobs SET cluster = %s, state = %s, updated = %s, message = %s, local_id = %s, "
+                "exit_code = %s, accepted = %s, output = %s, lease_owner = NULL, lease_expires = NULL, "
+                "candidates = %s, rejections = %s WHERE id = %s",
+                (changes["cluster"], changes["state"].value, now, message, changes["local_id"],
+                 changes["exit_code"], changes["accepted"], changes["output"],
+                 json.dumps(list(changes["candidates"])), rejections_json(changes["rejections"]), job_id),
+            )
+            tx.log(job_id, changes["cluster"], job.name, changes["state"], now, message)
+            return JobRecord(**{**job.__dict__, **changes})
+
+        return self._write(body)
 
     def reassign_job(
         self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str

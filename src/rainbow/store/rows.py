@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rainbow.lifecycle import FINAL_STATES, JobState, fence
-from rainbow.store.base import ClusterRecord, JobEvent, JobRecord
+from rainbow.store.base import ClusterRecord, JobEvent, JobRecord, Rejection
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token"
+    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token, rejections"
 )
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
@@ -39,6 +39,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         candidates=tuple(json.loads(row[15])),
         output=row[16],
         lease_token=row[17],
+        rejections=tuple(Rejection(r["cluster"], r["reason"], r["time"]) for r in json.loads(row[18] or "[]")),
     )
 
 
@@ -75,6 +76,37 @@ def report_changes(
         "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
         "lease_expires": None,
     }
+
+
+def rejection_changes(
+    job: JobRecord, cluster: str, reason: str, now: float, target: str | None, failure: str
+) -> tuple[dict[str, Any], str]:
+    """The fields a rejection by ``cluster`` changes on a job, and the message of its event."""
+    rejections = (*job.rejections, Rejection(cluster, reason, now))
+    if target:
+        message = f"rejected by {cluster}: {reason}; re-placed on {target}"
+        state = JobState.ASSIGNED
+    else:
+        message, state = failure, JobState.FAILED
+    changes = {
+        "cluster": target or cluster,
+        "state": state,
+        "updated": now,
+        "message": message,
+        "local_id": None if target else job.local_id,
+        "exit_code": None if target else job.exit_code,
+        "accepted": None if target else job.accepted,
+        "output": None if target else job.output,
+        "lease_owner": None,
+        "lease_expires": None,
+        "candidates": tuple(c for c in job.candidates if c != cluster),
+        "rejections": rejections,
+    }
+    return changes, message
+
+
+def rejections_json(rejections: Sequence[Rejection]) -> str:
+    return json.dumps([{"cluster": r.cluster, "reason": r.reason, "time": r.time} for r in rejections])
 
 
 # Rows of HOLDER_COLUMNS: what fencing reads of a job.

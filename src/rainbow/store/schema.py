@@ -62,6 +62,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
     # The lease generation: each hand-out of a job counts one up (fencing tokens).
     ["ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0"],
+    # Clusters whose schedulers refused the job before it ran (JSON list of {cluster, reason, time}).
+    ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -131,4 +133,5 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
     ["ALTER TABLE jobs ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0"],
+    ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
 ]

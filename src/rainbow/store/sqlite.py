@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rainbow.errors import Aborted
-from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
+from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, can_report, fence
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
@@ -35,6 +35,8 @@ from rainbow.store.rows import (
     cluster_from_row,
     event_from_row,
     job_from_row,
+    rejection_changes,
+    rejections_json,
     renew_plan,
     report_changes,
 )
@@ -582,6 +584,42 @@ class SQLiteStore(Store):
             return assigned
         rows = sorted(assigned + expired, key=lambda row: row[0])
         return rows if limit < 0 else rows[:limit]
+
+    def reject_job(
+        self,
+        cluster: str,
+        job_id: int,
+        reason: str,
+        now: float,
+        target: str | None,
+        failure: str,
+        owner: str = "",
+        token: int = 0,
+    ) -> tuple[JobRecord | None, list[JobEvent]]:
+        with self._write() as db:
+            db.execute("UPDATE clusters SET last_seen = ? WHERE name = ?", (now, cluster))
+            row = db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND cluster = ?", (job_id, cluster)  # noqa: S608
+            ).fetchone()
+            if row is None:
+                return None, []
+            job = job_from_row(row)
+            fenced = fence(job.state, job.lease_owner, job.lease_token, owner, token)
+            if fenced is not None:
+                raise Aborted(f"job {job_id}: {fenced}; drop this copy", field="jobid")
+            if job.state not in REJECTABLE:
+                return job, []
+            changes, message = rejection_changes(job, cluster, reason, now, target, failure)
+            db.execute(
+                "UPDATE jobs SET cluster = ?, state = ?, updated = ?, message = ?, local_id = ?, exit_code = ?, "
+                "accepted = ?, output = ?, lease_owner = NULL, lease_expires = NULL, candidates = ?, "
+                "rejections = ? WHERE id = ?",
+                (changes["cluster"], changes["state"].value, now, message, changes["local_id"],
+                 changes["exit_code"], changes["accepted"], changes["output"],
+                 json.dumps(list(changes["candidates"])), rejections_json(changes["rejections"]), job_id),
+            )
+            event = self._log(db, job_id, changes["cluster"], job.name, changes["state"], now, message)
+        return JobRecord(**{**job.__dict__, **changes}), [event]
 
     def reassign_job(
         self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str
