@@ -10,6 +10,7 @@ wherever `flux` is on PATH; skipped elsewhere.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import textwrap
 
@@ -160,3 +161,52 @@ def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F8
     debug, batch = graph.queues.get("debug"), graph.queues.get("batch")
     assert (debug.requires, debug.max_size["nnodes"], debug.duration, debug.default) == (("pdebug",), 2, 1800, False)
     assert (batch.requires, batch.default, batch.started) == (("pbatch",), True, True)
+
+
+def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_python, tmp_path):  # noqa: F811
+    from rainbow.client import RainbowClient
+    from rainbow.config import RainbowConfig
+    from rainbow.flux.resources import r_to_jgf
+    from rainbow.queues import QueueSet
+
+    from conftest import REGISTRATION_SECRET, start_server_process
+
+    proc, address, _ = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET)
+    try:
+        keebler = RainbowConfig.new("keebler", host=address, path=tmp_path / "keebler.yaml")
+        with RainbowClient(address, config_file=keebler) as client:
+            debug = {"name": "debug", "default": False, "requires": ["pdebug"],
+                     "limits": {"max": {"nnodes": 2}, "duration": 1800}}
+            client.register("keebler", REGISTRATION_SECRET,
+                            r_to_jgf(R16, "keebler", QueueSet.from_dict({"queues": [debug]}).to_dict()), save=True)
+            client.update_state("keebler", {"cost_per_node_hour": 2})
+        (tmp_path / "setup.py").write_text(textwrap.dedent("""\
+            import os
+            from rainbow.client import RainbowClient
+            from rainbow.config import RainbowConfig
+            config = RainbowConfig.load(os.environ["CFG"])
+            config.add_cluster_token("keebler", os.environ["KTOKEN"])
+            config.save()
+            RainbowClient(os.environ["HOST"], config_file=config).update_state("tioga", {"cost_per_node_hour": 1})
+        """))
+        out = run_in_flux(tmp_path, f"""
+            export HOST={address} CFG={tmp_path / "cfg.yaml"} KTOKEN={keebler.token_for("keebler")}
+            flux queue start --all
+            flux python -m rainbow.register --host $HOST --secret {REGISTRATION_SECRET} --config-path $CFG \\
+                --save --cluster-name tioga
+            flux python setup.py
+            flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest --queue debug -N2 -t 10m \\
+                hostname
+            flux queue disable --queue=debug closed for maintenance
+            flux python -m rainbow.agent --config-path $CFG --once
+        """)
+        (jobid,) = [int(m) for m in re.findall(r"^rainbow job (\d+) \(hostname\) -> cluster tioga", out, re.M)]
+        tioga = RainbowConfig.load(tmp_path / "cfg.yaml")
+        with RainbowClient(address, config_file=tioga) as client:
+            job = client.get_job(jobid)
+        assert (job.cluster, job.state) == ("keebler", "assigned")
+        assert [r.cluster for r in job.rejections] == ["tioga"]
+        assert "job submission to debug is disabled" in job.rejections[0].reason
+    finally:
+        proc.terminate()
+        proc.wait(30)
