@@ -112,6 +112,8 @@ def test_bad_requires_text_is_refused_with_the_field(text, message):
         ({"and": [{"hostlist": ["n[3-1]"]}]}, "c.and[0].hostlist[0]"),
         ({"ranks": ["x-y"]}, "c.ranks[0]"),
         ({"properties": ["a"], "ranks": ["1"]}, "c"),
+        ({"ranks": ["0-4000000000"]}, "c.ranks[0]"),
+        ({"or": [{"hostlist": ["n[0-999]x[0-999]"]}]}, "c.or[0].hostlist[0]"),
     ],
 )
 def test_bad_rfc31_names_the_field(tree, field):

@@ -27,9 +27,11 @@ from functools import cached_property
 from typing import Any
 
 from rainbow.errors import InvalidArgument
-from rainbow.hostlists import expand_hostlist, expand_idset
+from rainbow.hostlists import expand_hostlist, expand_idset, hostlist_size, idset_size
 
 OPERATORS = ("properties", "hostlist", "ranks", "and", "or", "not")
+# The most hosts or ranks one hostlist or idset of a constraint may name (each is expanded to check it).
+MAX_LISTED = 100_000
 _TERM_OPS = {
     "property": "properties",
     "properties": "properties",
@@ -186,17 +188,24 @@ def validate_constraint(constraint: Any, field: str = "constraints") -> dict[str
                 raise InvalidArgument(f"{here}: must be a non-empty string", field=here)
             elif op == "properties" and not _PROPERTY.match(value):
                 raise InvalidArgument(f"{here}: {value!r} is not a property name", field=here)
-            elif op == "hostlist":
-                try:
-                    expand_hostlist(value)
-                except InvalidArgument as exc:
-                    raise InvalidArgument(f"{here}: {exc}", field=here) from None
-            elif op == "ranks":
-                try:
-                    expand_idset(value)
-                except InvalidArgument as exc:
-                    raise InvalidArgument(f"{here}: {exc}", field=here) from None
+            elif op in ("hostlist", "ranks"):
+                _check_list(op, value, here)
     return dict(constraint)
+
+
+def _check_list(op: str, value: str, where: str) -> None:
+    """A hostlist or idset that parses and names at most :data:`MAX_LISTED` hosts or ranks."""
+    try:
+        size = hostlist_size(value) if op == "hostlist" else idset_size(value)
+        if size > MAX_LISTED:
+            what = "hosts" if op == "hostlist" else "ranks"
+            raise InvalidArgument(f"{value!r} names more than {MAX_LISTED} {what}", field=where)
+        if op == "hostlist":
+            expand_hostlist(value)
+        else:
+            expand_idset(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}: {exc}", field=where) from None
 
 
 @dataclass(frozen=True)

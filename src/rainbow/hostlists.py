@@ -105,3 +105,33 @@ def expand_hostlist(text: str | Iterable[str]) -> list[str]:
     for part in _split_top(text):
         names.extend(_expand_host(part, text))
     return names
+
+
+def idset_size(text: str) -> int:
+    """How many ids an idset names at most (overlaps counted twice), without expanding it."""
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    total = 0
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        found = _RANGE.match(part)
+        if found:
+            low = int(found.group(1))
+            high = int(found.group(2)) if found.group(2) is not None else low
+            total += max(high - low + 1, 0)
+    return total
+
+
+def _host_count(pattern: str) -> int:
+    start = pattern.find("[")
+    if start < 0:
+        return 1
+    end = pattern.find("]", start)
+    if end < 0:
+        return 1
+    return max(idset_size(pattern[start + 1 : end]), 1) * _host_count(pattern[end + 1 :])
+
+
+def hostlist_size(text: str) -> int:
+    """How many hostnames a hostlist names, without expanding it."""
+    return sum(_host_count(part) for part in _split_top(text))
