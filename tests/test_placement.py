@@ -96,6 +96,7 @@ def test_requires_grammar(text, tree):
         ("color:red", "unknown constraint operator 'color'"),
         ("host:", "has no value"),
         ("a^b", "is not a property name"),
+        ("(" * 5000 + "a" + ")" * 5000, "nested too deeply"),
     ],
 )
 def test_bad_requires_text_is_refused_with_the_field(text, message):

@@ -56,7 +56,10 @@ def parse_requires(text: str, field: str = "requires") -> dict[str, Any]:
     if not tokens:
         return {}
     parser = _Parser(tokens, text, field)
-    tree = parser.expression()
+    try:
+        tree = parser.expression()
+    except RecursionError:
+        raise InvalidArgument(f"{field}: nested too deeply", field=field) from None
     if parser.pos != len(tokens):
         raise InvalidArgument(f"{field}: unexpected {tokens[parser.pos][1]!r} in {text!r}", field=field)
     return tree
