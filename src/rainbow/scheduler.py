@@ -319,6 +319,12 @@ class Scheduler:
         with self._lock:
             return dict(self._clusters[name].state)
 
+    def cluster_graph(self, name: str) -> ClusterGraph | None:
+        """The cluster's resource graph as matched (None when unknown or unusable); read-only."""
+        with self._lock:
+            entry = self._clusters.get(name)
+            return entry.graph if entry else None
+
     def _publish(self, events: list[JobEvent]) -> None:
         if events:
             self.on_events(events)
@@ -547,6 +553,11 @@ class Scheduler:
         self.on_timing("selection", time.perf_counter() - matched)
         return selection, reasons
 
+    def _placement_states(self, selection: Selection) -> dict[str, dict[str, Any]]:
+        """The state keys of the clusters selection looked at, as they were (for the placement record)."""
+        with self._lock:
+            return {c: dict(self._clusters[c].state) for c in selection.candidates if c in self._clusters}
+
     # -- jobs -------------------------------------------------------------
     def submit(
         self,
@@ -602,6 +613,7 @@ class Scheduler:
         if placed is None:
             return None
         selection, reasons = placed
+        states = self._placement_states(selection) if selection is not None and not satisfy_only else {}
         if selection is None:
             if satisfy_only:
                 return SubmitOutcome(None, [], None, reasons)
@@ -623,7 +635,8 @@ class Scheduler:
         chosen = selection.clusters[0]
         job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
         matching = tuple(c for c in candidates if c not in reasons)
-        new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None)
+        new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None,
+                     _placement_json(selection, reasons, candidates, states))
         return PendingSubmit(new, selection, reasons, tuple(candidates))
 
     def complete_submits(
@@ -809,6 +822,23 @@ class Scheduler:
             return job
         log.info("job %d: cancel %s", job_id, "done" if events else f"requested from {job.cluster}")
         return job
+
+
+def _placement_json(
+    selection: Selection, reasons: Mapping[str, str], candidates: Sequence[str], states: Mapping[str, Any]
+) -> str:
+    """Why a job went where it did: the clusters listed, which matched, why the others did not,
+    what selection decided (its steps) and the cluster state it decided from."""
+    return json.dumps({
+        "listed": list(candidates),
+        "matched": [c for c in candidates if c not in reasons],
+        "unmatched": dict(reasons),
+        "algorithm": selection.algorithm,
+        "chosen": selection.cluster,
+        "reason": selection.reason,
+        "trace": list(selection.trace),
+        "states": dict(states),
+    }, default=str)
 
 
 def _ids(ids: Sequence[int], shown: int = 10) -> str:

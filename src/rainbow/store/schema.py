@@ -60,6 +60,12 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ],
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
+    # why the job was placed where it is (JSON, written at submit), and the dashboard's job table orders
+    [
+        "ALTER TABLE jobs ADD COLUMN placement TEXT",
+        "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
+        "CREATE INDEX jobs_by_name ON jobs (name, id)",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -128,4 +134,10 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     ],
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
+    # why the job was placed where it is (JSON, written at submit), and the dashboard's job table orders
+    [
+        "ALTER TABLE jobs ADD COLUMN placement TEXT",
+        "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
+        "CREATE INDEX jobs_by_name ON jobs (name, id)",
+    ],
 ]
