@@ -1,0 +1,248 @@
+"""The dashboard over HTTP: every route with every kind of credential, CSRF, sessions, bad input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import pytest
+from web_helpers import Cluster, Site, register
+
+from conftest import BOTH_STORES
+
+pytest.importorskip("aiohttp")
+GLOBAL_TOKEN = "the-global-token-of-this-test"
+
+
+@dataclass
+class Setup:
+    """Two servers: one with a token per cluster, one with a global token; a job on each cluster."""
+
+    site: int  # the dashboard port of the server with per-cluster tokens
+    keebler: Cluster
+    tioga: Cluster
+    jobs: dict[str, int]
+    global_site: int
+    global_jobs: dict[str, int]
+
+
+@pytest.fixture
+def setup(server_factory, tmp_path) -> Setup:
+    server = server_factory(web="127.0.0.1:0")
+    tioga = register(server.address, tmp_path, "tioga")
+    keebler = register(server.address, tmp_path, "keebler")
+    jobs = {"tioga": tioga.submit(["true"], name="job-of-tioga"),
+            "keebler": keebler.submit(["true"], name="job-of-keebler")}
+    other = server_factory(tmp_path / "global.db", web="127.0.0.1:0", global_token=GLOBAL_TOKEN)
+    (tmp_path / "g").mkdir()
+    gt = register(other.address, tmp_path / "g", "tioga")
+    gk = register(other.address, tmp_path / "g", "keebler")
+    assert gt.token == gk.token == GLOBAL_TOKEN
+    global_jobs = {"tioga": gt.submit(["true"], name="job-of-tioga"),
+                   "keebler": gk.submit(["true"], name="job-of-keebler")}
+    yield Setup(server.server.web_port, keebler, tioga, jobs, other.server.web_port, global_jobs)
+    for cluster in (keebler, tioga, gt, gk):
+        cluster.client.close()
+
+
+CREDENTIALS = ["anonymous", "wrong", "cluster", "other-cluster", "global"]
+
+
+def viewer(setup: Setup, credential: str) -> tuple[Site, dict[str, int]]:
+    """A client signed in with ``credential`` (or not), and the job ids of the server it talks to.
+
+    The viewer's own cluster is keebler; "other-cluster" holds tioga's token.
+    """
+    if credential == "global":
+        site = Site(setup.global_site)
+        assert site.sign_in(GLOBAL_TOKEN).status == 303
+        return site, setup.global_jobs
+    site = Site(setup.site)
+    if credential == "wrong":
+        reply = site.sign_in("not-a-token-of-anything")
+        assert reply.status == 403 and "opens no cluster" in reply.text and not site.cookie
+    elif credential == "cluster":
+        assert site.sign_in(setup.keebler.token).status == 303
+    elif credential == "other-cluster":
+        assert site.sign_in(setup.tioga.token).status == 303
+    return site, setup.jobs
+
+
+def sees(credential: str, cluster: str) -> bool:
+    return credential == "global" or (credential, cluster) in {("cluster", "keebler"), ("other-cluster", "tioga")}
+
+
+SIGNED_IN = ("cluster", "other-cluster", "global")
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+@pytest.mark.parametrize("path", ["/", "/jobs", "/jobs?state=assigned", "/jobs?cluster=keebler&sort=name&dir=asc"])
+def test_listing_pages_show_exactly_the_clusters_the_credential_opens(setup, credential, path):
+    site, jobs = viewer(setup, credential)
+    reply = site.get(path)
+    if credential not in SIGNED_IN:
+        assert reply.status == 303 and reply.location.startswith("/signin?next=")
+        return
+    assert reply.status == 200
+    for cluster in ("keebler", "tioga"):
+        shown = f'data-job="{jobs[cluster]}"' in reply.text if path.startswith("/jobs") else \
+            f'data-cluster="{cluster}"' in reply.text
+        wanted = sees(credential, cluster) and ("cluster=keebler" not in path or cluster == "keebler")
+        assert shown == wanted, (cluster, reply.text)
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+@pytest.mark.parametrize("cluster", ["keebler", "tioga"])
+def test_job_and_cluster_pages_open_only_for_the_credential_that_opens_them(setup, credential, cluster):
+    site, jobs = viewer(setup, credential)
+    job = site.get(f"/jobs/{jobs[cluster]}")
+    page = site.get(f"/clusters/{cluster}")
+    if credential not in SIGNED_IN:
+        assert job.status == page.status == 303
+        assert unquote(job.location) == f"/signin?next=/jobs/{jobs[cluster]}"
+        return
+    if sees(credential, cluster):
+        assert job.status == 200 and f"job-of-{cluster}" in job.text and "Why it went to" in job.text
+        assert f"Selection <b>random</b> chose <b>{cluster}</b>" in job.text
+        assert page.status == 200 and "Classes of nodes" in page.text and "12 core, 1 socket" in page.text
+    else:
+        assert job.status == 403 and f"job-of-{cluster}" not in job.text
+        assert page.status == 404
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+def test_the_live_stream_carries_only_the_events_the_credential_may_watch(setup, credential):
+    site, jobs = viewer(setup, credential)
+    if credential not in SIGNED_IN:
+        assert site.get("/events").status == 401
+        return
+    # Replay from the start: tioga's job was submitted before keebler's.
+    connection = http.client.HTTPConnection("127.0.0.1", site.port, timeout=10)
+    connection.request("GET", "/events", headers={"Cookie": site.cookie, "Last-Event-ID": "0"})
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+    seen: list[int] = []
+    counts = None
+    last = max(jobs[c] for c in jobs if sees(credential, c))
+    while last not in seen or counts is None:
+        line = response.fp.readline().decode()
+        assert line, "the stream ended"
+        if line.startswith("data: ") and '"job"' in line:
+            seen.append(json.loads(line[6:])["job"])
+        elif line.startswith("data: ") and '"totals"' in line:
+            counts = json.loads(line[6:])
+    connection.close()
+    assert sorted(seen) == sorted(jobs[c] for c in jobs if sees(credential, c))
+    assert sorted(counts["load"]) == sorted(c for c in jobs if sees(credential, c))
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
+@pytest.mark.parametrize("cluster", ["keebler", "tioga"])
+def test_cancel_needs_the_job_opening_credential_and_the_csrf_token(setup, credential, cluster):
+    site, jobs = viewer(setup, credential)
+    job = jobs[cluster]
+    gate = setup.keebler if credential != "global" else None
+    state_of = (lambda: (setup.keebler if cluster == "keebler" else setup.tioga).info(job).state) \
+        if gate else (lambda: None)
+    if credential not in SIGNED_IN:
+        assert site.post(f"/jobs/{job}/cancel", {"csrf": "anything"}).status == 401
+        assert state_of() == "assigned"
+        return
+    token = site.csrf()
+    assert site.post(f"/jobs/{job}/cancel", {}).status == 403
+    assert site.post(f"/jobs/{job}/cancel", {"csrf": token + "x"}).status == 403
+    cross = site.post(f"/jobs/{job}/cancel", {"csrf": token}, headers={"Origin": "http://evil.example"})
+    assert cross.status == 403
+    if gate:
+        assert state_of() == "assigned"
+    reply = site.post(f"/jobs/{job}/cancel", {"csrf": token})
+    if sees(credential, cluster):
+        assert reply.status == 303 and reply.location.startswith(f"/jobs/{job}?notice=")
+        assert "cancelled" in site.get(f"/jobs/{job}").text
+        if gate:
+            assert state_of() == "cancelled"
+    else:
+        assert reply.status == 403
+        assert state_of() == "assigned"
+
+
+def test_the_session_cookie_is_httponly_strict_and_signed(setup):
+    site = Site(setup.site)
+    site.sign_in(setup.keebler.token)
+    header = next(h for h in site.set_cookies if h.startswith("rainbow_session="))
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Secure" not in header
+    assert setup.keebler.token not in header
+    body, signature = site.cookie.split("=", 1)[1].split(".")
+    for forged in (f"{body}.{signature[:-2]}AA", f"{body[:-2]}AA.{signature}", "garbage", ""):
+        other = Site(setup.site, cookie=f"rainbow_session={forged}")
+        assert other.get("/jobs").status == 303
+    assert site.get("/jobs").status == 200
+
+
+def test_sign_out_needs_csrf_and_ends_the_session_in_the_browser(setup):
+    site = Site(setup.site)
+    site.sign_in(setup.keebler.token)
+    assert site.post("/signout", {}).status == 403
+    reply = site.post("/signout", {"csrf": site.csrf()})
+    assert reply.status == 303 and reply.location == "/signin"
+    assert any(h.startswith("rainbow_session=;") or 'rainbow_session=""' in h for h in site.set_cookies)
+
+
+def test_sign_in_redirects_only_to_this_site(setup):
+    site = Site(setup.site)
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        assert site.sign_in(setup.keebler.token, target).location == "/"
+    assert site.sign_in(setup.keebler.token, "/jobs?state=failed").location == "/jobs?state=failed"
+
+
+def test_bad_query_values_are_refused_with_the_field_named(setup):
+    site = Site(setup.site)
+    site.sign_in(setup.keebler.token)
+    for path, field in (("/jobs?state=bogus", "state"), ("/jobs?sort=secret", "sort"),
+                        ("/jobs?after=%7B%7D", "after"), ("/jobs?sort=name&after=17", "after")):
+        reply = site.get(path)
+        assert reply.status == 400 and reply.text.startswith(f"{field}:")
+    assert site.get("/jobs/abc").status == 404
+    assert site.get("/jobs/999999").status == 404
+    assert site.get("/clusters/%3Cnone%3E").status == 404
+    assert site.get("/").status == 200  # still serving
+
+
+def test_pages_are_keyset_paginated_in_every_order(setup):
+    site = Site(setup.site)
+    site.sign_in(setup.keebler.token)
+    ids = [setup.keebler.submit(["true"], name=f"many-{i:03d}") for i in range(60)]
+    for sort, direction, expected in (("id", "desc", sorted(ids, reverse=True)), ("name", "asc", ids)):
+        seen: list[int] = []
+        path = f"/jobs?name=many-*&sort={sort}&dir={direction}"
+        while path:
+            reply = site.get(path)
+            assert reply.status == 200
+            seen += [int(x) for x in re.findall(r'data-job="(\d+)"', reply.text)]
+            found = re.search(r'href="([^"]+)" id="next"', reply.text)
+            path = found.group(1).replace("&amp;", "&") if found else ""
+        assert seen == expected
+
+
+def test_security_headers_forbid_inline_script(setup):
+    reply = Site(setup.site).get("/signin")
+    assert reply.status == 200
+    assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@BOTH_STORES
+def test_a_session_is_valid_on_every_server_of_the_store(server_factory, tmp_path):
+    """Replicas share the signing key through the store: a cookie from one works on another (and after a restart)."""
+    first = server_factory(web="127.0.0.1:0")
+    cluster = register(first.address, tmp_path, "keebler")
+    site = Site(first.server.web_port)
+    site.sign_in(cluster.token)
+    second = server_factory(web="127.0.0.1:0")
+    second.scheduler.refresh_all()
+    other = Site(second.server.web_port, cookie=site.cookie)
+    assert other.get("/jobs").status == 200
+    cluster.client.close()
