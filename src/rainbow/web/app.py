@@ -313,7 +313,7 @@ class Dashboard:
                 if now >= next_counts and job_id is None:
                     counts = await self.counts.get()
                     data = {"time": time.time(), "totals": views.totals(counts, names),
-                            "load": views.load(counts, names)}
+                            "load": views.load(counts, names), "clusters": views.by_cluster(counts, names)}
                     await response.write(f"event: counts\ndata: {json.dumps(data)}\n\n".encode())
                     next_counts = now + COUNTS_SECONDS
                 version = self.hub.version

@@ -81,6 +81,15 @@ def totals(counts: Mapping[tuple[str, JobState], int], clusters: Sequence[str]) 
     return out
 
 
+def by_cluster(counts: Mapping[tuple[str, JobState], int], clusters: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per cluster: its jobs by state (states with none left out)."""
+    out: dict[str, dict[str, int]] = {name: {} for name in clusters}
+    for (cluster, state), count in counts.items():
+        if cluster in out and count:
+            out[cluster][state.value] = count
+    return out
+
+
 def load(counts: Mapping[tuple[str, JobState], int], clusters: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per cluster: jobs waiting for it and jobs on it."""
     out = {name: {"waiting": 0, "running": 0} for name in clusters}

@@ -102,10 +102,27 @@
       const cell = document.querySelector('[data-total="' + state + '"]');
       if (cell) cell.textContent = String(data.totals[state] || 0);
     }
+    for (const [name, states] of Object.entries(data.clusters || {})) {
+      const row = document.querySelector('#clusters tr[data-cluster="' + CSS.escape(name) + '"] td.counts');
+      if (row) row.replaceChildren(...countLinks(name, states));
+    }
     history.push({ time: data.time, totals: data.totals });
     if (history.length > HISTORY) history.shift();
     drawStates();
     drawLoad(data.load);
+  }
+
+  function countLinks(cluster, states) {
+    const links = [];
+    for (const state of STATES) {
+      if (!states[state]) continue;
+      const a = document.createElement("a");
+      a.className = "state " + state;
+      a.href = "/jobs?" + new URLSearchParams({ cluster: cluster, state: state }).toString();
+      a.textContent = state + " " + states[state];
+      links.push(a, document.createTextNode(" "));
+    }
+    return links;
   }
 
   function svgElement(name, attributes, text) {
