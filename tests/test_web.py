@@ -113,30 +113,52 @@ def test_job_and_cluster_pages_open_only_for_the_credential_that_opens_them(setu
         assert page.status == 404
 
 
+def read_stream(site: Site, path: str, until) -> list[tuple[str, dict]]:
+    """(event, data) of a live stream replayed from the start, until ``until(events)`` holds."""
+    connection = http.client.HTTPConnection("127.0.0.1", site.port, timeout=10)
+    connection.request("GET", path, headers={"Cookie": site.cookie, "Last-Event-ID": "0"})
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+    events: list[tuple[str, dict]] = []
+    kind = ""
+    try:
+        while not until(events):
+            line = response.fp.readline().decode()
+            assert line, "the stream ended"
+            if line.startswith("event: "):
+                kind = line[7:].strip()
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[6:])))
+    finally:
+        connection.close()
+    return events
+
+
 @pytest.mark.parametrize("credential", CREDENTIALS)
-def test_the_live_stream_carries_only_the_events_the_credential_may_watch(setup, credential):
+def test_the_live_stream_carries_only_the_jobs_the_credential_may_watch(setup, credential):
     site, jobs = viewer(setup, credential)
     if credential not in SIGNED_IN:
         assert site.get("/events").status == 401
+        assert site.get(f"/events?job={jobs['keebler']}").status == 401
         return
-    # Replay from the start: tioga's job was submitted before keebler's.
-    connection = http.client.HTTPConnection("127.0.0.1", site.port, timeout=10)
-    connection.request("GET", "/events", headers={"Cookie": site.cookie, "Last-Event-ID": "0"})
-    response = connection.getresponse()
-    assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
-    seen: list[int] = []
-    counts = None
-    last = max(jobs[c] for c in jobs if sees(credential, c))
-    while last not in seen or counts is None:
-        line = response.fp.readline().decode()
-        assert line, "the stream ended"
-        if line.startswith("data: ") and '"job"' in line:
-            seen.append(json.loads(line[6:])["job"])
-        elif line.startswith("data: ") and '"totals"' in line:
-            counts = json.loads(line[6:])
-    connection.close()
-    assert sorted(seen) == sorted(jobs[c] for c in jobs if sees(credential, c))
+    # Replayed from the start: tioga's job was submitted before keebler's.
+    visible = sorted(jobs[c] for c in jobs if sees(credential, c))
+
+    def shown(events):
+        return sorted({int(i) for kind, data in events if kind == "states" for i in data})
+
+    events = read_stream(site, "/events", lambda e: shown(e)[-1:] == visible[-1:]
+                         and any(k == "counts" for k, _ in e))
+    assert shown(events) == visible
+    counts = next(data for kind, data in events if kind == "counts")
     assert sorted(counts["load"]) == sorted(c for c in jobs if sees(credential, c))
+    for cluster in ("keebler", "tioga"):
+        path = f"/events?job={jobs[cluster]}"
+        if sees(credential, cluster):
+            one = read_stream(site, path, lambda e: any(k == "job" for k, _ in e))
+            assert [(k, d["job"], d["state"]) for k, d in one] == [("job", jobs[cluster], "assigned")]
+        else:
+            assert site.get(path).status == 403
 
 
 @pytest.mark.parametrize("credential", CREDENTIALS)

@@ -39,6 +39,8 @@ HERE = Path(__file__).parent
 PAGE_SIZE = 50
 COUNTS_SECONDS = 2.0  # how often the live stream sends job counts (and how old they may be)
 STREAM_PING_SECONDS = 15.0
+# A stream writes at most this often: a person does not see the difference, the server serves many viewers.
+STREAM_BATCH_SECONDS = 0.25
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -215,6 +217,7 @@ class Dashboard:
         name = query.get("name", "").strip()
         page = JobPage(clusters, JobState(state) if state else None, name or None, sort, descending, after,
                        PAGE_SIZE + 1)
+        since = await self.run(self.scheduler.store.last_event_seq)  # before the read: the stream starts there
         started = time.perf_counter()
         rows = await self.run(self.scheduler.store.page_jobs, page)
         db_ms = (time.perf_counter() - started) * 1000
@@ -230,7 +233,7 @@ class Dashboard:
             next_url = "/jobs?" + urlencode({**filters, "after": json.dumps(key)})
         template = "jobrows.html" if query.get("fragment") else "jobs.html"
         response = self._render(template, request, jobs=rows, clusters=names, states=views.STATES, sorts=PAGE_SORTS,
-                                filters=shown, first_page=after is None, next_url=next_url,
+                                filters=shown, first_page=after is None, next_url=next_url, since=since,
                                 first_url="/jobs?" + urlencode(filters))
         response.headers["Server-Timing"] = f"db;dur={db_ms:.1f}"
         return response
@@ -249,11 +252,12 @@ class Dashboard:
 
     async def job(self, request: web.Request) -> web.Response:
         identity = self._require(request)
+        since = await self.run(self.scheduler.store.last_event_seq)  # before the read: the stream starts there
         job, history = await self._job(request, identity)
         placement = views.placement(await self.run(self.scheduler.store.job_placement, job.id))
         return self._render("job.html", request, job=job, history=history, placement=placement,
                             output=views.output(job), final=views.is_final(job),
-                            notice=request.query.get("notice", ""))
+                            notice=request.query.get("notice", ""), since=since)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         identity = await self._form_checked(request)
@@ -281,9 +285,18 @@ class Dashboard:
 
     # -- live ---------------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: job events the viewer may see (or of one job), and job counts every few seconds."""
+        """Server-sent events, fed by the event tail ``WatchJobs`` reads.
+
+        ``?job=N``: every event of one job (``event: job``), for its page.
+        ``?since=SEQ``: start after that event (the page says which; a reconnect's ``Last-Event-ID`` wins).
+        ``?view=counts``: only job counts (``event: counts``, every few seconds), for the overview.
+        Otherwise, for the job table: the counts, and per batch the newest state of each job
+        that changed (``event: states``, ``{id: state}``); a stream sends at most one batch per
+        ``STREAM_BATCH_SECONDS``, so a viewer costs the server little however busy it is.
+        """
         identity = self._require(request, page=False)
         job_id = int(request.query["job"]) if request.query.get("job", "").isdigit() else None
+        with_jobs = job_id is not None or request.query.get("view") != "counts"
         names = await self._clusters(identity)
         pairs = [(name, identity.token) for name in names]
         try:
@@ -293,7 +306,8 @@ class Dashboard:
         except PermissionDenied as exc:
             raise web.HTTPForbidden(text=str(exc)) from None
         store = self.scheduler.store
-        last_id = request.headers.get("Last-Event-ID", "")
+        # Where to start: where the stream left off (a reconnect), else where the page was read, else now.
+        last_id = request.headers.get("Last-Event-ID", "") or request.query.get("since", "")
         seq = int(last_id) if last_id.isdigit() else await self.run(store.last_event_seq)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})
@@ -317,11 +331,17 @@ class Dashboard:
                     await response.write(f"event: counts\ndata: {json.dumps(data)}\n\n".encode())
                     next_counts = now + COUNTS_SECONDS
                 version = self.hub.version
-                events = await self.hub.events_since(seq, scope, job_id, 500, fetch, last) if scope != [] else []
+                events = []
+                if with_jobs and scope != []:
+                    events = await self.hub.events_since(seq, scope, job_id, 5000, fetch, last)
                 if events:
-                    chunk = "".join(f"id: {e.seq}\nevent: job\ndata: {views.event_json(e)}\n\n" for e in events)
-                    await response.write(chunk.encode())
                     seq = events[-1].seq
+                    if job_id is not None:
+                        text = "".join(f"id: {e.seq}\nevent: job\ndata: {views.event_json(e)}\n\n" for e in events)
+                    else:
+                        text = f"id: {seq}\nevent: states\ndata: {json.dumps(views.newest_states(events))}\n\n"
+                    await response.write(text.encode())
+                    await asyncio.sleep(STREAM_BATCH_SECONDS)
                     continue
                 if now >= next_ping:
                     await response.write(b": ping\n\n")

@@ -127,6 +127,11 @@ def is_final(job: JobRecord) -> bool:
     return job.state in FINAL_STATES
 
 
+def newest_states(events: Sequence[JobEvent]) -> dict[int, str]:
+    """The last state of each job in a batch of events (in seq order)."""
+    return {event.job_id: event.state.value for event in events}
+
+
 def event_json(event: JobEvent) -> str:
     return json.dumps({"seq": event.seq, "job": event.job_id, "cluster": event.cluster, "name": event.name,
                        "state": event.state.value, "time": event.time, "message": event.message})

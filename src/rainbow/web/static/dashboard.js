@@ -18,10 +18,15 @@
 
   const live = document.getElementById("live");
   const jobId = body.dataset.job;
-  const source = new EventSource(jobId ? "/events?job=" + encodeURIComponent(jobId) : "/events");
+  const params = new URLSearchParams();
+  if (jobId) params.set("job", jobId);
+  if (page === "overview") params.set("view", "counts");
+  if (body.dataset.since) params.set("since", body.dataset.since);  // the stream starts where the page was read
+  const source = new EventSource("/events?" + params.toString());
   source.onopen = function () { if (live) live.classList.add("on"); };
   source.onerror = function () { if (live) live.classList.remove("on"); };
   source.addEventListener("job", function (message) { onJob(JSON.parse(message.data)); });
+  source.addEventListener("states", function (message) { onStates(JSON.parse(message.data)); });
   source.addEventListener("counts", function (message) { onCounts(JSON.parse(message.data)); });
 
   // -- jobs ----------------------------------------------------------------
@@ -32,24 +37,33 @@
     cell.className = "state " + state;
   }
 
-  function onJob(event) {
-    if (page === "jobs") {
-      const row = document.querySelector('tr[data-job="' + Number(event.job) + '"]');
+  // The job table: the newest state of every job that changed; new jobs refresh the first page.
+  function onStates(states) {
+    for (const [id, state] of Object.entries(states)) {
+      const row = document.querySelector('tr[data-job="' + Number(id) + '"]');
       if (row) {
-        setState(row.querySelector("[data-state]"), event.state);
+        setState(row.querySelector("[data-state]"), state);
       } else if (body.dataset.firstPage === "yes") {
         scheduleRefresh();
       }
-    } else if (page === "job" && String(event.job) === jobId) {
+    }
+  }
+
+  function onJob(event) {
+    if (page === "job" && String(event.job) === jobId) {
+      const timeline = document.getElementById("timeline");
+      const shown = Array.from(timeline.querySelectorAll("tr[data-seq]"), function (tr) { return Number(tr.dataset.seq); });
+      if (shown.length && event.seq <= Math.max(...shown)) return;  // already on the page when it was read
       setState(document.getElementById("job-state"), event.state);
       const tr = document.createElement("tr");
+      tr.dataset.seq = String(event.seq);
       for (const [text, cls] of [[when(event.time), ""], [event.state, "state " + event.state], [event.message, ""]]) {
         const td = document.createElement("td");
         td.textContent = text;
         if (cls) td.className = cls;
         tr.appendChild(td);
       }
-      document.getElementById("timeline").appendChild(tr);
+      timeline.appendChild(tr);
       if (["completed", "failed", "cancelled"].includes(event.state)) {
         const form = document.querySelector("form.cancel");
         if (form) form.remove();
