@@ -29,8 +29,9 @@ from rainbow.lifecycle import JobState
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
 from rainbow.store import PAGE_SORTS, JobEvent, JobPage
-from rainbow.web import views
+from rainbow.web import live, views
 from rainbow.web.auth import COOKIE, SESSION_SECONDS, Identity, Sessions, identify, visible_clusters
+from rainbow.web.live import Broadcast, Lagging
 
 log = logging.getLogger("rainbow.web")
 T = TypeVar("T")
@@ -40,7 +41,7 @@ PAGE_SIZE = 50
 COUNTS_SECONDS = 2.0  # how often the live stream sends job counts (and how old they may be)
 STREAM_PING_SECONDS = 15.0
 # A stream writes at most this often: a person does not see the difference, the server serves many viewers.
-STREAM_BATCH_SECONDS = 0.25
+STREAM_BATCH_SECONDS = 0.5
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -86,6 +87,8 @@ class Dashboard:
         self.secure = secure
         self.sessions = Sessions(scheduler.store)
         self.counts = Counts(self.run, scheduler)
+        self.broadcast = Broadcast(hub, self._fetch, self._last, STREAM_BATCH_SECONDS)
+        self._streams: set[asyncio.Task] = set()
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -106,6 +109,12 @@ class Dashboard:
             web.get("/events", self.events),
             web.static("/static", HERE / "static", append_version=True),
         ])
+
+    async def _fetch(self, after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
+        return await self.run(self.scheduler.store.events_since, after, clusters, job, limit)
+
+    async def _last(self) -> int:
+        return await self.run(self.scheduler.store.last_event_seq)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args))
@@ -312,16 +321,30 @@ class Dashboard:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
+        wanted = set(scope) if scope is not None else None
 
-        async def fetch(after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
-            return await self.run(store.events_since, after, clusters, job, limit)
+        async def send(events: list[JobEvent]) -> None:
+            if job_id is not None:
+                text = "".join(f"id: {e.seq}\nevent: job\ndata: {views.event_json(e)}\n\n" for e in events)
+            else:
+                text = f"id: {events[-1].seq}\nevent: states\ndata: {json.dumps(views.newest_states(events))}\n\n"
+            await response.write(text.encode())
 
-        async def last() -> int:
-            return await self.run(store.last_event_seq)
-
-        next_counts = 0.0
-        next_ping = time.monotonic() + STREAM_PING_SECONDS
+        queue, start = await self.broadcast.subscribe() if with_jobs and scope != [] else (None, 0)
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams.add(task)
         try:
+            # Catch up from the store (through the shared tail) to where the broadcast started.
+            while queue is not None and seq < start:
+                events = await self.hub.events_since(seq, scope, job_id, 5000, self._fetch, self._last)
+                events = [e for e in events if e.seq <= start]
+                if not events:
+                    break
+                seq = events[-1].seq
+                await send(events)
+            seq = max(seq, start) if queue is not None else seq
+            next_counts = 0.0
             while True:
                 now = time.monotonic()
                 if now >= next_counts and job_id is None:
@@ -330,26 +353,35 @@ class Dashboard:
                             "load": views.load(counts, names), "clusters": views.by_cluster(counts, names)}
                     await response.write(f"event: counts\ndata: {json.dumps(data)}\n\n".encode())
                     next_counts = now + COUNTS_SECONDS
-                version = self.hub.version
-                events = []
-                if with_jobs and scope != []:
-                    events = await self.hub.events_since(seq, scope, job_id, 5000, fetch, last)
+                try:
+                    wait = next_counts - now if job_id is None else STREAM_PING_SECONDS
+                    batch = await asyncio.wait_for(queue.get(), wait) if queue is not None else None
+                    if batch is None:
+                        await asyncio.sleep(wait)
+                except asyncio.TimeoutError:
+                    batch = None
+                if isinstance(batch, Lagging):
+                    break
+                events = live.visible(batch, wanted, job_id, seq) if batch else []
                 if events:
                     seq = events[-1].seq
-                    if job_id is not None:
-                        text = "".join(f"id: {e.seq}\nevent: job\ndata: {views.event_json(e)}\n\n" for e in events)
-                    else:
-                        text = f"id: {seq}\nevent: states\ndata: {json.dumps(views.newest_states(events))}\n\n"
-                    await response.write(text.encode())
-                    await asyncio.sleep(STREAM_BATCH_SECONDS)
-                    continue
-                if now >= next_ping:
+                    await send(events)
+                elif job_id is not None:
                     await response.write(b": ping\n\n")
-                    next_ping = now + STREAM_PING_SECONDS
-                await self.hub.wait(version, timeout=min(COUNTS_SECONDS, 1.0))
         except ConnectionResetError:
             log.debug("a live viewer left")
+        finally:
+            self._streams.discard(task)
+            if queue is not None:
+                self.broadcast.unsubscribe(queue)
         return response
+
+    async def close(self) -> None:
+        """End the live streams (they never end by themselves) and the broadcast."""
+        for task in list(self._streams):
+            task.cancel()
+        await asyncio.gather(*self._streams, return_exceptions=True)
+        await self.broadcast.close()
 
 
 def _static(path: str) -> str:
@@ -416,4 +448,5 @@ class WebServer:
         return self.port
 
     async def stop(self) -> None:
+        await self.dashboard.close()
         await self._runner.cleanup()
