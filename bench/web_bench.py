@@ -127,18 +127,18 @@ def pages(quick: bool, jobs: int) -> dict[str, Any]:
 async def _hold_streams(port: int, cookie: str, count: int, ready: Any, stop: Any, result: Any) -> None:
     import aiohttp
 
-    events = 0  # job events received (counted cheaply: the viewers share the machine with the server)
+    batches = 0  # batches of job states received (counted cheaply: the viewers share the machine with the server)
     connected = 0
 
     async def viewer(session: aiohttp.ClientSession) -> None:
-        nonlocal events, connected
+        nonlocal batches, connected
         async with session.get(f"http://127.0.0.1:{port}/events", headers={"Cookie": cookie}) as response:
             assert response.status == 200
             connected += 1
             if connected == count:
                 ready.set()
             async for chunk in response.content.iter_any():
-                events += chunk.count(b"\nevent: job\n")
+                batches += chunk.count(b"event: states\n")
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         tasks = [asyncio.create_task(viewer(session)) for _ in range(count)]
@@ -147,7 +147,7 @@ async def _hold_streams(port: int, cookie: str, count: int, ready: Any, stop: An
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    result.put(events)
+    result.put(batches)
 
 
 def _viewers_main(port: int, cookie: str, count: int, ready: Any, stop: Any, result: Any) -> None:
@@ -188,7 +188,7 @@ def viewers(quick: bool) -> dict[str, Any]:
     out.update({
         "without_rps": without,
         "with_rps": with_viewers,
-        "events_delivered": delivered,
+        "batches_delivered": delivered,
         "ratio": statistics.median(with_viewers) / statistics.median(without),
     })
     return out

@@ -5,13 +5,17 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 import pytest
 from web_helpers import Cluster, Site, register
 
-from conftest import BOTH_STORES
+from rainbow.errors import InvalidArgument
+
+from conftest import BOTH_STORES, subprocess_env
 
 pytest.importorskip("aiohttp")
 GLOBAL_TOKEN = "the-global-token-of-this-test"
@@ -268,3 +272,16 @@ def test_a_session_is_valid_on_every_server_of_the_store(server_factory, tmp_pat
     other = Site(second.server.web_port, cookie=site.cookie)
     assert other.get("/jobs").status == 200
     cluster.client.close()
+
+
+def test_the_server_imports_no_web_package_unless_asked():
+    code = ("import sys, rainbow.server.serve, rainbow.server.command, rainbow.cli; "
+            "print(sorted(m for m in ('aiohttp', 'jinja2', 'rainbow.web.app') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_bad_web_address_is_refused_naming_the_flag(server_factory):
+    with pytest.raises(InvalidArgument, match="--web"):
+        server_factory(web="no-port-here")

@@ -187,10 +187,14 @@ class RainbowServer:
         await self._check_health()
         await self.server.start()
         self.port = port
+        if self.web_address is not None:
+            try:
+                await self._start_web()
+            except BaseException:
+                await self.server.stop(None)
+                raise
         if self.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
-        if self.web_address is not None:
-            await self._start_web()
         self._health_task = asyncio.create_task(self._watch_health())
         if self.scheduler.cluster_timeout > 0:
             self._checker = asyncio.create_task(self._check_clusters())
