@@ -15,7 +15,7 @@ from web_helpers import Cluster, Site, register
 
 from rainbow.errors import InvalidArgument
 
-from conftest import BOTH_STORES, subprocess_env
+from conftest import BOTH_STORES, REGISTRATION_SECRET, subprocess_env
 
 pytest.importorskip("aiohttp")
 GLOBAL_TOKEN = "the-global-token-of-this-test"
@@ -285,3 +285,28 @@ def test_the_server_imports_no_web_package_unless_asked():
 def test_a_bad_web_address_is_refused_naming_the_flag(server_factory):
     with pytest.raises(InvalidArgument, match="--web"):
         server_factory(web="no-port-here")
+
+
+def test_the_job_page_explains_which_clusters_matched_and_what_selection_decided(server_factory, tmp_path):
+    import io
+
+    from rainbow.graph.synthetic import write_cluster_jgf
+    from rainbow.jobspec import simple
+    from rainbow.protos import rainbow_pb2
+
+    server = server_factory(web="127.0.0.1:0", global_token=GLOBAL_TOKEN)
+    small = register(server.address, tmp_path, "small")  # 3 nodes
+    big = io.StringIO()
+    write_cluster_jgf(big, 8, sockets=1, cores=4, name="big")
+    small.client.register("big", REGISTRATION_SECRET, big.getvalue())
+    listed = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=GLOBAL_TOKEN) for c in ("small", "big")]
+    reply = small.client.scheduler_stub.SubmitJob(rainbow_pb2.SubmitJobRequest(
+        name="wide", clusters=listed, jobspec=json.dumps(simple(["app"], nodes=4, tasks=4))))
+    assert reply.cluster == "big"
+    site = Site(server.server.web_port)
+    site.sign_in(GLOBAL_TOKEN)
+    page = site.get(f"/jobs/{reply.jobid}").text
+    assert "Listed clusters: small, big. Matched: big." in page
+    assert re.search(r"<b>small</b> did not match: needs 4 node", page)
+    assert "chose <b>big</b>" in page and "Cluster state selection decided from" in page
+    small.client.close()

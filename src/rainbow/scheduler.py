@@ -40,6 +40,8 @@ from rainbow.store import HeldJob, JobEvent, JobRecord, NewJob, Store
 log = logging.getLogger("rainbow.scheduler")
 
 REGISTRATION_SECRET_KEY = "registration_secret_sha256"  # noqa: S105 - a key name
+# How many clusters' state keys a job's placement record keeps (the chosen one first).
+PLACEMENT_STATES = 8
 
 
 @dataclass(frozen=True)
@@ -554,9 +556,11 @@ class Scheduler:
         return selection, reasons
 
     def _placement_states(self, selection: Selection) -> dict[str, dict[str, Any]]:
-        """The state keys of the clusters selection looked at, as they were (for the placement record)."""
+        """The state keys selection decided from, for the placement record: the chosen cluster's and a
+        few others' (a record is kept with every job, so it stays small however many clusters matched)."""
+        shown = list(dict.fromkeys(c for c in (selection.cluster, *selection.candidates) if c))[:PLACEMENT_STATES]
         with self._lock:
-            return {c: dict(self._clusters[c].state) for c in selection.candidates if c in self._clusters}
+            return {c: dict(self._clusters[c].state) for c in shown if c in self._clusters}
 
     # -- jobs -------------------------------------------------------------
     def submit(
@@ -838,6 +842,7 @@ def _placement_json(
         "reason": selection.reason,
         "trace": list(selection.trace),
         "states": dict(states),
+        "states_omitted": max(0, len(selection.candidates) - len(states)),
     }, default=str)
 
 
