@@ -50,7 +50,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-IDENTITY = web.AppKey("identity", object)
 
 
 class Counts:
@@ -116,7 +115,7 @@ class Dashboard:
             web.post("/jobs/{id}/cancel", self.cancel),
             web.get("/clusters/{name}", self.cluster),
             web.get("/events", self.events),
-            web.static("/static", HERE / "static", append_version=True),
+            web.static("/static", HERE / "static"),
         ])
 
     async def _fetch(self, after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
@@ -161,9 +160,7 @@ class Dashboard:
         """The identity of a state-changing POST, after its CSRF token and origin are checked."""
         identity = self._require(request, page=False)
         form = await request.post()
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
-            raise web.HTTPForbidden(text="cross-site request refused")
+        _same_origin(request)
         if not self.sessions.check_csrf(identity, str(form.get("csrf", ""))):
             raise web.HTTPForbidden(text="missing or wrong CSRF token")
         return identity
@@ -184,9 +181,7 @@ class Dashboard:
 
     async def signin(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
-            raise web.HTTPForbidden(text="cross-site request refused")
+        _same_origin(request)
         target = _local(str(form.get("next", "/")))
         token = await self.run(identify, self.scheduler, str(form.get("token", "")).strip())
         if token is None:
@@ -395,6 +390,13 @@ class Dashboard:
 
 def _static(path: str) -> str:
     return f"/static/{path}"
+
+
+def _same_origin(request: web.Request) -> None:
+    """Refuse a form posted from another site (browsers send ``Origin`` with every POST)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise web.HTTPForbidden(text="cross-site request refused")
 
 
 def _local(target: str) -> str:
