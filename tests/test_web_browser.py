@@ -224,6 +224,7 @@ def test_a_hostile_job_name_is_shown_as_text(signed_in, world):
     row = f'tr[data-job="{job}"]'
     wait(driver, lambda d: text_of(d, row + " .name") == HOSTILE, "the hostile name did not show as text")
     assert not driver.find_elements(By.CSS_SELECTOR, "#jobs img")
+    shot(driver, "hostile")
     driver.get(f"{world.url}/jobs/{job}")
     assert text_of(driver, "#job-name") == HOSTILE
     assert not driver.find_elements(By.CSS_SELECTOR, "main img")
