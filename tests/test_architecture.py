@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "selection": FOUNDATION,
     "store": FOUNDATION,
     "scheduler": FOUNDATION | {"graph", "selection", "store"},
-    "server": FOUNDATION | {"scheduler", "store"},
+    "server": FOUNDATION | {"scheduler", "store", "graph"},
     "client": FOUNDATION,
     "agent": FOUNDATION | {"client"},
     "flux": FOUNDATION | {"agent", "client"},

@@ -19,7 +19,18 @@ def new_secret() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
+class TokenHash(str):
+    """A submit token already hashed: what a dashboard session keeps instead of the token itself.
+
+    Checks treat it as the token it is the hash of, so a signed-in viewer goes
+    through exactly the authorization a gRPC request with that token does.
+    Only the dashboard makes one (from a signed cookie); the wire carries plain strings.
+    """
+
+
 def hash_secret(value: str) -> str:
+    if isinstance(value, TokenHash):
+        return str.__str__(value)
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 

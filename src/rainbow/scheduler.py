@@ -42,6 +42,8 @@ from rainbow.store import HeldJob, JobEvent, JobRecord, NewJob, Store
 log = logging.getLogger("rainbow.scheduler")
 
 REGISTRATION_SECRET_KEY = "registration_secret_sha256"  # noqa: S105 - a key name
+# How many clusters' state keys a job's placement record keeps (the chosen one first).
+PLACEMENT_STATES = 8
 
 
 @dataclass(frozen=True)
@@ -363,6 +365,12 @@ class Scheduler:
         with self._lock:
             return dict(self._clusters[name].state)
 
+    def cluster_graph(self, name: str) -> ClusterGraph | None:
+        """The cluster's resource graph as matched (None when unknown or unusable); read-only."""
+        with self._lock:
+            entry = self._clusters.get(name)
+            return entry.graph if entry else None
+
     def _publish(self, events: list[JobEvent]) -> None:
         if events:
             self.on_events(events)
@@ -607,6 +615,13 @@ class Scheduler:
         self.on_timing("selection", time.perf_counter() - matched)
         return selection, reasons
 
+    def _placement_states(self, selection: Selection) -> dict[str, dict[str, Any]]:
+        """The state keys selection decided from, for the placement record: the chosen cluster's and a
+        few others' (a record is kept with every job, so it stays small however many clusters matched)."""
+        shown = list(dict.fromkeys(c for c in (selection.cluster, *selection.candidates) if c))[:PLACEMENT_STATES]
+        with self._lock:
+            return {c: dict(self._clusters[c].state) for c in shown if c in self._clusters}
+
     # -- jobs -------------------------------------------------------------
     def submit(
         self,
@@ -665,6 +680,7 @@ class Scheduler:
         if placed is None:
             return None
         selection, reasons = placed
+        states = self._placement_states(selection) if selection is not None and not satisfy_only else {}
         if selection is None:
             if satisfy_only:
                 return SubmitOutcome(None, [], None, reasons)
@@ -686,7 +702,8 @@ class Scheduler:
         chosen = selection.clusters[0]
         job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
         matching = tuple(c for c in candidates if c not in reasons)
-        new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None)
+        new = NewJob(chosen, job_name, jobspec_text, shlex.join(jobspec.command), self.clock(), matching, key or None,
+                     _placement_json(selection, reasons, candidates, states))
         return PendingSubmit(new, selection, reasons, tuple(candidates))
 
     def complete_submits(
@@ -906,6 +923,24 @@ class Scheduler:
 def plural(count: int, noun: str) -> str:
     """``count noun`` with the noun's plural when count is not 1: "1 job", "3 jobs"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _placement_json(
+    selection: Selection, reasons: Mapping[str, str], candidates: Sequence[str], states: Mapping[str, Any]
+) -> str:
+    """Why a job went where it did: the clusters listed, which matched, why the others did not,
+    what selection decided (its steps) and the cluster state it decided from."""
+    return json.dumps({
+        "listed": list(candidates),
+        "matched": [c for c in candidates if c not in reasons],
+        "unmatched": dict(reasons),
+        "algorithm": selection.algorithm,
+        "chosen": selection.cluster,
+        "reason": selection.reason,
+        "trace": list(selection.trace),
+        "states": dict(states),
+        "states_omitted": max(0, len(selection.candidates) - len(states)),
+    }, default=str)
 
 
 def _ids(ids: Sequence[int], shown: int = 10) -> str:

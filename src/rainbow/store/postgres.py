@@ -51,7 +51,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from rainbow.errors import Aborted, Unavailable
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
 from rainbow.store import redact
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
@@ -63,6 +63,7 @@ from rainbow.store.rows import (
     cluster_from_row,
     event_from_row,
     job_from_row,
+    page_query,
     renew_plan,
     report_changes,
 )
@@ -536,14 +537,15 @@ class PostgresStore(Store):
         now: float,
         candidates: Sequence[str] = (),
         key: str | None = None,
+        placement: str | None = None,
     ) -> tuple[JobRecord, JobEvent | None]:
         def body(tx: _Tx) -> JobRecord:
             # ON CONFLICT: two replicas given the same key at once store it once (the loser waits, then reads).
             row = tx.one(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
-                "VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s) "
+                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
+                "placement) VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s) "
                 "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key),
+                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key, placement),
             )
             if row is None:
                 return job_from_row(tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
@@ -778,6 +780,20 @@ class PostgresStore(Store):
         sql += " ORDER BY id DESC LIMIT %s"
         params.append(limit if limit > 0 else None)
         return [job_from_row(row) for row in self._read(sql, params)]
+
+    def job_placement(self, job_id: int) -> str | None:
+        rows = self._read("SELECT placement FROM jobs WHERE id = %s", (job_id,))
+        return rows[0][0] if rows else None
+
+    def page_jobs(self, query: JobPage) -> list[JobRecord]:
+        built = page_query(query, "%s")
+        if built is None:
+            return []
+        return [job_from_row(row) for row in self._read(*built)]
+
+    def job_counts_by_cluster(self) -> dict[tuple[str, JobState], int]:
+        rows = self._read("SELECT cluster, state, COUNT(*) FROM jobs GROUP BY cluster, state")
+        return {(cluster, JobState(state)): count for cluster, state, count in rows}
 
     def job_history(self, job_id: int) -> list[JobEvent]:
         rows = self._read(

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rainbow.lifecycle import FINAL_STATES, JobState, fence
-from rainbow.store.base import ClusterRecord, JobEvent, JobRecord
+from rainbow.store.base import PAGE_SORTS, ClusterRecord, JobEvent, JobPage, JobRecord
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
@@ -130,3 +130,47 @@ def renew_plan(
         elif state == JobState.LEASED:
             renew.append(job_id)
     return renew, revoked
+
+
+def page_query(query: JobPage, mark: str) -> tuple[str, list[Any]] | None:
+    """The SELECT for ``Store.page_jobs`` with ``mark`` as placeholder; None when no row can match.
+
+    Only column names from ``PAGE_SORTS`` and placeholders are put in the text.
+    """
+    if query.sort not in PAGE_SORTS:
+        raise ValueError(f"unknown sort {query.sort!r}")
+    where: list[str] = []
+    params: list[Any] = []
+    if query.clusters is not None:
+        if not query.clusters:
+            return None
+        where.append(f"cluster IN ({', '.join([mark] * len(query.clusters))})")
+        params.extend(query.clusters)
+    if query.state is not None:
+        where.append(f"state = {mark}")
+        params.append(query.state.value)
+    if query.name:
+        if query.name.endswith("*"):
+            prefix = query.name[:-1]
+            # A range, not LIKE: it uses the (name, id) index and treats % and _ as plain characters.
+            where.append(f"name >= {mark} AND name < {mark}")
+            params.extend([prefix, prefix + "\U0010ffff"])
+        else:
+            where.append(f"name = {mark}")
+            params.append(query.name)
+    less = "<" if query.descending else ">"
+    if query.after is not None:
+        if query.sort == "id":
+            where.append(f"id {less} {mark}")
+            params.append(query.after[1])
+        else:
+            where.append(f"({query.sort}, id) {less} ({mark}, {mark})")
+            params.extend(query.after)
+    direction = "DESC" if query.descending else "ASC"
+    order = "id" if query.sort == "id" else f"{query.sort} {direction}, id"
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608 - column names from PAGE_SORTS and placeholders only
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {order} {direction} LIMIT {mark}"
+    params.append(max(1, min(query.limit, 1000)))
+    return sql, params

@@ -62,6 +62,12 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
     # The lease generation: each hand-out of a job counts one up (fencing tokens).
     ["ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0"],
+    # why the job was placed where it is (JSON, written at submit), and the dashboard's job table orders
+    [
+        "ALTER TABLE jobs ADD COLUMN placement TEXT",
+        "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
+        "CREATE INDEX jobs_by_name ON jobs (name, id)",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -131,4 +137,10 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
     ["ALTER TABLE jobs ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0"],
+    # why the job was placed where it is (JSON, written at submit), and the dashboard's job table orders
+    [
+        "ALTER TABLE jobs ADD COLUMN placement TEXT",
+        "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
+        "CREATE INDEX jobs_by_name ON jobs (name, id)",
+    ],
 ]

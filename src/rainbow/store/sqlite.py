@@ -23,7 +23,7 @@ from typing import Any
 
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, NewJob, Store
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
@@ -35,6 +35,7 @@ from rainbow.store.rows import (
     cluster_from_row,
     event_from_row,
     job_from_row,
+    page_query,
     renew_plan,
     report_changes,
 )
@@ -279,8 +280,9 @@ class SQLiteStore(Store):
         now: float,
         candidates: Sequence[str] = (),
         key: str | None = None,
+        placement: str | None = None,
     ) -> tuple[JobRecord, JobEvent | None]:
-        outcome = self.add_jobs([NewJob(cluster, name, jobspec, command, now, tuple(candidates), key)])[0]
+        outcome = self.add_jobs([NewJob(cluster, name, jobspec, command, now, tuple(candidates), key, placement)])[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -360,7 +362,7 @@ class SQLiteStore(Store):
                 continue
             now = new.now
             job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
-                             json.dumps(list(new.candidates)), new.key))
+                             json.dumps(list(new.candidates)), new.key, new.placement))
             event_rows.append((seq, job_id, new.cluster, new.name, now))
             job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
                             now, now, candidates=new.candidates)
@@ -370,8 +372,8 @@ class SQLiteStore(Store):
             job_id += 1
             seq += 1
         db.executemany(
-            "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
-            "VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
+            "placement) VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?)",
             job_rows,
         )
         db.executemany(
@@ -632,6 +634,20 @@ class SQLiteStore(Store):
             f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY seq", (job_id,)  # noqa: S608
         )
         return [event_from_row(row) for row in rows]
+
+    def job_placement(self, job_id: int) -> str | None:
+        rows = self._read("SELECT placement FROM jobs WHERE id = ?", (job_id,))
+        return rows[0][0] if rows else None
+
+    def page_jobs(self, query: JobPage) -> list[JobRecord]:
+        built = page_query(query, "?")
+        if built is None:
+            return []
+        return [job_from_row(row) for row in self._read(*built)]
+
+    def job_counts_by_cluster(self) -> dict[tuple[str, JobState], int]:
+        rows = self._read("SELECT cluster, state, COUNT(*) FROM jobs GROUP BY cluster, state")
+        return {(cluster, JobState(state)): count for cluster, state, count in rows}
 
     def events_since(
         self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
