@@ -85,7 +85,15 @@ class _Transaction:
         """One process owns the file: nobody else caches its clusters."""
 
     def finish(self) -> list[JobEvent]:
-        return _log_many(self.db, self._pending)
+        if len(self._pending) != 1:
+            return _log_many(self.db, self._pending)
+        # One event (most changes): its seq is the row id SQLite gives it, no look-up of the next one.
+        job_id, cluster, name, state, now, message = self._pending[0]
+        cursor = self.db.execute(
+            "INSERT INTO job_events (job_id, cluster, name, state, time, message) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, cluster, name, state.value, now, message),
+        )
+        return [JobEvent(cursor.lastrowid, job_id, cluster, name, state, now, message)]
 
 
 @dataclass
