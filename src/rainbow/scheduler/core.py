@@ -29,6 +29,19 @@ from rainbow.selection import Selector, get_selector
 from rainbow.store import HeldJob, JobEvent, JobRecord, Store
 
 
+class _Shared:
+    """A ``Scheduler`` setting kept in its context: what the server (or a test) sets reaches every part."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, scheduler: Scheduler | None, owner: type | None = None) -> Any:
+        return self if scheduler is None else getattr(scheduler.context, self.name)
+
+    def __set__(self, scheduler: Scheduler, value: Any) -> None:
+        setattr(scheduler.context, self.name, value)
+
+
 class Scheduler:
     """Clusters, their graphs and jobs; thread-safe.
 
@@ -69,45 +82,11 @@ class Scheduler:
     match_algorithm = property(lambda self: self.placer.match_algorithm)
     selector: Selector = property(lambda self: self.placer.selector)  # type: ignore[assignment]
 
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self.context.clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], float]) -> None:
-        self.context.clock = clock
-
-    @property
-    def lease_seconds(self) -> float:
-        return self.context.lease_seconds
-
-    @lease_seconds.setter
-    def lease_seconds(self, seconds: float) -> None:
-        self.context.lease_seconds = seconds
-
-    @property
-    def cluster_timeout(self) -> float:
-        return self.context.cluster_timeout
-
-    @cluster_timeout.setter
-    def cluster_timeout(self, seconds: float) -> None:
-        self.context.cluster_timeout = seconds
-
-    @property
-    def on_events(self) -> Callable[[list[JobEvent]], None]:
-        return self.context.on_events
-
-    @on_events.setter
-    def on_events(self, hook: Callable[[list[JobEvent]], None]) -> None:
-        self.context.on_events = hook
-
-    @property
-    def on_timing(self) -> Callable[[str, float], None]:
-        return self.context.on_timing
-
-    @on_timing.setter
-    def on_timing(self, hook: Callable[[str, float], None]) -> None:
-        self.context.on_timing = hook
+    clock: Callable[[], float] = _Shared()  # type: ignore[assignment]
+    lease_seconds: float = _Shared()  # type: ignore[assignment]
+    cluster_timeout: float = _Shared()  # type: ignore[assignment]
+    on_events: Callable[[list[JobEvent]], None] = _Shared()  # type: ignore[assignment]
+    on_timing: Callable[[str, float], None] = _Shared()  # type: ignore[assignment]
 
     # -- the registry ------------------------------------------------------------
     def forget_generated_secret(self) -> None:
