@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rainbow.lifecycle import JobState
-from rainbow.store import open_store
+from rainbow.store import NewJob, open_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -258,3 +258,19 @@ def test_job_pages_are_keyset_paginated_filtered_and_ordered(store):
     counts = store.job_counts_by_cluster()
     assert counts[("a", JobState.RUNNING)] == 1 and counts[("b", JobState.FAILED)] == 1
     assert sum(counts.values()) == 30 and counts[("a", JobState.ASSIGNED)] == 14
+
+
+def test_many_ids_in_one_accept_and_renewal(store):
+    """More ids than a statement lists one by one (SQLite then sends them as one JSON array)."""
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    store.add_jobs([NewJob("a", f"j{i}", "spec", "cmd", 0.0) for i in range(700)])
+    leased, _ = store.lease_jobs("a", "agent-1", 0, 60.0, 1.0)
+    assert len(leased) == 700
+    tokens = {job.id: job.lease_token for job in leased}
+    assert store.renew_leases("a", "agent-1", tokens, 500.0, 2.0) == []
+    assert {job.lease_expires for job in store.list_jobs(["a"], JobState.LEASED, limit=0)} == {500.0}
+    moved, events, fenced = store.accept_jobs("a", list(tokens), 3.0, "agent-1", tokens)
+    assert (sorted(moved), fenced) == (sorted(tokens), {})
+    assert [e.job_id for e in events] == moved and {e.state for e in events} == {JobState.ACCEPTED}
+    assert store.count_jobs("a", JobState.ACCEPTED) == 700
+    assert store.list_jobs(["a", "b"], limit=0)[0].id == max(tokens)

@@ -7,6 +7,7 @@ Only hashes are persisted; the plain value exists in the reply that hands it out
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -39,3 +40,13 @@ def check_secret(value: str | None, stored_hash: str | None) -> bool:
     if not value or not stored_hash:
         return False
     return hmac.compare_digest(hash_secret(value), stored_hash)
+
+
+def sign(key: bytes, message: bytes) -> str:
+    """An HMAC-SHA256 signature of ``message`` (URL-safe base64, unpadded): sessions and CSRF tokens."""
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode().rstrip("=")
+
+
+def signature_matches(key: bytes, message: bytes, signature: str) -> bool:
+    """Whether ``signature`` is ``message``'s, compared in constant time."""
+    return bool(signature) and hmac.compare_digest(sign(key, message), signature)

@@ -14,8 +14,6 @@ every replica sharing the store accepts it. The token itself is never stored.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -23,7 +21,6 @@ from dataclasses import dataclass
 
 from rainbow import credentials
 from rainbow.credentials import TokenHash
-from rainbow.errors import RainbowError
 from rainbow.scheduler import Scheduler
 from rainbow.store import Store
 
@@ -45,26 +42,17 @@ def identify(scheduler: Scheduler, token: str) -> TokenHash | None:
     """The identity a sign-in credential stands for, or None when it opens nothing.
 
     A token opens something when it is the global token or the token of at
-    least one registered cluster (the checks ``ListJobs`` makes).
+    least one registered cluster (``Scheduler.token_scope``).
     """
     if not token:
         return None
     hashed = TokenHash(credentials.hash_secret(token))
-    if scheduler.global_token and hmac.compare_digest(hashed, credentials.hash_secret(scheduler.global_token)):
-        return hashed
-    return hashed if visible_clusters(scheduler, hashed) else None
+    return hashed if scheduler.token_scope(hashed) is not None else None
 
 
 def visible_clusters(scheduler: Scheduler, token: str) -> list[str]:
     """The registered clusters the credential opens, by the scheduler's own token check."""
-    names = []
-    for name in scheduler.cluster_names:
-        try:
-            scheduler.authorize_clusters([(name, token)])
-        except RainbowError:
-            continue
-        names.append(name)
-    return names
+    return scheduler.token_scope(token) or []
 
 
 class Sessions:
@@ -78,7 +66,7 @@ class Sessions:
         self._clock = clock
 
     def _sign(self, data: bytes) -> str:
-        return base64.urlsafe_b64encode(hmac.new(self._key, data, hashlib.sha256).digest()).decode().rstrip("=")
+        return credentials.sign(self._key, data)
 
     def issue(self, token: TokenHash) -> tuple[str, Identity]:
         """A new session for ``token``: (cookie value, identity)."""
@@ -92,7 +80,7 @@ class Sessions:
         if not cookie or cookie.count(".") != 1:
             return None
         body, signature = cookie.split(".")
-        if not hmac.compare_digest(self._sign(body.encode()), signature):
+        if not credentials.signature_matches(self._key, body.encode(), signature):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -106,4 +94,4 @@ class Sessions:
         return self._sign(b"csrf:" + identity.session.encode())
 
     def check_csrf(self, identity: Identity, presented: str) -> bool:
-        return bool(presented) and hmac.compare_digest(self.csrf(identity), presented)
+        return credentials.signature_matches(self._key, b"csrf:" + identity.session.encode(), presented)
