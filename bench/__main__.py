@@ -17,7 +17,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import lifecycle_bench, memory_bench, queue_scale_bench, receive_bench, register_bench, submit_bench
+from bench import (
+    lifecycle_bench,
+    memory_bench,
+    queue_scale_bench,
+    receive_bench,
+    register_bench,
+    submit_bench,
+    web_bench,
+)
 from bench.common import RESULTS, ROOT, child_env, machine, write_results
 
 
@@ -36,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "register": lambda quick: register_bench.run(quick),
     "memory": lambda quick: memory_bench.run(quick),
     "lifecycle": lambda quick: lifecycle_bench.run(quick),
+    "web": lambda quick: web_bench.run(quick),
     "match": _match,
 }
 
@@ -78,6 +87,13 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
         rows.append((f"{w['streams']} WatchJobs streams while submitting",
                      f"{w['exact_streams']} exact, {w['missed']} missed, {w['duplicated']} duplicated",
                      f"{w['events']:,} events in the store", "none missed or duplicated"))
+    if "web" in results:
+        r = results["web"]
+        rows.append((f"dashboard job pages, {r['pages']['jobs']:,} jobs", f"slowest {r['worst_page_median_ms']:.1f} ms "
+                     "(median server time)", "first, filtered, sorted and deep pages", "< 200 ms"))
+        v = r["viewers"]
+        rows.append((f"SubmitJob with {v['viewers']} live dashboard viewers", f"x{v['ratio']:.2f} of no viewer",
+                     f"{len(v['with_rps'])} rounds each, alternating", ">= 0.9"))
     if "match" in results:
         r = results["match"]
         if "mix_median_ms" in r:

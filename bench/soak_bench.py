@@ -21,7 +21,7 @@ processes apart). The report:
 Loopback only; bounded: ``--seconds`` of load (default 120), then at most
 ``--drain`` seconds for the queue to empty. Needs ``RAINBOW_TEST_POSTGRES``
 (a server URL) and ``RAINBOW_TEST_PGCTL`` (its ``pg_ctl`` command line, for
-restarts), as ``source /work/devpg.sh PORT`` (or any such set-up) exports.
+restarts), as ``.ci/run`` exports them for the tests.
 
 ``python -m bench.soak_bench [--seconds 120] [--rate 45] [--quick]``; results in bench/results/soak.json.
 """
@@ -250,7 +250,7 @@ def run(quick: bool = False, seconds: float | None = None, rate: float = 45.0, d
     url = os.environ.get("RAINBOW_TEST_POSTGRES")
     pgctl = os.environ.get("RAINBOW_TEST_PGCTL")
     if not url or not pgctl:
-        raise SystemExit("soak: set RAINBOW_TEST_POSTGRES and RAINBOW_TEST_PGCTL (source /work/devpg.sh PORT)")
+        raise SystemExit("soak: set RAINBOW_TEST_POSTGRES and RAINBOW_TEST_PGCTL (as .ci/run does)")
     seconds = seconds if seconds is not None else (40.0 if quick else 120.0)
     rng = random.Random(seed)
     work = Path(__import__("tempfile").mkdtemp(prefix="rainbow-soak-"))

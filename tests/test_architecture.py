@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "selection": FOUNDATION,
     "store": FOUNDATION,
     "scheduler": FOUNDATION | {"graph", "selection", "store"},
-    "server": FOUNDATION | {"scheduler", "store"},
+    "server": FOUNDATION | {"scheduler", "store", "graph"},
     "client": FOUNDATION,
     "agent": FOUNDATION | {"client"},
     "flux": FOUNDATION | {"agent", "client"},
@@ -169,3 +169,48 @@ def test_agent_and_its_local_executor_do_not_need_the_flux_adapter():
     for module in ("rainbow.agent.core", "rainbow.agent.local", "rainbow.agent.convert", "rainbow.agent.hooks"):
         targets = {target for target, _ in imports(module, known[module], known)}
         assert not [t for t in targets if room_of(t) == "flux"], module
+
+
+# Inside the scheduler (docs/architecture.md, "Inside the scheduler"): what each module may import of the others.
+SCHEDULER_MODULES: dict[str, set[str]] = {
+    "context": set(),
+    "text": set(),
+    "validation": set(),
+    "registry": {"context", "text", "validation"},
+    "authorization": {"context", "registry", "validation"},
+    "placement": {"context", "registry"},
+    "submission": {"context", "placement", "registry", "validation"},
+    "lifecycle": {"context", "placement", "registry", "text", "validation"},
+}
+
+
+def test_scheduler_modules_import_one_way():
+    known = modules()
+    wrong = []
+    for module, path in known.items():
+        if not module.startswith("rainbow.scheduler."):
+            continue
+        own = module.removeprefix("rainbow.scheduler.")
+        if own == "core":
+            continue  # the facade composes them all
+        assert own in SCHEDULER_MODULES, f"give {module} its place in SCHEDULER_MODULES"
+        for target, line in imports(module, path, known):
+            if target.startswith("rainbow.scheduler"):
+                imported = target.removeprefix("rainbow.scheduler").lstrip(".")
+                if imported not in SCHEDULER_MODULES[own]:
+                    wrong.append(f"{path.relative_to(SRC)}:{line} imports {target}")
+    assert wrong == []
+
+
+def test_credentials_are_checked_only_by_authorization():
+    """Every check of a secret or token goes through rainbow.scheduler.authorization (the users issue widens it)."""
+    checks = {"check_secret", "compare_digest"}
+    callers = set()
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in checks:
+                    callers.add(module)
+    assert callers == {"rainbow.scheduler.authorization", "rainbow.credentials"}, sorted(callers)

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import receive_bench, submit_bench  # noqa: E402
+from bench import receive_bench, submit_bench, web_bench  # noqa: E402
 from bench.__main__ import summary_rows  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
@@ -47,6 +47,15 @@ def test_soak_blames_a_second_run_on_the_holder_that_lost_the_lease():
     assert [case["job"] for case in live] == [2, 3]
     assert [(case["job"], case["holder"], case["cause"], case["away_s"]) for case in away] == [
         (1, "c1-a", "agent c1-a", 1.5)]
+
+
+def test_web_quick(tmp_path):
+    web = web_bench.run(quick=True, jobs=5_000, out=tmp_path / "web.json")
+    assert web["pages"]["first page"]["rows"] == 50 and web["pages"]["page 21"]["rows"] == 50
+    assert web["pages"]["name exact"]["rows"] == 1
+    assert len(web["viewers"]["with_rps"]) == len(web["viewers"]["without_rps"]) == 2
+    assert all(n > 0 for n in web["viewers"]["batches_delivered"])
+    assert summary_rows({"web": web})[0][0] == "dashboard job pages, 5,000 jobs"
 
 
 def test_match_placement_quick(capsys):

@@ -175,7 +175,7 @@ def test_image_holds_the_cli_and_runs_as_a_user(image):
     assert version.stdout.strip() == f"rainbow {__version__}"
     config = json.loads(podman("image", "inspect", "--format", "{{json .Config}}", image).stdout)
     assert config["User"] == "rainbow"
-    assert set(config["ExposedPorts"]) == {"50051/tcp", "9464/tcp"}
+    assert set(config["ExposedPorts"]) == {"50051/tcp", "9464/tcp", "8080/tcp"}
     assert "/data" in config["Volumes"]
     healthcheck = json.loads(podman("image", "inspect", "--format", "{{json .HealthCheck}}", image).stdout)
     assert healthcheck["Test"][:3] == ["CMD", "rainbow", "health"]  # kept: the image is in Docker format

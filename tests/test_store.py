@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rainbow.lifecycle import JobState
-from rainbow.store import open_store
+from rainbow.store import NewJob, open_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -210,6 +210,70 @@ def test_unreachable_cluster_jobs_become_unknown_then_reconcile(store):
     assert store.get_job(running.id).state == JobState.RUNNING
     assert store.get_job(lost.id).state == JobState.FAILED
     assert store.get_cluster("a").reachable
+
+
+def test_job_pages_are_keyset_paginated_filtered_and_ordered(store):
+    from rainbow.store import PAGE_SORTS, JobPage, NewJob
+
+    for name in ("a", "b"):
+        store.add_cluster(name, "{}", "s", "t", 0.0)
+    names = ["x%y", "x_y", "xyz", "alpha", "beta", "x%y"]
+    outcomes = store.add_jobs([NewJob("ab"[i % 2], names[i % len(names)], "spec", "cmd", float(i), ("a", "b"),
+                                      placement='{"chosen": "a"}' if i == 0 else None) for i in range(30)])
+    jobs = [job for job, _ in outcomes]
+    store.accept_jobs("a", [jobs[2].id], 39.0)
+    store.accept_jobs("b", [jobs[3].id], 39.0)
+    store.report_state("a", jobs[2].id, JobState.RUNNING, 40.0)
+    store.report_state("b", jobs[3].id, JobState.FAILED, 41.0, exit_code=1)
+    current = {job.id: store.get_job(job.id) for job in jobs}
+
+    def pages(query: JobPage) -> list[int]:
+        seen, after = [], None
+        while True:
+            page = store.page_jobs(JobPage(**{**query.__dict__, "after": after, "limit": 7}))
+            seen += [job.id for job in page]
+            if len(page) < 7:
+                return seen
+            last = page[-1]
+            value = getattr(last, query.sort)
+            after = (value.value if isinstance(value, JobState) else value, last.id)
+
+    for sort in PAGE_SORTS:
+        for descending in (False, True):
+            def key(job, sort=sort):
+                value = getattr(job, sort)
+                return (value.value if isinstance(value, JobState) else value, job.id)
+
+            expected = [j.id for j in sorted(current.values(), key=key, reverse=descending)]
+            assert pages(JobPage(sort=sort, descending=descending)) == expected, (sort, descending)
+    assert pages(JobPage(clusters=("a",))) == sorted((j.id for j in jobs if j.cluster == "a"), reverse=True)
+    assert pages(JobPage(clusters=())) == []
+    assert pages(JobPage(state=JobState.FAILED)) == [jobs[3].id]
+    # A name prefix is a prefix: % and _ are plain characters.
+    assert {current[i].name for i in pages(JobPage(name="x%*"))} == {"x%y"}
+    assert {current[i].name for i in pages(JobPage(name="x*"))} == {"x%y", "x_y", "xyz"}
+    assert {current[i].name for i in pages(JobPage(name="x_y"))} == {"x_y"}
+    assert store.job_placement(jobs[0].id) == '{"chosen": "a"}'
+    assert store.job_placement(jobs[1].id) is None and store.job_placement(999_999) is None
+    counts = store.job_counts_by_cluster()
+    assert counts[("a", JobState.RUNNING)] == 1 and counts[("b", JobState.FAILED)] == 1
+    assert sum(counts.values()) == 30 and counts[("a", JobState.ASSIGNED)] == 14
+
+
+def test_many_ids_in_one_accept_and_renewal(store):
+    """More ids than a statement lists one by one (SQLite then sends them as one JSON array)."""
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    store.add_jobs([NewJob("a", f"j{i}", "spec", "cmd", 0.0) for i in range(700)])
+    leased, _ = store.lease_jobs("a", "agent-1", 0, 60.0, 1.0)
+    assert len(leased) == 700
+    tokens = {job.id: job.lease_token for job in leased}
+    assert store.renew_leases("a", "agent-1", tokens, 500.0, 2.0) == []
+    assert {job.lease_expires for job in store.list_jobs(["a"], JobState.LEASED, limit=0)} == {500.0}
+    moved, events, fenced = store.accept_jobs("a", list(tokens), 3.0, "agent-1", tokens)
+    assert (sorted(moved), fenced) == (sorted(tokens), {})
+    assert [e.job_id for e in events] == moved and {e.state for e in events} == {JobState.ACCEPTED}
+    assert store.count_jobs("a", JobState.ACCEPTED) == 700
+    assert store.list_jobs(["a", "b"], limit=0)[0].id == max(tokens)
 
 
 def test_rejection_moves_a_job_that_never_ran_and_records_why(store):

@@ -124,3 +124,45 @@ def test_a_client_with_a_certificate_the_server_does_not_trust_is_told_so(server
     with client, pytest.raises(Unavailable) as err:
         client.satisfy(example("jobspec-constraint.yaml"))
     assert "it likely does not trust this client certificate" in str(err.value)
+
+
+def _https(port: int, ca: Path, client: tuple[Path, Path] | None = None, **request) -> tuple[int, list[str]]:
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    if client:
+        context.load_cert_chain(str(client[1]), str(client[0]))
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request(**{"method": "GET", "url": "/signin", **request})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers.get_all("Set-Cookie") or []
+    finally:
+        connection.close()
+
+
+def test_the_dashboard_speaks_tls_as_grpc_does(server_factory, pki):
+    pytest.importorskip("aiohttp")
+    import ssl
+    import urllib.parse
+
+    server = server_factory(cert=str(pki["server"][1]), key=str(pki["server"][0]), web="127.0.0.1:0",
+                            global_token="tls-global-token")
+    port = server.server.web_port
+    assert _https(port, pki["ca"][1])[0] == 200
+    form = urllib.parse.urlencode({"token": "tls-global-token", "next": "/"})
+    status, cookies = _https(port, pki["ca"][1], method="POST", url="/signin", body=form,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303
+    cookie = next(c for c in cookies if c.startswith("rainbow_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+    mutual = server_factory(cert=str(pki["server"][1]), key=str(pki["server"][0]), ca_cert=str(pki["ca"][1]),
+                            web="127.0.0.1:0")
+    port = mutual.server.web_port
+    for client in (None, pki["stranger"]):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _https(port, pki["ca"][1], client)
+    assert _https(port, pki["ca"][1], pki["client"])[0] == 200

@@ -7,6 +7,7 @@ Only hashes are persisted; the plain value exists in the reply that hands it out
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -19,7 +20,18 @@ def new_secret() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
+class TokenHash(str):
+    """A submit token already hashed: what a dashboard session keeps instead of the token itself.
+
+    Checks treat it as the token it is the hash of, so a signed-in viewer goes
+    through exactly the authorization a gRPC request with that token does.
+    Only the dashboard makes one (from a signed cookie); the wire carries plain strings.
+    """
+
+
 def hash_secret(value: str) -> str:
+    if isinstance(value, TokenHash):
+        return str.__str__(value)
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -28,3 +40,13 @@ def check_secret(value: str | None, stored_hash: str | None) -> bool:
     if not value or not stored_hash:
         return False
     return hmac.compare_digest(hash_secret(value), stored_hash)
+
+
+def sign(key: bytes, message: bytes) -> str:
+    """An HMAC-SHA256 signature of ``message`` (URL-safe base64, unpadded): sessions and CSRF tokens."""
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode().rstrip("=")
+
+
+def signature_matches(key: bytes, message: bytes, signature: str) -> bool:
+    """Whether ``signature`` is ``message``'s, compared in constant time."""
+    return bool(signature) and hmac.compare_digest(sign(key, message), signature)

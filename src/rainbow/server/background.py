@@ -42,7 +42,8 @@ class BackgroundServer:
         config = self.config
         self.scheduler = open_scheduler(config)
         self.server = RainbowServer(
-            self.scheduler, config.host, config.workers, config.server_credentials(), config.metrics_port
+            self.scheduler, config.host, config.workers, config.server_credentials(), config.metrics_port,
+            web=config.web, web_tls=(config.cert, config.key, config.ca_cert),
         )
         self.port = await self.server.start()
         self._ready.set()

@@ -78,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus metrics over HTTP on this port (0: a free one; default: off)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
                         help="address the metrics endpoint listens on (default 127.0.0.1)")
+    parser.add_argument("--web", metavar="HOST:PORT",
+                        help="serve the web dashboard on this address, e.g. 127.0.0.1:8080 (port 0: a free one; "
+                        "TLS with --cert/--key as gRPC; needs the web extra; default: off)")
     parser.add_argument("--log-level", "--loglevel", dest="loglevel", metavar="LEVEL", type=log_level,
                         default=logging.INFO,
                         help="info (default: start-up, placements, job states, warnings), debug (also one line "
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         ca_cert=args.ca_cert,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        web=args.web,
     )
     asyncio.run(serve(config))
     return 0

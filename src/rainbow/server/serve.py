@@ -64,6 +64,7 @@ class ServerConfig:
     ca_cert: str | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    web: str | None = None  # HOST:PORT of the dashboard (off when None)
 
     @property
     def store_target(self) -> str:
@@ -136,6 +137,8 @@ class RainbowServer:
         credentials: grpc.ServerCredentials | None = None,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        web: str | None = None,
+        web_tls: tuple[str | None, str | None, str | None] = (None, None, None),
     ) -> None:
         self.scheduler = scheduler
         self.address = address
@@ -171,6 +174,10 @@ class RainbowServer:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port: int | None = None
+        self.web_address = web
+        self.web_tls = web_tls
+        self.web = None
+        self.web_port: int | None = None
 
     async def start(self) -> int:
         try:
@@ -187,6 +194,12 @@ class RainbowServer:
         await self._check_health()
         await self.server.start()
         self.port = port
+        if self.web_address is not None:
+            try:
+                await self._start_web()
+            except BaseException:
+                await self.server.stop(None)
+                raise
         if self.metrics_port is not None:
             try:
                 self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)
@@ -199,6 +212,26 @@ class RainbowServer:
         if self.scheduler.cluster_timeout > 0:
             self._checker = asyncio.create_task(self._check_clusters())
         return port
+
+    async def _start_web(self) -> None:
+        """The dashboard, in this event loop; imported only here so the server runs without the web extra."""
+        try:
+            from rainbow.server.web.app import Dashboard, WebServer, ssl_context
+        except ImportError as exc:
+            raise InvalidArgument(f"--web needs the web extra (pip install 'rainbow-scheduler[web]'): {exc}",
+                                  field="web") from None
+        context = ssl_context(*self.web_tls)
+        dashboard = await asyncio.get_running_loop().run_in_executor(
+            self.executor, lambda: Dashboard(self.scheduler, self.executor, self.hub, secure=context is not None)
+        )
+        try:
+            self.web = WebServer(dashboard, self.web_address, context)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), field="web") from None
+        try:
+            self.web_port = await self.web.start()
+        except OSError as exc:
+            raise InvalidArgument(f"--web: cannot listen on {self.web_address}: {exc.strerror}", field="web") from None
 
     async def _check_health(self) -> None:
         """Ping the store; SERVING or NOT_SERVING for the server and both services."""
@@ -240,6 +273,8 @@ class RainbowServer:
             if task is not None:
                 task.cancel()
         await self.health.enter_graceful_shutdown()
+        if self.web is not None:
+            await self.web.stop()
         await self.server.stop(grace)
         self.writer.close()
         self.metrics.stop()
@@ -299,7 +334,8 @@ async def start(config: ServerConfig) -> RainbowServer:
     try:
         scheduler = open_scheduler(config)
         server = RainbowServer(
-            scheduler, config.host, config.workers, credentials, config.metrics_port, config.metrics_host
+            scheduler, config.host, config.workers, credentials, config.metrics_port, config.metrics_host,
+            config.web, (config.cert, config.key, config.ca_cert),
         )
         await server.start()
     except BaseException:
@@ -333,6 +369,9 @@ async def serve(config: ServerConfig, ready: threading.Event | None = None) -> N
     tls = "mutual TLS" if config.ca_cert else "TLS" if credentials else "plaintext"
     if server.metrics_port is not None:
         print(f"metrics on http://{config.metrics_host}:{server.metrics_port}/metrics", flush=True)
+    if server.web is not None:
+        scheme = "https" if credentials else "http"
+        print(f"dashboard on {scheme}://{bound_address(config.web or '', server.web_port or 0)}/", flush=True)
     print(f"rainbow server {config.name!r} listening on {bound_address(config.host, port)} ({tls}, "
           f"store {redact(config.store_target)}, match algorithm {scheduler.match_algorithm}, "
           f"selection algorithm {scheduler.selector.name})", flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from rainbow.errors import FailedPrecondition
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, NewJob, Store
+from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, NewJob, Store
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -43,5 +43,6 @@ def open_store(target: str, **options) -> Store:
 
 
 __all__ = [
-    "ClusterRecord", "HeldJob", "JobEvent", "JobRecord", "NewJob", "Store", "is_postgres", "open_store", "redact",
+    "PAGE_SORTS", "ClusterRecord", "HeldJob", "JobEvent", "JobPage", "JobRecord", "NewJob", "Store",
+    "is_postgres", "open_store", "redact",
 ]

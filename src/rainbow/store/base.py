@@ -101,6 +101,29 @@ class NewJob:
     now: float
     candidates: tuple[str, ...] = ()
     key: str | None = None
+    placement: str | None = None  # JSON: why the job went where it did (see ``Store.job_placement``)
+
+
+# Orders a job page may have: the column each sorts on (ties broken by id).
+PAGE_SORTS = ("id", "name", "cluster", "state")
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """Which page of jobs to read (``Store.page_jobs``).
+
+    ``clusters`` None means every cluster. ``name`` matches exactly, or as a
+    prefix when it ends with ``*``. ``after`` is the (sort value, id) of the
+    last row of the previous page, in the direction of the order.
+    """
+
+    clusters: tuple[str, ...] | None = None
+    state: JobState | None = None
+    name: str | None = None
+    sort: str = "id"
+    descending: bool = True
+    after: tuple[Any, int] | None = None
+    limit: int = 50
 
 
 @dataclass(frozen=True)
@@ -194,8 +217,11 @@ class Store(ABC):
         now: float,
         candidates: Sequence[str] = (),
         key: str | None = None,
+        placement: str | None = None,
     ) -> tuple[JobRecord, JobEvent | None]:
         """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on.
+
+        ``placement`` (JSON) records why the job was placed there; ``job_placement`` reads it back.
 
         With a ``key`` already used, nothing is added: the job stored with that key
         is returned, with no event.
@@ -217,7 +243,8 @@ class Store(ABC):
         for job in jobs:
             try:
                 outcomes.append(
-                    self.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates, job.key)
+                    self.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates, job.key,
+                                 job.placement)
                 )
             except Exception as exc:
                 outcomes.append(exc)
@@ -333,6 +360,22 @@ class Store(ABC):
 
     @abstractmethod
     def job_history(self, job_id: int) -> list[JobEvent]: ...
+
+    @abstractmethod
+    def job_placement(self, job_id: int) -> str | None:
+        """The placement record (JSON) written with the job at submit; None for jobs stored without one."""
+
+    @abstractmethod
+    def page_jobs(self, query: JobPage) -> list[JobRecord]:
+        """One page of a job table: filtered, ordered by ``query.sort`` then id, after ``query.after``.
+
+        Keyset pagination: every order is served by an index, so a page costs
+        the same on the first page and the ten-thousandth.
+        """
+
+    @abstractmethod
+    def job_counts_by_cluster(self) -> dict[tuple[str, JobState], int]:
+        """How many jobs each cluster has in each state."""
 
     @abstractmethod
     def events_since(

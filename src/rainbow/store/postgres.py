@@ -41,34 +41,20 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from rainbow.errors import Aborted, Unavailable
-from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, can_report, fence
+from rainbow.errors import Unavailable
+from rainbow.lifecycle import JobState
 from rainbow.store import redact
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobRecord, Store
-from rainbow.store.rows import (
-    CLUSTER_COLUMNS,
-    EVENT_COLUMNS,
-    FINAL,
-    HOLDER_COLUMNS,
-    JOB_COLUMNS,
-    ON_CLUSTER,
-    accept_plan,
-    cluster_from_row,
-    event_from_row,
-    job_from_row,
-    rejection_changes,
-    rejections_json,
-    renew_plan,
-    report_changes,
-)
+from rainbow.store.base import JobEvent, JobRecord
+from rainbow.store.rows import JOB_COLUMNS, job_from_row
 from rainbow.store.schema import POSTGRES_MIGRATIONS
+from rainbow.store.sql import WAITING, SQLStore
 
 log = logging.getLogger("rainbow.store")
 
@@ -80,7 +66,6 @@ MIGRATION_LOCK = 0x5241494E424F57  # "RAINBOW"
 # NOTIFY payloads are limited to 8000 bytes; a longer name asks listeners to reload everything.
 _MAX_PAYLOAD = 7000
 
-_WAITING = "(state = 'assigned' OR (state = 'leased' AND lease_expires <= %s))"
 _RETRY_ATTEMPTS = 4
 
 
@@ -111,9 +96,6 @@ def _param(value: Any) -> Any:
 
 def _row(row: Sequence[Any]) -> tuple:
     return tuple(decode_text(v) if isinstance(v, str) else v for v in row)
-
-
-
 
 
 class _Tx:
@@ -163,7 +145,7 @@ class _Tx:
         return events
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLStore):
     """The Store on PostgreSQL (psycopg 3, a connection pool); safe for several processes at once.
 
     ``url`` is a libpq URL. ``pool_size`` caps the pooled connections (give it
@@ -173,6 +155,9 @@ class PostgresStore(Store):
     """
 
     shared = True
+    ROW_LOCK = " FOR UPDATE"
+    KEY_LOCK = " FOR NO KEY UPDATE"  # the row stays, so inserts referencing it need not wait
+    NO_LIMIT = None
 
     def __init__(
         self,
@@ -235,7 +220,11 @@ class PostgresStore(Store):
     def schema_version(self) -> int:
         return self._read("SELECT version FROM schema_version")[0][0]
 
-    def _write(self, body: Callable[[_Tx], T]) -> tuple[T, list[JobEvent]]:
+    @staticmethod
+    def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%s)", [list(values)]
+
+    def _transaction(self, body: Callable[[_Tx], T]) -> tuple[T, list[JobEvent]]:
         """Run ``body`` in one transaction; return its result and the events it wrote.
 
         Deadlocks and connections lost before the commit are retried on a fresh
@@ -340,50 +329,7 @@ class PostgresStore(Store):
                 self._ping_conn = None
         self._pool.close(timeout=5)
 
-    # -- metadata ---------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        rows = self._read("SELECT value FROM meta WHERE key = %s", (key,))
-        return rows[0][0] if rows else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._write(lambda tx: tx.execute(
-            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        ))
-
-    def add_meta(self, key: str, value: str) -> bool:
-        return self._write(lambda tx: tx.one(
-            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING RETURNING key", (key, value)
-        ))[0] is not None
-
-    def remove_meta(self, key: str, value: str) -> bool:
-        return self._write(lambda tx: tx.one(
-            "DELETE FROM meta WHERE key = %s AND value = %s RETURNING key", (key, value)
-        ))[0] is not None
-
     # -- clusters ---------------------------------------------------------
-    def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
-        def body(tx: _Tx) -> bool:
-            added = tx.one(
-                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, state, created, updated, version, "
-                "last_seen, reachable) VALUES (%s, %s, %s, %s, '{}', %s, %s, 1, %s, TRUE) "
-                "ON CONFLICT (name) DO NOTHING RETURNING name",
-                (name, secret_hash, token_hash, nodes, now, now, now),
-            )
-            if added is not None:
-                tx.notify(name)
-            return added is not None
-
-        return self._write(body)[0]
-
-    def get_cluster(self, name: str) -> ClusterRecord | None:
-        rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters WHERE name = %s", (name,))  # noqa: S608
-        return cluster_from_row(rows[0]) if rows else None
-
-    def list_clusters(self) -> list[ClusterRecord]:
-        rows = self._read(f"SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY name")  # noqa: S608
-        return [cluster_from_row(row) for row in rows]
-
     def cluster_versions(self, names: Sequence[str] | None = None) -> dict[str, tuple[float, int, float]]:
         if names is None:
             rows = self._read("SELECT name, created, version, updated FROM clusters")
@@ -391,142 +337,6 @@ class PostgresStore(Store):
             rows = self._read("SELECT name, created, version, updated FROM clusters WHERE name = ANY(%s)",
                               (list(names),))
         return {name: (created, version, updated) for name, created, version, updated in rows}
-
-    def get_nodes(self, name: str) -> str | None:
-        rows = self._read("SELECT nodes FROM clusters WHERE name = %s", (name,))
-        return rows[0][0] if rows else None
-
-    def replace_nodes(self, name: str, nodes: str, now: float) -> None:
-        def body(tx: _Tx) -> None:
-            tx.execute(
-                "UPDATE clusters SET nodes = %s, version = version + 1, updated = %s WHERE name = %s",
-                (nodes, now, name),
-            )
-            tx.notify(name)
-
-        self._write(body)
-
-    def delete_cluster(self, name: str) -> bool:
-        def body(tx: _Tx) -> bool:
-            # The cluster row first: every writer locks a cluster before its jobs.
-            if tx.one("SELECT name FROM clusters WHERE name = %s FOR UPDATE", (name,)) is None:
-                return False
-            tx.execute("DELETE FROM job_events WHERE cluster = %s", (name,))
-            tx.execute("DELETE FROM jobs WHERE cluster = %s", (name,))
-            tx.execute("DELETE FROM subsystems WHERE cluster = %s", (name,))
-            tx.execute("DELETE FROM clusters WHERE name = %s", (name,))
-            tx.notify(name)
-            return True
-
-        return self._write(body)[0]
-
-    def put_subsystem(self, cluster: str, name: str, nodes: str, now: float) -> None:
-        def body(tx: _Tx) -> None:
-            tx.execute(
-                "INSERT INTO subsystems (cluster, name, nodes) VALUES (%s, %s, %s) "
-                "ON CONFLICT (cluster, name) DO UPDATE SET nodes = excluded.nodes",
-                (cluster, name, nodes),
-            )
-            tx.execute("UPDATE clusters SET version = version + 1, updated = %s WHERE name = %s", (now, cluster))
-            tx.notify(cluster)
-
-        self._write(body)
-
-    def delete_subsystem(self, cluster: str, name: str, now: float) -> bool:
-        def body(tx: _Tx) -> bool:
-            gone = tx.one("DELETE FROM subsystems WHERE cluster = %s AND name = %s RETURNING name", (cluster, name))
-            if gone is not None:
-                tx.execute(
-                    "UPDATE clusters SET version = version + 1, updated = %s WHERE name = %s", (now, cluster)
-                )
-                tx.notify(cluster)
-            return gone is not None
-
-        return self._write(body)[0]
-
-    def list_subsystems(self, cluster: str) -> dict[str, str]:
-        rows = self._read("SELECT name, nodes FROM subsystems WHERE cluster = %s ORDER BY name", (cluster,))
-        return dict(rows)
-
-    def merge_state(self, cluster: str, updates: Mapping[str, Any], now: float) -> dict[str, Any]:
-        def body(tx: _Tx) -> dict[str, Any]:
-            row = tx.one("SELECT state FROM clusters WHERE name = %s FOR NO KEY UPDATE", (cluster,))
-            if row is None:
-                raise KeyError(cluster)
-            state = json.loads(row[0])
-            state.update(updates)
-            tx.execute(
-                "UPDATE clusters SET state = %s, updated = %s, last_seen = %s WHERE name = %s",
-                (json.dumps(state), now, now, cluster),
-            )
-            tx.notify(cluster)
-            return state
-
-        return self._write(body)[0]
-
-    # -- reachability -----------------------------------------------------
-    def heartbeat(self, cluster: str, held: Sequence[HeldJob], now: float) -> tuple[list[int], list[JobEvent]]:
-        inventory = {entry.job_id: entry for entry in held}
-
-        def body(tx: _Tx) -> list[int]:
-            row = tx.one("SELECT reachable FROM clusters WHERE name = %s FOR NO KEY UPDATE", (cluster,))
-            if row is None:
-                raise KeyError(cluster)
-            tx.execute("UPDATE clusters SET last_seen = %s, reachable = TRUE WHERE name = %s", (now, cluster))
-            if not row[0]:
-                tx.notify(cluster)
-            unknown = tx.all(
-                "SELECT id, name FROM jobs WHERE cluster = %s AND state = 'unknown' ORDER BY id FOR UPDATE",
-                (cluster,),
-            )
-            for job_id, name in unknown:
-                entry = inventory.get(job_id)
-                if entry is None:
-                    message = "the cluster no longer holds this job after it came back"
-                    new_state = JobState.FAILED
-                else:
-                    new_state = entry.state or JobState.ACCEPTED
-                    message = "reconciled from the cluster's inventory"
-                tx.execute(
-                    "UPDATE jobs SET state = %s, updated = %s, message = %s, local_id = COALESCE(%s, local_id) "
-                    "WHERE id = %s",
-                    (new_state.value, now, message, entry.local_id if entry else None, job_id),
-                )
-                tx.log(job_id, cluster, name, new_state, now, message)
-            return [
-                r[0] for r in tx.all(
-                    "SELECT id FROM jobs WHERE cluster = %s AND cancel_requested AND NOT (state = ANY(%s)) "
-                    "ORDER BY id",
-                    (cluster, list(FINAL)),
-                )
-            ]
-
-        return self._write(body)
-
-    def mark_unreachable(self, cutoff: float, now: float) -> tuple[list[str], list[JobEvent]]:
-        def body(tx: _Tx) -> list[str]:
-            # FOR NO KEY UPDATE: a replica doing the same waits, then sees the clusters already marked.
-            silent = [
-                r[0] for r in tx.all(
-                    "SELECT name FROM clusters WHERE reachable AND last_seen IS NOT NULL AND last_seen < %s "
-                    "ORDER BY name FOR NO KEY UPDATE",
-                    (cutoff,),
-                )
-            ]
-            message = "cluster stopped reporting"
-            for cluster in silent:
-                tx.execute("UPDATE clusters SET reachable = FALSE WHERE name = %s", (cluster,))
-                tx.notify(cluster)
-                rows = tx.all(
-                    "UPDATE jobs SET state = 'unknown', updated = %s, message = %s "
-                    "WHERE cluster = %s AND state = ANY(%s) RETURNING id, name",
-                    (now, message, cluster, list(ON_CLUSTER)),
-                )
-                for job_id, name in sorted(rows):
-                    tx.log(job_id, cluster, name, JobState.UNKNOWN, now, message)
-            return silent
-
-        return self._write(body)
 
     # -- jobs -------------------------------------------------------------
     def add_job(
@@ -538,14 +348,15 @@ class PostgresStore(Store):
         now: float,
         candidates: Sequence[str] = (),
         key: str | None = None,
+        placement: str | None = None,
     ) -> tuple[JobRecord, JobEvent | None]:
-        def body(tx: _Tx) -> JobRecord:
+        def insert_job(tx: _Tx) -> JobRecord:
             # ON CONFLICT: two replicas given the same key at once store it once (the loser waits, then reads).
             row = tx.one(
-                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key) "
-                "VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s) "
+                "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
+                "placement) VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s) "
                 "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key),
+                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key, placement),
             )
             if row is None:
                 return job_from_row(tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
@@ -554,19 +365,15 @@ class PostgresStore(Store):
                 row[0], cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
             )
 
-        job, events = self._write(body)
+        job, events = self._transaction(insert_job)
         return job, events[0] if events else None
-
-    def job_by_key(self, key: str) -> JobRecord | None:
-        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,))  # noqa: S608
-        return job_from_row(rows[0]) if rows else None
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         expires = now + lease_seconds
 
-        def body(tx: _Tx) -> list[JobRecord]:
+        def lease(tx: _Tx) -> list[JobRecord]:
             tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
             limit = max_jobs if max_jobs >= 1 else None
             if window > 0:
@@ -578,7 +385,7 @@ class PostgresStore(Store):
                     return []
                 limit = window - live if limit is None else min(limit, window - live)
             rows = tx.all(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} "  # noqa: S608 - constants
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {WAITING} "  # noqa: S608 - constants
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (cluster, now, limit),
             )
@@ -607,269 +414,23 @@ class PostgresStore(Store):
                 for job in leased
             ]
 
-        return self._write(body)
-
-    def accept_jobs(
-        self, cluster: str, ids: Sequence[int], now: float, owner: str = "", tokens: Mapping[int, int] | None = None
-    ) -> tuple[list[int], list[JobEvent], dict[int, str]]:
-        if not ids:
-            return [], [], {}
-        wanted = list(dict.fromkeys(ids))
-        fenced: dict[int, str] = {}
-
-        def body(tx: _Tx) -> list[int]:
-            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
-            rows = {row[0]: row for row in tx.all(
-                f"SELECT {HOLDER_COLUMNS} FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-                (wanted,),
-            )}
-            moving, refused = accept_plan(cluster, wanted, rows, owner, tokens or {})
-            if refused:
-                fenced.update(refused)
-                return []
-            if moving:
-                tx.execute(
-                    "UPDATE jobs SET state = 'accepted', accepted = %s, updated = %s, lease_expires = NULL, "
-                    "lease_owner = COALESCE(NULLIF(%s, ''), lease_owner) WHERE id = ANY(%s)",
-                    (now, now, owner, moving),
-                )
-            for job_id in moving:
-                tx.log(job_id, cluster, rows[job_id][1], JobState.ACCEPTED, now)
-            return moving
-
-        moved, events = self._write(body)
-        return moved, events, fenced
-
-    def renew_leases(
-        self, cluster: str, owner: str, held: Mapping[int, int] | None, expires: float, now: float
-    ) -> list[int]:
-        def body(tx: _Tx) -> list[int]:
-            if held is None:
-                tx.execute(
-                    "UPDATE jobs SET lease_expires = %s WHERE cluster = %s AND state = 'leased' AND lease_owner = %s",
-                    (expires, cluster, owner),
-                )
-                return []
-            rows = {row[0]: row for row in tx.all(
-                f"SELECT {HOLDER_COLUMNS} FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-                (list(held),),
-            )}
-            renew, revoked = renew_plan(cluster, held, rows, owner)
-            if renew:
-                tx.execute(
-                    "UPDATE jobs SET lease_expires = %s, lease_owner = %s WHERE id = ANY(%s) AND state = 'leased'",
-                    (expires, owner, renew),
-                )
-            return revoked
-
-        return self._write(body)[0]
-
-    def report_state(
-        self,
-        cluster: str,
-        job_id: int,
-        state: JobState,
-        now: float,
-        local_id: str | None = None,
-        exit_code: int | None = None,
-        message: str | None = None,
-        output: str | None = None,
-        owner: str = "",
-        token: int = 0,
-    ) -> tuple[JobRecord | None, list[JobEvent]]:
-        def body(tx: _Tx) -> JobRecord | None:
-            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
-            row = tx.one(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s FOR UPDATE",  # noqa: S608
-                (job_id, cluster),
-            )
-            if row is None:
-                return None
-            job = job_from_row(row)
-            reason = fence(job.state, job.lease_owner, job.lease_token, owner, token)
-            if reason is not None:
-                raise Aborted(f"job {job_id}: {reason}; drop this copy", field="jobid")
-            if not can_report(job.state, state):
-                return job
-            changes = report_changes(job, state, now, local_id, exit_code, message, output)
-            tx.execute(
-                "UPDATE jobs SET state = %s, updated = %s, local_id = %s, exit_code = %s, message = %s, "
-                "accepted = %s, output = %s, lease_expires = NULL WHERE id = %s",
-                (state.value, now, changes["local_id"], changes["exit_code"], changes["message"],
-                 changes["accepted"], changes["output"], job_id),
-            )
-            if state != job.state:
-                tx.log(job_id, cluster, job.name, state, now, message or "")
-            return JobRecord(**{**job.__dict__, **changes})
-
-        return self._write(body)
-
-    def request_cancel(self, job_id: int, reason: str, now: float) -> tuple[JobRecord | None, list[JobEvent]]:
-        def body(tx: _Tx) -> JobRecord | None:
-            row = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,))  # noqa: S608
-            if row is None:
-                return None
-            job = job_from_row(row)
-            if job.state in FINAL_STATES:
-                return job
-            if job.state == JobState.ASSIGNED or (
-                job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
-            ):
-                tx.execute(
-                    "UPDATE jobs SET state = 'cancelled', updated = %s, message = %s, cancel_requested = TRUE, "
-                    "lease_expires = NULL WHERE id = %s",
-                    (now, reason, job_id),
-                )
-                tx.log(job_id, job.cluster, job.name, JobState.CANCELLED, now, reason)
-                return JobRecord(**{**job.__dict__, "state": JobState.CANCELLED, "updated": now,
-                                    "message": reason, "cancel_requested": True})
-            tx.execute(
-                "UPDATE jobs SET cancel_requested = TRUE, message = %s, updated = %s WHERE id = %s",
-                (reason, now, job_id),
-            )
-            return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})
-
-        return self._write(body)
+        return self._transaction(lease)
 
     def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
         rows = self._read(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {_WAITING} ORDER BY id",  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {WAITING} ORDER BY id",  # noqa: S608
             (cluster, now),
         )
         return [job_from_row(row) for row in rows]
 
-    def reject_job(
-        self,
-        cluster: str,
-        job_id: int,
-        reason: str,
-        now: float,
-        target: str | None,
-        failure: str,
-        owner: str = "",
-        token: int = 0,
-    ) -> tuple[JobRecord | None, list[JobEvent]]:
-        def body(tx: _Tx) -> JobRecord | None:
-            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
-            row = tx.one(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s FOR UPDATE",  # noqa: S608
-                (job_id, cluster),
-            )
-            if row is None:
-                return None
-            job = job_from_row(row)
-            fenced = fence(job.state, job.lease_owner, job.lease_token, owner, token)
-            if fenced is not None:
-                raise Aborted(f"job {job_id}: {fenced}; drop this copy", field="jobid")
-            if job.state not in REJECTABLE:
-                return job
-            changes, message = rejection_changes(job, cluster, reason, now, target, failure)
-            tx.execute(
-                "UPDATE jobs SET cluster = %s, state = %s, updated = %s, message = %s, local_id = %s, "
-                "exit_code = %s, accepted = %s, output = %s, lease_owner = NULL, lease_expires = NULL, "
-                "candidates = %s, rejections = %s WHERE id = %s",
-                (changes["cluster"], changes["state"].value, now, message, changes["local_id"],
-                 changes["exit_code"], changes["accepted"], changes["output"],
-                 json.dumps(list(changes["candidates"])), rejections_json(changes["rejections"]), job_id),
-            )
-            tx.log(job_id, changes["cluster"], job.name, changes["state"], now, message)
-            return JobRecord(**{**job.__dict__, **changes})
-
-        return self._write(body)
-
-    def reassign_job(
-        self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str
-    ) -> JobEvent | None:
-        def body(tx: _Tx) -> None:
-            row = tx.one(
-                "UPDATE jobs SET cluster = %s, state = 'assigned', lease_owner = NULL, lease_expires = NULL, "  # noqa: S608
-                f"updated = %s, message = %s WHERE id = %s AND cluster = %s AND NOT cancel_requested AND {_WAITING} "
-                "RETURNING name",
-                (to_cluster, now, message, job_id, from_cluster, now),
-            )
-            if row is not None:
-                tx.log(job_id, to_cluster, row[0], JobState.ASSIGNED, now, message)
-
-        events = self._write(body)[1]
-        return events[0] if events else None
-
-    def get_job(self, job_id: int) -> JobRecord | None:
-        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))  # noqa: S608
-        return job_from_row(rows[0]) if rows else None
-
-    def list_jobs(
-        self,
-        clusters: Sequence[str] | None = None,
-        state: JobState | None = None,
-        name: str | None = None,
-        limit: int = 1000,
-    ) -> list[JobRecord]:
-        where, params = _filters(clusters, job_id=None)
-        if where is None:
-            return []
-        if state is not None:
-            where.append("state = %s")
-            params.append(state.value)
-        if name:
-            where.append("name = %s")
-            params.append(name)
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608 - only placeholders are interpolated
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT %s"
-        params.append(limit if limit > 0 else None)
-        return [job_from_row(row) for row in self._read(sql, params)]
-
-    def job_history(self, job_id: int) -> list[JobEvent]:
-        rows = self._read(
-            f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY seq", (job_id,)  # noqa: S608
-        )
-        return [event_from_row(row) for row in rows]
-
-    def events_since(
-        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
-    ) -> list[JobEvent]:
-        """Events above ``seq`` in order; gap-free for pollers because of how seqs are handed out (module doc)."""
-        where, params = _filters(clusters, job_id)
-        if where is None:
-            return []
-        where.append("seq > %s")
-        params.append(seq)
-        sql = (f"SELECT {EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} "  # noqa: S608
-               "ORDER BY seq LIMIT %s")
-        params.append(limit)
-        return [event_from_row(row) for row in self._read(sql, params)]
-
     def last_event_seq(self) -> int:
         return self._read("SELECT seq FROM event_counter")[0][0]
-
-    def count_jobs(self, cluster: str | None = None, state: JobState | None = None) -> int:
-        rows = self._read(
-            "SELECT COUNT(*) FROM jobs WHERE (%s::text IS NULL OR cluster = %s) AND (%s::text IS NULL OR state = %s)",
-            (cluster, cluster, state and state.value, state and state.value),
-        )
-        return rows[0][0]
 
     def job_counts(self) -> dict[JobState, int]:
         rows = self._read("SELECT state, COUNT(*) FROM jobs GROUP BY state")
         counts = dict.fromkeys(JobState, 0)
         counts.update({JobState(state): count for state, count in rows})
         return counts
-
-
-def _filters(clusters: Sequence[str] | None, job_id: int | None) -> tuple[list[str] | None, list[Any]]:
-    """WHERE terms for an optional cluster list and job id; (None, []) when nothing can match."""
-    where: list[str] = []
-    params: list[Any] = []
-    if clusters is not None:
-        if not clusters:
-            return None, []
-        where.append("cluster = ANY(%s)")
-        params.append(list(clusters))
-    if job_id:
-        where.append("job_id = %s")
-        params.append(job_id)
-    return where, params
 
 
 def _deliver(callback: Callable[[str | None], None], names: Iterable[str | None]) -> bool:

@@ -1,4 +1,6 @@
-"""What both backends share: the column lists they select and the records built from rows."""
+"""What both backends share below their SQL: the column lists, records built from rows, and the rules of each
+change as pure functions (which jobs a cancel stops now, how a report or an inventory changes a job, fencing).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rainbow.lifecycle import FINAL_STATES, JobState, fence
-from rainbow.store.base import ClusterRecord, JobEvent, JobRecord, Rejection
+from rainbow.errors import Aborted
+from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
+from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Rejection
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
@@ -76,6 +79,40 @@ def report_changes(
         "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
         "lease_expires": None,
     }
+
+
+def report_outcome(
+    job: JobRecord, state: JobState, now: float, local_id: str | None, exit_code: int | None, message: str | None,
+    output: str | None, owner: str, token: int,
+) -> tuple[JobRecord, dict[str, Any] | None]:
+    """A cluster's report on ``job``: (the job after it, the changed fields, None when the move is not allowed).
+
+    Raises Aborted, changing nothing, when the reporter is fenced (another holder took the job over).
+    """
+    reason = fence(job.state, job.lease_owner, job.lease_token, owner, token)
+    if reason is not None:
+        raise Aborted(f"job {job.id}: {reason}; drop this copy", field="jobid")
+    if not can_report(job.state, state):
+        return job, None
+    changes = report_changes(job, state, now, local_id, exit_code, message, output)
+    return JobRecord(**{**job.__dict__, **changes}), changes
+
+
+def cancels_now(job: JobRecord, now: float) -> bool:
+    """Whether a cancel request ends the job at once: nobody holds it (assigned, or its lease ran out).
+
+    Other jobs that have not ended are flagged for their agent to cancel; ended jobs stay as they are.
+    """
+    return job.state == JobState.ASSIGNED or (
+        job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
+    )
+
+
+def reconciled(entry: HeldJob | None) -> tuple[JobState, str]:
+    """The state and message of an ``unknown`` job once its cluster is back, from the cluster's inventory entry."""
+    if entry is None:
+        return JobState.FAILED, "the cluster no longer holds this job after it came back"
+    return entry.state or JobState.ACCEPTED, "reconciled from the cluster's inventory"
 
 
 def rejection_changes(
@@ -162,3 +199,47 @@ def renew_plan(
         elif state == JobState.LEASED:
             renew.append(job_id)
     return renew, revoked
+
+
+def page_query(query: JobPage, mark: str) -> tuple[str, list[Any]] | None:
+    """The SELECT for ``Store.page_jobs`` with ``mark`` as placeholder; None when no row can match.
+
+    Only column names from ``PAGE_SORTS`` and placeholders are put in the text.
+    """
+    if query.sort not in PAGE_SORTS:
+        raise ValueError(f"unknown sort {query.sort!r}")
+    where: list[str] = []
+    params: list[Any] = []
+    if query.clusters is not None:
+        if not query.clusters:
+            return None
+        where.append(f"cluster IN ({', '.join([mark] * len(query.clusters))})")
+        params.extend(query.clusters)
+    if query.state is not None:
+        where.append(f"state = {mark}")
+        params.append(query.state.value)
+    if query.name:
+        if query.name.endswith("*"):
+            prefix = query.name[:-1]
+            # A range, not LIKE: it uses the (name, id) index and treats % and _ as plain characters.
+            where.append(f"name >= {mark} AND name < {mark}")
+            params.extend([prefix, prefix + "\U0010ffff"])
+        else:
+            where.append(f"name = {mark}")
+            params.append(query.name)
+    less = "<" if query.descending else ">"
+    if query.after is not None:
+        if query.sort == "id":
+            where.append(f"id {less} {mark}")
+            params.append(query.after[1])
+        else:
+            where.append(f"({query.sort}, id) {less} ({mark}, {mark})")
+            params.extend(query.after)
+    direction = "DESC" if query.descending else "ASC"
+    order = "id" if query.sort == "id" else f"{query.sort} {direction}, id"
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608 - column names from PAGE_SORTS and placeholders only
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {order} {direction} LIMIT {mark}"
+    params.append(max(1, min(query.limit, 1000)))
+    return sql, params

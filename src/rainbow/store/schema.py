@@ -62,6 +62,12 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
     # The lease generation: each hand-out of a job counts one up (fencing tokens).
     ["ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0"],
+    # why the job was placed where it is (JSON, written at submit), and the dashboard's job table orders
+    [
+        "ALTER TABLE jobs ADD COLUMN placement TEXT",
+        "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
+        "CREATE INDEX jobs_by_name ON jobs (name, id)",
+    ],
     # Clusters whose schedulers refused the job before it ran (JSON list of {cluster, reason, time}).
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
 ]
@@ -133,5 +139,11 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     # where the job's output is, as its cluster's agent reported it (JSON)
     ["ALTER TABLE jobs ADD COLUMN output TEXT"],
     ["ALTER TABLE jobs ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0"],
+    # why the job was placed where it is (JSON, written at submit), and the dashboard's job table orders
+    [
+        "ALTER TABLE jobs ADD COLUMN placement TEXT",
+        "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
+        "CREATE INDEX jobs_by_name ON jobs (name, id)",
+    ],
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
 ]

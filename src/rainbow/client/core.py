@@ -1,436 +1,53 @@
-"""The thin gRPC client: ``RainbowClient``.
+"""``RainbowClient``: one method per RPC of the wire contract, in the words of the ``rainbow-scheduler``
+Python client.
 
-One client holds one channel (opened on first use, closed by ``close()`` or the
-``with`` block) with its timeout, retries on UNAVAILABLE and TLS settings set
-once. Methods return small frozen dataclasses and raise a
-:class:`rainbow.errors.RainbowError` subclass for every failure (the gRPC
-status name is its ``code``); nothing is printed.
-
-The method names and arguments are those of the ``rainbow-scheduler`` Python
-client, so existing scripts keep working::
-
-    with RainbowClient(config_file="rainbow-config.yaml") as client:
-        client.update_state("keebler", {"nodes_free": 3}, secret)
-        result = client.submit_job("ior", nodes=1, tasks=1)
-        print(result.cluster, result.jobid)
+Each method checks its arguments, builds the request, makes the call
+(``transport``) and returns a result of ``results``; documents may be paths,
+text or dicts (``inputs``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
+from rainbow.client.inputs import PathOrText, graph_text, jobspec_input, option_text, state_payload
+from rainbow.client.results import (
+    Deletion,
+    Job,
+    JobEvent,
+    JobLogs,
+    JobStatus,
+    Registration,
+    SatisfyResult,
+    StateUpdate,
+    SubmitResult,
+)
+from rainbow.client.transport import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Connection,
+    call,
+    channel_credentials,
+    channel_options,
+    check_status,
+    rpc_error,
+    status_name,
+)
 from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
 from rainbow.durations import parse_duration
-from rainbow.errors import (
-    Aborted,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    RainbowError,
-    error_for_code,
-)
-from rainbow.jobspec import Jobspec, parse_jobspec, simple, with_placement
+from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
+from rainbow.jobspec import Jobspec, simple, with_placement
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "Deletion",
-    "Job",
-    "JobChange",
-    "JobEvent",
-    "JobLogs",
-    "JobOutput",
-    "JobRejection",
-    "JobStatus",
-    "RainbowClient",
-    "Registration",
-    "SatisfyResult",
-    "StateUpdate",
-    "SubmitResult",
-]
-
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_RETRIES = 4
-
-SCHEDULER_SERVICE = "convergedcomputing.org.grpc.v1.RainbowScheduler"
-GRAPH_SERVICE = "service.MemoryGraph"
-
 T = TypeVar("T")
-
-PathOrText = str | os.PathLike
-
-
-# -- typed results ---------------------------------------------------------
-@dataclass(frozen=True)
-class Registration:
-    """The answer to ``register`` / ``register_subsystem``.
-
-    ``token`` (given to submitters) and ``secret`` (the cluster's own) are set
-    only when the cluster was created; registering an existing name answers
-    ``REGISTER_EXISTS`` with both empty.
-    """
-
-    cluster: str
-    token: str
-    secret: str
-    status: str
-    request_id: str = ""
-    subsystem: str = ""
-
-    @property
-    def created(self) -> bool:
-        return self.status == "REGISTER_SUCCESS"
-
-    @property
-    def exists(self) -> bool:
-        return self.status == "REGISTER_EXISTS"
-
-
-@dataclass(frozen=True)
-class Deletion:
-    cluster: str
-    status: str
-    subsystem: str = ""
-
-
-@dataclass(frozen=True)
-class StateUpdate:
-    cluster: str
-    status: str
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SatisfyResult:
-    """Which registered clusters can run a jobspec, and why the others cannot."""
-
-    clusters: tuple[str, ...]
-    reasons: dict[str, str]
-    total_clusters: int
-    total_matches: int
-    total_mismatches: int
-    status: str = "RESULT_TYPE_SUCCESS"
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    """Where a job went.
-
-    ``jobid``/``cluster`` name the stored job (0/"" with ``satisfy_only``);
-    ``clusters`` lists the clusters that passed selection; ``matches`` those
-    that could run it, and ``reasons`` why the others could not.
-    """
-
-    jobid: int
-    cluster: str
-    clusters: tuple[str, ...]
-    status: str
-    name: str = ""
-    request_id: str = ""
-    matches: tuple[str, ...] = ()
-    reasons: dict[str, str] = field(default_factory=dict)
-    total_clusters: int = 0
-    total_matches: int = 0
-    total_mismatches: int = 0
-
-    @property
-    def submitted(self) -> bool:
-        return self.jobid > 0
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job handed to a cluster (the JSON of ``ReceiveJobsResponse.jobs``)."""
-
-    id: int
-    cluster: str
-    name: str
-    jobspec: str
-    command: str
-    # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
-    lease: int = field(default=0, compare=False)
-
-    @classmethod
-    def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        return cls(
-            id=int(data.get("id") or jobid),
-            cluster=str(data.get("cluster") or ""),
-            name=str(data.get("name") or ""),
-            jobspec=str(data.get("jobspec") or ""),
-            command=str(data.get("command") or ""),
-            lease=int(lease),
-        )
-
-
-@dataclass(frozen=True)
-class JobChange:
-    state: str
-    time: float
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class JobOutput:
-    """Where a job's output is, as its cluster's agent reported it.
-
-    The local executor names two files on ``host``; Flux keeps the output
-    itself and ``command`` shows it on the cluster (``host`` is the instance's URI).
-    """
-
-    host: str
-    stdout: str = ""
-    stderr: str = ""
-    command: str = ""
-
-    def describe(self) -> str:
-        """One line for people: the files and their host, or how to read the output on the cluster."""
-        if self.stdout or self.stderr:
-            files = self.stdout + (f" (stderr: {self.stderr})" if self.stderr else "")
-            return f"{self.host}:{files}" if self.host else files
-        where = f" on {self.host}" if self.host else ""
-        return f"kept by the cluster's scheduler{where}; read it there with: {self.command}" if self.command else "-"
-
-
-@dataclass(frozen=True)
-class JobLogs:
-    """A job's standard output and error as far as they were written."""
-
-    jobid: int
-    stdout: str
-    stderr: str
-
-
-@dataclass(frozen=True)
-class JobRejection:
-    """A cluster's scheduler refused the job before it ran there; rainbow placed it again."""
-
-    cluster: str
-    reason: str
-    time: float
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A job as the server keeps it after hand-off (``GetJob``/``ListJobs``)."""
-
-    id: int
-    cluster: str
-    name: str
-    state: str
-    command: str
-    local_id: str
-    exit_code: int | None
-    message: str
-    created: float
-    updated: float
-    cancel_requested: bool
-    history: tuple[JobChange, ...] = ()
-    jobspec: str = ""
-    output: JobOutput | None = None
-    rejections: tuple[JobRejection, ...] = ()
-
-    @classmethod
-    def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
-        return cls(
-            id=info.id,
-            cluster=info.cluster,
-            name=info.name,
-            state=info.state,
-            command=info.command,
-            local_id=info.local_id,
-            exit_code=info.exit_code if info.has_exit_code else None,
-            message=info.message,
-            created=info.created,
-            updated=info.updated,
-            cancel_requested=info.cancel_requested,
-            history=tuple(JobChange(h.state, h.time, h.message) for h in info.history),
-            jobspec=info.jobspec,
-            output=JobOutput(info.output.host, info.output.stdout, info.output.stderr, info.output.command)
-            if info.HasField("output") else None,
-            rejections=tuple(JobRejection(r.cluster, r.reason, r.time) for r in info.rejections),
-        )
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """One change of one job's state, in the server's order (``seq``)."""
-
-    seq: int
-    jobid: int
-    cluster: str
-    name: str
-    state: str
-    time: float
-    message: str = ""
-
-
-# -- input helpers ---------------------------------------------------------
-_FILE_SUFFIXES = (".json", ".yaml", ".yml")
-
-
-def read_input(value: PathOrText, what: str) -> str:
-    """The text of ``value``: a path to a file, or the text itself.
-
-    A one-line string naming an existing file is read; one that only looks like
-    a file name (``*.json``/``*.yaml``) but does not exist is an error, so a
-    typo is not sent as a document.
-    """
-    if isinstance(value, os.PathLike):
-        return _read_file(Path(value), what)
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{what}: expected a path or text, not {type(value).__name__}", field=what)
-    if "\n" not in value and value.strip() and not value.lstrip().startswith(("{", "[")):
-        path = Path(value).expanduser()
-        if path.is_file() or value.endswith(_FILE_SUFFIXES):
-            return _read_file(path, what)
-    return value
-
-
-def _read_file(path: Path, what: str) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        raise InvalidArgument(f"{what} file {path} does not exist", field=what) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise InvalidArgument(f"{what} file {path} cannot be read: {reason}", field=what) from None
-
-
-def _graph_text(nodes: PathOrText | Mapping[str, Any], what: str) -> str:
-    if isinstance(nodes, Mapping):
-        return json.dumps(nodes)
-    return read_input(nodes, what)
-
-
-def _state_payload(state_data: PathOrText | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    if isinstance(state_data, Mapping):
-        data = dict(state_data)
-    else:
-        text = read_input(state_data, "state")
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InvalidArgument(f"state is not valid JSON: {exc}", field="state") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("state must be a JSON object of key/value pairs", field="state")
-    return json.dumps(data), data
-
-
-def _jobspec_input(jobspec: Jobspec | Mapping[str, Any] | PathOrText) -> tuple[Jobspec, str]:
-    """The parsed jobspec and the text to send (the user's own text when there is one)."""
-    if isinstance(jobspec, Jobspec):
-        return jobspec, jobspec.to_yaml()
-    if isinstance(jobspec, Mapping):
-        parsed = parse_jobspec(dict(jobspec))
-        return parsed, parsed.to_yaml()
-    text = read_input(jobspec, "jobspec")
-    try:
-        return parse_jobspec(text), text
-    except InvalidArgument as exc:
-        if isinstance(jobspec, os.PathLike) or text is not jobspec:  # read from a file: name it
-            raise InvalidArgument(f"{os.fspath(jobspec)}: {exc.message}", field=exc.field) from None
-        raise
-
-
-def _option_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def _status_name(enum: Any, value: int) -> str:
-    try:
-        return enum.Name(value)
-    except ValueError:
-        return str(value)
-
-
-def _check_status(status: str, what: str) -> None:
-    """Servers that answer with a failure status instead of a gRPC error (the Go server) still raise."""
-    if status.endswith("_DENIED"):
-        raise PermissionDenied(f"{what}: the server denied the request ({status})")
-    if status.endswith("_NO_EXISTS"):
-        raise NotFound(f"{what}: not found ({status})")
-    if status.endswith("_ERROR"):
-        raise RainbowError(f"{what}: the server reported an error ({status})")
-
-
-def connection_hint(details: str, transport: str) -> str:
-    """What a failed connection most likely means, from gRPC's details and how this client connects.
-
-    A server that wants TLS (or a client certificate) just closes a connection
-    that does not offer it: gRPC then says only "Socket closed".
-    """
-    if "Socket closed" in details or "Connection reset by peer" in details:
-        if transport == "plaintext":
-            return "the server closed the connection: it likely wants TLS (connect with --ca-cert FILE, or --ssl)"
-        if transport == "TLS":
-            return ("the server closed the TLS connection: it likely wants a client certificate "
-                    "(mutual TLS: --cert and --key)")
-        if transport == "mutual TLS":
-            return ("the server closed the TLS connection: it likely does not trust this client certificate "
-                    "(signed by a CA other than the server's --ca-cert?)")
-    if "WRONG_VERSION_NUMBER" in details:
-        return "the TLS handshake failed: the server likely speaks plaintext (connect without --ssl/--ca-cert)"
-    if "CERTIFICATE_VERIFY_FAILED" in details:
-        return ("the TLS handshake failed: the server's certificate is not signed by a CA this client trusts "
-                "(give that CA with --ca-cert)")
-    return ""
-
-
-def rpc_error(exc: grpc.RpcError, host: str = "", transport: str = "") -> RainbowError:
-    """The RainbowError for a failed call, with ``code``, ``message``, ``status`` and ``details``.
-
-    ``transport`` ("plaintext", "TLS" or "mutual TLS": how the client connects) lets the
-    message say what a refused connection most likely means.
-    """
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if hasattr(exc, "details") else None) or ""
-    name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
-    message = details or f"call failed with status {name}"
-    if name == "UNAVAILABLE" and host:
-        hint = connection_hint(details, transport)
-        message = f"cannot reach the rainbow server at {host}: " + (f"{hint} ({message})" if hint else message)
-    elif name == "DEADLINE_EXCEEDED" and host:
-        message = f"the rainbow server at {host} did not answer in time: {message}"
-    error = error_for_code(name, message)
-    error.code = name
-    error.status = code
-    error.details = details
-    return error
-
-
-def service_config(retries: int, initial_backoff: float, max_backoff: float) -> dict[str, Any]:
-    """gRPC service config: retry UNAVAILABLE on both services of the contract."""
-    method_config: dict[str, Any] = {"name": [{"service": SCHEDULER_SERVICE}, {"service": GRAPH_SERVICE}]}
-    if retries > 0:
-        method_config["retryPolicy"] = {
-            "maxAttempts": min(retries + 1, 5),
-            "initialBackoff": f"{initial_backoff:.3f}s",
-            "maxBackoff": f"{max_backoff:.3f}s",
-            "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        }
-    return {"methodConfig": [method_config]}
-
 
 
 def accept_each(send: Callable[[list[int]], int], ids: list[int]) -> list[int]:
@@ -456,6 +73,7 @@ def accept_each(send: Callable[[list[int]], int], ids: list[int]) -> list[int]:
     if status == Result.RESULT_TYPE_PARTIAL and len(ids) > 1:
         return [jobid for jobid in ids if one([jobid]) == Result.RESULT_TYPE_SUCCESS]
     return []
+
 
 class RainbowClient:
     """A connection to one rainbow server.
@@ -498,71 +116,32 @@ class RainbowClient:
         else:
             self.config = None
         self.host = with_port(host or (self.config.host if self.config else None) or DEFAULT_HOST)
-        if (cert is None) != (key is None):
-            raise InvalidArgument("mutual TLS needs both a client certificate and its key", field="cert")
         self.use_ssl = bool(use_ssl or cert or key or ca_cert)
         self.transport = "mutual TLS" if cert else "TLS" if self.use_ssl else "plaintext"
-        if self.use_ssl:
-            self._credentials: grpc.ChannelCredentials | None = grpc.ssl_channel_credentials(
-                root_certificates=_pem(ca_cert, "ca-cert"),
-                private_key=_pem(key, "key"),
-                certificate_chain=_pem(cert, "cert"),
-            )
-        else:
-            self._credentials = None
-        if not 0 <= retries <= 4:
-            raise InvalidArgument("retries must be between 0 and 4 (gRPC allows at most 5 attempts)",
-                                  field="retries")
+        credentials = channel_credentials(cert, key, ca_cert) if self.use_ssl else None
         self.timeout = timeout
         self.retries = retries
         self.wait_for_ready = wait_for_ready
-        self._options = [
-            ("grpc.max_send_message_length", -1),
-            ("grpc.max_receive_message_length", -1),
-            ("grpc.enable_retries", 1 if retries else 0),
-            ("grpc.service_config", json.dumps(service_config(retries, initial_backoff, max_backoff))),
-            ("grpc.initial_reconnect_backoff_ms", int(initial_backoff * 1000)),
-            ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000)),
-            *options,
-        ]
-        self._channel: grpc.Channel | None = None
-        self._scheduler: rainbow_pb2_grpc.RainbowSchedulerStub | None = None
-        self._graph: memory_pb2_grpc.MemoryGraphStub | None = None
-        self._lock = threading.Lock()
+        self._connection = Connection(
+            self.host, credentials, channel_options(retries, initial_backoff, max_backoff, options)
+        )
 
     # -- channel ----------------------------------------------------------
-    def _open(
-        self,
-    ) -> tuple[grpc.Channel, rainbow_pb2_grpc.RainbowSchedulerStub, memory_pb2_grpc.MemoryGraphStub]:
-        with self._lock:
-            if self._channel is None or self._scheduler is None or self._graph is None:
-                if self._credentials is not None:
-                    channel = grpc.secure_channel(self.host, self._credentials, options=self._options)
-                else:
-                    channel = grpc.insecure_channel(self.host, options=self._options)
-                self._scheduler = rainbow_pb2_grpc.RainbowSchedulerStub(channel)
-                self._graph = memory_pb2_grpc.MemoryGraphStub(channel)
-                self._channel = channel
-            return self._channel, self._scheduler, self._graph
-
     @property
     def channel(self) -> grpc.Channel:
         """The client's one channel, opened on first use and reused by every call."""
-        return self._open()[0]
+        return self._connection.open()[0]
 
     @property
     def scheduler_stub(self) -> rainbow_pb2_grpc.RainbowSchedulerStub:
-        return self._open()[1]
+        return self._connection.open()[1]
 
     @property
     def graph_stub(self) -> memory_pb2_grpc.MemoryGraphStub:
-        return self._open()[2]
+        return self._connection.open()[2]
 
     def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = self._scheduler = self._graph = None
+        self._connection.close()
 
     def __enter__(self) -> RainbowClient:
         return self
@@ -574,10 +153,8 @@ class RainbowClient:
         return f"RainbowClient(host={self.host!r}, use_ssl={self.use_ssl})"
 
     def _call(self, method: Callable[..., T], request: Any, **kwargs: Any) -> T:
-        try:
-            return method(request, timeout=self.timeout, wait_for_ready=self.wait_for_ready, **kwargs)
-        except grpc.RpcError as exc:
-            raise rpc_error(exc, self.host, self.transport) from exc
+        return call(method, request, host=self.host, transport=self.transport, timeout=self.timeout,
+                    wait_for_ready=self.wait_for_ready, **kwargs)
 
     # -- config helpers ---------------------------------------------------
     def _require(self, value: str | None, what: str, hint: str) -> str:
@@ -616,12 +193,12 @@ class RainbowClient:
         secret = self._require(secret, "secret", "pass the registration secret or set scheduler.secret")
         if save and (self.config is None or self.config.path is None):
             raise InvalidArgument("saving credentials needs a config file", field="config")
-        nodes = _graph_text(cluster_nodes, "nodes")
+        nodes = graph_text(cluster_nodes, "nodes")
         request = rainbow_pb2.RegisterRequest(name=cluster, secret=secret, nodes=nodes)
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.Register, request)
-        status = _status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
-        _check_status(status, f"register {cluster}")
+        status = status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
+        check_status(status, f"register {cluster}")
         result = Registration(cluster, reply.token, reply.secret, status, reply.request_id)
         if save and result.created:
             self.save_registration(result)
@@ -646,13 +223,13 @@ class RainbowClient:
         if not subsystem:
             raise InvalidArgument("a subsystem name is required", field="subsystem")
         cluster, secret = self._cluster_credentials(cluster, secret)
-        text = _graph_text(nodes, "nodes")
+        text = graph_text(nodes, "nodes")
         reply = self._call(
             self.scheduler_stub.RegisterSubsystem,
             rainbow_pb2.RegisterRequest(name=cluster, secret=secret, nodes=text, subsystem=subsystem),
         )
-        status = _status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
-        _check_status(status, f"register subsystem {subsystem} of {cluster}")
+        status = status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
+        check_status(status, f"register subsystem {subsystem} of {cluster}")
         return Registration(cluster, "", "", status, reply.request_id, subsystem)
 
     def update_state(
@@ -660,21 +237,21 @@ class RainbowClient:
     ) -> StateUpdate:
         """Report a cluster's flat key/value state (a dict or a JSON file)."""
         cluster, secret = self._cluster_credentials(cluster, secret)
-        payload, data = _state_payload(state_data)
+        payload, data = state_payload(state_data)
         reply = self._call(
             self.scheduler_stub.UpdateState,
             rainbow_pb2.UpdateStateRequest(cluster=cluster, secret=secret, payload=payload),
         )
-        status = _status_name(rainbow_pb2.UpdateStateResponse.ResultType, reply.status)
-        _check_status(status, f"update state of {cluster}")
+        status = status_name(rainbow_pb2.UpdateStateResponse.ResultType, reply.status)
+        check_status(status, f"update state of {cluster}")
         return StateUpdate(cluster, status, data)
 
     def delete_cluster(self, cluster: str | None, secret: str | None = None) -> Deletion:
         """Remove a cluster with its subsystems and jobs."""
         cluster, secret = self._cluster_credentials(cluster, secret)
         reply = self._call(self.scheduler_stub.Delete, rainbow_pb2.DeleteRequest(name=cluster, secret=secret))
-        status = _status_name(rainbow_pb2.DeleteResponse.ResultType, reply.status)
-        _check_status(status, f"delete {cluster}")
+        status = status_name(rainbow_pb2.DeleteResponse.ResultType, reply.status)
+        check_status(status, f"delete {cluster}")
         return Deletion(cluster, status)
 
     def delete_subsystem(self, cluster: str | None, subsystem: str, secret: str | None = None) -> Deletion:
@@ -685,8 +262,8 @@ class RainbowClient:
             self.scheduler_stub.DeleteSubsystem,
             rainbow_pb2.DeleteRequest(name=cluster, secret=secret, subsytem=subsystem),
         )
-        status = _status_name(rainbow_pb2.DeleteResponse.ResultType, reply.status)
-        _check_status(status, f"delete subsystem {subsystem} of {cluster}")
+        status = status_name(rainbow_pb2.DeleteResponse.ResultType, reply.status)
+        check_status(status, f"delete subsystem {subsystem} of {cluster}")
         return Deletion(cluster, status, subsystem)
 
     # -- jobs -------------------------------------------------------------
@@ -694,7 +271,7 @@ class RainbowClient:
         self, jobspec: Jobspec | Mapping[str, Any] | PathOrText, matcher: str | None = None
     ) -> SatisfyResult:
         """Ask which registered clusters can run a jobspec (and why the others cannot)."""
-        parsed, _text = _jobspec_input(jobspec)
+        parsed, _text = jobspec_input(jobspec)
         return self._satisfy(parsed, matcher)
 
     def _satisfy(self, jobspec: Jobspec, matcher: str | None) -> SatisfyResult:
@@ -702,8 +279,8 @@ class RainbowClient:
         reply = self._call(
             self.graph_stub.Satisfy, memory_pb2.SatisfyRequest(payload=jobspec.to_json(), matcher=matcher)
         )
-        status = _status_name(memory_pb2.SatisfyResponse.ResultType, reply.status)
-        _check_status(status, "satisfy")
+        status = status_name(memory_pb2.SatisfyResponse.ResultType, reply.status)
+        check_status(status, "satisfy")
         return SatisfyResult(
             clusters=tuple(reply.clusters),
             reasons=dict(reply.reasons),
@@ -780,9 +357,9 @@ class RainbowClient:
         the ones the config file names, else the server's. ``queue``, ``requires``
         and ``time_limit`` replace (the constraint: add to) the jobspec's own.
         """
-        parsed, text = _jobspec_input(jobspec)
+        parsed, text = jobspec_input(jobspec)
         if queue is not None or requires or time_limit is not None:
-            parsed, text = _jobspec_input(_placed(parsed, queue, requires, time_limit))
+            parsed, text = jobspec_input(_placed(parsed, queue, requires, time_limit))
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
         matched = self._satisfy(parsed, match_algo)
         if not matched.clusters:
@@ -808,15 +385,15 @@ class RainbowClient:
             clusters=clusters,
             jobspec=text,
             select_algorithm=select_algo or "",
-            select_options={str(k): _option_text(v) for k, v in (select_options or {}).items()},
+            select_options={str(k): option_text(v) for k, v in (select_options or {}).items()},
             satisfy_only=satisfy_only,
             # a retry after a lost reply is recognised by the server instead of stored twice
             idempotency_key=idempotency_key or uuid.uuid4().hex,
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
-        status = _status_name(rainbow_pb2.SubmitJobResponse.ResultType, reply.status)
-        _check_status(status, "submit")
+        status = status_name(rainbow_pb2.SubmitJobResponse.ResultType, reply.status)
+        check_status(status, "submit")
         return SubmitResult(
             jobid=reply.jobid,
             cluster=reply.cluster,
@@ -855,8 +432,8 @@ class RainbowClient:
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
-        status = _status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
-        _check_status(status, f"receive jobs for {cluster}")
+        status = status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
+        check_status(status, f"receive jobs for {cluster}")
         jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0)) for jobid in sorted(reply.jobs)]
         if not jobs or not accept:
             return jobs
@@ -1004,15 +581,6 @@ class RainbowClient:
                 return "SERVICE_UNKNOWN"
             raise rpc_error(exc, self.host) from exc
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-
-
-def _pem(path: str | os.PathLike | None, what: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidArgument(f"{what} file {path} cannot be read: {exc.strerror}", field=what) from None
 
 
 def _placed(jobspec: Jobspec, queue: str | None, requires: str | None, time_limit: str | float | None) -> dict:

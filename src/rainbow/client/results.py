@@ -1,0 +1,218 @@
+"""What ``RainbowClient`` methods return: small frozen dataclasses, built from the server's replies."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rainbow.protos import rainbow_pb2
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The answer to ``register`` / ``register_subsystem``.
+
+    ``token`` (given to submitters) and ``secret`` (the cluster's own) are set
+    only when the cluster was created; registering an existing name answers
+    ``REGISTER_EXISTS`` with both empty.
+    """
+
+    cluster: str
+    token: str
+    secret: str
+    status: str
+    request_id: str = ""
+    subsystem: str = ""
+
+    @property
+    def created(self) -> bool:
+        return self.status == "REGISTER_SUCCESS"
+
+    @property
+    def exists(self) -> bool:
+        return self.status == "REGISTER_EXISTS"
+
+
+@dataclass(frozen=True)
+class Deletion:
+    cluster: str
+    status: str
+    subsystem: str = ""
+
+
+@dataclass(frozen=True)
+class StateUpdate:
+    cluster: str
+    status: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SatisfyResult:
+    """Which registered clusters can run a jobspec, and why the others cannot."""
+
+    clusters: tuple[str, ...]
+    reasons: dict[str, str]
+    total_clusters: int
+    total_matches: int
+    total_mismatches: int
+    status: str = "RESULT_TYPE_SUCCESS"
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """Where a job went.
+
+    ``jobid``/``cluster`` name the stored job (0/"" with ``satisfy_only``);
+    ``clusters`` lists the clusters that passed selection; ``matches`` those
+    that could run it, and ``reasons`` why the others could not.
+    """
+
+    jobid: int
+    cluster: str
+    clusters: tuple[str, ...]
+    status: str
+    name: str = ""
+    request_id: str = ""
+    matches: tuple[str, ...] = ()
+    reasons: dict[str, str] = field(default_factory=dict)
+    total_clusters: int = 0
+    total_matches: int = 0
+    total_mismatches: int = 0
+
+    @property
+    def submitted(self) -> bool:
+        return self.jobid > 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job handed to a cluster (the JSON of ``ReceiveJobsResponse.jobs``)."""
+
+    id: int
+    cluster: str
+    name: str
+    jobspec: str
+    command: str
+    # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
+    lease: int = field(default=0, compare=False)
+
+    @classmethod
+    def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return cls(
+            id=int(data.get("id") or jobid),
+            cluster=str(data.get("cluster") or ""),
+            name=str(data.get("name") or ""),
+            jobspec=str(data.get("jobspec") or ""),
+            command=str(data.get("command") or ""),
+            lease=int(lease),
+        )
+
+
+@dataclass(frozen=True)
+class JobChange:
+    state: str
+    time: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """Where a job's output is, as its cluster's agent reported it.
+
+    The local executor names two files on ``host``; Flux keeps the output
+    itself and ``command`` shows it on the cluster (``host`` is the instance's URI).
+    """
+
+    host: str
+    stdout: str = ""
+    stderr: str = ""
+    command: str = ""
+
+    def describe(self) -> str:
+        """One line for people: the files and their host, or how to read the output on the cluster."""
+        if self.stdout or self.stderr:
+            files = self.stdout + (f" (stderr: {self.stderr})" if self.stderr else "")
+            return f"{self.host}:{files}" if self.host else files
+        where = f" on {self.host}" if self.host else ""
+        return f"kept by the cluster's scheduler{where}; read it there with: {self.command}" if self.command else "-"
+
+
+@dataclass(frozen=True)
+class JobLogs:
+    """A job's standard output and error as far as they were written."""
+
+    jobid: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class JobRejection:
+    """A cluster's scheduler refused the job before it ran there; rainbow placed it again."""
+
+    cluster: str
+    reason: str
+    time: float
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the server keeps it after hand-off (``GetJob``/``ListJobs``)."""
+
+    id: int
+    cluster: str
+    name: str
+    state: str
+    command: str
+    local_id: str
+    exit_code: int | None
+    message: str
+    created: float
+    updated: float
+    cancel_requested: bool
+    history: tuple[JobChange, ...] = ()
+    jobspec: str = ""
+    output: JobOutput | None = None
+    rejections: tuple[JobRejection, ...] = ()
+
+    @classmethod
+    def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
+        return cls(
+            id=info.id,
+            cluster=info.cluster,
+            name=info.name,
+            state=info.state,
+            command=info.command,
+            local_id=info.local_id,
+            exit_code=info.exit_code if info.has_exit_code else None,
+            message=info.message,
+            created=info.created,
+            updated=info.updated,
+            cancel_requested=info.cancel_requested,
+            history=tuple(JobChange(h.state, h.time, h.message) for h in info.history),
+            jobspec=info.jobspec,
+            output=JobOutput(info.output.host, info.output.stdout, info.output.stderr, info.output.command)
+            if info.HasField("output") else None,
+            rejections=tuple(JobRejection(r.cluster, r.reason, r.time) for r in info.rejections),
+        )
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One change of one job's state, in the server's order (``seq``)."""
+
+    seq: int
+    jobid: int
+    cluster: str
+    name: str
+    state: str
+    time: float
+    message: str = ""

@@ -1,0 +1,180 @@
+"""Submitting a job: place it (``prepare``), let the store write it, announce it (``complete``).
+
+The two halves are apart so that the server's job writer can store the jobs of
+many requests in one transaction between them. Credentials are checked before
+``prepare`` (``Authorization.submitter``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rainbow.errors import FailedPrecondition, PermissionDenied
+from rainbow.jobspec import Jobspec
+from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.placement import PLACEMENT_STATES, Placement, Placer, placement_record
+from rainbow.scheduler.registry import ClusterRegistry
+from rainbow.scheduler.validation import check_idempotency_key
+from rainbow.selection import Selection, Selector
+from rainbow.store import JobEvent, JobRecord, NewJob
+
+
+@dataclass(frozen=True)
+class SatisfyOutcome:
+    clusters: list[str]
+    reasons: dict[str, str]
+    total: int
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    job: JobRecord | None
+    clusters: list[str]
+    selection: Selection | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingSubmit:
+    """A placed job not yet stored: ``Scheduler.prepare_submit`` makes it, the store writes ``job``."""
+
+    job: NewJob
+    selection: Selection
+    reasons: dict[str, str]
+    authorized: tuple[str, ...] = ()
+
+
+def submit_decision(
+    placement: Placement,
+    candidates: Sequence[str],
+    name: str,
+    jobspec_text: str,
+    jobspec: Jobspec,
+    now: float,
+    key: str = "",
+    satisfy_only: bool = False,
+    states: Mapping[str, Any] | None = None,
+) -> SubmitOutcome | PendingSubmit:
+    """What a placement means for a submission: the job to store, the clusters that satisfy it
+    (``satisfy_only``), or FailedPrecondition when no listed cluster can run it. ``states`` are the
+    cluster states selection decided from, kept in the job's placement record."""
+    selection, reasons = placement.selection, placement.reasons
+    if selection is None:
+        if satisfy_only:
+            return SubmitOutcome(None, [], None, reasons)
+        raise FailedPrecondition(f"no listed cluster can run this job ({placement.explanation})", field="jobspec")
+    if satisfy_only:
+        return SubmitOutcome(None, list(selection.clusters), selection, reasons)
+    if not selection.clusters:
+        raise FailedPrecondition(selection.reason, field="select_algorithm")
+    job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
+    matching = tuple(c for c in candidates if c not in reasons)
+    new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), now, matching,
+                 key or None, placement_record(selection, reasons, candidates, states or {}))
+    return PendingSubmit(new, selection, reasons, tuple(candidates))
+
+
+def _log_selection(level: int, job_name: str, selection: Selection) -> None:
+    if log.isEnabledFor(level):
+        log.log(level, "selection for job %r among %s: %s", job_name, list(selection.candidates), selection.reason)
+        for line in selection.trace:
+            log.debug("  %s", line)
+
+
+def _recorded_states(selection: Selection) -> list[str]:
+    """The clusters whose state a placement record keeps: the chosen one and a few others (a record is
+    kept with every job, so it stays small however many clusters matched)."""
+    return list(dict.fromkeys(c for c in (selection.cluster, *selection.candidates) if c))[:PLACEMENT_STATES]
+
+
+class Submissions:
+    def __init__(self, context: SchedulerContext, registry: ClusterRegistry, placer: Placer) -> None:
+        self.context = context
+        self.registry = registry
+        self.placer = placer
+
+    def prepare(
+        self,
+        candidates: Sequence[str],
+        name: str,
+        jobspec_text: str,
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        satisfy_only: bool = False,
+        cached_only: bool = False,
+        key: str = "",
+    ) -> SubmitOutcome | PendingSubmit | None:
+        """Place a job among authorized ``candidates``; with ``cached_only``, None when that needs parsing,
+        a new selector or a match."""
+        check_idempotency_key(key, self.context.limits)
+        inputs = self._inputs(jobspec_text, select_algorithm, select_options, cached_only)
+        if inputs is None:
+            return None
+        jobspec, selector = inputs
+        placement = self.placer.place(candidates, jobspec, selector, cached_only)
+        if placement is None:
+            return None
+        states = None
+        if placement.selection is not None:
+            _log_selection(logging.INFO if satisfy_only else logging.DEBUG, name or jobspec.name, placement.selection)
+            if not satisfy_only:
+                states = self.registry.states(_recorded_states(placement.selection))
+        return submit_decision(placement, candidates, name, jobspec_text, jobspec, self.context.clock(), key,
+                               satisfy_only, states)
+
+    def _inputs(
+        self, jobspec_text: str, select_algorithm: str, select_options: Mapping[str, str] | None, cached_only: bool
+    ) -> tuple[Jobspec, Selector] | None:
+        if not cached_only:
+            jobspec = self.placer.parse_jobspec(jobspec_text)
+        else:
+            jobspec = self.placer.cached_jobspec(jobspec_text)
+            if jobspec is None or not self.placer.has_selector(select_algorithm, select_options):
+                return None
+        return jobspec, self.placer.selector_for(select_algorithm, select_options)
+
+    def complete(
+        self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception]
+    ) -> list[SubmitOutcome | Exception]:
+        """Announce jobs the store has written (``stored`` lines up with ``prepared``).
+
+        A job stored earlier under the same idempotency key comes back without an
+        event: it is answered again, not announced again. The server's one log
+        line per request is a debug line; the placement is logged here.
+        """
+        outcomes: list[SubmitOutcome | Exception] = []
+        events: list[JobEvent] = []
+        for pending, result in zip(prepared, stored, strict=True):
+            if isinstance(result, Exception):
+                outcomes.append(result)
+                continue
+            job, event = result
+            if event is None:
+                if job.cluster not in pending.authorized:
+                    outcomes.append(PermissionDenied("idempotency_key belongs to a job of another cluster",
+                                                     field="idempotency_key"))
+                    continue
+                log.info("job %d resent with its idempotency key: not stored again", job.id)
+            else:
+                events.append(event)
+            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+                     pending.selection.reason)
+            outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
+        self.context.publish(events)
+        return outcomes
+
+    def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
+        """Which registered clusters could run a jobspec (and why the others could not)."""
+        jobspec = self.placer.parse_jobspec(jobspec_text)
+        self.registry.sync_clusters()
+        results = self.placer.match(self.registry.names, jobspec, algorithm)
+        assert results is not None
+        matches = [name for name, result in results.items() if result.ok]
+        reasons = {name: result.reason or "does not match" for name, result in results.items() if not result.ok}
+        for name, reason in reasons.items():
+            log.info("satisfy: %s: %s", name, reason)
+        return SatisfyOutcome(matches, reasons, len(results))
