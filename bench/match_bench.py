@@ -14,6 +14,7 @@ minute, smaller graphs).  Prints a table and writes ``bench/results/match.json``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from rainbow.graph import ClusterGraph, match, satisfy  # noqa: E402
 from rainbow.graph.reference import BudgetExceeded, reference_match  # noqa: E402
 from rainbow.graph.synthetic import NodeKind, subsystem_jgf, write_cluster_jgf  # noqa: E402
-from rainbow.jobspec import parse_jobspec, simple  # noqa: E402
+from rainbow.jobspec import parse_jobspec, simple, with_placement  # noqa: E402
 
 
 def vm_hwm_mb() -> float:
@@ -169,15 +170,44 @@ def kinds_for(template: str, nodes: int) -> list[NodeKind]:
     return out
 
 
-def build_clusters(tmp: Path, n_clusters: int, nodes: int) -> tuple[dict[str, ClusterGraph], dict]:
+def flux_queues(nodes: int) -> dict:
+    """Two queues as a Flux site has them: a small debug one on pdebug nodes, the default batch one."""
+    return {
+        "queues": [
+            {"name": "debug", "default": False, "requires": ["pdebug"],
+             "limits": {"max": {"nnodes": max(nodes // 40, 1)}, "duration": 1800}},
+            {"name": "batch", "default": True, "requires": ["pbatch"], "limits": {"duration": 86400}},
+        ]
+    }
+
+
+def with_properties(kinds: list[NodeKind]) -> list[NodeKind]:
+    """Each node kind split: a quarter ``pdebug`` nodes, the rest ``pbatch``."""
+    out = []
+    for kind in kinds:
+        debug = kind.count // 4
+        out.append(dataclasses.replace(kind, count=debug, properties=("pdebug",)))
+        out.append(dataclasses.replace(kind, count=kind.count - debug, properties=("pbatch",)))
+    return out
+
+
+def build_clusters(
+    tmp: Path, n_clusters: int, nodes: int, placement: bool = False
+) -> tuple[dict[str, ClusterGraph], dict]:
+    """The 100-cluster mix; with ``placement``, nodes carry Flux properties and clusters have queues."""
     files: dict[tuple[str, int], Path] = {}
     t0 = time.perf_counter()
     names = list(TEMPLATES)
     for template in names:
         for racks in (0, 10):
             path = tmp / f"{template}-{racks}.json"
+            kinds = kinds_for(template, nodes)
             with open(path, "w") as out:
-                write_cluster_jgf(out, kinds_for(template, nodes), racks=racks, name=template)
+                if placement:
+                    write_cluster_jgf(out, with_properties(kinds), racks=racks, name=template,
+                                      metadata=flux_queues(nodes))
+                else:
+                    write_cluster_jgf(out, kinds, racks=racks, name=template)
             files[(template, racks)] = path
     generate = time.perf_counter() - t0
     graphs: dict[str, ClusterGraph] = {}
@@ -212,6 +242,35 @@ def build_clusters(tmp: Path, n_clusters: int, nodes: int) -> tuple[dict[str, Cl
         "classes_median": statistics.median(g.state.classes.n for g in graphs.values()),
     }
     return graphs, stats
+
+
+def placed_mix(nodes: int) -> list[tuple[str, dict]]:
+    """The mix again, each jobspec with a queue, a node constraint and a duration, as Flux users submit.
+
+    Most go to the default (batch) queue avoiding ``pdebug`` nodes; small ones to
+    the debug queue; every fifth names a queue the clusters lack.
+    """
+    out = []
+    for i, (label, spec) in enumerate(jobspec_mix(nodes)):
+        if i % 5 == 4:
+            placed = with_placement(spec, queue="nosuch", duration=600)
+        elif i % 3 == 0:
+            placed = with_placement(spec, queue="debug", duration=600, constraints={"properties": ["^gpu"]})
+        else:
+            placed = with_placement(spec, constraints={"properties": ["^pdebug"]}, duration=3600)
+        out.append((label, placed))
+    return out
+
+
+def run_mix(graphs: dict[str, ClusterGraph], mix: list[tuple[str, dict]], repeat: int) -> list[dict]:
+    """Satisfy timings only (no brute force), for the placement comparison."""
+    rows = []
+    for label, spec in mix:
+        js = parse_jobspec(spec)
+        cold, warm, result = timed(lambda js=js: satisfy(graphs, js), repeat)
+        rows.append({"jobspec": label, "matched": sum(r.ok for r in result.values()), "cold_s": cold,
+                     "median_s": warm, "reasons": sorted({r.reason for r in result.values() if not r.ok})[:3]})
+    return rows
 
 
 def jobspec_mix(nodes: int) -> list[tuple[str, dict]]:
@@ -259,6 +318,39 @@ def jobspec_mix(nodes: int) -> list[tuple[str, dict]]:
     ]
 
 
+def placement_section(n_clusters: int, nodes: int, repeat: int) -> dict:
+    """Today's mix on today's clusters, then the mix with queues and constraints on clusters with both.
+
+    The same 100 cluster shapes; the second time their nodes carry ``pdebug``/``pbatch``
+    properties and the clusters have debug and batch queues.
+    """
+    with tempfile.TemporaryDirectory(prefix="rainbow-bench-") as tmpdir:
+        graphs, _ = build_clusters(Path(tmpdir), n_clusters, nodes)
+    plain = run_mix(graphs, jobspec_mix(nodes), repeat)
+    graphs.clear()
+    with tempfile.TemporaryDirectory(prefix="rainbow-bench-") as tmpdir:
+        graphs, _ = build_clusters(Path(tmpdir), n_clusters, nodes, placement=True)
+    placed = run_mix(graphs, placed_mix(nodes), repeat)
+    print(f"\n{'jobspec (queues, constraints)':40} {'match':>6} {'first ms':>9} {'median ms':>10} "
+          f"{'plain median':>13} {'ratio':>6}")
+    for before, after in zip(plain, placed, strict=True):
+        ratio = after["median_s"] / before["median_s"]
+        print(f"{after['jobspec']:40} {after['matched']:>6} {after['cold_s'] * 1e3:9.2f} "
+              f"{after['median_s'] * 1e3:10.3f} {before['median_s'] * 1e3:13.3f} {ratio:6.2f}")
+    out = {
+        "plain_median_ms": statistics.median(r["median_s"] for r in plain) * 1e3,
+        "placed_median_ms": statistics.median(r["median_s"] for r in placed) * 1e3,
+        "placed_cold_median_ms": statistics.median(r["cold_s"] for r in placed) * 1e3,
+        "plain": plain,
+        "placed": placed,
+    }
+    out["ratio"] = out["placed_median_ms"] / out["plain_median_ms"]
+    print(f"queues and constraints: median {out['placed_median_ms']:.3f} ms per jobspec against "
+          f"{out['plain_median_ms']:.3f} ms without (ratio {out['ratio']:.2f}; first calls median "
+          f"{out['placed_cold_median_ms']:.3f} ms)")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller graphs, shorter reference caps")
@@ -267,7 +359,18 @@ def main() -> None:
     parser.add_argument("--load-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ref-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--placement-only", action="store_true",
+                        help="only the queues-and-constraints comparison over the cluster mix")
     args = parser.parse_args()
+    if args.placement_only:
+        n_clusters, nodes = (20, 200) if args.quick else (100, 1000)
+        results = {"quick": args.quick, "loadavg_start": os.getloadavg(),
+                   "placement": placement_section(n_clusters, nodes, args.repeat), "loadavg_end": os.getloadavg()}
+        out = Path(args.out).with_name("match_placement.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+        print(f"results: {out}")
+        return
     if args.child_load:
         child_load(args.child_load, args.ref_seconds, args.repeat, shapes_too=not args.load_only)
         return
@@ -372,6 +475,8 @@ def main() -> None:
         f"\nsatisfy over {n_clusters} clusters: median {results['mix_median_ms']:.3f} ms per jobspec "
         f"(slowest {results['mix_max_ms']:.3f} ms; first calls median {results['mix_cold_median_ms']:.3f} ms)"
     )
+    graphs.clear()
+    results["placement"] = placement_section(n_clusters, nodes, args.repeat)
     results["loadavg_end"] = os.getloadavg()
     print(
         f"load average (other processes on this machine): start {results['loadavg_start'][0]:.1f}, "

@@ -40,6 +40,7 @@ ENTRY_PACKAGES = ("rainbow.commands",)
 
 # Plain data, errors and parsers every room may use.
 FOUNDATION = {"rainbow", "version", "errors", "limits", "lifecycle", "credentials", "config", "jobspec", "jgf",
+              "hostlists", "constraints", "durations", "queues",
               "protos"}
 
 ALLOWED: dict[str, set[str]] = {

@@ -56,3 +56,14 @@ def test_web_quick(tmp_path):
     assert len(web["viewers"]["with_rps"]) == len(web["viewers"]["without_rps"]) == 2
     assert all(n > 0 for n in web["viewers"]["batches_delivered"])
     assert summary_rows({"web": web})[0][0] == "dashboard job pages, 5,000 jobs"
+
+
+def test_match_placement_quick(capsys):
+    from bench import match_bench
+
+    result = match_bench.placement_section(n_clusters=8, nodes=40, repeat=2)
+    assert len(result["plain"]) == len(result["placed"]) == len(match_bench.jobspec_mix(40))
+    assert result["ratio"] > 0
+    reasons = {reason for row in result["placed"] for reason in row["reasons"]}
+    assert "no queue 'nosuch'" in reasons  # every fifth jobspec names a queue the clusters lack
+    assert "queues and constraints: median" in capsys.readouterr().out

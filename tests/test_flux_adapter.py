@@ -121,7 +121,8 @@ def test_cancel_unsatisfiable_and_invalid_jobs(flux_fake):
     assert (resources.nodes, resources.cores, resources.nodes_free, resources.cores_free) == (2, 4, 0, 0)
     assert (resources.pending, resources.running) == (1, 1)
     assert [(u.jobid, u.state, u.message) for u in executor.poll()] == [
-        (1, "running", ""), (3, "failed", "alloc: unsatisfiable request")]
+        (1, "running", ""),
+        (3, "failed", "alloc: unsatisfiable request: need 5 node(s) with 1 cores each, only 2 eligible")]
     executor.cancel(waiting, "not needed")
     executor.cancel(running, "stop")
     updates = {u.jobid: u for u in executor.poll()}

@@ -18,6 +18,7 @@ from rainbow.graph.match import _decide
 from rainbow.graph.reference import BudgetExceeded, reference_match
 from rainbow.graph.synthetic import Vertex, subsystem_jgf, tree_jgf
 from rainbow.jobspec import parse_jobspec
+from rainbow.queues import QueueSet
 
 EXAMPLES = int(os.environ.get("RAINBOW_MATCH_EXAMPLES", "200"))
 SETTINGS = settings(
@@ -37,13 +38,35 @@ def subtrees(draw, depth: int = 0) -> Vertex:
     if depth >= 3 or draw(st.integers(0, 3)) == 0:
         kind = draw(st.sampled_from([*LEAVES, "node"]))
         size = draw(st.sampled_from([1, 1, 1, 2, 3])) if kind in ("memory", "gpu") else 1
-        return Vertex(kind, size=size)
+        return Vertex(kind, size=size, extra=draw(node_properties()) if kind == "node" else {})
     kind = draw(st.sampled_from([*TYPES[:3], "node", "socket"]))
     templates = draw(st.lists(subtrees(depth + 1), min_size=1, max_size=2))
     children: list[Vertex] = []
     for template in templates:
         children.extend([template] * draw(st.integers(1, 3)))
-    return Vertex(kind, size=draw(st.sampled_from([1, 1, 1, 1, 2])), children=children)
+    extra = draw(node_properties()) if kind == "node" else {}
+    return Vertex(kind, size=draw(st.sampled_from([1, 1, 1, 1, 2])), children=children, extra=extra)
+
+
+PROPERTIES = ["pdebug", "pbatch", "gpu"]
+
+
+@st.composite
+def node_properties(draw) -> dict:
+    names = draw(st.lists(st.sampled_from(PROPERTIES), max_size=2, unique=True))
+    return {"properties": {name: "" for name in names}} if names else {}
+
+
+def numbered(doc: dict) -> dict:
+    """Give node vertices distinct broker ranks (by id order), as a Flux registration does."""
+    nodes = doc["graph"]["nodes"]
+    metas = [n["metadata"] for n in (nodes.values() if isinstance(nodes, dict) else nodes)]
+    rank = 0
+    for meta in metas:
+        if meta["type"] == "node":
+            meta["rank"] = rank
+            rank += 1
+    return doc
 
 
 def count_vertices(v: Vertex) -> int:
@@ -55,7 +78,7 @@ def graphs(draw) -> ClusterGraph:
     root = Vertex("cluster", children=draw(st.lists(subtrees(1), min_size=1, max_size=4)))
     assume(count_vertices(root) <= 40)
     doc, order = tree_jgf(root, dialect=draw(st.sampled_from(["rainbow", "fluxion"])))
-    graph = ClusterGraph.from_jgf(doc)
+    graph = ClusterGraph.from_jgf(numbered(doc))
     if draw(st.booleans()):
         features = [
             {"type": draw(st.sampled_from(FEATURES)), "version": draw(st.sampled_from(VERSIONS))}
@@ -139,18 +162,85 @@ def jobspecs(draw):
     return parse_jobspec({"version": 1, "resources": resources})
 
 
-def agree(graph: ClusterGraph, jobspec) -> None:
+def agree(graph: ClusterGraph, jobspec, queues: QueueSet | None = None) -> None:
     try:
-        expected = reference_match(graph, jobspec, budget=300_000)
+        expected = reference_match(graph, jobspec, budget=300_000, queues=queues)
     except BudgetExceeded:
         assume(False)
         return
-    result = match(graph, jobspec)
-    assert result.ok == expected, (result, jobspec.resources)
+    result = match(graph, jobspec, queues=queues)
+    assert result.ok == expected, (result, jobspec.resources, jobspec.constraints, jobspec.queue)
     if not result.ok:
         assert result.reason
-    searched = _decide(graph.state, compile_plan(jobspec), get_match_algorithm("match"), summary=False)
-    assert searched.ok == expected, (searched, jobspec.resources)
+    if queues is None and jobspec.constraints is None:
+        searched = _decide(graph.state, compile_plan(jobspec), get_match_algorithm("match"), summary=False)
+        assert searched.ok == expected, (searched, jobspec.resources)
+
+
+@st.composite
+def constraints(draw, depth: int = 0) -> dict:
+    """Random RFC 31 constraints over the test properties, node names (node0...) and ranks."""
+    choice = draw(st.integers(0, 5 if depth < 2 else 2))
+    if choice == 0:
+        names = draw(st.lists(st.sampled_from(PROPERTIES), min_size=1, max_size=2, unique=True))
+        return {"properties": [("^" + n) if draw(st.booleans()) else n for n in names]}
+    if choice == 1:
+        low = draw(st.integers(0, 6))
+        return {"hostlist": [f"node[{low}-{low + draw(st.integers(0, 4))}]"]}
+    if choice == 2:
+        low = draw(st.integers(0, 6))
+        return {"ranks": [f"{low}-{low + draw(st.integers(0, 4))}"]}
+    op = ["and", "or", "not"][choice - 3]
+    return {op: draw(st.lists(constraints(depth + 1), min_size=1, max_size=2))}
+
+
+@st.composite
+def queue_sets(draw) -> QueueSet:
+    """No queues, or one or two with node sets, size limits, a duration limit and a default."""
+    count = draw(st.integers(0, 2))
+    queues = []
+    for i in range(count):
+        limits: dict = {"max": {}, "min": {}}
+        if draw(st.booleans()):
+            limits["max"]["nnodes"] = draw(st.integers(0, 4))
+        if draw(st.integers(0, 3)) == 0:
+            limits["max"]["ncores"] = draw(st.integers(1, 8))
+        if draw(st.integers(0, 3)) == 0:
+            limits["min"]["nnodes"] = draw(st.integers(1, 2))
+        if draw(st.booleans()):
+            limits["duration"] = draw(st.sampled_from([60, 1800]))
+        queues.append(
+            {
+                "name": ["debug", "batch"][i],
+                "default": i == count - 1 and draw(st.booleans()),
+                "enabled": draw(st.integers(0, 5)) > 0,
+                "requires": draw(st.lists(st.sampled_from(PROPERTIES), max_size=1)),
+                "limits": limits,
+                "default_duration": draw(st.sampled_from([None, 30])),
+            }
+        )
+    return QueueSet.from_dict({"queues": queues})
+
+
+def placed(jobspec, draw) -> object:
+    """The jobspec with a random queue, constraint and duration in its attributes."""
+    doc = jobspec.to_dict()
+    section = doc.setdefault("attributes", {})
+    if jobspec.dialect == "v1":
+        section = section.setdefault("system", {})
+    if draw(st.booleans()):
+        section["constraints"] = draw(constraints())
+    queue = draw(st.sampled_from([None, None, "debug", "batch", "nosuch"]))
+    if queue:
+        section["queue"] = queue
+    section["duration"] = draw(st.sampled_from([0, 0, 30, 600, 7200]))
+    return parse_jobspec(doc)
+
+
+@SETTINGS
+@given(graphs(), jobspecs(), queue_sets(), st.data())
+def test_constraints_and_queues_agree_with_reference(graph, jobspec, queues, data):
+    agree(graph, placed(jobspec, data.draw), queues)
 
 
 @SETTINGS
@@ -167,10 +257,11 @@ def node_clusters(draw) -> ClusterGraph:
     )
     nodes: list[Vertex] = []
     for cores, gpus, repeat in kinds:
-        node = Vertex("node", children=[Vertex("core")] * cores + [Vertex("gpu")] * gpus)
+        extra = draw(node_properties())
+        node = Vertex("node", children=[Vertex("core")] * cores + [Vertex("gpu")] * gpus, extra=extra)
         nodes.extend([node] * repeat)
     doc, order = tree_jgf(Vertex("cluster", children=nodes))
-    graph = ClusterGraph.from_jgf(doc)
+    graph = ClusterGraph.from_jgf(numbered(doc))
     node_ids = [str(i) for i, v in enumerate(order) if v.type == "node"]
     features = [{"type": "shm", "version": "1.2"}, {"type": "nvme", "version": "2.0"}]
     links = sorted({(vid, draw(st.integers(1, 2))) for vid in draw(st.lists(st.sampled_from(node_ids)))})
@@ -210,3 +301,9 @@ def node_jobspecs(draw):
 @given(node_clusters(), node_jobspecs())
 def test_groups_competing_for_nodes_agree_with_reference(graph, jobspec):
     agree(graph, jobspec)
+
+
+@SETTINGS
+@given(node_clusters(), node_jobspecs(), queue_sets(), st.data())
+def test_node_groups_with_constraints_and_queues_agree_with_reference(graph, jobspec, queues, data):
+    agree(graph, placed(jobspec, data.draw), queues)

@@ -274,3 +274,43 @@ def test_many_ids_in_one_accept_and_renewal(store):
     assert [e.job_id for e in events] == moved and {e.state for e in events} == {JobState.ACCEPTED}
     assert store.count_jobs("a", JobState.ACCEPTED) == 700
     assert store.list_jobs(["a", "b"], limit=0)[0].id == max(tokens)
+
+
+def test_rejection_moves_a_job_that_never_ran_and_records_why(store):
+    from rainbow.errors import Aborted
+
+    for name in ("a", "b", "c"):
+        store.add_cluster(name, "{}", "s", "t", 0.0)
+    job = store.add_job("a", "j", "spec", "cmd", 1.0, candidates=("a", "b", "c"))[0]
+    (leased,), _ = store.lease_jobs("a", "agent-a", 1, lease_seconds=10, now=2.0)
+    store.accept_jobs("a", [job.id], now=3.0)
+    store.report_state("a", job.id, JobState.SUBMITTED, 4.0, local_id="f1")
+    with pytest.raises(Aborted):
+        store.reject_job("a", job.id, "no", 5.0, "b", "", owner="intruder", token=leased.lease_token + 5)
+    assert store.reject_job("b", job.id, "no", 5.0, "c", "") == (None, [])  # b does not hold it
+
+    moved, events = store.reject_job("a", job.id, "queue closed", 6.0, "b", "", owner="agent-a",
+                                     token=leased.lease_token)
+    assert (moved.cluster, moved.state, moved.local_id, moved.lease_owner) == ("b", JobState.ASSIGNED, None, None)
+    assert moved.candidates == ("b", "c")
+    assert [(e.cluster, e.state, e.message) for e in events] == [
+        ("b", JobState.ASSIGNED, "rejected by a: queue closed; re-placed on b")]
+    stored = store.get_job(job.id)
+    assert stored == moved
+    assert [(r.cluster, r.reason, r.time) for r in stored.rejections] == [("a", "queue closed", 6.0)]
+
+    # b leases it and its scheduler refuses too, with nowhere left: it fails with the message given
+    store.lease_jobs("b", "agent-b", 1, lease_seconds=10, now=7.0)
+    failed, events = store.reject_job("b", job.id, "too big", 8.0, None, "no cluster can run this job: ...")
+    assert (failed.state, failed.cluster, failed.message) == (JobState.FAILED, "b", "no cluster can run this job: ...")
+    assert [r.cluster for r in store.get_job(job.id).rejections] == ["a", "b"]
+    assert [e.state for e in events] == [JobState.FAILED]
+
+
+def test_a_job_that_ran_cannot_be_rejected(store):
+    store.add_cluster("a", "{}", "s", "t", 0.0)
+    job = store.add_job("a", "j", "spec", "cmd", 1.0, candidates=("a",))[0]
+    store.lease_jobs("a", "agent-a", 1, lease_seconds=10, now=2.0)
+    store.report_state("a", job.id, JobState.RUNNING, 3.0, local_id="f1")
+    unchanged, events = store.reject_job("a", job.id, "late", 4.0, None, "failed")
+    assert (unchanged.state, events, unchanged.rejections) == (JobState.RUNNING, [], ())

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainbow.constraints import NodeLabel
 from rainbow.errors import InvalidArgument, ResourceExhausted
 
 _MAX_TYPES = 1 << 16
@@ -67,10 +68,30 @@ class JGFData:
     edge_pos: array
     metadata: list[dict[str, Any]] | None = None
     index: dict[str, int] = field(default_factory=dict)
+    node_labels: dict[int, NodeLabel] = field(default_factory=dict)
+    graph_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.ids)
+
+
+def node_label(meta: Mapping[str, Any]) -> NodeLabel:
+    """What node constraints can see of a ``node`` vertex: properties, hostname (``name``), broker rank."""
+    props = meta.get("properties")
+    if isinstance(props, Mapping):
+        names = frozenset(str(p) for p in props)
+    elif isinstance(props, list):
+        names = frozenset(str(p) for p in props if isinstance(p, str))
+    else:
+        names = frozenset()
+    rank = meta.get("rank", -1)
+    name = meta.get("name")
+    return NodeLabel(
+        properties=names,
+        hostname=name if isinstance(name, str) else "",
+        rank=rank if isinstance(rank, int) and not isinstance(rank, bool) else -1,
+    )
 
 
 def _vertex_ref(vid: str) -> str:
@@ -112,6 +133,8 @@ class _Reader:
         self.nodes_done = False
         self.n_edges = 0
         self.dialect: str | None = None
+        self.node_labels: dict[int, NodeLabel] = {}
+        self.graph_metadata: dict[str, Any] = {}
 
     # -- vertices ---------------------------------------------------------------
     def vertex(self, vid: str, node: Any, where: str) -> None:
@@ -138,6 +161,8 @@ class _Reader:
             raise InvalidArgument(f"{_vertex_ref(vid)}: duplicate vertex id", field="graph.nodes")
         if len(self.ids) >= self.max_vertices:
             raise ResourceExhausted(f"graph.nodes: more than {self.max_vertices} vertices", field="graph.nodes")
+        if kind == "node":
+            self.node_labels[len(self.ids)] = node_label(meta)
         self.index[vid] = len(self.ids)
         self.ids.append(vid)
         self.type_of.append(tid)
@@ -233,11 +258,17 @@ class _Reader:
         else:
             raise InvalidArgument("graph.nodes: must be an object or a list", field="graph.nodes")
         self.nodes_finished()
+        self.set_graph_metadata(graph.get("metadata"))
         edges = graph.get("edges", [])
         if not isinstance(edges, list):
             raise InvalidArgument("graph.edges: must be a list", field="graph.edges")
         for edge in edges:
             self.edge(edge)
+
+    def set_graph_metadata(self, meta: Any) -> None:
+        """Keep ``graph.metadata`` when it is an object (anything else was always ignored, and still is)."""
+        if isinstance(meta, Mapping):
+            self.graph_metadata = dict(meta)
 
     def result(self) -> JGFData:
         if not self.nodes_done:
@@ -252,6 +283,8 @@ class _Reader:
             edge_pos=self.edge_pos,
             metadata=self.metadata,
             index=self.index,
+            node_labels=self.node_labels,
+            graph_metadata=self.graph_metadata,
         )
 
 
@@ -369,7 +402,10 @@ class _Stream:
             if c != "[":
                 raise InvalidArgument("graph.edges: must be a list", field="graph.edges")
             return self.edges(i)
-        return self.value(i, f"graph.{key}")[1]
+        value, end = self.value(i, f"graph.{key}")
+        if key == "metadata":
+            reader.set_graph_metadata(value)
+        return end
 
     def rainbow_nodes(self, i: int) -> int:
         """The ``{id: {label, metadata}, ...}`` object at ``i``: one C decode per vertex."""
@@ -404,6 +440,8 @@ class _Stream:
             if tid is None or key in index or len(ids) >= max_vertices:
                 reader.vertex(key, node, _vertex_ref(key))
             else:
+                if kind == "node":
+                    reader.node_labels[len(ids)] = node_label(meta)  # type: ignore[arg-type]
                 index[key] = len(ids)
                 ids.append(key)
                 type_add(tid)

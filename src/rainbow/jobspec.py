@@ -29,6 +29,7 @@ import jsonschema
 import semver
 import yaml
 
+from rainbow.constraints import combine, validate_constraint
 from rainbow.errors import InvalidArgument
 
 MAX_NODES = 100_000
@@ -90,6 +91,8 @@ NEXTGEN_SCHEMA: dict[str, Any] = {
                 "duration": {"type": "number", "minimum": 0},
                 "cwd": {"type": "string"},
                 "environment": {"type": "object"},
+                "queue": {"type": "string", "minLength": 1},
+                "constraints": {"type": "object"},
             },
         },
         "requires": {"type": "object"},
@@ -162,6 +165,8 @@ V1_SCHEMA: dict[str, Any] = {
                         "duration": {"type": "number", "minimum": 0},
                         "cwd": {"type": "string"},
                         "environment": {"type": "object"},
+                        "queue": {"type": "string", "minLength": 1},
+                        "constraints": {"type": "object"},
                     },
                 },
                 "user": {"type": "object"},
@@ -321,6 +326,9 @@ class Jobspec:
     command: list[str]
     name: str | None = None
     raw: dict[str, Any] = dc_field(default_factory=dict, repr=False, compare=False)
+    queue: str | None = None
+    constraints: dict[str, Any] | None = None
+    duration: float = 0.0
     _cache: dict[str, Any] = dc_field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -537,6 +545,7 @@ def _parse_nextgen(doc: dict[str, Any]) -> Jobspec:
             raise InvalidArgument(f"{where}: unknown resource group {ref!r}", field=where)
     attributes = dict(doc.get("attributes") or {})
     parameters = dict(attributes.get("parameter") or {})
+    placement = _placement(attributes, "attributes")
     name = doc.get("name")
     if name is None:
         labels = [top.label for top in resources if top.label]
@@ -550,6 +559,7 @@ def _parse_nextgen(doc: dict[str, Any]) -> Jobspec:
         command=_command(tasks[0]) if tasks else [],
         name=name,
         raw=doc,
+        **placement,
     )
 
 
@@ -569,6 +579,7 @@ def _parse_v1(doc: dict[str, Any]) -> Jobspec:
     parameters = dict(user.get("parameter") or system.get("parameter") or {})
     name = (system.get("job") or {}).get("name") if isinstance(system.get("job"), dict) else None
     tasks = list(doc["tasks"])
+    placement = _placement(system, "attributes.system")
     return Jobspec(
         dialect="v1",
         resources=resources,
@@ -578,7 +589,17 @@ def _parse_v1(doc: dict[str, Any]) -> Jobspec:
         command=_command(tasks[0]),
         name=name,
         raw=doc,
+        **placement,
     )
+
+
+def _placement(section: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Queue, node constraint (RFC 31) and duration of a jobspec (V1 ``attributes.system``, nextgen ``attributes``)."""
+    out: dict[str, Any] = {"queue": section.get("queue"), "duration": float(section.get("duration") or 0)}
+    constraints = section.get("constraints")
+    if constraints is not None:
+        out["constraints"] = validate_constraint(constraints, f"{path}.constraints") or None
+    return out
 
 
 def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
@@ -601,6 +622,31 @@ def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
 
 
 # -- building and converting ----------------------------------------------------
+
+
+def with_placement(
+    doc: Mapping[str, Any],
+    queue: str | None = None,
+    constraints: Mapping[str, Any] | None = None,
+    duration: float | None = None,
+) -> dict[str, Any]:
+    """A copy of a jobspec dict with its queue, node constraint (RFC 31) and duration (seconds) set.
+
+    Flux V1 keeps them in ``attributes.system``, nextgen in ``attributes``; a
+    constraint given here is and-ed with one the jobspec already has, as
+    ``flux submit --requires`` does with the jobspec's own.
+    """
+    out = copy.deepcopy(dict(doc))
+    section = out.setdefault("attributes", {})
+    if isinstance(out.get("resources"), list):
+        section = section.setdefault("system", {})
+    if queue is not None:
+        section["queue"] = queue
+    if constraints:
+        section["constraints"] = combine(section.get("constraints"), constraints)
+    if duration is not None:
+        section["duration"] = 0.0 if math.isinf(duration) else float(duration)
+    return out
 
 
 def simple(
@@ -711,6 +757,10 @@ def to_flux_v1(jobspec: Jobspec) -> dict[str, Any]:
             system[key] = copy.deepcopy(attrs[key])
     if jobspec.name:
         system["job"] = {"name": jobspec.name}
+    if jobspec.queue:
+        system["queue"] = jobspec.queue
+    if jobspec.constraints:
+        system["constraints"] = copy.deepcopy(jobspec.constraints)
     return {
         "version": 1,
         "resources": resources,

@@ -6,6 +6,8 @@
         ^         |  (lease runs out)
         +---------+
     any non-final state -> cancelled
+    leased/accepted/submitted/unknown -> assigned (elsewhere) | failed
+                                         (the cluster's scheduler rejected it before it ran)
     accepted/submitted/running -> unknown   (cluster stopped reporting; reconciled when it returns)
 """
 
@@ -30,6 +32,9 @@ class JobState(str, Enum):
 
 
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+# States in which a cluster may report that its scheduler refused the job (it never ran there).
+REJECTABLE = frozenset({JobState.LEASED, JobState.ACCEPTED, JobState.SUBMITTED, JobState.UNKNOWN})
 
 # Allowed moves reported by a cluster for a job it holds.
 _CLUSTER_MOVES: dict[JobState, frozenset[JobState]] = {

@@ -29,8 +29,11 @@ A job received but not started yet is started only while its lease is surely
 still this agent's (it asks the server when in doubt); jobs are received only
 up to the agent's window (``max_jobs``, default 64 not yet accepted).
 
-A job that cannot run (bad jobspec, rejected by a hook or by the local
-scheduler) is reported ``failed`` with the reason and never retried. Outages
+A job that cannot run (bad jobspec, rejected by a hook) is reported
+``failed`` with the reason and never retried. One the local scheduler refuses
+before it ever runs (at submit, or Flux's "unsatisfiable request" right after)
+is reported as a *rejection* with the scheduler's reason: rainbow places it on
+another cluster, or fails it when none remains; this agent forgets it. Outages
 of the server (UNAVAILABLE, DEADLINE_EXCEEDED) are waited out with exponential
 back-off and jitter (retrying within a third of a lease while leases wait to be
 accepted); what could not be reported is reported on a later pass. Between
@@ -109,6 +112,8 @@ class HeldJob:
     hook: HookJob | None = None
     cancel_sent: bool = False
     lease: int = 0
+    # the local scheduler refused it before it ran: reported as a rejection, so rainbow places it elsewhere
+    rejected: bool = False
 
     def move(self, state: str) -> bool:
         """Advance to ``state`` (never backwards, never out of a final state) and queue its report."""
@@ -473,7 +478,10 @@ class Agent:
                 del self.held[wire.id]
             self._retry[wire.id] = wire
             return
-        except (RainbowError, Reject, JobRejected) as exc:
+        except JobRejected as exc:
+            self._reject(job, str(exc), by_scheduler=True)
+            return
+        except (RainbowError, Reject) as exc:
             self._reject(job, str(exc))
             return
         except Exception as exc:
@@ -489,9 +497,12 @@ class Agent:
         self.hooks.emit("job.new", job.hook)
         self._event("submitted", job)
 
-    def _reject(self, job: HeldJob, reason: str) -> None:
-        log.warning("job %d (%s) rejected: %s", job.jobid, job.name, reason)
-        job.message = f"rejected by cluster {self.cluster}: {reason}"
+    def _reject(self, job: HeldJob, reason: str, by_scheduler: bool = False) -> None:
+        """Fail a job that cannot start here; one the local scheduler refused goes back to rainbow to re-place."""
+        log.warning("job %d (%s) rejected%s: %s", job.jobid, job.name,
+                    f" by the {self.executor.name} scheduler" if by_scheduler else "", reason)
+        job.rejected = by_scheduler
+        job.message = reason if by_scheduler else f"rejected by cluster {self.cluster}: {reason}"
         job.move(FAILED)
         self.stats.rejected += 1
         self._event("rejected", job)
@@ -524,6 +535,11 @@ class Agent:
             job.lease = update.lease
         if not job.move(update.state):
             return False
+        if update.rejected:
+            job.rejected = True
+            self.stats.rejected += 1
+            log.warning("job %d (%s) rejected by the %s scheduler before it ran: %s", job.jobid, job.local_id,
+                        self.executor.name, job.message)
         if job.hook is None:
             job.hook = HookJob(job.jobid, self.cluster, job.name, {}, local_id=job.local_id)
         job.hook.state, job.hook.exit_code, job.hook.message = job.state, job.exit_code, job.message
@@ -639,7 +655,8 @@ class Agent:
                 where = self.executor.output_location(job.local_id) if job.local_id else None
                 reply = self.link.report(job.jobid, state, job.local_id or "",
                                          job.exit_code if final else None, job.message if final else "",
-                                         where.wire() if where else None, job.lease)
+                                         where.wire() if where else None, job.lease,
+                                         rejected=job.rejected and state == FAILED)
             except RainbowError as exc:
                 if exc.code in OUTAGE_CODES:
                     raise
@@ -656,6 +673,11 @@ class Agent:
                 return
             job.reports.pop(0)
             self.stats.reports += 1
+            if job.rejected and state == FAILED:
+                if reply.state != FAILED:
+                    log.info("job %d: rainbow placed it on another cluster", job.jobid)
+                job.reports.clear()
+                return
             if reply.state in FINAL and reply.state != state:
                 if reply.state == job.state:  # an adopted job the server already knows ended: nothing to say
                     job.reports.clear()

@@ -11,7 +11,8 @@ the demo).
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 # Job states an executor reports (rainbow's names).
@@ -24,7 +25,7 @@ FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
 class JobRejected(Exception):
-    """This job cannot run here (too big, invalid for the local scheduler...): fail it, do not retry."""
+    """The local scheduler refuses this job (too big, a disabled queue, invalid for it...): do not retry here."""
 
 
 class ExecutorUnavailable(Exception):
@@ -52,6 +53,8 @@ class JobUpdate:
     message: str = ""
     # The lease token the job was submitted under (its tag), 0 when unknown.
     lease: int = 0
+    #: the local scheduler refused the job before it ever ran (``message`` says why): it may run elsewhere
+    rejected: bool = False
 
     @property
     def final(self) -> bool:
@@ -84,16 +87,20 @@ class Resources:
     gpus_free: int = 0
     pending: int = 0
     running: int = 0
+    #: further flat state keys the local scheduler knows (the Flux executor: ``queues``, see rainbow.queues)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def state(self) -> dict[str, int]:
+    def state(self) -> dict[str, Any]:
         """The flat ``UpdateState`` payload, with only the keys the agent owns (:data:`AGENT_KEYS`).
 
         ``nodes_free`` is what the selection presets read. The capacity the
         executor sees goes under ``executor_*``: the cluster's registered
         picture (``nodes_total``, ``cores_total``... set by the operator with
-        ``rainbow update``) is never overwritten by an agent.
+        ``rainbow update``) is never overwritten by an agent. ``extra`` adds
+        what only some local schedulers know (the Flux executor: ``queues``).
         """
         return {
+            **self.extra,
             "nodes_free": self.nodes_free,
             "cores_free": self.cores_free,
             "gpus_free": self.gpus_free,

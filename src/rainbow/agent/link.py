@@ -111,14 +111,18 @@ class ClusterLink:
         return self._call(self.client.scheduler_stub.AcceptJobs, request).status
 
     def report(self, jobid: int, state: str, local_id: str = "", exit_code: int | None = None,
-               message: str = "", output: Mapping[str, str] | None = None, lease: int = 0) -> Report:
+               message: str = "", output: Mapping[str, str] | None = None, lease: int = 0,
+               rejected: bool = False) -> Report:
         """Report a job's state (``output``: where its output is, the fields of ``JobOutput``).
 
+        ``rejected``: the local scheduler refused the job before it ran (``message``
+        says why); the server places it elsewhere, and the reply's state is then
+        ``assigned``, or ``failed`` when no cluster remains.
         ABORTED (a RainbowError) when this agent's lease was taken over.
         """
         request = rainbow_pb2.ReportJobStateRequest(
             cluster=self.cluster, secret=self.secret, jobid=jobid, state=state, local_id=local_id or "",
-            message=message or "", agent=self.agent, lease=lease,
+            message=message or "", agent=self.agent, lease=lease, rejected=rejected,
         )
         if output:
             request.output.CopyFrom(rainbow_pb2.JobOutput(**output))

@@ -41,8 +41,10 @@ from rainbow.client.transport import (
     status_name,
 )
 from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
+from rainbow.constraints import parse_requires
+from rainbow.durations import parse_duration
 from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
-from rainbow.jobspec import Jobspec, parse_jobspec, simple
+from rainbow.jobspec import Jobspec, simple, with_placement
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 
 T = TypeVar("T")
@@ -299,24 +301,32 @@ class RainbowClient:
         name: str | None = None,
         select_options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        queue: str | None = None,
+        requires: str | None = None,
+        time_limit: str | float | None = None,
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
         The job is named ``name``, else after the command (``argv[0]``). See
-        :meth:`submit_jobspec` for ``idempotency_key``.
+        :meth:`submit_jobspec` for ``idempotency_key``. ``queue``, ``requires``
+        (RFC 35 text, as ``flux submit --requires``) and ``time_limit`` (Flux
+        duration, ``30m``) go into the jobspec as Flux reads them.
         """
         if not command:
             raise InvalidArgument("a command is required", field="command")
         argv = shlex.split(command) if isinstance(command, str) else list(command)
-        jobspec = parse_jobspec(simple(argv, nodes=nodes, tasks=nodes if tasks is None else tasks, name=name))
+        spec = simple(argv, nodes=nodes, tasks=nodes if tasks is None else tasks, name=name)
         return self.submit_jobspec(
-            jobspec,
+            spec,
             name=name or argv[0],
             match_algo=match_algo,
             select_algo=select_algo,
             select_options=select_options,
             satisfy_only=satisfy_only,
             idempotency_key=idempotency_key,
+            queue=queue,
+            requires=requires,
+            time_limit=time_limit,
         )
 
     def submit_jobspec(
@@ -328,6 +338,9 @@ class RainbowClient:
         select_options: Mapping[str, Any] | None = None,
         satisfy_only: bool = False,
         idempotency_key: str | None = None,
+        queue: str | None = None,
+        requires: str | None = None,
+        time_limit: str | float | None = None,
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
 
@@ -341,9 +354,12 @@ class RainbowClient:
         Asks the server which clusters match, then submits with the tokens the
         config holds for them (``clusters``); the server selects one. The match
         and selection algorithms (and selection options) are the arguments, else
-        the ones the config file names, else the server's.
+        the ones the config file names, else the server's. ``queue``, ``requires``
+        and ``time_limit`` replace (the constraint: add to) the jobspec's own.
         """
         parsed, text = jobspec_input(jobspec)
+        if queue is not None or requires or time_limit is not None:
+            parsed, text = jobspec_input(_placed(parsed, queue, requires, time_limit))
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
         matched = self._satisfy(parsed, match_algo)
         if not matched.clusters:
@@ -565,6 +581,14 @@ class RainbowClient:
                 return "SERVICE_UNKNOWN"
             raise rpc_error(exc, self.host) from exc
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def _placed(jobspec: Jobspec, queue: str | None, requires: str | None, time_limit: str | float | None) -> dict:
+    if queue is not None and not queue:
+        raise InvalidArgument("queue: must not be empty", field="queue")
+    constraints = parse_requires(requires, "requires") if requires else None
+    duration = parse_duration(time_limit, "time_limit") if time_limit is not None else None
+    return with_placement(jobspec.to_dict(), queue, constraints, duration)
 
 
 def _no_match_message(result: SatisfyResult) -> str:

@@ -155,6 +155,15 @@ class JobLogs:
 
 
 @dataclass(frozen=True)
+class JobRejection:
+    """A cluster's scheduler refused the job before it ran there; rainbow placed it again."""
+
+    cluster: str
+    reason: str
+    time: float
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """A job as the server keeps it after hand-off (``GetJob``/``ListJobs``)."""
 
@@ -172,6 +181,7 @@ class JobStatus:
     history: tuple[JobChange, ...] = ()
     jobspec: str = ""
     output: JobOutput | None = None
+    rejections: tuple[JobRejection, ...] = ()
 
     @classmethod
     def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
@@ -191,6 +201,7 @@ class JobStatus:
             jobspec=info.jobspec,
             output=JobOutput(info.output.host, info.output.stdout, info.output.stderr, info.output.command)
             if info.HasField("output") else None,
+            rejections=tuple(JobRejection(r.cluster, r.reason, r.time) for r in info.rejections),
         )
 
 

@@ -69,6 +69,8 @@ def run_status(args: argparse.Namespace) -> int:
         lines.append(f"  output:   {job.output.describe()}")
         if job.output.stdout:
             lines.append(f"            (rainbow logs {job.id} prints it where that file system is visible)")
+    for rejection in job.rejections:
+        lines.append(f"  rejected: by {rejection.cluster} at {_when(rejection.time)}: {rejection.reason}")
     lines.append("")
     lines.append(table(("TIME", "STATE", "MESSAGE"), [(_when(h.time), h.state, h.message) for h in job.history]))
     emit(args, job, "\n".join(lines))

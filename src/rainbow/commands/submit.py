@@ -21,7 +21,12 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     what.add_argument("-c", "--command", help='command to run, quoted as one argument (e.g. "ior -b 4m")')
     what.add_argument("--jobspec", metavar="FILE", help="jobspec to submit (YAML or JSON)")
     submit.add_argument("-n", "--nodes", type=positive_int, default=1, help="nodes for --command (default 1)")
-    submit.add_argument("-t", "--tasks", type=positive_int, help="tasks for --command (default: one per node)")
+    submit.add_argument("--tasks", type=positive_int, help="tasks for --command (default: one per node)")
+    submit.add_argument("-q", "--queue", help="the Flux queue to run in (default: each cluster's default queue)")
+    submit.add_argument("--requires", metavar="EXPR",
+                        help="node constraint, as flux submit --requires takes it (e.g. 'pbatch and -gpu')")
+    submit.add_argument("-t", "--time-limit", metavar="DURATION",
+                        help="time limit in Flux duration syntax (90s, 30m, 2h, 1.5d)")
     submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
     submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the "
                         "server's)")
@@ -62,12 +67,13 @@ def run_submit(args: argparse.Namespace) -> int:
             result = client.submit_jobspec(
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
+                queue=args.queue, requires=args.requires, time_limit=args.time_limit,
             )
         else:
             result = client.submit_job(
                 args.command, nodes=args.nodes, tasks=args.tasks, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
-                select_options=options,
+                select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
             )
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
     if args.satisfy_only:

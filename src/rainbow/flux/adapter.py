@@ -13,6 +13,10 @@ used are those of flux-core 0.84+ (checked against 0.88):
   journal's ``submit`` events carry the jobspec)
 - ``flux.job.cancel(h, jobid, reason)``
 - ``flux.job.stats.JobStats(h).update_sync()`` (pending and running counts)
+- ``h.rpc("resource.get-xml")`` (each rank's hwloc XML, for its memory)
+- ``flux.queue.QueueList(h)`` (each queue's name, default, enabled, started, limits, default duration,
+  as flux-core resolves them from the ``config.get`` RPC, RFC 33 virtual queues included) and
+  ``h.rpc("config.get")`` for each queue's ``requires`` (its node set)
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +46,8 @@ from rainbow.agent.executor import (
     Resources,
     Submission,
 )
-from rainbow.flux.resources import r_cluster_name, r_nodes
+from rainbow.flux.resources import hwloc_memory_gb, r_cluster_name, r_nodes
+from rainbow.queues import SIZES, STATE_KEY, Queue, QueueSet
 
 log = logging.getLogger("rainbow.flux")
 
@@ -49,6 +55,8 @@ log = logging.getLogger("rainbow.flux")
 _UNAVAILABLE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ENOSYS, errno.EHOSTUNREACH,
                                  errno.ETIMEDOUT, errno.EAGAIN})
 
+# How an alloc exception begins when no set of the instance's nodes can hold the request.
+UNSATISFIABLE = "unsatisfiable request"
 HISTORY_TIMEOUT = 60.0
 # poll(timeout=0) returns before the handle reads anything: give the stream a moment per pass.
 DRAIN_TIMEOUT = 0.02
@@ -80,10 +88,63 @@ def instance_name(handle: Any, R: Mapping[str, Any] | None = None) -> str:
     return name
 
 
+def instance_queues(handle: Any) -> QueueSet:
+    """The instance's queues as rainbow stores them (one anonymous queue when none are configured).
+
+    Limits come from ``QueueList`` (``math.inf`` = unlimited); ``requires`` (the
+    properties a queue's nodes have) from the queue's config entry, or its
+    parent's for a virtual queue.
+    """
+    import flux.queue
+
+    config = handle.rpc("config.get").get() or {}
+    configured = config.get("queues") or {}
+    queues = []
+    for info in flux.queue.QueueList(handle):
+        entry = configured.get(info.name) or {}
+        requires = entry.get("requires")
+        if requires is None and info.parent:
+            requires = (configured.get(info.parent) or {}).get("requires")
+        limits = info.limits
+        queues.append(Queue(
+            name=info.name,
+            default=bool(info.is_default),
+            enabled=bool(info.enabled),
+            started=bool(info.started),
+            requires=tuple(requires or ()),
+            min_size={k: float(getattr(limits.min, k)) for k, _ in SIZES},
+            max_size={k: float(getattr(limits.max, k)) for k, _ in SIZES},
+            duration=float(limits.duration),
+            default_duration=float(info.defaults.duration) or math.inf,
+        ))
+    return QueueSet(tuple(queues)) if queues else QueueSet()
+
+
+def instance_memory(handle: Any) -> dict[int, int]:
+    """GiB of memory per broker rank, from the hwloc XML the resource module keeps (``resource.get-xml``).
+
+    Empty when the instance does not answer (the graph then has no memory vertices).
+    """
+    try:
+        xml = handle.rpc("resource.get-xml").get().get("xml") or []
+    except OSError as exc:
+        log.warning("resource.get-xml: %s (memory not registered)", exc.strerror or exc)
+        return {}
+    return {rank: hwloc_memory_gb(text) for rank, text in enumerate(xml) if isinstance(text, str)}
+
+
 def _job_id(value: Any) -> Any:
     import flux.job
 
     return flux.job.JobID(value)
+
+
+def _refusal(exc: OSError) -> str:
+    """Flux's own words for a refused submit (``requested nnodes (3) exceeds policy limit of 2 ...``)."""
+    text = exc.strerror or str(exc)
+    if exc.errno is not None and text.startswith(f"[Errno {exc.errno}] "):
+        text = text[len(f"[Errno {exc.errno}] "):]
+    return text
 
 
 def waitstatus_exit_code(status: int) -> int:
@@ -104,9 +165,17 @@ class _FluxJob:
     exit_code: int | None = None
     exception: tuple[str, str] | None = None
     lease: int = 0
+    started: bool = False
+
+    @property
+    def unsatisfiable(self) -> bool:
+        """Flux's scheduler found no set of its nodes that could ever hold the job (before it ran)."""
+        return (not self.started and self.exception is not None and self.exception[0] == "alloc"
+                and self.exception[1].startswith(UNSATISFIABLE))
 
     def update(self, message: str = "") -> JobUpdate:
-        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message, self.lease)
+        return JobUpdate(self.local_id, self.state, self.jobid, self.exit_code, message, self.lease,
+                         rejected=self.state == FAILED and self.unsatisfiable)
 
 
 class FluxExecutor(Executor):
@@ -194,6 +263,8 @@ class FluxExecutor(Executor):
         if job is None or job.state in (COMPLETED, FAILED, CANCELLED):
             return
         context = event.context or {}
+        if name == "start":
+            job.started = True
         if name == "start" and job.state == SUBMITTED:
             job.state = RUNNING
             self._updates.append(job.update())
@@ -233,7 +304,7 @@ class FluxExecutor(Executor):
         except OSError as exc:
             if exc.errno in _UNAVAILABLE_ERRNOS:
                 raise ExecutorUnavailable(f"flux job submit: {exc.strerror or exc}") from exc
-            raise JobRejected(f"Flux refused the job: {exc.strerror or exc}") from exc
+            raise JobRejected(_refusal(exc)) from exc
         record = _FluxJob(int(flux_id), flux_id.f58, job.jobid, lease=lease_tag(job.jobspec))
         self._jobs.setdefault(record.flux_id, record)
         self._by_rainbow[job.jobid] = record.flux_id
@@ -266,10 +337,15 @@ class FluxExecutor(Executor):
                    if rank in every and len(node.cores) == len(every[rank].cores)
                    and len(node.gpus) == len(every[rank].gpus))
         stats = JobStats(self.handle).update_sync()
+        extra: dict[str, Any] = {}
+        try:
+            extra[STATE_KEY] = instance_queues(self.handle).to_json()
+        except (OSError, ValueError) as exc:
+            log.warning("flux queue list: %s (queue state not reported)", exc)
         return Resources(
             nodes=listing.all.nnodes, cores=listing.all.ncores, gpus=listing.all.ngpus,
             nodes_free=idle, cores_free=listing.free.ncores, gpus_free=listing.free.ngpus,
-            pending=stats.pending, running=stats.running,
+            pending=stats.pending, running=stats.running, extra=extra,
         )
 
     def recover(self) -> list[JobUpdate]:

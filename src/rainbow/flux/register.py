@@ -1,7 +1,8 @@
 """``flux python -m rainbow.register``: register the enclosing Flux instance with rainbow.
 
-Reads the instance's resources (``flux.resource.resource_list``, Rv1), builds
-the cluster JGF (``cluster > node > core/gpu``), registers it and, with
+Reads the instance's resources (``flux.resource.resource_list``, Rv1), memory
+(hwloc XML, ``resource.get-xml``) and queues (``flux.queue.QueueList``), builds the cluster JGF (``cluster > node >
+core/gpu``, queues in ``graph.metadata``), registers it and, with
 ``--save``, writes the cluster's secret and submit token to the config file.
 Works from inside any Flux instance, nested ones included (``flux alloc``,
 ``flux batch``). ``--R FILE`` registers a saved R instead (no Flux needed).
@@ -70,7 +71,17 @@ def run(args: argparse.Namespace) -> int:
             name = instance_name(handle, R)
         else:
             name = r_cluster_name(R)
-    jgf = r_to_jgf(R, name)
+    queues, memory = None, None
+    if handle is not None:
+        from rainbow.flux.adapter import instance_memory, instance_queues
+
+        memory = instance_memory(handle)
+        try:
+            queues = instance_queues(handle).to_dict()
+        except (OSError, ValueError) as exc:
+            print(f"rainbow register: warning: cannot read the instance's queues ({exc}); "
+                  "registering one unlimited queue", file=sys.stderr)
+    jgf = r_to_jgf(R, name, queues, memory)
     if args.dry_run:
         print(json.dumps(jgf, indent=2))
         return 0
@@ -82,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         result = client.register(name, args.secret, jgf, save=args.save)
     counts = r_summary(R)
     shape = f"{counts['nodes']} nodes, {counts['cores']} cores, {counts['gpus']} GPUs"
+    named = [q["name"] for q in (queues or {}).get("queues", []) if q["name"]]
+    if named:
+        shape += ", queues " + ", ".join(named)
     if result.exists:
         print(f"cluster {name!r} is already registered with {client.host}; "
               f"its credentials are the ones saved when it was first registered")

@@ -19,107 +19,14 @@ in tests and for ``--dry-run`` from a saved R file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rainbow.errors import InvalidArgument
+from rainbow.hostlists import encode_idset, expand_hostlist, expand_idset
 
-_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
-
-
-def expand_idset(text: str | int | Iterable[int] | None) -> list[int]:
-    """The ids of an RFC 22 idset (``"0-3,8"``, ``"[0-3]"``, ``""``) in ascending order."""
-    if text is None:
-        return []
-    if isinstance(text, int):
-        return [text]
-    if not isinstance(text, str):
-        return sorted({int(i) for i in text})
-    body = text.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    ids: set[int] = set()
-    for part in filter(None, (p.strip() for p in body.split(","))):
-        found = _RANGE.match(part)
-        if not found:
-            raise InvalidArgument(f"idset {text!r}: {part!r} is not an id or a range", field="idset")
-        low = int(found.group(1))
-        high = int(found.group(2)) if found.group(2) is not None else low
-        if high < low:
-            raise InvalidArgument(f"idset {text!r}: range {part!r} runs backwards", field="idset")
-        ids.update(range(low, high + 1))
-    return sorted(ids)
-
-
-def encode_idset(ids: Iterable[int]) -> str:
-    """The compact idset text of some ids (``[0, 1, 2, 5] -> "0-2,5"``)."""
-    parts: list[str] = []
-    ordered = sorted(set(ids))
-    start = prev = None
-    for value in [*ordered, None]:
-        if value is not None and prev is not None and value == prev + 1:
-            prev = value
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = value
-    return ",".join(parts)
-
-
-def _split_top(text: str) -> list[str]:
-    """Split a hostlist on the commas that are outside brackets."""
-    parts, depth, current = [], 0, []
-    for char in text:
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-            if depth < 0:
-                raise InvalidArgument(f"hostlist {text!r}: unbalanced ']'", field="nodelist")
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if depth:
-        raise InvalidArgument(f"hostlist {text!r}: unbalanced '['", field="nodelist")
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _expand_host(pattern: str, whole: str) -> list[str]:
-    start = pattern.find("[")
-    if start < 0:
-        return [pattern]
-    end = pattern.find("]", start)
-    prefix, ranges, rest = pattern[:start], pattern[start + 1:end], pattern[end + 1:]
-    names: list[str] = []
-    for part in filter(None, (p.strip() for p in ranges.split(","))):
-        found = _RANGE.match(part)
-        if not found:
-            raise InvalidArgument(f"hostlist {whole!r}: {part!r} is not a number or a range", field="nodelist")
-        low_text = found.group(1)
-        high_text = found.group(2) if found.group(2) is not None else low_text
-        low, high = int(low_text), int(high_text)
-        if high < low:
-            raise InvalidArgument(f"hostlist {whole!r}: range {part!r} runs backwards", field="nodelist")
-        width = len(low_text) if low_text.startswith("0") and len(low_text) > 1 else 0
-        for number in range(low, high + 1):
-            for tail in _expand_host(rest, whole):
-                names.append(f"{prefix}{number:0{width}d}{tail}")
-    return names
-
-
-def expand_hostlist(text: str | Iterable[str]) -> list[str]:
-    """The hostnames of an RFC 29 hostlist, in order (``"tioga[1-3],login1"``), repeats kept."""
-    if not isinstance(text, str):
-        return [host for item in text for host in expand_hostlist(item)]
-    names: list[str] = []
-    for part in _split_top(text):
-        names.extend(_expand_host(part, text))
-    return names
-
+__all__ = ["NodeResources", "encode_idset", "expand_hostlist", "expand_idset", "r_nodes", "r_summary", "r_to_jgf"]
 
 @dataclass(frozen=True)
 class NodeResources:
@@ -207,8 +114,42 @@ def r_cluster_name(R: Mapping[str, Any]) -> str:
     return _basename(nodes[0].hostname) if nodes else "flux"
 
 
-def r_to_jgf(R: Mapping[str, Any], cluster_name: str = "cluster") -> dict[str, Any]:
-    """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu``.
+_OBJECT_TAG = re.compile(r"<object\b([^>]*)>")
+_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+GIB = 1 << 30
+
+
+def hwloc_memory_gb(xml: str) -> int:
+    """A node's memory in whole GiB from its hwloc XML: the NUMA nodes' ``local_memory`` summed.
+
+    hwloc 1.x topologies without NUMA nodes give the machine's ``local_memory``
+    instead; 0 when the XML names no memory.
+    """
+    numa = machine = 0
+    for tag in _OBJECT_TAG.finditer(xml):
+        attributes = dict(_ATTRIBUTE.findall(tag.group(1)))
+        size = attributes.get("local_memory", "")
+        if not size.isdigit():
+            continue
+        if attributes.get("type") == "NUMANode":
+            numa += int(size)
+        elif attributes.get("type") == "Machine":
+            machine += int(size)
+    return (numa or machine) // GIB
+
+
+def r_to_jgf(
+    R: Mapping[str, Any],
+    cluster_name: str = "cluster",
+    queues: Mapping[str, Any] | None = None,
+    memory_gb: Mapping[int, int] | None = None,
+) -> dict[str, Any]:
+    """The rainbow-dialect JGF of an Rv1 resource set: ``cluster > node > core/gpu[/memory]``.
+
+    ``queues`` (``QueueSet.to_dict()``, see :mod:`rainbow.queues`) goes into
+    ``graph.metadata``; without it the cluster has one unlimited anonymous queue.
+    ``memory_gb`` (GiB per broker rank, from the hwloc topology) adds one
+    ``memory`` vertex of that size (unit ``GB``) to each node that has some.
 
     Node vertices are named after their hostnames, carry their broker ``rank``
     and keep R's properties as ``metadata.properties`` (``{"pdebug": ""}``, as
@@ -262,4 +203,12 @@ def r_to_jgf(R: Mapping[str, Any], cluster_name: str = "cluster") -> dict[str, A
             for number in ids:
                 child = add(kind, kind, f"{kind}{number}", str(number), node.rank, f"{path}/{kind}{number}")
                 link(vertex, child)
-    return {"graph": {"directed": True, "nodes": vertices, "edges": edges}}
+        memory = (memory_gb or {}).get(node.rank, 0)
+        if memory > 0:
+            child = add("memory", "memory", "memory0", "0", node.rank, f"{path}/memory0")
+            vertices[child]["metadata"].update(size=memory, unit="GB")
+            link(vertex, child)
+    graph: dict[str, Any] = {"directed": True, "nodes": vertices, "edges": edges}
+    if queues is not None:
+        graph["metadata"] = dict(queues)
+    return {"graph": graph}

@@ -28,9 +28,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import product
 
+from rainbow.constraints import Constraint, combine
 from rainbow.graph.algorithms import MatchAlgorithm, get_match_algorithm
 from rainbow.graph.model import ClusterGraph, GraphState
+from rainbow.graph.restrict import restrict
 from rainbow.jobspec import Jobspec, Requirement, ResourceRequest
+from rainbow.queues import Queue, QueueSet
 
 Vec = tuple[int, ...]
 _MAX_HALL = 10
@@ -610,7 +613,9 @@ class _Evaluator:
         hit = self.state.cache.get(key)
         if hit is None:
             classes = self.classes
-            hit = self.state.cache[key] = tuple(cls for cls in range(classes.n) if classes.type_of[cls] == tid)
+            hit = self.state.cache[key] = tuple(
+                cls for cls in range(classes.n) if classes.type_of[cls] == tid and classes.count[cls]
+            )
         return hit
 
 
@@ -648,18 +653,86 @@ def _decide(state: GraphState, plan: Plan, algorithm: MatchAlgorithm, summary: b
     return MatchResult(False, evaluator.reason())
 
 
-def match(graph: ClusterGraph, jobspec: Jobspec, algorithm: str = "match") -> MatchResult:
-    """Can ``graph`` run ``jobspec``?  ``reason`` explains a ``False`` (no cluster name prefix)."""
+def job_counts(plan: Plan) -> dict[str, int]:
+    """The job's size as Flux's queue limits count it: total node, core and GPU units."""
+    demand = dict(plan.demand)
+    return {"nnodes": demand.get("node", 0), "ncores": demand.get("core", 0), "ngpus": demand.get("gpu", 0)}
+
+
+def node_constraint(jobspec: Jobspec, queue: Queue) -> Constraint | None:
+    """The job's constraint and-ed with its queue's node set, compiled (cached on the jobspec); None if none."""
+    key = ("constraint", queue.requires)
+    if key in jobspec._cache:
+        return jobspec._cache[key]
+    tree = combine(queue.constraint, jobspec.constraints)
+    compiled = Constraint(tree) if tree else None
+    jobspec._cache[key] = compiled
+    return compiled
+
+
+def _admission(plan: Plan, jobspec: Jobspec, queues: QueueSet) -> tuple[str | None, Constraint | None, int]:
+    """Why the job cannot enter its queue (or None), the node constraint it then runs under, its node count."""
+    counts = job_counts(plan)
+    queue, why = queues.resolve(jobspec.queue)
+    if queue is None:
+        return why, None, counts["nnodes"]
+    why = queue.check(counts, jobspec.duration)
+    if why:
+        return why, None, counts["nnodes"]
+    return None, node_constraint(jobspec, queue), counts["nnodes"]
+
+
+def _decide_placement(
+    state: GraphState, plan: Plan, algorithm: MatchAlgorithm, jobspec: Jobspec, queues: QueueSet
+) -> MatchResult:
+    """Queue admission (name, enabled, sizes, duration), then the match on the nodes the constraints allow.
+
+    Admission depends only on the jobspec and the queues, so it is decided once
+    per (jobspec, queue set) and kept on the jobspec.
+    """
+    key = ("admission", id(queues))
+    hit = jobspec._cache.get(key)
+    if hit is None or hit[0] is not queues:
+        hit = jobspec._cache[key] = (queues, *_admission(plan, jobspec, queues))
+    _, why, constraint, need = hit
+    if why:
+        return MatchResult(False, why)
+    if constraint is None:
+        return _decide(state, plan, algorithm)
+    narrowed = restrict(state, constraint)
+    result = _decide(narrowed.state, plan, algorithm)
+    if result.ok or narrowed.allowed == narrowed.nodes:
+        return result
+    what = constraint.description
+    if need > narrowed.allowed:
+        return MatchResult(False, f"{need} nodes {what} needed, {narrowed.allowed} have it")
+    return MatchResult(False, f"{result.reason} on the {narrowed.allowed} nodes {what}")
+
+
+def match(
+    graph: ClusterGraph, jobspec: Jobspec, algorithm: str = "match", queues: QueueSet | None = None
+) -> MatchResult:
+    """Can ``graph`` run ``jobspec``?  ``reason`` explains a ``False`` (no cluster name prefix).
+
+    ``queues`` are the cluster's queues (default: those registered with the graph).
+    """
     algo = get_match_algorithm(algorithm)
     algo.check_jobspec(jobspec)
-    return _decide(graph.state, compile_plan(jobspec), algo)
+    return _decide_placement(graph.state, compile_plan(jobspec), algo, jobspec, queues or graph.queues)
 
 
 def satisfy(
-    graphs: Mapping[str, ClusterGraph], jobspec: Jobspec, algorithm: str = "match"
+    graphs: Mapping[str, ClusterGraph],
+    jobspec: Jobspec,
+    algorithm: str = "match",
+    queues: Mapping[str, QueueSet] | None = None,
 ) -> dict[str, MatchResult]:
     """Match ``jobspec`` against every cluster; ``{name: MatchResult}``."""
     algo = get_match_algorithm(algorithm)
     algo.check_jobspec(jobspec)
     plan = compile_plan(jobspec)
-    return {name: _decide(graph.state, plan, algo) for name, graph in graphs.items()}
+    queues = queues or {}
+    return {
+        name: _decide_placement(graph.state, plan, algo, jobspec, queues.get(name) or graph.queues)
+        for name, graph in graphs.items()
+    }

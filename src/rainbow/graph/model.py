@@ -26,8 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainbow.constraints import NodeLabel
 from rainbow.errors import InvalidArgument
 from rainbow.jgf import JGFData, read_jgf
+from rainbow.queues import UNLIMITED, QueueSet
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,16 @@ class Subsystem:
     ids: list[str]
     metadata: list[dict[str, Any]]
     links: dict[int, tuple[int, ...]]
+
+    @property
+    def queues(self) -> QueueSet:
+        """The queues registered with the graph (``graph.metadata.queues``); one unlimited queue if none."""
+        state = self._state
+        hit = state.cache.get("queues")
+        if hit is None:
+            meta = state.metadata
+            hit = state.cache["queues"] = QueueSet.from_dict(meta, "graph.metadata") if "queues" in meta else UNLIMITED
+        return hit
 
     def summary(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -64,6 +76,8 @@ class Classes:
     below: list[dict[int, int]]
     count: list[int]
     root: int
+    of_vertex: array = field(default_factory=lambda: array("i"))
+    tags: list[frozenset[str] | None] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -87,6 +101,8 @@ class GraphState:
     subsystems: dict[str, Subsystem]
     classes: Classes
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    node_labels: dict[int, NodeLabel] = field(default_factory=dict, compare=False, repr=False)
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def n(self) -> int:
@@ -178,8 +194,13 @@ def _classify(
     order: array,
     root: int,
     link_of: dict[int, tuple[tuple[str, int], ...]],
+    node_labels: Mapping[int, NodeLabel] | None = None,
 ) -> Classes:
-    """Fold identical subtrees into classes, bottom-up (reverse BFS order)."""
+    """Fold identical subtrees into classes, bottom-up (reverse BFS order).
+
+    A node's properties are part of its class (constraints test them), its
+    hostname and rank are not (constraints on those restrict vertex by vertex).
+    """
     n = len(type_of)
     cls = array("i", [0]) * n
     sig_index: dict[tuple, int] = {}
@@ -188,11 +209,14 @@ def _classify(
     c_links: list[tuple[tuple[str, int], ...]] = []
     c_kids: list[tuple[tuple[int, int], ...]] = []
     c_count: list[int] = []
+    c_tags: list[frozenset[str] | None] = []
     no_links: tuple = ()
-    for k in range(n - 1, -1, -1):
+    for k in range(len(order) - 1, -1, -1):
         v = order[k]
         a, b = child_start[v], child_start[v + 1]
         links = link_of.get(v, no_links) if link_of else no_links
+        label = node_labels.get(v) if node_labels else None
+        tag = label.properties if label is not None and label.properties else None
         if a == b:
             kids: tuple = ()
         elif b - a == 1:
@@ -209,7 +233,7 @@ def _classify(
                     prev, run = m, 1
             grouped.append((prev, run))
             kids = tuple(grouped)
-        sig = (type_of[v], size_of[v], links, kids)
+        sig = (type_of[v], size_of[v], links, kids, tag)
         c = sig_index.get(sig)
         if c is None:
             c = len(c_type)
@@ -219,6 +243,7 @@ def _classify(
             c_links.append(links)
             c_kids.append(kids)
             c_count.append(0)
+            c_tags.append(tag)
         c_count[c] += 1
         cls[v] = c
     below: list[dict[int, int]] = []
@@ -230,7 +255,7 @@ def _classify(
             for t2, u in below[kid].items():
                 units[t2] = units.get(t2, 0) + mult * u
         below.append(units)
-    return Classes(c_type, c_size, c_links, c_kids, below, c_count, cls[root])
+    return Classes(c_type, c_size, c_links, c_kids, below, c_count, cls[root], cls, c_tags)
 
 
 def _totals(classes: Classes) -> dict[int, int]:
@@ -347,7 +372,9 @@ class ClusterGraph:
         """
         data = read_jgf(source, max_vertices=max_vertices, max_edges=max_edges)
         parent, child_start, child_list, root, order = _build_tree(data)
-        classes = _classify(data.type_of, data.size_of, child_start, child_list, order, root, {})
+        classes = _classify(data.type_of, data.size_of, child_start, child_list, order, root, {}, data.node_labels)
+        if "queues" in data.graph_metadata:
+            QueueSet.from_dict(data.graph_metadata, "graph.metadata")
         state = GraphState(
             ids=data.ids,
             types=data.types,
@@ -361,6 +388,8 @@ class ClusterGraph:
             totals=_totals(classes),
             subsystems={},
             classes=classes,
+            node_labels=data.node_labels,
+            metadata=data.graph_metadata,
         )
         return cls(state, name=name, order=order)
 
@@ -379,6 +408,16 @@ class ClusterGraph:
     def subsystem(self, name: str) -> Subsystem | None:
         return self._state.subsystems.get(name)
 
+    @property
+    def queues(self) -> QueueSet:
+        """The queues registered with the graph (``graph.metadata.queues``); one unlimited queue if none."""
+        state = self._state
+        hit = state.cache.get("queues")
+        if hit is None:
+            meta = state.metadata
+            hit = state.cache["queues"] = QueueSet.from_dict(meta, "graph.metadata") if "queues" in meta else UNLIMITED
+        return hit
+
     def summary(self) -> dict[str, int]:
         """Units of each vertex type (sizes summed), e.g. ``{"node": 3, "core": 36, ...}``."""
         state = self._state
@@ -396,6 +435,7 @@ class ClusterGraph:
             self._order,
             old.root,
             _link_map(subsystems),
+            old.node_labels,
         )
         cache = {"id_index": old.cache["id_index"]} if "id_index" in old.cache else {}
         return GraphState(
@@ -412,6 +452,8 @@ class ClusterGraph:
             subsystems=subsystems,
             classes=classes,
             cache=cache,
+            node_labels=old.node_labels,
+            metadata=old.metadata,
         )
 
     def add_subsystem(

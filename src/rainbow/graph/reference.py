@@ -10,7 +10,10 @@ and tries every assignment of requested units to vertices by backtracking:
 * a vertex of size s can give s units in total, to any requests;
 * each unit taken needs its own copy of the request's children;
 * a vertex qualifies for a request only if every ``requires`` entry holds on
-  one of its subsystem links.
+  one of its subsystem links;
+* the job must enter its queue (named or default: enabled, within the size
+  and duration limits), and a ``node`` vertex that fails the job's constraint
+  and-ed with the queue's node set is not there at all (nor anything below it).
 
 Exponential by design; use it on small graphs only.  ``budget`` bounds the
 number of steps (vertices visited plus assignments tried) and ``deadline`` (a
@@ -23,10 +26,12 @@ import time
 from bisect import bisect_left
 from typing import Any
 
+from rainbow.constraints import Constraint, NodeLabel, combine
 from rainbow.graph.algorithms import get_match_algorithm
-from rainbow.graph.match import compile_plan
+from rainbow.graph.match import compile_plan, job_counts
 from rainbow.graph.model import ClusterGraph
 from rainbow.jobspec import Jobspec
+from rainbow.queues import QueueSet
 
 
 class BudgetExceeded(RuntimeError):
@@ -39,6 +44,7 @@ def reference_match(
     algorithm: str = "match",
     budget: int = 2_000_000,
     deadline: float | None = None,
+    queues: QueueSet | None = None,
 ) -> bool:
     """True if the jobspec's units can all be placed on disjoint vertex units of ``graph``."""
     algo = get_match_algorithm(algorithm)
@@ -46,6 +52,17 @@ def reference_match(
     plan = compile_plan(jobspec)
     state = graph.state
     types = state.types
+    queue, _ = (queues or graph.queues).resolve(jobspec.queue)
+    if queue is None or queue.check(job_counts(plan), jobspec.duration):
+        return False
+    tree = combine(queue.constraint, jobspec.constraints)
+    constraint = Constraint(tree) if tree else None
+
+    def gone(v: int) -> bool:
+        if constraint is None or types[state.type_of[v]] != "node":
+            return False
+        return not constraint.allows(state.node_labels.get(v, NodeLabel()))
+
     n = state.n
     used = [0] * n
     steps = [0]
@@ -63,6 +80,8 @@ def reference_match(
         while stack:
             tick()
             v = stack.pop()
+            if gone(v):
+                continue
             if types[state.type_of[v]] == kind:
                 found.append(v)
             else:

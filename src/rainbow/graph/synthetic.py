@@ -99,13 +99,17 @@ def subsystem_jgf(
 
 @dataclass(frozen=True)
 class NodeKind:
-    """``count`` nodes of one shape: ``cores``/``gpus`` per socket, optional memory (units) per node."""
+    """``count`` nodes of one shape: ``cores``/``gpus`` per socket, optional memory (units) per node.
+
+    ``properties`` become each node's Flux properties (``metadata.properties``).
+    """
 
     count: int
     sockets: int = 2
     cores: int = 32
     gpus: int = 0
     memory: int = 0
+    properties: tuple[str, ...] = ()
 
 
 def write_cluster_jgf(
@@ -116,12 +120,14 @@ def write_cluster_jgf(
     gpus: int = 0,
     racks: int = 0,
     name: str = "cluster",
+    metadata: dict[str, Any] | None = None,
 ) -> int:
     """Stream a rainbow-dialect JGF of a regular cluster to ``out``; returns the vertex count.
 
     ``nodes`` is a node count (all ``sockets x cores [+ gpus]``) or a list of
     :class:`NodeKind`.  With ``racks`` > 0 nodes are spread evenly over racks.
-    Each contains edge gets its ``in`` twin, like real files.
+    Each contains edge gets its ``in`` twin, like real files. ``metadata`` is
+    the graph's own (``graph.metadata``, e.g. its queues).
     """
     kinds = [NodeKind(nodes, sockets, cores, gpus)] if isinstance(nodes, int) else list(nodes)
     total_nodes = sum(kind.count for kind in kinds)
@@ -129,7 +135,7 @@ def write_cluster_jgf(
     edges: list[str] = []
     first = True
 
-    def vertex(kind: str, number: int, path: str, size: int = 1) -> int:
+    def vertex(kind: str, number: int, path: str, size: int = 1, **extra: Any) -> int:
         nonlocal counter, first
         vid = counter
         counter += 1
@@ -144,6 +150,7 @@ def write_cluster_jgf(
             "unit": "",
             "size": size,
             "paths": {"containment": path},
+            **extra,
         }
         out.write(("" if first else ",") + f'"{vid}":' + json.dumps({"label": str(vid), "metadata": meta}))
         first = False
@@ -175,7 +182,8 @@ def write_cluster_jgf(
         for _ in range(shape.count):
             parent, ppath = rack_ids[n * len(rack_ids) // total_nodes] if rack_ids else (root, root_path)
             npath = f"{ppath}/node{n}"
-            nid = vertex("node", number("node"), npath)
+            props = {"properties": {p: "" for p in shape.properties}} if shape.properties else {}
+            nid = vertex("node", number("node"), npath, **props)
             link(parent, nid)
             for _ in range(shape.sockets):
                 k = number("socket")
@@ -196,5 +204,5 @@ def write_cluster_jgf(
     chunks.append(",".join(edges))
     out.write('},"edges":[')
     out.write(",".join(chunk for chunk in chunks if chunk))
-    out.write("]}}")
+    out.write("]" + (f',"metadata":{json.dumps(metadata)}' if metadata else "") + "}}")
     return counter

@@ -260,7 +260,7 @@ class JobStateChange(_message.Message):
     def __init__(self, state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output")
+    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -276,6 +276,7 @@ class JobInfo(_message.Message):
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     id: int
     cluster: str
     name: str
@@ -291,7 +292,18 @@ class JobInfo(_message.Message):
     cancel_requested: bool
     history: _containers.RepeatedCompositeFieldContainer[JobStateChange]
     output: JobOutput
-    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ...) -> None: ...
+    rejections: _containers.RepeatedCompositeFieldContainer[JobRejection]
+    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ...) -> None: ...
+
+class JobRejection(_message.Message):
+    __slots__ = ("cluster", "reason", "time")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    reason: str
+    time: float
+    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[float] = ...) -> None: ...
 
 class JobOutput(_message.Message):
     __slots__ = ("host", "stdout", "stderr", "command")
@@ -306,7 +318,7 @@ class JobOutput(_message.Message):
     def __init__(self, host: _Optional[str] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., command: _Optional[str] = ...) -> None: ...
 
 class ReportJobStateRequest(_message.Message):
-    __slots__ = ("cluster", "secret", "jobid", "state", "local_id", "exit_code", "has_exit_code", "message", "output", "agent", "lease")
+    __slots__ = ("cluster", "secret", "jobid", "state", "local_id", "exit_code", "has_exit_code", "message", "output", "agent", "lease", "rejected")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     JOBID_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +330,7 @@ class ReportJobStateRequest(_message.Message):
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     secret: str
     jobid: int
@@ -329,7 +342,8 @@ class ReportJobStateRequest(_message.Message):
     output: JobOutput
     agent: str
     lease: int
-    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., agent: _Optional[str] = ..., lease: _Optional[int] = ...) -> None: ...
+    rejected: bool
+    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., jobid: _Optional[int] = ..., state: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., agent: _Optional[str] = ..., lease: _Optional[int] = ..., rejected: _Optional[bool] = ...) -> None: ...
 
 class ReportJobStateResponse(_message.Message):
     __slots__ = ("state", "cancel")

@@ -26,6 +26,10 @@ def _ignore_timing(what: str, seconds: float) -> None:
     return None
 
 
+def _ignore_rejection(cluster: str, replaced: bool) -> None:
+    return None
+
+
 @dataclass
 class SchedulerContext:
     store: Store
@@ -37,6 +41,8 @@ class SchedulerContext:
     on_events: Callable[[list[JobEvent]], None] = _ignore_events
     # (what, seconds) for "match" and "selection"; the server feeds its metrics with it.
     on_timing: Callable[[str, float], None] = _ignore_timing
+    # (cluster, re-placed): a cluster's scheduler rejected a job before it ran (the server counts them).
+    on_rejection: Callable[[str, bool], None] = _ignore_rejection
 
     def publish(self, events: list[JobEvent]) -> None:
         if events:

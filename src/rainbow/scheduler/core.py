@@ -24,7 +24,7 @@ from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterRegistry, Registration
 from rainbow.scheduler.submission import PendingSubmit, SatisfyOutcome, Submissions, SubmitOutcome
-from rainbow.scheduler.validation import check_name, parse_state_payload
+from rainbow.scheduler.validation import check_name, check_queues_state, parse_state_payload
 from rainbow.selection import Selector, get_selector
 from rainbow.store import HeldJob, JobEvent, JobRecord, Store
 
@@ -87,6 +87,7 @@ class Scheduler:
     cluster_timeout: float = _Shared()  # type: ignore[assignment]
     on_events: Callable[[list[JobEvent]], None] = _Shared()  # type: ignore[assignment]
     on_timing: Callable[[str, float], None] = _Shared()  # type: ignore[assignment]
+    on_rejection: Callable[[str, bool], None] = _Shared()  # type: ignore[assignment]
 
     # -- the registry ------------------------------------------------------------
     def forget_generated_secret(self) -> None:
@@ -136,7 +137,9 @@ class Scheduler:
 
     def update_state(self, cluster: str, secret: str, payload: str) -> dict[str, Any]:
         entry = self.authorization.cluster_agent(cluster, secret)
-        return self.registry.update_state(entry, parse_state_payload(payload, self.limits))
+        updates = parse_state_payload(payload, self.limits)
+        check_queues_state(updates)
+        return self.registry.update_state(entry, updates)
 
     # -- authorization -------------------------------------------------------------
     def authorize_clusters(self, clusters: Sequence[tuple[str, str]]) -> list[str]:
@@ -242,6 +245,12 @@ class Scheduler:
         ``owner``/``token`` fence it (Aborted when the reporter's lease was taken over)."""
         entry = self.authorization.cluster_agent(cluster, secret)
         return self.jobs.report_state(entry, job_id, state, local_id, exit_code, message, output, owner, token)
+
+    def reject(
+        self, cluster: str, secret: str, job_id: int, reason: str, owner: str = "", token: int = 0
+    ) -> JobRecord:
+        """A cluster's scheduler refused a job it holds before it ran: place it again elsewhere (or fail it)."""
+        return self.jobs.reject(self.authorization.cluster_agent(cluster, secret), job_id, reason, owner, token)
 
     def heartbeat(
         self, cluster: str, secret: str, held: Sequence[HeldJob], owner: str = ""

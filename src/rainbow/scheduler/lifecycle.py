@@ -24,6 +24,9 @@ from rainbow.scheduler.text import job_ids, plural
 from rainbow.scheduler.validation import job_state, output_json
 from rainbow.store import HeldJob, JobEvent, JobRecord
 
+# A rejection's reason is the local scheduler's one-line message; longer text is cut.
+MAX_REJECTION_REASON = 2000
+
 
 @dataclass(frozen=True)
 class AcceptOutcome:
@@ -118,6 +121,61 @@ class JobLifecycle:
         elif job.state != new_state:
             log.warning("job %d on %s: refused move %s -> %s", job_id, cluster, job.state.value, new_state.value)
         return job
+
+    def reject(self, entry: ClusterEntry, job_id: int, reason: str, owner: str = "", token: int = 0) -> JobRecord:
+        """A cluster's scheduler refused a job it holds before the job ran: place it again elsewhere.
+
+        The rejection is recorded on the job and the cluster leaves its
+        candidates; the job is matched and selected again among the remaining
+        reachable candidates and moves to the chosen one (``assigned``). With
+        none left it fails, its message naming every cluster's reason. A job
+        that already ran (or ended) is not moved. Resending the report once the
+        job has moved answers with the job as it is.
+        """
+        self.mark_seen(entry)
+        cluster = entry.name
+        reason = ((reason or "").strip() or "refused by the local scheduler")[:MAX_REJECTION_REASON]
+        job = self.store.get_job(job_id)
+        if job is not None and job.cluster != cluster and any(r.cluster == cluster for r in job.rejections):
+            return job  # the same rejection, sent again: the job has moved on
+        if job is None or job.cluster != cluster:
+            raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
+        now = self.context.clock()
+        target, failure = self._replace_rejected(job, cluster, reason)
+        updated, events = self.store.reject_job(cluster, job_id, reason, now, target, failure, owner, token)
+        if updated is None:
+            raise NotFound(f"cluster {cluster!r} has no job {job_id}", field="jobid")
+        self.context.publish(events)
+        if events:
+            self.context.on_rejection(cluster, target is not None)
+            if target:
+                log.info("job %d rejected by %s (%s): re-placed on %s", job_id, cluster, reason, target)
+            else:
+                log.info("job %d rejected by %s (%s): %s", job_id, cluster, reason, failure)
+        return updated
+
+    def _replace_rejected(self, job: JobRecord, cluster: str, reason: str) -> tuple[str | None, str]:
+        """(the cluster to place a rejected job on, or None; the failure message when there is none)."""
+        refused = {r.cluster: r.reason for r in job.rejections}
+        refused[cluster] = reason
+        waiting = [c for c in job.candidates if c not in refused]
+        remaining = self.registry.reachable_among(waiting, excluding=cluster)
+        reasons = {c: "unreachable" for c in waiting if c not in remaining}
+        if remaining:
+            try:
+                placement = self.placer.place(remaining, self.placer.parse_jobspec(job.jobspec), self.placer.selector)
+            except InvalidArgument as exc:
+                placement = None
+                reasons.update({c: str(exc) for c in remaining})
+            if placement is not None:
+                reasons.update(placement.reasons)
+                selection = placement.selection
+                if selection is not None and selection.clusters:
+                    return selection.clusters[0], ""
+                if selection is not None:
+                    reasons.update({c: selection.reason for c in remaining if c not in placement.reasons})
+        parts = [f"{c}: rejected: {why}" for c, why in refused.items()] + [f"{c}: {why}" for c, why in reasons.items()]
+        return None, "no cluster can run this job: " + "; ".join(parts)
 
     def heartbeat(self, entry: ClusterEntry, held: Sequence[HeldJob], owner: str = "") -> tuple[list[int], list[int]]:
         """Contact with an inventory: reconcile, renew ``owner``'s leases; (ids to cancel, ids revoked)."""

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rainbow.errors import InvalidArgument, ResourceExhausted
-from rainbow.graph import MatchResult, get_match_algorithm, match
+from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
 from rainbow.jobspec import Jobspec, parse_jobspec
-from rainbow.scheduler.context import SchedulerContext
-from rainbow.scheduler.registry import ClusterRegistry
+from rainbow.queues import STATE_KEY as QUEUES_KEY
+from rainbow.queues import QueueSet
+from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.registry import ClusterEntry, ClusterRegistry
 from rainbow.selection import Selection, Selector, selector_for_request
 
 
@@ -109,6 +111,14 @@ class LRU:
             return value
 
 
+def _parse_queues(text: str, cluster: str) -> QueueSet | None:
+    try:
+        return QueueSet.from_json(text)
+    except InvalidArgument as exc:
+        log.error("cluster %s: stored queue state cannot be read (%s); using the registered queues", cluster, exc)
+        return None
+
+
 class Placer:
     """Parse -> match -> select for the clusters of the registry, with caches."""
 
@@ -125,6 +135,8 @@ class Placer:
         # (id of a Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)}); the entry holds
         # the Jobspec, so its id cannot be reused by another one while the entry lives.
         self._matches = LRU(1024)
+        # queues JSON text (cluster state key) -> QueueSet, shared by clusters reporting the same queues
+        self._queue_sets = LRU(256)
         self._rng = random.Random()
 
     # -- parse -------------------------------------------------------------
@@ -175,16 +187,25 @@ class Placer:
                     results[name] = MatchResult(False, "no usable resource graph")
                     continue
                 state = graph.state
+                queues = self.queues_of(entry, graph)
                 hit = known.get(name)
-                if hit is not None and hit[0] is state:
+                if hit is not None and hit[0] is state and hit[2] is queues:
                     results[name] = hit[1]
                 elif cached_only:
                     return None
                 else:
-                    result = match(graph, jobspec, algorithm)
-                    known[name] = (state, result)
+                    result = match(graph, jobspec, algorithm, queues)
+                    known[name] = (state, result, queues)
                     results[name] = result
         return results
+
+    def queues_of(self, entry: ClusterEntry, graph: ClusterGraph) -> QueueSet:
+        """The cluster's queues: its agent's latest report (state key ``queues``), else the registered ones."""
+        text = entry.state.get(QUEUES_KEY)
+        if not isinstance(text, str):
+            return graph.queues
+        parsed = self._queue_sets.get(text, lambda: _parse_queues(text, entry.name))
+        return parsed if parsed is not None else graph.queues
 
     # -- place -------------------------------------------------------------
     def place(

@@ -10,6 +10,8 @@ from typing import Any
 from rainbow.errors import InvalidArgument, ResourceExhausted
 from rainbow.lifecycle import JobState, parse_state
 from rainbow.limits import Limits
+from rainbow.queues import STATE_KEY as QUEUES_KEY
+from rainbow.queues import QueueSet
 
 # What an agent may say about where a job's output is (JobOutput on the wire), and how long each may be.
 JOB_OUTPUT_FIELDS = ("host", "stdout", "stderr", "command")
@@ -65,6 +67,16 @@ def parse_state_payload(payload: str, limits: Limits) -> dict[str, Any]:
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidArgument(f"payload.{key}: numbers must be finite", field=f"payload.{key}")
     return data
+
+
+def check_queues_state(updates: Mapping[str, Any]) -> None:
+    """The ``queues`` state key (``rainbow.queues.STATE_KEY``) must be a readable queue description (JSON text)."""
+    value = updates.get(QUEUES_KEY)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidArgument(f"payload.{QUEUES_KEY}: must be the queues as JSON text", field=f"payload.{QUEUES_KEY}")
+    QueueSet.from_json(value, f"payload.{QUEUES_KEY}")
 
 
 def job_state(value: str, what: str = "state") -> JobState:

@@ -93,6 +93,11 @@ class Metrics:
             "rainbow_selection_seconds", "Time to select a cluster among the matching ones",
             buckets=_BUCKETS, registry=self.registry,
         )
+        self.rejections = Counter(
+            "rainbow_job_rejections", "Jobs a cluster's scheduler refused before they ran, by cluster and "
+            "outcome (replaced: placed on another cluster; failed: no cluster remained)", ["cluster", "outcome"],
+            registry=self.registry,
+        )
         self.store_up = Gauge(
             "rainbow_store_up", "1 when the last health check reached the store, else 0", registry=self.registry
         )
@@ -118,6 +123,10 @@ class Metrics:
             self.match_seconds.observe(seconds)
         elif what == "selection":
             self.selection_seconds.observe(seconds)
+
+    def observe_rejection(self, cluster: str, replaced: bool) -> None:
+        """The scheduler's ``on_rejection`` hook."""
+        self.rejections.labels(cluster, "replaced" if replaced else "failed").inc()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serve ``/metrics`` over HTTP on host:port (0: any free port); returns the port."""

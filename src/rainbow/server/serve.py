@@ -151,6 +151,7 @@ class RainbowServer:
         scheduler.on_events = self.hub.publish
         self.metrics = Metrics(scheduler.store)
         scheduler.on_timing = self.metrics.observe_timing
+        scheduler.on_rejection = self.metrics.observe_rejection
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.health = HealthServicer()

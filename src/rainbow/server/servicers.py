@@ -165,6 +165,8 @@ def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_p
         info.history.add(state=event.state.value, time=event.time, message=event.message)
     if job.output:
         info.output.CopyFrom(rainbow_pb2.JobOutput(**json.loads(job.output)))
+    for rejection in job.rejections:
+        info.rejections.add(cluster=rejection.cluster, reason=rejection.reason, time=rejection.time)
     return info
 
 
@@ -306,6 +308,12 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         exit_code = request.exit_code if request.has_exit_code else None
         output = ({f.name: value for f, value in request.output.ListFields()}
                   if request.HasField("output") else None)
+        if request.rejected:
+            job = await self.run(
+                self.scheduler.reject, request.cluster, request.secret, request.jobid, request.message,
+                request.agent if request.lease else "", request.lease,
+            )
+            return rainbow_pb2.ReportJobStateResponse(state=job.state.value)
         job = await self.run(
             self.scheduler.report_state, request.cluster, request.secret, request.jobid, request.state,
             request.local_id, exit_code, request.message, output, request.agent if request.lease else "",

@@ -34,6 +34,15 @@ class ClusterRecord:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """A cluster's scheduler refused the job before it ran there (``reason`` in its own words)."""
+
+    cluster: str
+    reason: str
+    time: float
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: int
     cluster: str
@@ -54,6 +63,7 @@ class JobRecord:
     output: str | None = None  # JSON: where the job's output is, as the agent reported it
     # The generation of the job's lease: each hand-out counts one up (0: never leased).
     lease_token: int = 0
+    rejections: tuple[Rejection, ...] = ()
 
     def wire_json(self) -> str:
         """The job as existing clients receive it from ``ReceiveJobs``.
@@ -307,6 +317,27 @@ class Store(ABC):
     @abstractmethod
     def waiting_jobs(self, cluster: str, now: float) -> list[JobRecord]:
         """Jobs assigned to ``cluster`` that nobody holds (unleased, or lease run out)."""
+
+    @abstractmethod
+    def reject_job(
+        self,
+        cluster: str,
+        job_id: int,
+        reason: str,
+        now: float,
+        target: str | None,
+        failure: str,
+        owner: str = "",
+        token: int = 0,
+    ) -> tuple[JobRecord | None, list[JobEvent]]:
+        """Record that ``cluster``'s scheduler refused a job it holds that never ran, then move it.
+
+        To ``target`` (assigned there, the lease and local details cleared, the
+        cluster dropped from its candidates), or with no target fail it with
+        ``failure``. None when ``cluster`` does not hold the job; the job
+        unchanged (no event) when it is no longer rejectable (it ran or ended).
+        Fenced like a report (``Aborted``).
+        """
 
     @abstractmethod
     def reassign_job(

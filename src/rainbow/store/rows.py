@@ -10,11 +10,11 @@ from typing import Any
 
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
-from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord
+from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Rejection
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token"
+    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token, rejections"
 )
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
@@ -42,6 +42,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         candidates=tuple(json.loads(row[15])),
         output=row[16],
         lease_token=row[17],
+        rejections=tuple(Rejection(r["cluster"], r["reason"], r["time"]) for r in json.loads(row[18] or "[]")),
     )
 
 
@@ -112,6 +113,37 @@ def reconciled(entry: HeldJob | None) -> tuple[JobState, str]:
     if entry is None:
         return JobState.FAILED, "the cluster no longer holds this job after it came back"
     return entry.state or JobState.ACCEPTED, "reconciled from the cluster's inventory"
+
+
+def rejection_changes(
+    job: JobRecord, cluster: str, reason: str, now: float, target: str | None, failure: str
+) -> tuple[dict[str, Any], str]:
+    """The fields a rejection by ``cluster`` changes on a job, and the message of its event."""
+    rejections = (*job.rejections, Rejection(cluster, reason, now))
+    if target:
+        message = f"rejected by {cluster}: {reason}; re-placed on {target}"
+        state = JobState.ASSIGNED
+    else:
+        message, state = failure, JobState.FAILED
+    changes = {
+        "cluster": target or cluster,
+        "state": state,
+        "updated": now,
+        "message": message,
+        "local_id": None if target else job.local_id,
+        "exit_code": None if target else job.exit_code,
+        "accepted": None if target else job.accepted,
+        "output": None if target else job.output,
+        "lease_owner": None,
+        "lease_expires": None,
+        "candidates": tuple(c for c in job.candidates if c != cluster),
+        "rejections": rejections,
+    }
+    return changes, message
+
+
+def rejections_json(rejections: Sequence[Rejection]) -> str:
+    return json.dumps([{"cluster": r.cluster, "reason": r.reason, "time": r.time} for r in rejections])
 
 
 # Rows of HOLDER_COLUMNS: what fencing reads of a job.

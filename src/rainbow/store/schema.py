@@ -68,6 +68,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
         "CREATE INDEX jobs_by_name ON jobs (name, id)",
     ],
+    # Clusters whose schedulers refused the job before it ran (JSON list of {cluster, reason, time}).
+    ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -143,4 +145,5 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         "CREATE INDEX jobs_by_cluster_id ON jobs (cluster, id)",
         "CREATE INDEX jobs_by_name ON jobs (name, id)",
     ],
+    ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
 ]

@@ -31,7 +31,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from rainbow.lifecycle import FINAL_STATES, JobState
+from rainbow.errors import Aborted
+from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
 from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
@@ -47,6 +48,8 @@ from rainbow.store.rows import (
     job_from_row,
     page_query,
     reconciled,
+    rejection_changes,
+    rejections_json,
     renew_plan,
     report_outcome,
 )
@@ -396,6 +399,45 @@ class SQLStore(Store):
             return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})
 
         return self._transaction(cancel)
+
+    def reject_job(
+        self,
+        cluster: str,
+        job_id: int,
+        reason: str,
+        now: float,
+        target: str | None,
+        failure: str,
+        owner: str = "",
+        token: int = 0,
+    ) -> tuple[JobRecord | None, list[JobEvent]]:
+        def apply_rejection(tx: Transaction) -> JobRecord | None:
+            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
+            row = tx.one(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s{self.ROW_LOCK}",  # noqa: S608
+                (job_id, cluster),
+            )
+            if row is None:
+                return None
+            job = job_from_row(row)
+            fenced = fence(job.state, job.lease_owner, job.lease_token, owner, token)
+            if fenced is not None:
+                raise Aborted(f"job {job_id}: {fenced}; drop this copy", field="jobid")
+            if job.state not in REJECTABLE:
+                return job
+            changes, message = rejection_changes(job, cluster, reason, now, target, failure)
+            tx.execute(
+                "UPDATE jobs SET cluster = %s, state = %s, updated = %s, message = %s, local_id = %s, "
+                "exit_code = %s, accepted = %s, output = %s, lease_owner = NULL, lease_expires = NULL, "
+                "candidates = %s, rejections = %s WHERE id = %s",
+                (changes["cluster"], changes["state"].value, now, message, changes["local_id"],
+                 changes["exit_code"], changes["accepted"], changes["output"],
+                 json.dumps(list(changes["candidates"])), rejections_json(changes["rejections"]), job_id),
+            )
+            tx.log(job_id, changes["cluster"], job.name, changes["state"], now, message)
+            return JobRecord(**{**job.__dict__, **changes})
+
+        return self._transaction(apply_rejection)
 
     def reassign_job(
         self, job_id: int, from_cluster: str, to_cluster: str, now: float, message: str

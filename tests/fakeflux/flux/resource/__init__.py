@@ -55,6 +55,8 @@ class ResourceSet:
     """What the adapter reads of flux.resource.ResourceSet: counts, nodelist, ranks, encode()."""
 
     def __init__(self, R: dict[str, Any], cores: dict[int, list[int]]) -> None:
+        self._source = R
+        self._cores = dict(cores)
         execution = R["execution"]
         hosts = _hosts(execution.get("nodelist", []))
         all_ranks = sorted(_rank_cores(R))
@@ -106,6 +108,13 @@ class ResourceSet:
 
     def encode(self) -> str:
         return json.dumps(self._R)
+
+    def copy_constraint(self, constraint: dict[str, Any]) -> ResourceSet:
+        """The nodes that satisfy an RFC 31 constraint (as ``ResourceSet.copy_constraint``)."""
+        props = self._R["execution"].get("properties", {})
+        keep = {rank: self._cores[rank] for rank, host in zip(self._ranks, self._hosts, strict=True)
+                if _fake.satisfies(constraint, rank, host, props)}
+        return ResourceSet(self._source, keep)
 
 
 class SchedResourceList:
