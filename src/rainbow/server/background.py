@@ -35,7 +35,18 @@ class BackgroundServer:
             self._error = exc
             self._ready.set()
         finally:
+            self._finish_tasks()
             self._loop.close()
+
+    def _finish_tasks(self) -> None:
+        """Cancel what still runs on the loop (stream handlers, timers) and let it end, as ``asyncio.run``
+        does: a task left pending when the loop closes is reported as destroyed."""
+        pending = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()

@@ -269,9 +269,10 @@ class RainbowServer:
                 log.exception("checking cluster reachability failed")
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        for task in (self._checker, self._health_task):
-            if task is not None:
-                task.cancel()
+        tasks = [task for task in (self._checker, self._health_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.health.enter_graceful_shutdown()
         if self.web is not None:
             await self.web.stop()
