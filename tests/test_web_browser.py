@@ -131,7 +131,7 @@ def signed_in(browser, world):
     assert "/signin" in browser.current_url
     browser.find_element(By.ID, "token").send_keys("not-a-token")
     browser.find_element(By.ID, "signin").click()
-    assert "opens no cluster" in text_of(browser, "#signin-error")
+    wait(browser, lambda d: "opens no cluster" in text_of(d, "#signin-error"), "a wrong token was not refused")
     browser.find_element(By.ID, "token").send_keys(world.keebler.token)
     browser.find_element(By.ID, "signin").click()
     wait(browser, lambda d: text_of(d, "h1") == "Clusters", "the overview did not open")
