@@ -41,16 +41,6 @@ class Subsystem:
     metadata: list[dict[str, Any]]
     links: dict[int, tuple[int, ...]]
 
-    @property
-    def queues(self) -> QueueSet:
-        """The queues registered with the graph (``graph.metadata.queues``); one unlimited queue if none."""
-        state = self._state
-        hit = state.cache.get("queues")
-        if hit is None:
-            meta = state.metadata
-            hit = state.cache["queues"] = QueueSet.from_dict(meta, "graph.metadata") if "queues" in meta else UNLIMITED
-        return hit
-
     def summary(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for meta in self.metadata:
