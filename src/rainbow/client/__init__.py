@@ -22,6 +22,8 @@ and ``inputs`` (paths, text or dicts as documents).
 from rainbow.client.core import RainbowClient, accept_each
 from rainbow.client.inputs import PathOrText, read_input
 from rainbow.client.results import (
+    BatchJob,
+    BatchResult,
     Deletion,
     Job,
     JobChange,
@@ -50,6 +52,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "GRAPH_SERVICE",
     "SCHEDULER_SERVICE",
+    "BatchJob",
+    "BatchResult",
     "Deletion",
     "Job",
     "JobChange",

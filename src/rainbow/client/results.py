@@ -87,6 +87,32 @@ class SubmitResult:
 
 
 @dataclass(frozen=True)
+class BatchJob:
+    """One job of a batch: stored (``jobid``, ``cluster``) or not placed (``error`` says why)."""
+
+    jobid: int
+    cluster: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What ``SubmitJobs`` stored: the batch id and, in request order, every job."""
+
+    batch_id: str
+    jobs: tuple[BatchJob, ...]
+
+    @property
+    def placed(self) -> list[BatchJob]:
+        return [job for job in self.jobs if not job.error]
+
+    @property
+    def failed(self) -> list[tuple[int, BatchJob]]:
+        """(index, job) of every job that was not placed."""
+        return [(index, job) for index, job in enumerate(self.jobs) if job.error]
+
+
+@dataclass(frozen=True)
 class Job:
     """A job handed to a cluster (the JSON of ``ReceiveJobsResponse.jobs``)."""
 

@@ -109,6 +109,11 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.SubmitJobs = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SubmitJobs',
+                request_serializer=rainbow__pb2.SubmitJobsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.SubmitJobsResponse.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -218,6 +223,13 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitJobs(self, request, context):
+        """Added: many jobs in one call, stored in one transaction before the reply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -295,6 +307,11 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.WatchJobs,
                     request_deserializer=rainbow__pb2.WatchJobsRequest.FromString,
                     response_serializer=rainbow__pb2.JobEvent.SerializeToString,
+            ),
+            'SubmitJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJobs,
+                    request_deserializer=rainbow__pb2.SubmitJobsRequest.FromString,
+                    response_serializer=rainbow__pb2.SubmitJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -702,6 +719,33 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/WatchJobs',
             rainbow__pb2.WatchJobsRequest.SerializeToString,
             rainbow__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SubmitJobs',
+            rainbow__pb2.SubmitJobsRequest.SerializeToString,
+            rainbow__pb2.SubmitJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

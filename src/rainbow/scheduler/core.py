@@ -19,6 +19,7 @@ from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
 from rainbow.limits import Limits
 from rainbow.scheduler.authorization import Authorization
+from rainbow.scheduler.batches import Batches, BatchOutcome
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
 from rainbow.scheduler.placement import Placer
@@ -73,6 +74,7 @@ class Scheduler:
         self.authorization = Authorization(self.context, self.registry)
         self.submissions = Submissions(self.context, self.registry, self.placer)
         self.jobs = JobLifecycle(self.context, self.registry, self.placer)
+        self.batches = Batches(self.context, self.submissions)
 
     # -- settings and hooks (shared by every part through the context) --------
     store = property(lambda self: self.context.store)
@@ -211,6 +213,19 @@ class Scheduler:
     ) -> list[SubmitOutcome | Exception]:
         """Announce jobs the store has written (``stored`` lines up with ``prepared``)."""
         return self.submissions.complete(prepared, stored)
+
+    def submit_batch(
+        self,
+        clusters: Sequence[tuple[str, str]],
+        jobs: Sequence[tuple[str, str]],
+        cc: str = "",
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> BatchOutcome:
+        """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction."""
+        candidates = self.authorization.submitter(clusters)
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key)
 
     # -- the job lifecycle: cluster agents -------------------------------------------------
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:

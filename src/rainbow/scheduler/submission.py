@@ -138,9 +138,14 @@ class Submissions:
         return jobspec, self.placer.selector_for(select_algorithm, select_options)
 
     def complete(
-        self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception]
+        self,
+        prepared: Sequence[PendingSubmit],
+        stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception],
+        log_each: bool = True,
     ) -> list[SubmitOutcome | Exception]:
         """Announce jobs the store has written (``stored`` lines up with ``prepared``).
+
+        ``log_each`` False: the placements are logged at debug (a batch logs one line of its own).
 
         A job stored earlier under the same idempotency key comes back without an
         event: it is answered again, not announced again. The server's one log
@@ -148,6 +153,7 @@ class Submissions:
         """
         outcomes: list[SubmitOutcome | Exception] = []
         events: list[JobEvent] = []
+        level = logging.INFO if log_each else logging.DEBUG
         for pending, result in zip(prepared, stored, strict=True):
             if isinstance(result, Exception):
                 outcomes.append(result)
@@ -161,8 +167,8 @@ class Submissions:
                 log.info("job %d resent with its idempotency key: not stored again", job.id)
             else:
                 events.append(event)
-            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
-                     pending.selection.reason)
+            log.log(level, "job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+                    pending.selection.reason)
             outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
         self.context.publish(events)
         return outcomes

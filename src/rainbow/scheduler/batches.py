@@ -1,0 +1,139 @@
+"""Submitting many jobs in one call: a batch of jobspecs, or an array of copies of one.
+
+Every job is placed as ``SubmitJob`` places it (``Submissions.prepare``); all
+placed jobs are then written in one store transaction. Invalid input refuses
+the whole batch (the error names the job's index and field); a job that no
+listed cluster can run is answered with why, and the others are stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rainbow.errors import FailedPrecondition, InvalidArgument, RainbowError, ResourceExhausted
+from rainbow.hostlists import expand_idset, idset_size
+from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.submission import PendingSubmit, Submissions
+from rainbow.scheduler.validation import check_idempotency_key
+from rainbow.store import JobRecord
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    batch_id: str
+    # Per job, in request order: the stored job, or why it was not placed.
+    results: list[JobRecord | str]
+
+
+def expand_array(name: str, jobspec: str, ids: Sequence[int]) -> list[tuple[str, str]]:
+    """One (name, jobspec) per id, every ``{cc}`` replaced by the id."""
+    return [(name.replace("{cc}", str(cc)), jobspec.replace("{cc}", str(cc))) for cc in ids]
+
+
+def batch_identity(key: str) -> str:
+    """The batch id: drawn fresh, or derived from the idempotency key so a resend answers the same."""
+    if not key:
+        return secrets.token_hex(8)
+    return hashlib.sha256(b"batch\0" + key.encode()).hexdigest()[:16]
+
+
+def _job_key(batch_id: str, index: int, key: str) -> str:
+    return f"batch:{batch_id}:{index}" if key else ""
+
+
+class Batches:
+    def __init__(self, context: SchedulerContext, submissions: Submissions) -> None:
+        self.context = context
+        self.submissions = submissions
+
+    def jobs_of(self, jobs: Sequence[tuple[str, str]], cc: str) -> list[tuple[str, str]]:
+        """The jobs a request names (an array expanded), within the batch limits."""
+        limits = self.context.limits
+        if not jobs:
+            raise InvalidArgument("jobs: a batch needs at least one job", field="jobs")
+        if len(jobs) > limits.max_batch_jobs:
+            raise ResourceExhausted(f"jobs: more than {limits.max_batch_jobs} jobs in one call (max_batch_jobs)",
+                                    field="jobs")
+        size = sum(len(name.encode()) + len(text.encode()) for name, text in jobs)
+        if size > limits.max_batch_bytes:
+            raise ResourceExhausted(f"jobs: more than {limits.max_batch_bytes} bytes of names and jobspecs in one "
+                                    "call (max_batch_bytes)", field="jobs")
+        if not cc:
+            return list(jobs)
+        if len(jobs) != 1:
+            raise InvalidArgument("jobs: an array (cc) takes exactly one jobspec", field="jobs")
+        if idset_size(cc) > limits.max_batch_jobs:
+            raise ResourceExhausted(f"cc: more than {limits.max_batch_jobs} copies in one call (max_batch_jobs)",
+                                    field="cc")
+        try:
+            ids = expand_idset(cc)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"cc: {exc}", field="cc") from None
+        if not ids:
+            raise InvalidArgument("cc: an array needs at least one id", field="cc")
+        name, text = jobs[0]
+        if size * len(ids) > limits.max_batch_bytes:
+            raise ResourceExhausted(f"cc: {len(ids)} copies are more than {limits.max_batch_bytes} bytes "
+                                    "(max_batch_bytes)", field="cc")
+        return expand_array(name, text, ids)
+
+    def prepare(
+        self,
+        candidates: Sequence[str],
+        jobs: Sequence[tuple[str, str]],
+        cc: str = "",
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> tuple[str, list[PendingSubmit | str]]:
+        """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
+        or why no cluster takes it."""
+        check_idempotency_key(key, self.context.limits)
+        expanded = self.jobs_of(jobs, cc)
+        batch_id = batch_identity(key)
+        placed: list[PendingSubmit | str] = []
+        for index, (name, text) in enumerate(expanded):
+            try:
+                pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
+                                                   key=_job_key(batch_id, index, key))
+            except FailedPrecondition as exc:
+                placed.append(str(exc))
+                continue
+            except RainbowError as exc:
+                raise type(exc)(f"jobs[{index}].{exc.field or 'jobspec'}: {exc}",
+                                field=f"jobs[{index}].{exc.field or 'jobspec'}") from None
+            assert isinstance(pending, PendingSubmit)
+            placed.append(dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id)))
+        return batch_id, placed
+
+    def submit(
+        self,
+        candidates: Sequence[str],
+        jobs: Sequence[tuple[str, str]],
+        cc: str = "",
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> BatchOutcome:
+        """Place the jobs, store the placed ones in one transaction, then announce them."""
+        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key)
+        pending = [p for p in placed if isinstance(p, PendingSubmit)]
+        stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
+        outcomes = iter(self.submissions.complete(pending, stored, log_each=False))
+        results: list[JobRecord | str] = []
+        for item in placed:
+            if isinstance(item, str):
+                results.append(item)
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, Exception):
+                results.append(str(outcome))
+            else:
+                assert outcome.job is not None
+                results.append(outcome.job)
+        log.info("batch %s: %d of %d jobs stored", batch_id, len(pending), len(placed))
+        return BatchOutcome(batch_id, results)
