@@ -438,15 +438,22 @@ class RainbowClient:
         select_algo: str | None = None,
         select_options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        queue: str | None = None,
+        requires: str | None = None,
+        time_limit: str | float | None = None,
     ) -> BatchResult:
         """Submit copies of one jobspec: ``count`` copies (ids 1..count) or one per id of an idset ("1-10,20").
 
         Every ``{cc}`` in the jobspec (its command and arguments) and in ``name`` becomes the copy's id.
+        ``queue``, ``requires`` and ``time_limit`` are applied as ``submit_jobspec`` applies them.
         """
         cc = f"1-{count}" if isinstance(count, int) else count
         if isinstance(count, int) and count < 1:
             raise InvalidArgument("count must be at least 1", field="count")
-        entry = rainbow_pb2.SubmitJobsRequest.Job(name=name or "", jobspec=jobspec_input(jobspec)[1])
+        parsed, text = jobspec_input(jobspec)
+        if queue is not None or requires or time_limit is not None:
+            parsed, text = jobspec_input(_placed(parsed, queue, requires, time_limit))
+        entry = rainbow_pb2.SubmitJobsRequest.Job(name=name or "", jobspec=text)
         return self._submit_batch([entry], cc, select_algo, select_options, idempotency_key)
 
     def _submit_batch(
