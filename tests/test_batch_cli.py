@@ -53,6 +53,19 @@ def test_submit_cc_makes_an_array_with_each_id_substituted(address, rainbow, tmp
     refused = rainbow("submit", "--cc", "3-1", "--command", "app", "--config-path", config, code=1)
     assert "cc" in refused.stderr
 
+    batch = found.group(1)
+    listed = rainbow.json("jobs", "--batch", batch, "--config-path", config)
+    assert sorted(job["id"] for job in listed) == list(range(first, last + 1))
+    out = rainbow("batch", batch, data["batch_id"], "--config-path", config).stdout
+    assert out == (f"{batch}: 4 jobs: 4 waiting, 0 running, 0 completed, 0 failed, 0 cancelled\n"
+                   f"{data['batch_id']}: 2 jobs: 2 waiting, 0 running, 0 completed, 0 failed, 0 cancelled\n")
+    out = rainbow("cancel", "--batch", batch, "--config-path", config).stdout
+    assert out == (f"Batch {batch}: 4 jobs cancelled, 0 more will be cancelled by their clusters on their next "
+                   "contact.\n")
+    out = rainbow("batch", batch, "--config-path", config).stdout
+    assert out == f"{batch}: 4 jobs: 0 waiting, 0 running, 0 completed, 0 failed, 4 cancelled\n"
+    rainbow("cancel", "--config-path", config, code=2)
+
 
 def test_bulksubmit_reads_commands_and_reports_what_was_not_placed(address, rainbow, tmp_path):
     config = registered(rainbow, address, tmp_path)

@@ -9,7 +9,7 @@ import pytest
 from test_agent_local import FINAL, register, run_until
 
 from rainbow.client import RainbowClient
-from rainbow.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from rainbow.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from rainbow.jobspec import simple
 from rainbow.limits import Limits
 from rainbow.protos import rainbow_pb2
@@ -112,3 +112,30 @@ def test_a_batch_needs_a_valid_token(cluster, tmp_path):
     finally:
         client.close()
 
+
+
+def test_a_batch_is_listed_summarized_and_cancelled_whole(cluster):
+    first = cluster.client.submit_array(simple(["sleep", "{cc}"]), 3)
+    other = cluster.client.submit_array(simple(["sleep", "{cc}"]), 2)
+    leased = cluster.client.scheduler_stub.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(
+        cluster="keebler", secret=cluster.config.cluster_secret, maxJobs=1, agent="a"))
+    held = first.jobs[0].jobid
+    assert list(leased.jobs) == [held]
+
+    listed = cluster.client.list_jobs(batch=first.batch_id)
+    assert sorted(job.id for job in listed) == sorted(job.jobid for job in first.jobs)
+    assert cluster.client.batch_summary(first.batch_id).states == {"assigned": 2, "leased": 1}
+
+    done = cluster.client.cancel_batch(first.batch_id, "sweep abandoned")
+    assert (done.cancelled, done.cancel_requested) == (2, 1)
+    summary = cluster.client.batch_summary(first.batch_id)
+    assert (summary.states, summary.total) == ({"cancelled": 2, "leased": 1}, 3)
+    assert cluster.info(held).cancel_requested and cluster.info(first.jobs[1].jobid).message == "sweep abandoned"
+    assert cluster.client.batch_summary(other.batch_id).states == {"assigned": 2}  # another batch is untouched
+
+    again = cluster.client.cancel_batch(first.batch_id)
+    assert (again.cancelled, again.cancel_requested) == (0, 1)
+    with pytest.raises(NotFound):
+        cluster.client.batch_summary("0123456789abcdef")
+    with pytest.raises(NotFound):
+        cluster.client.cancel_batch("0123456789abcdef")

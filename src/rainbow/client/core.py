@@ -19,8 +19,10 @@ import grpc
 
 from rainbow.client.inputs import PathOrText, graph_text, jobspec_input, option_text, state_payload
 from rainbow.client.results import (
+    BatchCancel,
     BatchJob,
     BatchResult,
+    BatchSummary,
     Deletion,
     Job,
     JobEvent,
@@ -610,12 +612,32 @@ class RainbowClient:
         return JobLogs(jobid, texts[0], texts[1])
 
     def list_jobs(
-        self, state: str | None = None, cluster: str | None = None, name: str | None = None, limit: int = 100
+        self,
+        state: str | None = None,
+        cluster: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        batch: str | None = None,
     ) -> list[JobStatus]:
-        """Jobs of the config's clusters (or one of them), newest first."""
+        """Jobs of the config's clusters (or one of them; or of one batch), newest first."""
         clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
-        request = rainbow_pb2.ListJobsRequest(clusters=clusters, state=state or "", name=name or "", limit=limit)
+        request = rainbow_pb2.ListJobsRequest(clusters=clusters, state=state or "", name=name or "", limit=limit,
+                                              batch=batch or "")
         return [JobStatus.from_wire(info) for info in self._call(self.scheduler_stub.ListJobs, request).jobs]
+
+    def batch_summary(self, batch_id: str) -> BatchSummary:
+        """How many jobs of a batch (on the config's clusters) are in each state."""
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials()]
+        reply = self._call(self.scheduler_stub.GetBatch, rainbow_pb2.GetBatchRequest(clusters=clusters,
+                                                                                      batch_id=batch_id))
+        return BatchSummary(reply.batch_id, dict(sorted(reply.states.items())), reply.total)
+
+    def cancel_batch(self, batch_id: str, reason: str = "") -> BatchCancel:
+        """Cancel every job of a batch that has not ended (one transaction on the server)."""
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials()]
+        request = rainbow_pb2.CancelBatchRequest(clusters=clusters, batch_id=batch_id, reason=reason)
+        reply = self._call(self.scheduler_stub.CancelBatch, request)
+        return BatchCancel(batch_id, reply.cancelled, reply.cancel_requested)
 
     def cancel_job(self, jobid: int, reason: str = "", *, token: str | None = None) -> JobStatus:
         """Cancel a job: at once if no cluster holds it yet, else its cluster is told to cancel it."""

@@ -113,6 +113,27 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
+class BatchSummary:
+    """How many jobs of a batch are in each state (``GetBatch``)."""
+
+    batch_id: str
+    states: dict[str, int]
+    total: int
+
+    def count(self, *states: str) -> int:
+        return sum(self.states.get(state, 0) for state in states)
+
+
+@dataclass(frozen=True)
+class BatchCancel:
+    """What ``CancelBatch`` did: jobs cancelled at once, and jobs whose clusters are told to cancel them."""
+
+    batch_id: str
+    cancelled: int
+    cancel_requested: int
+
+
+@dataclass(frozen=True)
 class Job:
     """A job handed to a cluster (the JSON of ``ReceiveJobsResponse.jobs``)."""
 

@@ -1,4 +1,4 @@
-"""``rainbow submit --cc`` (an array of copies) and ``rainbow bulksubmit`` (many jobs, one call)."""
+"""``rainbow submit --cc`` (an array of copies), ``rainbow bulksubmit`` (many jobs, one call), ``rainbow batch``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from rainbow.client import BatchResult, RainbowClient
+from rainbow.client import BatchResult, BatchSummary, RainbowClient
 from rainbow.commands.common import add_config_path, emit, load_config, make_client, positive_int
 from rainbow.hostlists import encode_idset
 from rainbow.jobspec import simple
@@ -30,6 +30,32 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                       help="name of this batch: sending it again returns the jobs stored the first time")
     add_config_path(bulk, required=True)
     bulk.set_defaults(func=run_bulksubmit, parser=bulk)
+
+    batch = commands.add_parser("batch", parents=[common], help="one line per batch: how many of its jobs "
+                                "wait, run, completed, failed")
+    batch.add_argument("batch_id", nargs="+", metavar="ID", help="batch ids (as submit --cc and bulksubmit print)")
+    add_config_path(batch, required=True)
+    batch.set_defaults(func=run_batch, parser=batch)
+
+
+WAITING = ("assigned", "leased", "accepted", "submitted")
+
+
+def summary_line(summary: BatchSummary) -> str:
+    """``<id>: <n> jobs: <w> waiting, <r> running, <c> completed, <f> failed, <x> cancelled[, <u> unknown]``."""
+    counts = [(summary.count(*WAITING), "waiting"), (summary.count("running"), "running"),
+              (summary.count("completed"), "completed"), (summary.count("failed"), "failed"),
+              (summary.count("cancelled"), "cancelled")]
+    if summary.count("unknown"):
+        counts.append((summary.count("unknown"), "unknown"))
+    return f"{summary.batch_id}: {summary.total} jobs: " + ", ".join(f"{n} {word}" for n, word in counts)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    with make_client(args, load_config(args)) as client:
+        summaries = [client.batch_summary(batch_id) for batch_id in args.batch_id]
+    emit(args, summaries, "\n".join(summary_line(s) for s in summaries))
+    return 0
 
 
 def summary(result: BatchResult) -> str:

@@ -398,16 +398,18 @@ class GetJobRequest(_message.Message):
     def __init__(self, jobid: _Optional[int] = ..., token: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("clusters", "state", "name", "limit")
+    __slots__ = ("clusters", "state", "name", "limit", "batch")
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     state: str
     name: str
     limit: int
-    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., state: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    batch: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., state: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., batch: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs",)
@@ -507,3 +509,46 @@ class SubmitJobsResponse(_message.Message):
     batch_id: str
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsResponse.Result]
     def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsResponse.Result, _Mapping]]] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("clusters", "batch_id")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    batch_id: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., batch_id: _Optional[str] = ...) -> None: ...
+
+class BatchSummary(_message.Message):
+    __slots__ = ("batch_id", "states", "total")
+    class StatesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    states: _containers.ScalarMap[str, int]
+    total: int
+    def __init__(self, batch_id: _Optional[str] = ..., states: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class CancelBatchRequest(_message.Message):
+    __slots__ = ("clusters", "batch_id", "reason")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    batch_id: str
+    reason: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., batch_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelBatchResponse(_message.Message):
+    __slots__ = ("cancelled", "cancel_requested")
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    cancel_requested: int
+    def __init__(self, cancelled: _Optional[int] = ..., cancel_requested: _Optional[int] = ...) -> None: ...

@@ -14,12 +14,18 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rainbow.errors import FailedPrecondition, InvalidArgument, RainbowError, ResourceExhausted
+from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
 from rainbow.hostlists import expand_idset, idset_size
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.submission import PendingSubmit, Submissions
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.store import JobRecord
+
+
+@dataclass(frozen=True)
+class BatchCancel:
+    cancelled: int  # ended at once (nobody held them)
+    requested: int  # their clusters are told to cancel them
 
 
 @dataclass(frozen=True)
@@ -137,3 +143,25 @@ class Batches:
                 results.append(outcome.job)
         log.info("batch %s: %d of %d jobs stored", batch_id, len(pending), len(placed))
         return BatchOutcome(batch_id, results)
+
+    def _check_id(self, batch_id: str) -> None:
+        if not batch_id or len(batch_id) > self.context.limits.max_name_length:
+            raise InvalidArgument("batch_id is required (as SubmitJobs answered it)", field="batch_id")
+
+    def states(self, candidates: Sequence[str], batch_id: str) -> dict[str, int]:
+        """Jobs of the batch per state, on the clusters the caller may see; NotFound when there are none."""
+        self._check_id(batch_id)
+        states = self.context.store.batch_states(batch_id, candidates)
+        if not states:
+            raise NotFound(f"no batch {batch_id} among your clusters' jobs", field="batch_id")
+        return states
+
+    def cancel(self, candidates: Sequence[str], batch_id: str, reason: str = "") -> BatchCancel:
+        """Cancel every job of the batch that has not ended, in one store transaction."""
+        self.states(candidates, batch_id)
+        jobs, events = self.context.store.cancel_batch(batch_id, candidates, reason or "cancelled by the submitter",
+                                                       self.context.clock())
+        self.context.publish(events)
+        cancelled = sum(1 for job in jobs if job.state.value == "cancelled")
+        log.info("batch %s: %d jobs cancelled, %d cancels requested", batch_id, cancelled, len(jobs) - cancelled)
+        return BatchCancel(cancelled, len(jobs) - cancelled)

@@ -358,8 +358,21 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     @rpc
     async def ListJobs(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
-        jobs = await self.run(self.scheduler.list_jobs, clusters, request.state, request.name, request.limit)
+        jobs = await self.run(self.scheduler.list_jobs, clusters, request.state, request.name, request.limit,
+                              request.batch)
         return rainbow_pb2.ListJobsResponse(jobs=[job_info(job) for job in jobs])
+
+    @rpc
+    async def GetBatch(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        states = await self.run(self.scheduler.batch_states, clusters, request.batch_id)
+        return rainbow_pb2.BatchSummary(batch_id=request.batch_id, states=states, total=sum(states.values()))
+
+    @rpc
+    async def CancelBatch(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        outcome = await self.run(self.scheduler.cancel_batch, clusters, request.batch_id, request.reason)
+        return rainbow_pb2.CancelBatchResponse(cancelled=outcome.cancelled, cancel_requested=outcome.requested)
 
     @rpc
     async def CancelJob(self, request, context):

@@ -363,8 +363,19 @@ class Store(ABC):
         state: JobState | None = None,
         name: str | None = None,
         limit: int = 1000,
+        batch: str | None = None,
     ) -> list[JobRecord]:
         """Newest first."""
+
+    @abstractmethod
+    def batch_states(self, batch: str, clusters: Sequence[str]) -> dict[str, int]:
+        """How many jobs of a batch (on ``clusters``) are in each state."""
+
+    @abstractmethod
+    def cancel_batch(
+        self, batch: str, clusters: Sequence[str], reason: str, now: float
+    ) -> tuple[list[JobRecord], list[JobEvent]]:
+        """As ``request_cancel`` for every job of a batch (on ``clusters``) not ended, in one transaction."""
 
     @abstractmethod
     def job_history(self, job_id: int) -> list[JobEvent]: ...
