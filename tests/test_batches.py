@@ -6,6 +6,7 @@ import json
 
 import grpc
 import pytest
+import yaml
 from test_agent_local import FINAL, register, run_until
 
 from rainbow.client import RainbowClient
@@ -139,3 +140,12 @@ def test_a_batch_is_listed_summarized_and_cancelled_whole(cluster):
         cluster.client.batch_summary("0123456789abcdef")
     with pytest.raises(NotFound):
         cluster.client.cancel_batch("0123456789abcdef")
+
+
+def test_an_array_with_cc_outside_the_command_parses_each_copy(cluster):
+    spec = simple(["app", "--seed", "{cc}"])
+    spec["attributes"] = {"user": {"seed": "seed-{cc}"}}
+    result = cluster.client.submit_array(spec, "4-5")
+    stored_specs = [yaml.safe_load(cluster.client.get_job(job.jobid).jobspec) for job in result.jobs]
+    assert [s["attributes"]["user"]["seed"] for s in stored_specs] == ["seed-4", "seed-5"]
+    assert [cluster.client.get_job(job.jobid).command for job in result.jobs] == ["app --seed 4", "app --seed 5"]

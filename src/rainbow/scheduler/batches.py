@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
@@ -47,6 +48,22 @@ def batch_identity(key: str) -> str:
     return hashlib.sha256(b"batch\0" + key.encode()).hexdigest()[:16]
 
 
+def _in_batch(pending: PendingSubmit, batch_id: str) -> PendingSubmit:
+    return dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id))
+
+
+@contextmanager
+def _naming(index: int) -> Iterator[None]:
+    """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
+    try:
+        yield
+    except FailedPrecondition:
+        raise
+    except RainbowError as exc:
+        field = f"jobs[{index}].{exc.field or 'jobspec'}"
+        raise type(exc)(f"{field}: {exc}", field=field) from None
+
+
 def _job_key(batch_id: str, index: int, key: str) -> str:
     return f"batch:{batch_id}:{index}" if key else ""
 
@@ -56,8 +73,8 @@ class Batches:
         self.context = context
         self.submissions = submissions
 
-    def jobs_of(self, jobs: Sequence[tuple[str, str]], cc: str) -> list[tuple[str, str]]:
-        """The jobs a request names (an array expanded), within the batch limits."""
+    def jobs_of(self, jobs: Sequence[tuple[str, str]], cc: str) -> list[tuple[str, str]] | list[int]:
+        """The jobs a request names, or the ids of its array's copies, within the batch limits."""
         limits = self.context.limits
         if not jobs:
             raise InvalidArgument("jobs: a batch needs at least one job", field="jobs")
@@ -81,11 +98,10 @@ class Batches:
             raise InvalidArgument(f"cc: {exc}", field="cc") from None
         if not ids:
             raise InvalidArgument("cc: an array needs at least one id", field="cc")
-        name, text = jobs[0]
         if size * len(ids) > limits.max_batch_bytes:
             raise ResourceExhausted(f"cc: {len(ids)} copies are more than {limits.max_batch_bytes} bytes "
                                     "(max_batch_bytes)", field="cc")
-        return expand_array(name, text, ids)
+        return ids
 
     def prepare(
         self,
@@ -99,22 +115,62 @@ class Batches:
         """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
         or why no cluster takes it."""
         check_idempotency_key(key, self.context.limits)
-        expanded = self.jobs_of(jobs, cc)
+        listed = self.jobs_of(jobs, cc)
         batch_id = batch_identity(key)
+        if cc:
+            ids = [cc_id for cc_id in listed if isinstance(cc_id, int)]
+            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, key, batch_id)
+            if copies is not None:
+                return batch_id, copies
+            expanded = expand_array(*jobs[0], ids)
+        else:
+            expanded = [job for job in listed if isinstance(job, tuple)]
         placed: list[PendingSubmit | str] = []
         for index, (name, text) in enumerate(expanded):
-            try:
-                pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
-                                                   key=_job_key(batch_id, index, key))
-            except FailedPrecondition as exc:
-                placed.append(str(exc))
-                continue
-            except RainbowError as exc:
-                raise type(exc)(f"jobs[{index}].{exc.field or 'jobspec'}: {exc}",
-                                field=f"jobs[{index}].{exc.field or 'jobspec'}") from None
+            with _naming(index):
+                try:
+                    pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
+                                                       key=_job_key(batch_id, index, key))
+                except FailedPrecondition as exc:
+                    placed.append(str(exc))
+                    continue
             assert isinstance(pending, PendingSubmit)
-            placed.append(dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id)))
+            placed.append(_in_batch(pending, batch_id))
         return batch_id, placed
+
+    def _copies(
+        self,
+        candidates: Sequence[str],
+        job: tuple[str, str],
+        ids: Sequence[int],
+        select_algorithm: str,
+        select_options: Mapping[str, str] | None,
+        key: str,
+        batch_id: str,
+    ) -> list[PendingSubmit | str] | None:
+        """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
+        on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
+        name, text = job
+        with _naming(0):
+            template = self.submissions.placer.parse_jobspec(text)
+            selector = self.submissions.placer.selector_for(select_algorithm, select_options)
+        if text.count("{cc}") != sum(arg.count("{cc}") for arg in template.command):
+            return None
+        placed: list[PendingSubmit | str] = []
+        for index, cc_id in enumerate(ids):
+            value = str(cc_id)
+            command = [arg.replace("{cc}", value) for arg in template.command]
+            with _naming(index):
+                try:
+                    pending = self.submissions.prepare_copy(
+                        candidates, name.replace("{cc}", value), text.replace("{cc}", value), template, command,
+                        selector, _job_key(batch_id, index, key))
+                except FailedPrecondition as exc:
+                    placed.append(str(exc))
+                    continue
+            assert isinstance(pending, PendingSubmit)
+            placed.append(_in_batch(pending, batch_id))
+        return placed
 
     def submit(
         self,
