@@ -102,6 +102,9 @@ def test_a_resent_batch_answers_the_jobs_stored_the_first_time(cluster):
     assert len(stored(cluster)) == 4
     other = cluster.client.submit_jobs(jobs, idempotency_key="sweep-43")
     assert other.batch_id != first.batch_id and len(stored(cluster)) == 8
+    array = cluster.client.submit_array(simple(["app", "{cc}"]), 3, idempotency_key="array-1")
+    assert cluster.client.submit_array(simple(["app", "{cc}"]), 3, idempotency_key="array-1") == array
+    assert len(stored(cluster)) == 11
 
 
 def test_a_batch_needs_a_valid_token(cluster, tmp_path):
