@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import receive_bench, submit_bench, web_bench  # noqa: E402
+from bench import batch_bench, receive_bench, submit_bench, web_bench  # noqa: E402
 from bench.__main__ import summary_rows  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
@@ -67,3 +67,10 @@ def test_match_placement_quick(capsys):
     reasons = {reason for row in result["placed"] for reason in row["reasons"]}
     assert "no queue 'nosuch'" in reasons  # every fifth jobspec names a queue the clusters lack
     assert "queues and constraints: median" in capsys.readouterr().out
+
+
+def test_batch_quick(tmp_path):
+    batch = batch_bench.run(quick=True, jobs=2_000, chunk=1_000, out=tmp_path / "batch.json")
+    assert batch["batch_placed"] == batch["array_placed"] == 2_000 and batch["calls"] == 2
+    assert batch["stored"] == batch["acknowledged"] and batch["durable"]
+    assert batch["batch_jobs_per_s"] > 0 and batch["single_jobs_per_s"] > 0

@@ -18,6 +18,9 @@ class Limits:
     max_state_keys: int = 512
     max_receive_jobs: int = 100_000
     max_name_length: int = 256
+    # SubmitJobs: jobs in one call (an array counts its copies) and bytes of names and jobspecs.
+    max_batch_jobs: int = 100_000
+    max_batch_bytes: int = 256 * MiB
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

@@ -22,6 +22,10 @@ and ``inputs`` (paths, text or dicts as documents).
 from rainbow.client.core import RainbowClient, accept_each
 from rainbow.client.inputs import PathOrText, read_input
 from rainbow.client.results import (
+    BatchCancel,
+    BatchJob,
+    BatchResult,
+    BatchSummary,
     Deletion,
     Job,
     JobChange,
@@ -50,6 +54,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "GRAPH_SERVICE",
     "SCHEDULER_SERVICE",
+    "BatchCancel",
+    "BatchJob",
+    "BatchResult",
+    "BatchSummary",
     "Deletion",
     "Job",
     "JobChange",

@@ -19,6 +19,10 @@ import grpc
 
 from rainbow.client.inputs import PathOrText, graph_text, jobspec_input, option_text, state_payload
 from rainbow.client.results import (
+    BatchCancel,
+    BatchJob,
+    BatchResult,
+    BatchSummary,
     Deletion,
     Job,
     JobEvent,
@@ -408,6 +412,82 @@ class RainbowClient:
             total_mismatches=matched.total_mismatches,
         )
 
+    def submit_jobs(
+        self,
+        jobs: Iterable[Jobspec | Mapping[str, Any] | PathOrText | tuple[str, Jobspec | Mapping[str, Any] | PathOrText]],
+        select_algo: str | None = None,
+        select_options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> BatchResult:
+        """Submit many jobspecs (or (name, jobspec) pairs) in one call, stored in one transaction.
+
+        Each job is placed as ``submit_jobspec`` places it, among the clusters
+        whose tokens the config holds. A job no cluster can run comes back with
+        its ``error``; an invalid one refuses the whole batch (nothing stored).
+        ``idempotency_key`` names the batch, as in ``submit_jobspec``.
+        """
+        entries = []
+        for job in jobs:
+            name, spec = job if isinstance(job, tuple) else ("", job)
+            entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=jobspec_input(spec)[1]))
+        return self._submit_batch(entries, "", select_algo, select_options, idempotency_key)
+
+    def submit_array(
+        self,
+        jobspec: Jobspec | Mapping[str, Any] | PathOrText,
+        count: int | str,
+        name: str | None = None,
+        select_algo: str | None = None,
+        select_options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        requires: str | None = None,
+        time_limit: str | float | None = None,
+    ) -> BatchResult:
+        """Submit copies of one jobspec: ``count`` copies (ids 1..count) or one per id of an idset ("1-10,20").
+
+        Every ``{cc}`` in the jobspec (its command and arguments) and in ``name`` becomes the copy's id.
+        ``queue``, ``requires`` and ``time_limit`` are applied as ``submit_jobspec`` applies them.
+        """
+        cc = f"1-{count}" if isinstance(count, int) else count
+        if isinstance(count, int) and count < 1:
+            raise InvalidArgument("count must be at least 1", field="count")
+        parsed, text = jobspec_input(jobspec)
+        if queue is not None or requires or time_limit is not None:
+            parsed, text = jobspec_input(_placed(parsed, queue, requires, time_limit))
+        entry = rainbow_pb2.SubmitJobsRequest.Job(name=name or "", jobspec=text)
+        return self._submit_batch([entry], cc, select_algo, select_options, idempotency_key)
+
+    def _submit_batch(
+        self,
+        entries: list[rainbow_pb2.SubmitJobsRequest.Job],
+        cc: str,
+        select_algo: str | None,
+        select_options: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> BatchResult:
+        config = self.config
+        tokens = [(c.get("name", ""), c.get("token", "")) for c in config.clusters] if config else []
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=n, token=t) for n, t in tokens if n and t]
+        if not clusters:
+            where = f" in {config.path}" if config and config.path else " (no config file given)"
+            raise PermissionDenied(f"no submit tokens{where}: register a cluster with --save, or add its token "
+                                   "under 'clusters'", field="clusters")
+        if select_algo is None and config is not None:
+            select_algo = config.configured_algorithm("selection")
+            if select_options is None:
+                select_options = config.selection_options
+        request = rainbow_pb2.SubmitJobsRequest(
+            clusters=clusters,
+            jobs=entries,
+            cc=cc,
+            select_algorithm=select_algo or "",
+            select_options={str(k): option_text(v) for k, v in (select_options or {}).items()},
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+        )
+        reply = self._call(self.scheduler_stub.SubmitJobs, request)
+        return BatchResult(reply.batch_id, tuple(BatchJob(j.jobid, j.cluster, j.error) for j in reply.jobs))
+
     def receive_jobs(
         self,
         max_jobs: int | None = None,
@@ -532,12 +612,32 @@ class RainbowClient:
         return JobLogs(jobid, texts[0], texts[1])
 
     def list_jobs(
-        self, state: str | None = None, cluster: str | None = None, name: str | None = None, limit: int = 100
+        self,
+        state: str | None = None,
+        cluster: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        batch: str | None = None,
     ) -> list[JobStatus]:
-        """Jobs of the config's clusters (or one of them), newest first."""
+        """Jobs of the config's clusters (or one of them; or of one batch), newest first."""
         clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
-        request = rainbow_pb2.ListJobsRequest(clusters=clusters, state=state or "", name=name or "", limit=limit)
+        request = rainbow_pb2.ListJobsRequest(clusters=clusters, state=state or "", name=name or "", limit=limit,
+                                              batch=batch or "")
         return [JobStatus.from_wire(info) for info in self._call(self.scheduler_stub.ListJobs, request).jobs]
+
+    def batch_summary(self, batch_id: str) -> BatchSummary:
+        """How many jobs of a batch (on the config's clusters) are in each state."""
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials()]
+        reply = self._call(self.scheduler_stub.GetBatch, rainbow_pb2.GetBatchRequest(clusters=clusters,
+                                                                                      batch_id=batch_id))
+        return BatchSummary(reply.batch_id, dict(sorted(reply.states.items())), reply.total)
+
+    def cancel_batch(self, batch_id: str, reason: str = "") -> BatchCancel:
+        """Cancel every job of a batch that has not ended (one transaction on the server)."""
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials()]
+        request = rainbow_pb2.CancelBatchRequest(clusters=clusters, batch_id=batch_id, reason=reason)
+        reply = self._call(self.scheduler_stub.CancelBatch, request)
+        return BatchCancel(batch_id, reply.cancelled, reply.cancel_requested)
 
     def cancel_job(self, jobid: int, reason: str = "", *, token: str | None = None) -> JobStatus:
         """Cancel a job: at once if no cluster holds it yet, else its cluster is told to cancel it."""

@@ -87,6 +87,53 @@ class SubmitResult:
 
 
 @dataclass(frozen=True)
+class BatchJob:
+    """One job of a batch: stored (``jobid``, ``cluster``) or not placed (``error`` says why)."""
+
+    jobid: int
+    cluster: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What ``SubmitJobs`` stored: the batch id and, in request order, every job."""
+
+    batch_id: str
+    jobs: tuple[BatchJob, ...]
+
+    @property
+    def placed(self) -> list[BatchJob]:
+        return [job for job in self.jobs if not job.error]
+
+    @property
+    def failed(self) -> list[tuple[int, BatchJob]]:
+        """(index, job) of every job that was not placed."""
+        return [(index, job) for index, job in enumerate(self.jobs) if job.error]
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """How many jobs of a batch are in each state (``GetBatch``)."""
+
+    batch_id: str
+    states: dict[str, int]
+    total: int
+
+    def count(self, *states: str) -> int:
+        return sum(self.states.get(state, 0) for state in states)
+
+
+@dataclass(frozen=True)
+class BatchCancel:
+    """What ``CancelBatch`` did: jobs cancelled at once, and jobs whose clusters are told to cancel them."""
+
+    batch_id: str
+    cancelled: int
+    cancel_requested: int
+
+
+@dataclass(frozen=True)
 class Job:
     """A job handed to a cluster (the JSON of ``ReceiveJobsResponse.jobs``)."""
 

@@ -32,12 +32,14 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     jobs.add_argument("--state", help=f"only jobs in this state ({states})")
     jobs.add_argument("--cluster", help="only jobs of this cluster")
     jobs.add_argument("--name", help="only jobs with this name")
+    jobs.add_argument("--batch", metavar="ID", help="only jobs of this batch (rainbow submit --cc, bulksubmit)")
     jobs.add_argument("--limit", type=positive_int, default=100, help="at most this many (default 100)")
     add_config_path(jobs, required=True)
     jobs.set_defaults(func=run_jobs, parser=jobs)
 
-    cancel = commands.add_parser("cancel", parents=[common], help="cancel a job")
-    cancel.add_argument("jobid", type=positive_int, help="the rainbow job id")
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a job, or every job of a batch")
+    cancel.add_argument("jobid", type=positive_int, nargs="?", help="the rainbow job id")
+    cancel.add_argument("--batch", metavar="ID", help="cancel every job of this batch that has not ended")
     cancel.add_argument("--reason", default="", help="recorded with the job")
     add_config_path(cancel, required=True)
     cancel.set_defaults(func=run_cancel, parser=cancel)
@@ -79,7 +81,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_jobs(args: argparse.Namespace) -> int:
     with make_client(args, load_config(args)) as client:
-        jobs = client.list_jobs(state=args.state, cluster=args.cluster, name=args.name, limit=args.limit)
+        jobs = client.list_jobs(state=args.state, cluster=args.cluster, name=args.name, limit=args.limit,
+                                batch=args.batch)
     rows = [(j.id, j.name, j.cluster, j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
     text = table(("ID", "NAME", "CLUSTER", "STATE", "LOCAL ID", "EXIT", "UPDATED"), rows) if jobs else "No jobs."
     emit(args, jobs, text)
@@ -87,6 +90,14 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
+    if (args.jobid is None) == (args.batch is None):
+        args.parser.error("give a job id or --batch ID (one of them)")
+    if args.batch is not None:
+        with make_client(args, load_config(args)) as client:
+            done = client.cancel_batch(args.batch, args.reason)
+        emit(args, done, f"Batch {done.batch_id}: {done.cancelled} jobs cancelled, {done.cancel_requested} "
+             "more will be cancelled by their clusters on their next contact.")
+        return 0
     with make_client(args, load_config(args)) as client:
         job = client.cancel_job(args.jobid, args.reason)
     if job.state == "cancelled":

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rainbow.client import SatisfyResult
+from rainbow.commands import batch
 from rainbow.commands.common import add_config_path, emit, load_config, make_client, positive_int
 
 MATCH_HELP = "match algorithm (default: the config's, else the server's)"
@@ -33,6 +34,9 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     submit.add_argument("--select-option", action="append", default=[], metavar="KEY=VALUE",
                         help="option for the selection algorithm (repeatable)")
     submit.add_argument("--match-algorithm", help=MATCH_HELP)
+    submit.add_argument("--cc", metavar="IDS",
+                        help="submit one copy per id of an idset (e.g. 1-1000), each {cc} in the command or "
+                        "jobspec replaced by the copy's id, as flux submit --cc; all in one call")
     submit.add_argument("--satisfy-only", action="store_true",
                         help="only report the clusters that match and pass selection; submit nothing")
     add_config_path(submit, required=True)
@@ -63,6 +67,8 @@ def run_submit(args: argparse.Namespace) -> int:
     config = load_config(args)
     options = _options(args)
     with make_client(args, config) as client:
+        if args.cc:
+            return batch.run_array(args, client, options)
         if args.jobspec:
             result = client.submit_jobspec(
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,

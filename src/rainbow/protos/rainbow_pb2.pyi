@@ -398,16 +398,18 @@ class GetJobRequest(_message.Message):
     def __init__(self, jobid: _Optional[int] = ..., token: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("clusters", "state", "name", "limit")
+    __slots__ = ("clusters", "state", "name", "limit", "batch")
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     state: str
     name: str
     limit: int
-    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., state: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    batch: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., state: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., batch: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs",)
@@ -460,3 +462,93 @@ class JobEvent(_message.Message):
     message: str
     name: str
     def __init__(self, seq: _Optional[int] = ..., jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SubmitJobsRequest(_message.Message):
+    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key")
+    class Job(_message.Message):
+        __slots__ = ("name", "jobspec")
+        NAME_FIELD_NUMBER: _ClassVar[int]
+        JOBSPEC_FIELD_NUMBER: _ClassVar[int]
+        name: str
+        jobspec: str
+        def __init__(self, name: _Optional[str] = ..., jobspec: _Optional[str] = ...) -> None: ...
+    class SelectOptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    CC_FIELD_NUMBER: _ClassVar[int]
+    SELECT_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SELECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsRequest.Job]
+    cc: str
+    select_algorithm: str
+    select_options: _containers.ScalarMap[str, str]
+    idempotency_key: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SubmitJobsResponse(_message.Message):
+    __slots__ = ("batch_id", "jobs")
+    class Result(_message.Message):
+        __slots__ = ("jobid", "cluster", "error")
+        JOBID_FIELD_NUMBER: _ClassVar[int]
+        CLUSTER_FIELD_NUMBER: _ClassVar[int]
+        ERROR_FIELD_NUMBER: _ClassVar[int]
+        jobid: int
+        cluster: str
+        error: str
+        def __init__(self, jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsResponse.Result]
+    def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsResponse.Result, _Mapping]]] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("clusters", "batch_id")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    batch_id: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., batch_id: _Optional[str] = ...) -> None: ...
+
+class BatchSummary(_message.Message):
+    __slots__ = ("batch_id", "states", "total")
+    class StatesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    states: _containers.ScalarMap[str, int]
+    total: int
+    def __init__(self, batch_id: _Optional[str] = ..., states: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class CancelBatchRequest(_message.Message):
+    __slots__ = ("clusters", "batch_id", "reason")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    batch_id: str
+    reason: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., batch_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelBatchResponse(_message.Message):
+    __slots__ = ("cancelled", "cancel_requested")
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    cancel_requested: int
+    def __init__(self, cancelled: _Optional[int] = ..., cancel_requested: _Optional[int] = ...) -> None: ...

@@ -109,6 +109,21 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.SubmitJobs = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SubmitJobs',
+                request_serializer=rainbow__pb2.SubmitJobsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.SubmitJobsResponse.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetBatch',
+                request_serializer=rainbow__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.BatchSummary.FromString,
+                _registered_method=True)
+        self.CancelBatch = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelBatch',
+                request_serializer=rainbow__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.CancelBatchResponse.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -218,6 +233,26 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitJobs(self, request, context):
+        """Added: many jobs in one call, stored in one transaction before the reply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatch(self, request, context):
+        """Added: how many jobs of a batch are in each state; cancel every job of a batch not ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -295,6 +330,21 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.WatchJobs,
                     request_deserializer=rainbow__pb2.WatchJobsRequest.FromString,
                     response_serializer=rainbow__pb2.JobEvent.SerializeToString,
+            ),
+            'SubmitJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJobs,
+                    request_deserializer=rainbow__pb2.SubmitJobsRequest.FromString,
+                    response_serializer=rainbow__pb2.SubmitJobsResponse.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=rainbow__pb2.GetBatchRequest.FromString,
+                    response_serializer=rainbow__pb2.BatchSummary.SerializeToString,
+            ),
+            'CancelBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatch,
+                    request_deserializer=rainbow__pb2.CancelBatchRequest.FromString,
+                    response_serializer=rainbow__pb2.CancelBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -702,6 +752,87 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/WatchJobs',
             rainbow__pb2.WatchJobsRequest.SerializeToString,
             rainbow__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SubmitJobs',
+            rainbow__pb2.SubmitJobsRequest.SerializeToString,
+            rainbow__pb2.SubmitJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetBatch',
+            rainbow__pb2.GetBatchRequest.SerializeToString,
+            rainbow__pb2.BatchSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelBatch',
+            rainbow__pb2.CancelBatchRequest.SerializeToString,
+            rainbow__pb2.CancelBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,7 @@
 - ``validation``, ``text``, ``context``: field checks, log wording, what the rooms share.
 """
 
+from rainbow.scheduler.batches import BatchOutcome
 from rainbow.scheduler.core import Scheduler
 from rainbow.scheduler.lifecycle import AcceptOutcome
 from rainbow.scheduler.placement import Placement
@@ -22,6 +23,7 @@ __all__ = [
     "JOB_OUTPUT_FIELDS",
     "REGISTRATION_SECRET_KEY",
     "AcceptOutcome",
+    "BatchOutcome",
     "PendingSubmit",
     "Placement",
     "Registration",

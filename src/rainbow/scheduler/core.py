@@ -19,6 +19,7 @@ from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
 from rainbow.limits import Limits
 from rainbow.scheduler.authorization import Authorization
+from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
 from rainbow.scheduler.placement import Placer
@@ -73,6 +74,7 @@ class Scheduler:
         self.authorization = Authorization(self.context, self.registry)
         self.submissions = Submissions(self.context, self.registry, self.placer)
         self.jobs = JobLifecycle(self.context, self.registry, self.placer)
+        self.batches = Batches(self.context, self.submissions)
 
     # -- settings and hooks (shared by every part through the context) --------
     store = property(lambda self: self.context.store)
@@ -212,6 +214,25 @@ class Scheduler:
         """Announce jobs the store has written (``stored`` lines up with ``prepared``)."""
         return self.submissions.complete(prepared, stored)
 
+    def submit_batch(
+        self,
+        clusters: Sequence[tuple[str, str]],
+        jobs: Sequence[tuple[str, str]],
+        cc: str = "",
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> BatchOutcome:
+        """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction."""
+        candidates = self.authorization.submitter(clusters)
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key)
+
+    def batch_states(self, clusters: Sequence[tuple[str, str]], batch_id: str) -> dict[str, int]:
+        return self.batches.states(self.authorization.submitter(clusters), batch_id)
+
+    def cancel_batch(self, clusters: Sequence[tuple[str, str]], batch_id: str, reason: str = "") -> BatchCancel:
+        return self.batches.cancel(self.authorization.submitter(clusters), batch_id, reason)
+
     # -- the job lifecycle: cluster agents -------------------------------------------------
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
         """Lease waiting jobs to ``owner``: at most ``max_jobs``, and with a ``window`` at most that many
@@ -267,9 +288,9 @@ class Scheduler:
         return self.jobs.history(self.authorization.job_reader(job_id, token))
 
     def list_jobs(
-        self, clusters: Sequence[tuple[str, str]], state: str = "", name: str = "", limit: int = 1000
+        self, clusters: Sequence[tuple[str, str]], state: str = "", name: str = "", limit: int = 1000, batch: str = ""
     ) -> list[JobRecord]:
-        return self.jobs.list_jobs(self.authorization.submitter(clusters), state, name, limit)
+        return self.jobs.list_jobs(self.authorization.submitter(clusters), state, name, limit, batch)
 
     def cancel(self, job_id: int, token: str, reason: str = "") -> JobRecord:
         self.authorization.job_reader(job_id, token)

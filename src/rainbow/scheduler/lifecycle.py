@@ -242,9 +242,12 @@ class JobLifecycle:
     def history(self, job: JobRecord) -> tuple[JobRecord, list[JobEvent]]:
         return job, self.store.job_history(job.id)
 
-    def list_jobs(self, names: Sequence[str], state: str = "", name: str = "", limit: int = 1000) -> list[JobRecord]:
+    def list_jobs(
+        self, names: Sequence[str], state: str = "", name: str = "", limit: int = 1000, batch: str = ""
+    ) -> list[JobRecord]:
         wanted = job_state(state) if state else None
-        return self.store.list_jobs(names, wanted, name or None, min(limit, 10_000) if limit > 0 else 1000)
+        return self.store.list_jobs(names, wanted, name or None, min(limit, 10_000) if limit > 0 else 1000,
+                                    batch or None)
 
     def cancel(self, job_id: int, reason: str = "") -> JobRecord:
         job, events = self.store.request_cancel(job_id, reason or "cancelled by the submitter", self.context.clock())

@@ -7,13 +7,14 @@ many requests in one transaction between them. Credentials are checked before
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rainbow.errors import FailedPrecondition, PermissionDenied
+from rainbow.errors import FailedPrecondition, PermissionDenied, ResourceExhausted
 from rainbow.jobspec import Jobspec
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import PLACEMENT_STATES, Placement, Placer, placement_record
@@ -126,6 +127,34 @@ class Submissions:
         return submit_decision(placement, candidates, name, jobspec_text, jobspec, self.context.clock(), key,
                                satisfy_only, states)
 
+    def prepare_copy(
+        self,
+        candidates: Sequence[str],
+        name: str,
+        jobspec_text: str,
+        template: Jobspec,
+        command: list[str],
+        selector: Selector,
+        key: str = "",
+    ) -> SubmitOutcome | PendingSubmit:
+        """Place one copy of an array whose copies differ from ``template`` only in their ``command``.
+
+        The copies share the template's parsed jobspec and so its remembered match results; each copy
+        is still selected on its own (a selector may spread them).
+        """
+        limit = self.context.limits.max_jobspec_bytes
+        if len(jobspec_text) > limit:
+            raise ResourceExhausted(f"jobspec is larger than {limit} bytes", field="jobspec")
+        placement = self.placer.place(candidates, template, selector)
+        assert placement is not None
+        states = None
+        if placement.selection is not None:
+            _log_selection(logging.DEBUG, name or template.name, placement.selection)
+            states = self.registry.states(_recorded_states(placement.selection))
+        copy = dataclasses.replace(template, command=command)
+        return submit_decision(placement, candidates, name, jobspec_text, copy, self.context.clock(), key,
+                               False, states)
+
     def _inputs(
         self, jobspec_text: str, select_algorithm: str, select_options: Mapping[str, str] | None, cached_only: bool
     ) -> tuple[Jobspec, Selector] | None:
@@ -138,9 +167,14 @@ class Submissions:
         return jobspec, self.placer.selector_for(select_algorithm, select_options)
 
     def complete(
-        self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception]
+        self,
+        prepared: Sequence[PendingSubmit],
+        stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception],
+        log_each: bool = True,
     ) -> list[SubmitOutcome | Exception]:
         """Announce jobs the store has written (``stored`` lines up with ``prepared``).
+
+        ``log_each`` False: the placements are logged at debug (a batch logs one line of its own).
 
         A job stored earlier under the same idempotency key comes back without an
         event: it is answered again, not announced again. The server's one log
@@ -148,6 +182,7 @@ class Submissions:
         """
         outcomes: list[SubmitOutcome | Exception] = []
         events: list[JobEvent] = []
+        level = logging.INFO if log_each else logging.DEBUG
         for pending, result in zip(prepared, stored, strict=True):
             if isinstance(result, Exception):
                 outcomes.append(result)
@@ -161,8 +196,8 @@ class Submissions:
                 log.info("job %d resent with its idempotency key: not stored again", job.id)
             else:
                 events.append(event)
-            log.info("job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
-                     pending.selection.reason)
+            log.log(level, "job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+                    pending.selection.reason)
             outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
         self.context.publish(events)
         return outcomes

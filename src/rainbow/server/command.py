@@ -71,6 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most keys in one UpdateState payload (default %(default)s)")
     limits.add_argument("--max-receive-jobs", type=int, default=defaults.max_receive_jobs,
                         help="most jobs handed out by one ReceiveJobs (default %(default)s)")
+    limits.add_argument("--max-batch-jobs", type=int, default=defaults.max_batch_jobs,
+                        help="most jobs in one SubmitJobs call, array copies counted (default %(default)s)")
+    limits.add_argument("--max-batch-mb", type=int, default=defaults.max_batch_bytes // MiB,
+                        help="most MiB of names and jobspecs in one SubmitJobs call (default %(default)s)")
     parser.add_argument("--cert", help="server certificate (PEM) for TLS")
     parser.add_argument("--key", help="server private key (PEM) for TLS")
     parser.add_argument("--ca-cert", help="CA certificate (PEM): require client certificates it signed (mutual TLS)")
@@ -140,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
             max_state_bytes=args.max_state_kb * 1024,
             max_state_keys=args.max_state_keys,
             max_receive_jobs=args.max_receive_jobs,
+            max_batch_jobs=args.max_batch_jobs,
+            max_batch_bytes=args.max_batch_mb * MiB,
         ),
         cert=args.cert,
         key=args.key,

@@ -250,6 +250,25 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             reply.cluster = outcome.job.cluster
         return reply
 
+    @rpc
+    async def SubmitJobs(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        jobs = [(job.name, job.jobspec) for job in request.jobs]
+        outcome = await self.run(
+            functools.partial(self.scheduler.submit_batch, clusters, jobs, request.cc, request.select_algorithm,
+                              dict(request.select_options), request.idempotency_key)
+        )
+        reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id)
+        placed = 0
+        for result in outcome.results:
+            if isinstance(result, str):
+                reply.jobs.add(error=result)
+            else:
+                reply.jobs.add(jobid=result.id, cluster=result.cluster)
+                placed += 1
+        _detail.set(f": batch {outcome.batch_id}, {placed} of {len(outcome.results)} jobs stored")
+        return reply
+
     def _jobs_reply(self, jobs: list[JobRecord]) -> rainbow_pb2.ReceiveJobsResponse:
         reply = rainbow_pb2.ReceiveJobsResponse(request_id=_request_id(), lease_seconds=self.scheduler.lease_seconds)
         if not jobs:
@@ -339,8 +358,21 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     @rpc
     async def ListJobs(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
-        jobs = await self.run(self.scheduler.list_jobs, clusters, request.state, request.name, request.limit)
+        jobs = await self.run(self.scheduler.list_jobs, clusters, request.state, request.name, request.limit,
+                              request.batch)
         return rainbow_pb2.ListJobsResponse(jobs=[job_info(job) for job in jobs])
+
+    @rpc
+    async def GetBatch(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        states = await self.run(self.scheduler.batch_states, clusters, request.batch_id)
+        return rainbow_pb2.BatchSummary(batch_id=request.batch_id, states=states, total=sum(states.values()))
+
+    @rpc
+    async def CancelBatch(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        outcome = await self.run(self.scheduler.cancel_batch, clusters, request.batch_id, request.reason)
+        return rainbow_pb2.CancelBatchResponse(cancelled=outcome.cancelled, cancel_requested=outcome.requested)
 
     @rpc
     async def CancelJob(self, request, context):

@@ -102,6 +102,7 @@ class NewJob:
     candidates: tuple[str, ...] = ()
     key: str | None = None
     placement: str | None = None  # JSON: why the job went where it did (see ``Store.job_placement``)
+    batch: str | None = None  # the SubmitJobs call it came in
 
 
 # Orders a job page may have: the column each sorts on (ties broken by id).
@@ -231,6 +232,13 @@ class Store(ABC):
     def job_by_key(self, key: str) -> JobRecord | None:
         """The job submitted with an idempotency key."""
 
+    @abstractmethod
+    def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
+        """Queue every job in one transaction: all are durable when this returns, or none is stored.
+
+        As with ``add_job``, a key already used gives back the earlier job with no event.
+        """
+
     def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None] | Exception]:
         """Queue several jobs; each outcome is the job with its event, or the error that job alone met.
 
@@ -355,8 +363,19 @@ class Store(ABC):
         state: JobState | None = None,
         name: str | None = None,
         limit: int = 1000,
+        batch: str | None = None,
     ) -> list[JobRecord]:
         """Newest first."""
+
+    @abstractmethod
+    def batch_states(self, batch: str, clusters: Sequence[str]) -> dict[str, int]:
+        """How many jobs of a batch (on ``clusters``) are in each state."""
+
+    @abstractmethod
+    def cancel_batch(
+        self, batch: str, clusters: Sequence[str], reason: str, now: float
+    ) -> tuple[list[JobRecord], list[JobEvent]]:
+        """As ``request_cancel`` for every job of a batch (on ``clusters``) not ended, in one transaction."""
 
     @abstractmethod
     def job_history(self, job_id: int) -> list[JobEvent]: ...

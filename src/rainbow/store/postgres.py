@@ -51,7 +51,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from rainbow.errors import Unavailable
 from rainbow.lifecycle import JobState
 from rainbow.store import redact
-from rainbow.store.base import JobEvent, JobRecord
+from rainbow.store.base import JobEvent, JobRecord, NewJob
 from rainbow.store.rows import JOB_COLUMNS, job_from_row
 from rainbow.store.schema import POSTGRES_MIGRATIONS
 from rainbow.store.sql import WAITING, SQLStore
@@ -367,6 +367,31 @@ class PostgresStore(SQLStore):
 
         job, events = self._transaction(insert_job)
         return job, events[0] if events else None
+
+    def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
+        def insert_jobs(tx: _Tx) -> list[tuple[JobRecord, bool]]:
+            stored: list[tuple[JobRecord, bool]] = []
+            for new in jobs:
+                candidates = json.dumps(list(new.candidates))
+                row = tx.one(
+                    "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
+                    "submit_key, placement, batch_id) VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
+                    (new.cluster, new.name, new.jobspec, new.command, new.now, new.now, candidates, new.key,
+                     new.placement, new.batch),
+                )
+                if row is None:
+                    known = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (new.key,))  # noqa: S608
+                    stored.append((job_from_row(known), False))
+                    continue
+                tx.log(row[0], new.cluster, new.name, JobState.ASSIGNED, new.now)
+                stored.append((JobRecord(row[0], new.cluster, new.name, new.jobspec, new.command,
+                                         JobState.ASSIGNED, new.now, new.now, candidates=new.candidates), True))
+            return stored
+
+        stored, events = self._transaction(insert_jobs)
+        logged = iter(events)
+        return [(job, next(logged) if fresh else None) for job, fresh in stored]
 
     def lease_jobs(
         self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0

@@ -70,6 +70,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ],
     # Clusters whose schedulers refused the job before it ran (JSON list of {cluster, reason, time}).
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
+    # The batch (SubmitJobs call) a job was submitted in.
+    ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -146,4 +148,5 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         "CREATE INDEX jobs_by_name ON jobs (name, id)",
     ],
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
+    ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
 ]

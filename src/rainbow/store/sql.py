@@ -383,20 +383,35 @@ class SQLStore(Store):
             job = job_from_row(row)
             if job.state in FINAL_STATES:
                 return job
-            if cancels_now(job, now):
-                tx.execute(
-                    "UPDATE jobs SET state = 'cancelled', updated = %s, message = %s, cancel_requested = TRUE, "
-                    "lease_expires = NULL WHERE id = %s",
-                    (now, reason, job_id),
-                )
-                tx.log(job_id, job.cluster, job.name, JobState.CANCELLED, now, reason)
-                return JobRecord(**{**job.__dict__, "state": JobState.CANCELLED, "updated": now,
-                                    "message": reason, "cancel_requested": True})
-            tx.execute(
-                "UPDATE jobs SET cancel_requested = TRUE, message = %s, updated = %s WHERE id = %s",
-                (reason, now, job_id),
+            return _cancel(tx, job, reason, now)
+
+        return self._transaction(cancel)
+
+    def batch_states(self, batch: str, clusters: Sequence[str]) -> dict[str, int]:
+        if not clusters:
+            return {}
+        term, values = self._in("cluster", clusters)
+        rows = self._read(
+            f"SELECT state, COUNT(*) FROM jobs WHERE batch_id = %s AND {term} GROUP BY state",  # noqa: S608
+            [batch, *values],
+        )
+        return {state: count for state, count in rows}
+
+    def cancel_batch(
+        self, batch: str, clusters: Sequence[str], reason: str, now: float
+    ) -> tuple[list[JobRecord], list[JobEvent]]:
+        if not clusters:
+            return [], []
+        term, values = self._in("cluster", clusters)
+        ended = sorted(state.value for state in FINAL_STATES)
+
+        def cancel(tx: Transaction) -> list[JobRecord]:
+            rows = tx.all(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND {term} "  # noqa: S608 - constants
+                f"AND state NOT IN ({', '.join(['%s'] * len(ended))}) ORDER BY id{self.ROW_LOCK}",
+                [batch, *values, *ended],
             )
-            return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})
+            return [_cancel(tx, job_from_row(row), reason, now) for row in rows]
 
         return self._transaction(cancel)
 
@@ -465,10 +480,14 @@ class SQLStore(Store):
         state: JobState | None = None,
         name: str | None = None,
         limit: int = 1000,
+        batch: str | None = None,
     ) -> list[JobRecord]:
         where, params = self._filters(clusters, job_id=None)
         if where is None:
             return []
+        if batch:
+            where.append("batch_id = %s")
+            params.append(batch)
         if state is not None:
             where.append("state = %s")
             params.append(state.value)
@@ -537,3 +556,21 @@ class SQLStore(Store):
             where.append("job_id = %s")
             params.append(job_id)
         return where, params
+
+
+def _cancel(tx: Transaction, job: JobRecord, reason: str, now: float) -> JobRecord:
+    """Cancel a job that has not ended: at once if nobody holds it, else flag it for its agent."""
+    if cancels_now(job, now):
+        tx.execute(
+            "UPDATE jobs SET state = 'cancelled', updated = %s, message = %s, cancel_requested = TRUE, "
+            "lease_expires = NULL WHERE id = %s",
+            (now, reason, job.id),
+        )
+        tx.log(job.id, job.cluster, job.name, JobState.CANCELLED, now, reason)
+        return JobRecord(**{**job.__dict__, "state": JobState.CANCELLED, "updated": now,
+                            "message": reason, "cancel_requested": True})
+    tx.execute(
+        "UPDATE jobs SET cancel_requested = TRUE, message = %s, updated = %s WHERE id = %s",
+        (reason, now, job.id),
+    )
+    return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})

@@ -197,6 +197,10 @@ class SQLiteStore(SQLStore):
                 self._commit_queued()
         return [q.result or q.error or RuntimeError("the job was not written") for q in queued]
 
+    def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
+        with self._lock, self._write() as db:
+            return self._insert_jobs(db, [_QueuedJob(job) for job in jobs])
+
     def _commit_queued(self) -> None:
         """Write every queued job in one transaction (caller holds ``_lock``).
 
@@ -254,7 +258,7 @@ class SQLiteStore(SQLStore):
                 continue
             now = new.now
             job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
-                             json.dumps(list(new.candidates)), new.key, new.placement))
+                             json.dumps(list(new.candidates)), new.key, new.placement, new.batch))
             event_rows.append((seq, job_id, new.cluster, new.name, now))
             job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
                             now, now, candidates=new.candidates)
@@ -265,7 +269,7 @@ class SQLiteStore(SQLStore):
             seq += 1
         db.executemany(
             "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
-            "placement) VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?)",
+            "placement, batch_id) VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?)",
             job_rows,
         )
         db.executemany(

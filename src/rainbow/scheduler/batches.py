@@ -1,0 +1,223 @@
+"""Submitting many jobs in one call: a batch of jobspecs, or an array of copies of one.
+
+Every job is placed as ``SubmitJob`` places it (``Submissions.prepare``); all
+placed jobs are then written in one store transaction. Invalid input refuses
+the whole batch (the error names the job's index and field); a job that no
+listed cluster can run is answered with why, and the others are stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
+from rainbow.hostlists import expand_idset, idset_size
+from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.submission import PendingSubmit, Submissions
+from rainbow.scheduler.validation import check_idempotency_key
+from rainbow.store import JobRecord
+
+
+@dataclass(frozen=True)
+class BatchCancel:
+    cancelled: int  # ended at once (nobody held them)
+    requested: int  # their clusters are told to cancel them
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    batch_id: str
+    # Per job, in request order: the stored job, or why it was not placed.
+    results: list[JobRecord | str]
+
+
+def expand_array(name: str, jobspec: str, ids: Sequence[int]) -> list[tuple[str, str]]:
+    """One (name, jobspec) per id, every ``{cc}`` replaced by the id."""
+    return [(name.replace("{cc}", str(cc)), jobspec.replace("{cc}", str(cc))) for cc in ids]
+
+
+def batch_identity(key: str) -> str:
+    """The batch id: drawn fresh, or derived from the idempotency key so a resend answers the same."""
+    if not key:
+        return secrets.token_hex(8)
+    return hashlib.sha256(b"batch\0" + key.encode()).hexdigest()[:16]
+
+
+def _in_batch(pending: PendingSubmit, batch_id: str) -> PendingSubmit:
+    return dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id))
+
+
+@contextmanager
+def _naming(index: int) -> Iterator[None]:
+    """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
+    try:
+        yield
+    except FailedPrecondition:
+        raise
+    except RainbowError as exc:
+        field = f"jobs[{index}].{exc.field or 'jobspec'}"
+        raise type(exc)(f"{field}: {exc}", field=field) from None
+
+
+def _job_key(batch_id: str, index: int, key: str) -> str:
+    return f"batch:{batch_id}:{index}" if key else ""
+
+
+class Batches:
+    def __init__(self, context: SchedulerContext, submissions: Submissions) -> None:
+        self.context = context
+        self.submissions = submissions
+
+    def jobs_of(self, jobs: Sequence[tuple[str, str]], cc: str) -> list[tuple[str, str]] | list[int]:
+        """The jobs a request names, or the ids of its array's copies, within the batch limits."""
+        limits = self.context.limits
+        if not jobs:
+            raise InvalidArgument("jobs: a batch needs at least one job", field="jobs")
+        if len(jobs) > limits.max_batch_jobs:
+            raise ResourceExhausted(f"jobs: more than {limits.max_batch_jobs} jobs in one call (max_batch_jobs)",
+                                    field="jobs")
+        size = sum(len(name.encode()) + len(text.encode()) for name, text in jobs)
+        if size > limits.max_batch_bytes:
+            raise ResourceExhausted(f"jobs: more than {limits.max_batch_bytes} bytes of names and jobspecs in one "
+                                    "call (max_batch_bytes)", field="jobs")
+        if not cc:
+            return list(jobs)
+        if len(jobs) != 1:
+            raise InvalidArgument("jobs: an array (cc) takes exactly one jobspec", field="jobs")
+        if idset_size(cc) > limits.max_batch_jobs:
+            raise ResourceExhausted(f"cc: more than {limits.max_batch_jobs} copies in one call (max_batch_jobs)",
+                                    field="cc")
+        try:
+            ids = expand_idset(cc)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"cc: {exc}", field="cc") from None
+        if not ids:
+            raise InvalidArgument("cc: an array needs at least one id", field="cc")
+        if size * len(ids) > limits.max_batch_bytes:
+            raise ResourceExhausted(f"cc: {len(ids)} copies are more than {limits.max_batch_bytes} bytes "
+                                    "(max_batch_bytes)", field="cc")
+        return ids
+
+    def prepare(
+        self,
+        candidates: Sequence[str],
+        jobs: Sequence[tuple[str, str]],
+        cc: str = "",
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> tuple[str, list[PendingSubmit | str]]:
+        """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
+        or why no cluster takes it."""
+        check_idempotency_key(key, self.context.limits)
+        listed = self.jobs_of(jobs, cc)
+        batch_id = batch_identity(key)
+        if cc:
+            ids = [cc_id for cc_id in listed if isinstance(cc_id, int)]
+            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, key, batch_id)
+            if copies is not None:
+                return batch_id, copies
+            expanded = expand_array(*jobs[0], ids)
+        else:
+            expanded = [job for job in listed if isinstance(job, tuple)]
+        placed: list[PendingSubmit | str] = []
+        for index, (name, text) in enumerate(expanded):
+            with _naming(index):
+                try:
+                    pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
+                                                       key=_job_key(batch_id, index, key))
+                except FailedPrecondition as exc:
+                    placed.append(str(exc))
+                    continue
+            assert isinstance(pending, PendingSubmit)
+            placed.append(_in_batch(pending, batch_id))
+        return batch_id, placed
+
+    def _copies(
+        self,
+        candidates: Sequence[str],
+        job: tuple[str, str],
+        ids: Sequence[int],
+        select_algorithm: str,
+        select_options: Mapping[str, str] | None,
+        key: str,
+        batch_id: str,
+    ) -> list[PendingSubmit | str] | None:
+        """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
+        on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
+        name, text = job
+        with _naming(0):
+            template = self.submissions.placer.parse_jobspec(text)
+            selector = self.submissions.placer.selector_for(select_algorithm, select_options)
+        if text.count("{cc}") != sum(arg.count("{cc}") for arg in template.command):
+            return None
+        placed: list[PendingSubmit | str] = []
+        for index, cc_id in enumerate(ids):
+            value = str(cc_id)
+            command = [arg.replace("{cc}", value) for arg in template.command]
+            with _naming(index):
+                try:
+                    pending = self.submissions.prepare_copy(
+                        candidates, name.replace("{cc}", value), text.replace("{cc}", value), template, command,
+                        selector, _job_key(batch_id, index, key))
+                except FailedPrecondition as exc:
+                    placed.append(str(exc))
+                    continue
+            assert isinstance(pending, PendingSubmit)
+            placed.append(_in_batch(pending, batch_id))
+        return placed
+
+    def submit(
+        self,
+        candidates: Sequence[str],
+        jobs: Sequence[tuple[str, str]],
+        cc: str = "",
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> BatchOutcome:
+        """Place the jobs, store the placed ones in one transaction, then announce them."""
+        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key)
+        pending = [p for p in placed if isinstance(p, PendingSubmit)]
+        stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
+        outcomes = iter(self.submissions.complete(pending, stored, log_each=False))
+        results: list[JobRecord | str] = []
+        for item in placed:
+            if isinstance(item, str):
+                results.append(item)
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, Exception):
+                results.append(str(outcome))
+            else:
+                assert outcome.job is not None
+                results.append(outcome.job)
+        log.info("batch %s: %d of %d jobs stored", batch_id, len(pending), len(placed))
+        return BatchOutcome(batch_id, results)
+
+    def _check_id(self, batch_id: str) -> None:
+        if not batch_id or len(batch_id) > self.context.limits.max_name_length:
+            raise InvalidArgument("batch_id is required (as SubmitJobs answered it)", field="batch_id")
+
+    def states(self, candidates: Sequence[str], batch_id: str) -> dict[str, int]:
+        """Jobs of the batch per state, on the clusters the caller may see; NotFound when there are none."""
+        self._check_id(batch_id)
+        states = self.context.store.batch_states(batch_id, candidates)
+        if not states:
+            raise NotFound(f"no batch {batch_id} among your clusters' jobs", field="batch_id")
+        return states
+
+    def cancel(self, candidates: Sequence[str], batch_id: str, reason: str = "") -> BatchCancel:
+        """Cancel every job of the batch that has not ended, in one store transaction."""
+        self.states(candidates, batch_id)
+        jobs, events = self.context.store.cancel_batch(batch_id, candidates, reason or "cancelled by the submitter",
+                                                       self.context.clock())
+        self.context.publish(events)
+        cancelled = sum(1 for job in jobs if job.state.value == "cancelled")
+        log.info("batch %s: %d jobs cancelled, %d cancels requested", batch_id, cancelled, len(jobs) - cancelled)
+        return BatchCancel(cancelled, len(jobs) - cancelled)

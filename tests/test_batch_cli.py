@@ -1,0 +1,84 @@
+"""``rainbow submit --cc`` and ``rainbow bulksubmit`` as subprocesses against a server process."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from test_cli import NODES, Rainbow
+
+from conftest import REGISTRATION_SECRET, start_server_process, subprocess_env
+
+
+@pytest.fixture
+def address(tmp_path):
+    proc, address, _lines = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET)
+    yield address
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+@pytest.fixture
+def rainbow(tmp_path) -> Rainbow:
+    return Rainbow(tmp_path)
+
+
+def registered(rainbow: Rainbow, address: str, tmp_path) -> str:
+    config = tmp_path / "rainbow-config.yaml"
+    rainbow("config", "init", "--cluster-name", "keebler", "--config-path", str(config), "--host", address)
+    rainbow("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES, "--config-path", str(config),
+            "--secret", REGISTRATION_SECRET, "--save")
+    return str(config)
+
+
+def test_submit_cc_makes_an_array_with_each_id_substituted(address, rainbow, tmp_path):
+    config = registered(rainbow, address, tmp_path)
+    out = rainbow("submit", "--cc", "1-4", "--command", "app --seed {cc}", "--config-path", config).stdout
+    found = re.fullmatch(r"Submitted 4 of 4 jobs as batch ([0-9a-f]{16}): ids (\d+)-(\d+) on keebler \(4\)\n", out)
+    assert found, out
+    first, last = int(found.group(2)), int(found.group(3))
+    assert last - first == 3
+    jobs = rainbow.json("jobs", "--config-path", config)
+    commands = sorted(job["command"] for job in jobs)
+    assert commands == [f"app --seed {n}" for n in range(1, 5)]
+    assert {job["name"] for job in jobs} == {"app"}
+
+    data = rainbow.json("submit", "--cc", "7,9", "--command", "app {cc}", "--config-path", config)
+    assert [job["error"] for job in data["jobs"]] == ["", ""] and data["batch_id"] != found.group(1)
+
+    refused = rainbow("submit", "--cc", "3-1", "--command", "app", "--config-path", config, code=1)
+    assert "cc" in refused.stderr
+
+    batch = found.group(1)
+    listed = rainbow.json("jobs", "--batch", batch, "--config-path", config)
+    assert sorted(job["id"] for job in listed) == list(range(first, last + 1))
+    out = rainbow("batch", batch, data["batch_id"], "--config-path", config).stdout
+    assert out == (f"{batch}: 4 jobs: 4 waiting, 0 running, 0 completed, 0 failed, 0 cancelled\n"
+                   f"{data['batch_id']}: 2 jobs: 2 waiting, 0 running, 0 completed, 0 failed, 0 cancelled\n")
+    out = rainbow("cancel", "--batch", batch, "--config-path", config).stdout
+    assert out == (f"Batch {batch}: 4 jobs cancelled, 0 more will be cancelled by their clusters on their next "
+                   "contact.\n")
+    out = rainbow("batch", batch, "--config-path", config).stdout
+    assert out == f"{batch}: 4 jobs: 0 waiting, 0 running, 0 completed, 0 failed, 4 cancelled\n"
+    rainbow("cancel", "--config-path", config, code=2)
+
+
+def test_bulksubmit_reads_commands_and_reports_what_was_not_placed(address, rainbow, tmp_path):
+    config = registered(rainbow, address, tmp_path)
+    commands = tmp_path / "commands.txt"
+    commands.write_text("# a sweep\necho one\n\necho two\nhostname\n")
+    out = rainbow("bulksubmit", "--file", str(commands), "--config-path", config).stdout
+    assert re.fullmatch(r"Submitted 3 of 3 jobs as batch [0-9a-f]{16}: ids \d+-\d+ on keebler \(3\)\n", out), out
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "rainbow", "bulksubmit", "--nodes", "500", "--config-path", config, "--json"],
+        input="echo big\n", capture_output=True, text=True, timeout=120, cwd=tmp_path, env=subprocess_env(),
+    )
+    assert piped.returncode == 0, piped.stderr
+    data = json.loads(piped.stdout)
+    assert data["jobs"][0]["jobid"] == 0 and "no listed cluster" in data["jobs"][0]["error"]
+    assert len(rainbow.json("jobs", "--config-path", config)) == 3

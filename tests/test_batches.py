@@ -1,0 +1,154 @@
+"""SubmitJobs: batches and arrays over real gRPC, placed as single jobs are and stored in one transaction."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+import yaml
+from test_agent_local import FINAL, register, run_until
+
+from rainbow.client import RainbowClient
+from rainbow.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from rainbow.jobspec import simple
+from rainbow.limits import Limits
+from rainbow.protos import rainbow_pb2
+
+from conftest import BOTH_STORES
+
+pytestmark = BOTH_STORES
+
+
+@pytest.fixture
+def cluster(server_factory, tmp_path):
+    server = server_factory(limits=Limits(max_batch_jobs=50, max_batch_bytes=64 * 1024))
+    cluster = register(server.address, tmp_path)
+    yield cluster
+    cluster.client.close()
+
+
+def stored(cluster) -> list:
+    return cluster.client.list_jobs(limit=1000)
+
+
+def test_an_array_runs_every_copy_once_with_its_id(cluster, tmp_path):
+    marker = tmp_path / "marker"
+    spec = simple(["sh", "-c", f"echo {{cc}} >> {marker}"])
+    result = cluster.client.submit_array(spec, 5, name="sweep-{cc}")
+    assert [job.error for job in result.jobs] == [""] * 5
+    assert {job.cluster for job in result.jobs} == {"keebler"}
+    ids = [job.jobid for job in result.jobs]
+    assert len(set(ids)) == 5 and result.batch_id
+    names = {cluster.client.get_job(jobid).name for jobid in ids}
+    assert names == {f"sweep-{n}" for n in range(1, 6)}
+
+    agent = cluster.agent(tmp_path / "state")
+    run_until(agent, lambda: all(cluster.info(jobid).state in FINAL for jobid in ids))
+    assert all(cluster.info(jobid).state == "completed" for jobid in ids)
+    assert sorted(marker.read_text().split()) == [str(n) for n in range(1, 6)]
+
+
+def test_an_idset_names_the_copies(cluster):
+    result = cluster.client.submit_array(simple(["app", "--seed", "{cc}"]), "3,7-8")
+    commands = [cluster.client.get_job(job.jobid).command for job in result.jobs]
+    assert commands == ["app --seed 3", "app --seed 7", "app --seed 8"]
+
+
+def test_a_batch_is_placed_job_by_job_and_partly_when_a_job_fits_nowhere(cluster):
+    result = cluster.client.submit_jobs([
+        ("first", simple(["true"])),
+        ("huge", simple(["true"], nodes=500, tasks=500)),
+        simple(["echo", "third"]),
+    ])
+    assert [bool(job.error) for job in result.jobs] == [False, True, False]
+    assert "no listed cluster can run this job" in result.jobs[1].error
+    assert [index for index, _ in result.failed] == [1]
+    jobs = {job.id: job for job in stored(cluster)}
+    assert set(jobs) == {job.jobid for job in result.placed}
+    assert jobs[result.jobs[0].jobid].name == "first" and jobs[result.jobs[2].jobid].command == "echo third"
+
+
+def test_one_bad_jobspec_refuses_the_whole_batch(cluster):
+    good = rainbow_pb2.SubmitJobsRequest.Job(name="good", jobspec=json.dumps(simple(["true"])))
+    bad = rainbow_pb2.SubmitJobsRequest.Job(name="bad", jobspec="version: 1\nresources: nonsense\n")
+    token = rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=cluster.config.token_for("keebler"))
+    request = rainbow_pb2.SubmitJobsRequest(clusters=[token], jobs=[good, bad, good])
+    with pytest.raises(grpc.RpcError) as refused:
+        cluster.client.scheduler_stub.SubmitJobs(request)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "jobs[1]." in refused.value.details()
+    assert stored(cluster) == []
+    assert cluster.client.submit_jobs([simple(["true"])]).placed  # the server keeps serving
+
+
+def test_limits_refuse_with_resource_exhausted(cluster):
+    with pytest.raises(ResourceExhausted, match="max_batch_jobs"):
+        cluster.client.submit_jobs([simple(["true"])] * 51)
+    with pytest.raises(ResourceExhausted, match="max_batch_jobs"):
+        cluster.client.submit_array(simple(["true"]), 51)
+    with pytest.raises(ResourceExhausted, match="max_batch_bytes"):
+        cluster.client.submit_jobs([simple(["echo", "x" * 4000])] * 20)
+    with pytest.raises(InvalidArgument, match="cc"):
+        cluster.client.submit_array(simple(["true"]), "5-2")
+    assert stored(cluster) == []
+
+
+def test_a_resent_batch_answers_the_jobs_stored_the_first_time(cluster):
+    jobs = [simple(["echo", str(n)]) for n in range(4)]
+    first = cluster.client.submit_jobs(jobs, idempotency_key="sweep-42")
+    again = cluster.client.submit_jobs(jobs, idempotency_key="sweep-42")
+    assert again == first
+    assert len(stored(cluster)) == 4
+    other = cluster.client.submit_jobs(jobs, idempotency_key="sweep-43")
+    assert other.batch_id != first.batch_id and len(stored(cluster)) == 8
+    array = cluster.client.submit_array(simple(["app", "{cc}"]), 3, idempotency_key="array-1")
+    assert cluster.client.submit_array(simple(["app", "{cc}"]), 3, idempotency_key="array-1") == array
+    assert len(stored(cluster)) == 11
+
+
+def test_a_batch_needs_a_valid_token(cluster, tmp_path):
+    client = RainbowClient(cluster.address, config_file=cluster.config)
+    cluster.config.add_cluster_token("keebler", "not-the-token")
+    try:
+        with pytest.raises(PermissionDenied):
+            client.submit_jobs([simple(["true"])])
+    finally:
+        client.close()
+
+
+
+def test_a_batch_is_listed_summarized_and_cancelled_whole(cluster):
+    first = cluster.client.submit_array(simple(["sleep", "{cc}"]), 3)
+    other = cluster.client.submit_array(simple(["sleep", "{cc}"]), 2)
+    leased = cluster.client.scheduler_stub.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(
+        cluster="keebler", secret=cluster.config.cluster_secret, maxJobs=1, agent="a"))
+    held = first.jobs[0].jobid
+    assert list(leased.jobs) == [held]
+
+    listed = cluster.client.list_jobs(batch=first.batch_id)
+    assert sorted(job.id for job in listed) == sorted(job.jobid for job in first.jobs)
+    assert cluster.client.batch_summary(first.batch_id).states == {"assigned": 2, "leased": 1}
+
+    done = cluster.client.cancel_batch(first.batch_id, "sweep abandoned")
+    assert (done.cancelled, done.cancel_requested) == (2, 1)
+    summary = cluster.client.batch_summary(first.batch_id)
+    assert (summary.states, summary.total) == ({"cancelled": 2, "leased": 1}, 3)
+    assert cluster.info(held).cancel_requested and cluster.info(first.jobs[1].jobid).message == "sweep abandoned"
+    assert cluster.client.batch_summary(other.batch_id).states == {"assigned": 2}  # another batch is untouched
+
+    again = cluster.client.cancel_batch(first.batch_id)
+    assert (again.cancelled, again.cancel_requested) == (0, 1)
+    with pytest.raises(NotFound):
+        cluster.client.batch_summary("0123456789abcdef")
+    with pytest.raises(NotFound):
+        cluster.client.cancel_batch("0123456789abcdef")
+
+
+def test_an_array_with_cc_outside_the_command_parses_each_copy(cluster):
+    spec = simple(["app", "--seed", "{cc}"])
+    spec["attributes"] = {"user": {"seed": "seed-{cc}"}}
+    result = cluster.client.submit_array(spec, "4-5")
+    stored_specs = [yaml.safe_load(cluster.client.get_job(job.jobid).jobspec) for job in result.jobs]
+    assert [s["attributes"]["user"]["seed"] for s in stored_specs] == ["seed-4", "seed-5"]
+    assert [cluster.client.get_job(job.jobid).command for job in result.jobs] == ["app --seed 4", "app --seed 5"]
