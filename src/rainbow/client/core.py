@@ -380,16 +380,13 @@ class RainbowClient:
                 "'clusters', or delete a cluster (rainbow delete) and register it again",
                 field="clusters",
             )
-        if select_algo is None and config is not None:
-            select_algo = config.configured_algorithm("selection")
-            if select_options is None:
-                select_options = config.selection_options
+        algorithm, options = self._selection(select_algo, select_options)
         request = rainbow_pb2.SubmitJobRequest(
             name=name,
             clusters=clusters,
             jobspec=text,
-            select_algorithm=select_algo or "",
-            select_options={str(k): option_text(v) for k, v in (select_options or {}).items()},
+            select_algorithm=algorithm,
+            select_options=options,
             satisfy_only=satisfy_only,
             # a retry after a lost reply is recognised by the server instead of stored twice
             idempotency_key=idempotency_key or uuid.uuid4().hex,
@@ -473,20 +470,28 @@ class RainbowClient:
             where = f" in {config.path}" if config and config.path else " (no config file given)"
             raise PermissionDenied(f"no submit tokens{where}: register a cluster with --save, or add its token "
                                    "under 'clusters'", field="clusters")
-        if select_algo is None and config is not None:
-            select_algo = config.configured_algorithm("selection")
-            if select_options is None:
-                select_options = config.selection_options
+        algorithm, options = self._selection(select_algo, select_options)
         request = rainbow_pb2.SubmitJobsRequest(
             clusters=clusters,
             jobs=entries,
             cc=cc,
-            select_algorithm=select_algo or "",
-            select_options={str(k): option_text(v) for k, v in (select_options or {}).items()},
+            select_algorithm=algorithm,
+            select_options=options,
             idempotency_key=idempotency_key or uuid.uuid4().hex,
         )
         reply = self._call(self.scheduler_stub.SubmitJobs, request)
         return BatchResult(reply.batch_id, tuple(BatchJob(j.jobid, j.cluster, j.error) for j in reply.jobs))
+
+    def _selection(
+        self, algorithm: str | None, options: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, str]]:
+        """The selection algorithm and options of a submit: the caller's, else the config file's, else the server's."""
+        config = self.config
+        if algorithm is None and config is not None:
+            algorithm = config.configured_algorithm("selection")
+            if options is None:
+                options = config.selection_options
+        return algorithm or "", {str(k): option_text(v) for k, v in (options or {}).items()}
 
     def receive_jobs(
         self,
