@@ -89,8 +89,7 @@ class Queue:
         wanted = duration if duration > 0 else self.default_duration
         if wanted > self.duration:
             limit = format_duration(self.duration)
-            where = f"queue '{self.name}' limit" if self.name else "the instance limit"
-            return f"duration {format_duration(wanted)} exceeds {where} {limit}"
+            return f"duration {format_duration(wanted)} exceeds {self.title} limit {limit}"
         return None
 
     def to_dict(self) -> dict[str, Any]:

@@ -362,8 +362,7 @@ class RainbowClient:
         and ``time_limit`` replace (the constraint: add to) the jobspec's own.
         """
         parsed, text = jobspec_input(jobspec)
-        if queue is not None or requires or time_limit is not None:
-            parsed, text = jobspec_input(_placed(parsed, queue, requires, time_limit))
+        parsed, text = _placed(parsed, text, queue, requires, time_limit)
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
         matched = self._satisfy(parsed, match_algo)
         if not matched.clusters:
@@ -450,8 +449,7 @@ class RainbowClient:
         if isinstance(count, int) and count < 1:
             raise InvalidArgument("count must be at least 1", field="count")
         parsed, text = jobspec_input(jobspec)
-        if queue is not None or requires or time_limit is not None:
-            parsed, text = jobspec_input(_placed(parsed, queue, requires, time_limit))
+        parsed, text = _placed(parsed, text, queue, requires, time_limit)
         entry = rainbow_pb2.SubmitJobsRequest.Job(name=name or "", jobspec=text)
         return self._submit_batch([entry], cc, select_algo, select_options, idempotency_key)
 
@@ -566,6 +564,10 @@ class RainbowClient:
                                   field="clusters")
         return pairs
 
+    def _cluster_messages(self, cluster: str | None = None) -> list[rainbow_pb2.SubmitJobRequest.Cluster]:
+        """``_submit_credentials`` as the wire's (name, token) messages."""
+        return [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
+
     def _with_any_token(self, call: Callable[[str], T], token: str | None) -> T:
         """Try the given token, else each token of the config, until one opens the job."""
         tokens = [token] if token else [t for _, t in self._submit_credentials()]
@@ -625,21 +627,21 @@ class RainbowClient:
         batch: str | None = None,
     ) -> list[JobStatus]:
         """Jobs of the config's clusters (or one of them; or of one batch), newest first."""
-        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
+        clusters = self._cluster_messages(cluster)
         request = rainbow_pb2.ListJobsRequest(clusters=clusters, state=state or "", name=name or "", limit=limit,
                                               batch=batch or "")
         return [JobStatus.from_wire(info) for info in self._call(self.scheduler_stub.ListJobs, request).jobs]
 
     def batch_summary(self, batch_id: str) -> BatchSummary:
         """How many jobs of a batch (on the config's clusters) are in each state."""
-        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials()]
+        clusters = self._cluster_messages()
         reply = self._call(self.scheduler_stub.GetBatch, rainbow_pb2.GetBatchRequest(clusters=clusters,
                                                                                       batch_id=batch_id))
         return BatchSummary(reply.batch_id, dict(sorted(reply.states.items())), reply.total)
 
     def cancel_batch(self, batch_id: str, reason: str = "") -> BatchCancel:
         """Cancel every job of a batch that has not ended (one transaction on the server)."""
-        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials()]
+        clusters = self._cluster_messages()
         request = rainbow_pb2.CancelBatchRequest(clusters=clusters, batch_id=batch_id, reason=reason)
         reply = self._call(self.scheduler_stub.CancelBatch, request)
         return BatchCancel(batch_id, reply.cancelled, reply.cancel_requested)
@@ -660,7 +662,7 @@ class RainbowClient:
 
         The stream has no deadline; stop iterating (or close the client) to end it.
         """
-        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
+        clusters = self._cluster_messages(cluster)
         request = rainbow_pb2.WatchJobsRequest(clusters=clusters, jobid=jobid or 0, since=since)
         stream = self.scheduler_stub.WatchJobs(request, wait_for_ready=self.wait_for_ready)
         try:
@@ -688,12 +690,17 @@ class RainbowClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
-def _placed(jobspec: Jobspec, queue: str | None, requires: str | None, time_limit: str | float | None) -> dict:
+def _placed(
+    jobspec: Jobspec, text: str, queue: str | None, requires: str | None, time_limit: str | float | None
+) -> tuple[Jobspec, str]:
+    """The jobspec (and its text) with Flux's queue, constraint and time limit applied, when any is given."""
+    if queue is None and not requires and time_limit is None:
+        return jobspec, text
     if queue is not None and not queue:
         raise InvalidArgument("queue: must not be empty", field="queue")
     constraints = parse_requires(requires, "requires") if requires else None
     duration = parse_duration(time_limit, "time_limit") if time_limit is not None else None
-    return with_placement(jobspec.to_dict(), queue, constraints, duration)
+    return jobspec_input(with_placement(jobspec.to_dict(), queue, constraints, duration))
 
 
 def _no_match_message(result: SatisfyResult) -> str:

@@ -120,7 +120,8 @@ class Authorization:
         with self.registry.lock:
             hashes = [entry.token_hash for c in (job.cluster, *job.candidates)
                       if (entry := self.registry.get(c)) is not None]
-        if not any(credentials.check_secret(token, h) for h in hashes):
+        token_hash = credentials.hash_secret(token) if token else ""
+        if not token_hash or not any(hmac.compare_digest(token_hash, h) for h in hashes):
             raise PermissionDenied(f"the token does not open job {job_id}", field="token")
         return job
 

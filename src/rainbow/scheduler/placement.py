@@ -140,12 +140,15 @@ class Placer:
         self._rng = random.Random()
 
     # -- parse -------------------------------------------------------------
-    def parse_jobspec(self, text: str) -> Jobspec:
-        if not text:
-            raise InvalidArgument("jobspec is required", field="jobspec")
+    def check_size(self, text: str) -> None:
         limit = self.context.limits.max_jobspec_bytes
         if len(text) > limit:
             raise ResourceExhausted(f"jobspec is larger than {limit} bytes", field="jobspec")
+
+    def parse_jobspec(self, text: str) -> Jobspec:
+        if not text:
+            raise InvalidArgument("jobspec is required", field="jobspec")
+        self.check_size(text)
         return self._jobspecs.get(text, lambda: parse_jobspec(text))
 
     def cached_jobspec(self, text: str) -> Jobspec | None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rainbow.errors import FailedPrecondition, PermissionDenied, ResourceExhausted
+from rainbow.errors import FailedPrecondition, PermissionDenied
 from rainbow.jobspec import Jobspec
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import PLACEMENT_STATES, Placement, Placer, placement_record
@@ -142,9 +142,7 @@ class Submissions:
         The copies share the template's parsed jobspec and so its remembered match results; each copy
         is still selected on its own (a selector may spread them).
         """
-        limit = self.context.limits.max_jobspec_bytes
-        if len(jobspec_text) > limit:
-            raise ResourceExhausted(f"jobspec is larger than {limit} bytes", field="jobspec")
+        self.placer.check_size(jobspec_text)
         placement = self.placer.place(candidates, template, selector)
         assert placement is not None
         states = None

@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from rainbow.scheduler import Scheduler
-from rainbow.server.serve import RainbowServer, ServerConfig, open_scheduler
+from rainbow.server.serve import RainbowServer, ServerConfig, start
 
 
 class BackgroundServer:
@@ -50,13 +50,8 @@ class BackgroundServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        config = self.config
-        self.scheduler = open_scheduler(config)
-        self.server = RainbowServer(
-            self.scheduler, config.host, config.workers, config.server_credentials(), config.metrics_port,
-            web=config.web, web_tls=(config.cert, config.key, config.ca_cert),
-        )
-        self.port = await self.server.start()
+        self.server = await start(self.config)
+        self.scheduler, self.port = self.server.scheduler, self.server.port
         self._ready.set()
         await self._stop.wait()
         await self.server.stop(grace=0.5)

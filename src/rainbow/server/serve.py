@@ -195,11 +195,7 @@ class RainbowServer:
         await self.server.start()
         self.port = port
         if self.web_address is not None:
-            try:
-                await self._start_web()
-            except BaseException:
-                await self.server.stop(None)
-                raise
+            await self._start_web()
         if self.metrics_port is not None:
             try:
                 self.metrics_port = self.metrics.serve(self.metrics_port, self.metrics_host)

@@ -22,6 +22,11 @@ ON_CLUSTER = ("accepted", "submitted", "running")
 FINAL = tuple(s.value for s in FINAL_STATES)
 
 
+def job_rejections(text: str | None) -> tuple[Rejection, ...]:
+    """The ``rejections`` column (JSON) as records."""
+    return tuple(Rejection(r["cluster"], r["reason"], r["time"]) for r in json.loads(text or "[]"))
+
+
 def job_from_row(row: Sequence[Any]) -> JobRecord:
     return JobRecord(
         id=row[0],
@@ -42,7 +47,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         candidates=tuple(json.loads(row[15])),
         output=row[16],
         lease_token=row[17],
-        rejections=tuple(Rejection(r["cluster"], r["reason"], r["time"]) for r in json.loads(row[18] or "[]")),
+        rejections=job_rejections(row[18]),
     )
 
 

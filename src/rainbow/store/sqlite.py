@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from rainbow.lifecycle import JobState
 from rainbow.store.base import JobEvent, JobRecord, NewJob
-from rainbow.store.rows import JOB_COLUMNS, job_from_row
+from rainbow.store.rows import JOB_COLUMNS, job_from_row, job_rejections
 from rainbow.store.schema import SQLITE_MIGRATIONS
 from rainbow.store.sql import SQLStore
 
@@ -311,6 +311,7 @@ class SQLiteStore(SQLStore):
                 leased.append(JobRecord(
                     row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
                     row[10], row[11], row[12], row[13], False, listed, row[16], row[17] + 1,
+                    job_rejections(row[18]),
                 ))
                 entries.append((row[0], cluster, row[2], JobState.LEASED, now, f"leased to {owner}"))
             db.executemany(

@@ -146,7 +146,10 @@ class Dashboard:
 
     # -- identity -----------------------------------------------------------
     def _identity(self, request: web.Request) -> Identity | None:
-        return self.sessions.check(request.cookies.get(COOKIE))
+        """The request's signed-in identity; the cookie is checked once per request."""
+        if "rainbow.identity" not in request:
+            request["rainbow.identity"] = self.sessions.check(request.cookies.get(COOKIE))
+        return request["rainbow.identity"]
 
     def _require(self, request: web.Request, page: bool = True) -> Identity:
         identity = self._identity(request)
