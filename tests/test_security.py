@@ -118,3 +118,12 @@ def test_secrets_never_logged_or_stored_in_clear(rainbow, caplog, tmp_path):
         dump = "\n".join(db.iterdump())
     for value in (REGISTRATION_SECRET, secret, token):
         assert value not in dump
+
+
+def test_generated_secrets_never_look_like_a_flag(monkeypatch):
+    """A secret is pasted after a flag (``--delete-secret VALUE``); one starting with '-' would be read as an option."""
+    from rainbow import credentials
+
+    draws = iter(["-looks-like-a-flag", "-again", "fine-secret"])
+    monkeypatch.setattr(credentials.secrets, "token_urlsafe", lambda n: next(draws))
+    assert credentials.new_secret() == "fine-secret"

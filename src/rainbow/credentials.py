@@ -16,8 +16,15 @@ TOKEN_BYTES = 32
 
 
 def new_secret() -> str:
-    """A fresh URL-safe credential with 256 bits of entropy."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A fresh URL-safe credential with 256 bits of entropy.
+
+    Never starts with ``-``, so it can follow a flag on a command line
+    (``--delete-secret VALUE``) without being read as an option.
+    """
+    while True:
+        value = secrets.token_urlsafe(TOKEN_BYTES)
+        if not value.startswith("-"):
+            return value
 
 
 class TokenHash(str):
