@@ -40,7 +40,7 @@ ENTRY_PACKAGES = ("rainbow.commands",)
 
 # Plain data, errors and parsers every room may use.
 FOUNDATION = {"rainbow", "version", "errors", "limits", "lifecycle", "credentials", "config", "jobspec", "jgf",
-              "hostlists", "constraints", "durations", "queues",
+              "hostlists", "constraints", "durations", "queues", "oidc",
               "protos"}
 
 ALLOWED: dict[str, set[str]] = {
@@ -182,6 +182,7 @@ SCHEDULER_MODULES: dict[str, set[str]] = {
     "submission": {"context", "placement", "registry", "validation"},
     "lifecycle": {"context", "placement", "registry", "text", "validation"},
     "batches": {"context", "submission", "validation"},
+    "users": {"context", "registry", "validation"},
 }
 
 
@@ -215,3 +216,14 @@ def test_credentials_are_checked_only_by_authorization():
                 if name in checks:
                     callers.add(module)
     assert callers == {"rainbow.scheduler.authorization", "rainbow.credentials"}, sorted(callers)
+
+
+def test_signed_tokens_are_checked_only_by_authorization():
+    """An OIDC JWT is a credential too: only authorization decodes (verifies) one."""
+    callers = set()
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "decode"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "jwt"):
+                callers.add(module)
+    assert callers == {"rainbow.scheduler.authorization"}

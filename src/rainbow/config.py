@@ -6,6 +6,7 @@ The format is the one existing rainbow users have::
     cluster: {name, secret}
     graphdatabase: {name, host, options: {host}}
     clusters: [{name, token}, ...]
+    user: {name, token}          (a user's identity: their user token)
 
 Unknown keys are kept on a round trip. Files that hold credentials are written
 with mode 0600.
@@ -95,6 +96,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "host": {"type": "string"},
                 "options": {"type": ["object", "null"]},
             },
+        },
+        "user": {
+            "type": ["object", "null"],
+            "properties": {"name": {"type": "string"}, "token": {"type": "string"}},
         },
         "clusters": {
             "type": ["array", "null"],
@@ -251,6 +256,18 @@ class RainbowConfig:
         cluster["name"] = name
         if secret is not None:
             cluster["secret"] = secret
+
+    @property
+    def user_name(self) -> str | None:
+        return (self.data.get("user") or {}).get("name")
+
+    @property
+    def user_token(self) -> str | None:
+        return (self.data.get("user") or {}).get("token")
+
+    def set_user(self, name: str, token: str) -> None:
+        """Record the identity (user name and token) this config submits as."""
+        self.data["user"] = {"name": name, "token": token}
 
     @property
     def clusters(self) -> list[dict[str, str]]:

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="static state reported with every UpdateState (e.g. cost_per_node_hour=3)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
                         help="add a variable to every job's environment (NAME alone copies the agent's value)")
+    parser.add_argument("--allow-user", action="append", metavar="USER",
+                        help="run only these rainbow users' jobs (repeat); others are rejected, so rainbow places "
+                        "them on another cluster (default: every user's)")
     parser.add_argument("--workdir", help="working directory of jobs that set none (default: the current one)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds each call to the server may take")
     flux = parser.add_argument_group("flux executor")
@@ -138,6 +141,7 @@ def build_agent(args: argparse.Namespace, link: Any = None) -> Any:
     return Agent(
         link, executor, hooks=hooks, interval=args.interval, max_jobs=args.max_jobs, stream=not args.no_stream,
         environment=job_environment(args.env), cwd=args.workdir or os.getcwd(), state=parse_state(args.state),
+        allow_users=getattr(args, "allow_user", None),
     )
 
 

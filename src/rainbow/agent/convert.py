@@ -5,7 +5,9 @@ The agent turns it into the V1 dict that ``flux.job.JobspecV1(**spec)``
 accepts, gives it an explicit environment and working directory (never the
 agent's own environment: the agent may hold secrets) and tags it with its
 rainbow id under ``attributes.user.rainbow``, which is how a restarted agent
-recognises jobs it already submitted.
+recognises jobs it already submitted, and with the rainbow user and group it
+runs for (``attributes.user.rainbow_user`` / ``rainbow_group``: ``flux jobs``
+and job hooks see who a job is for, whatever account runs it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from rainbow.errors import InvalidArgument
 DEFAULT_ENV_KEYS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL")
 
 USER_KEY = "rainbow"
+OWNER_KEY = "rainbow_user"
+GROUP_KEY = "rainbow_group"
 
 
 def default_environment(source: Mapping[str, str] | None = None,
@@ -41,6 +45,8 @@ def to_flux_jobspec(
     cwd: str | None = None,
     duration: float | None = None,
     lease: int = 0,
+    user: str = "",
+    group: str = "",
 ) -> dict[str, Any]:
     """The Flux V1 jobspec dict for a rainbow job.
 
@@ -56,6 +62,8 @@ def to_flux_jobspec(
     :param lease: the lease token the job was received with (tagged as
         ``attributes.user.rainbow.lease``), so that an agent restarted on this
         cluster can still prove the lease (:func:`lease_tag`).
+    :param user: the rainbow user the job is for (``attributes.user.rainbow_user``; none when '').
+    :param group: the group it is accounted to (``attributes.user.rainbow_group``; none when '').
     :raises InvalidArgument: the jobspec is invalid or has no V1 form.
     """
     from rainbow.jobspec import Jobspec, parse_jobspec, to_flux_v1
@@ -85,7 +93,12 @@ def to_flux_jobspec(
     tag: dict[str, Any] = {"jobid": int(jobid), "cluster": cluster}
     if lease:
         tag["lease"] = int(lease)
-    attributes.setdefault("user", {})[USER_KEY] = tag
+    own = attributes.setdefault("user", {})
+    own[USER_KEY] = tag
+    if user:
+        own[OWNER_KEY] = user
+    if group:
+        own[GROUP_KEY] = group
     spec["version"] = 1
     return spec
 

@@ -50,7 +50,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,8 +185,11 @@ class Agent:
         state: Mapping[str, Any] | None = None,
         max_backoff: float = 60.0,
         on_event: Callable[[str, HeldJob], None] | None = None,
+        allow_users: Collection[str] | None = None,
     ) -> None:
         self.link = link
+        # Rainbow users whose jobs this agent runs (None: everyone's); others are rejected, so placed elsewhere.
+        self.allow_users = frozenset(allow_users) if allow_users is not None else None
         self.executor = executor
         self.hooks = hooks if hooks is not None else default_hooks
         self.interval = interval
@@ -466,9 +469,13 @@ class Agent:
                 log.info("job %d already ran here as local job %s (%s): adopting it, not running it again",
                          wire.id, existing.local_id, existing.state)
                 return
+            user, group = getattr(wire, "user", ""), getattr(wire, "group", "")
+            if self.allow_users is not None and user not in self.allow_users:
+                raise JobRejected(f"user {user or '(unknown)'} may not run jobs on cluster {self.cluster} "
+                                  "(not in its agent's --allow-user list)")
             source: Any = wire.jobspec or (simple(shlex.split(wire.command)) if wire.command else "")
             spec = to_flux_jobspec(source, jobid=wire.id, cluster=self.cluster, name=wire.name,
-                                   environment=self.environment, cwd=self.cwd, lease=lease)
+                                   environment=self.environment, cwd=self.cwd, lease=lease, user=user, group=group)
             job.hook = HookJob(wire.id, self.cluster, wire.name, spec)
             self.hooks.validate(job.hook)
             local_id = self.executor.submit(Submission(wire.id, self.cluster, wire.name, job.hook.jobspec))

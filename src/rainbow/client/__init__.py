@@ -22,10 +22,12 @@ and ``inputs`` (paths, text or dicts as documents).
 from rainbow.client.core import RainbowClient, accept_each
 from rainbow.client.inputs import PathOrText, read_input
 from rainbow.client.results import (
+    AccessRule,
     BatchCancel,
     BatchJob,
     BatchResult,
     BatchSummary,
+    ClusterAccess,
     Deletion,
     Job,
     JobChange,
@@ -38,6 +40,7 @@ from rainbow.client.results import (
     SatisfyResult,
     StateUpdate,
     SubmitResult,
+    User,
 )
 from rainbow.client.transport import (
     DEFAULT_RETRIES,
@@ -54,10 +57,12 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "GRAPH_SERVICE",
     "SCHEDULER_SERVICE",
+    "AccessRule",
     "BatchCancel",
     "BatchJob",
     "BatchResult",
     "BatchSummary",
+    "ClusterAccess",
     "Deletion",
     "Job",
     "JobChange",
@@ -72,6 +77,7 @@ __all__ = [
     "SatisfyResult",
     "StateUpdate",
     "SubmitResult",
+    "User",
     "accept_each",
     "connection_hint",
     "read_input",

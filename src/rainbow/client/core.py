@@ -23,6 +23,7 @@ from rainbow.client.results import (
     BatchJob,
     BatchResult,
     BatchSummary,
+    ClusterAccess,
     Deletion,
     Job,
     JobEvent,
@@ -32,11 +33,13 @@ from rainbow.client.results import (
     SatisfyResult,
     StateUpdate,
     SubmitResult,
+    User,
 )
 from rainbow.client.transport import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     Connection,
+    bearer_metadata,
     call,
     channel_credentials,
     channel_options,
@@ -95,6 +98,9 @@ class RainbowClient:
         ``initial_backoff`` seconds doubling up to ``max_backoff`` (with jitter); the same
         backoff paces reconnecting to a server that went away.
     :param wait_for_ready: calls wait (up to ``timeout``) for the server to come up instead of failing.
+    :param user_token: act as a user (sent as ``authorization: Bearer ...`` metadata on every call);
+        default the config's ``user.token``. Submitting then needs no cluster tokens, and the jobs
+        listed, watched and cancelled are the user's own (an admin's: everyone's).
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class RainbowClient:
         max_backoff: float = 5.0,
         wait_for_ready: bool = False,
         options: Iterable[tuple[str, Any]] = (),
+        user_token: str | None = None,
     ) -> None:
         if isinstance(config_file, RainbowConfig):
             self.config: RainbowConfig | None = config_file
@@ -126,8 +133,10 @@ class RainbowClient:
         self.timeout = timeout
         self.retries = retries
         self.wait_for_ready = wait_for_ready
+        self.user_token = user_token or (self.config.user_token if self.config else None) or None
         self._connection = Connection(
-            self.host, credentials, channel_options(retries, initial_backoff, max_backoff, options)
+            self.host, credentials, channel_options(retries, initial_backoff, max_backoff, options),
+            bearer_metadata(self.user_token),
         )
 
     # -- channel ----------------------------------------------------------
@@ -364,7 +373,18 @@ class RainbowClient:
         parsed, text = jobspec_input(jobspec)
         parsed, text = _placed(parsed, text, queue, requires, time_limit)
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
-        matched = self._satisfy(parsed, match_algo)
+        if self.user_token:
+            # The server matches among every cluster the user may use: no satisfy round trip, no tokens.
+            matched = SatisfyResult((), {}, 0, 0, 0, "")
+            clusters = []
+        else:
+            matched = self._satisfy(parsed, match_algo)
+            clusters = self._matched_clusters(matched)
+        algorithm, options = self._selection(select_algo, select_options)
+        return self._submit_one(name, text, clusters, algorithm, options, satisfy_only, idempotency_key, matched)
+
+    def _matched_clusters(self, matched: SatisfyResult) -> list[rainbow_pb2.SubmitJobRequest.Cluster]:
+        """The matching clusters with the submit tokens the config holds for them."""
         if not matched.clusters:
             raise FailedPrecondition(_no_match_message(matched), field="jobspec")
         config = self.config
@@ -379,7 +399,12 @@ class RainbowClient:
                 "'clusters', or delete a cluster (rainbow delete) and register it again",
                 field="clusters",
             )
-        algorithm, options = self._selection(select_algo, select_options)
+        return clusters
+
+    def _submit_one(
+        self, name: str, text: str, clusters: list[rainbow_pb2.SubmitJobRequest.Cluster], algorithm: str,
+        options: dict[str, str], satisfy_only: bool, idempotency_key: str | None, matched: SatisfyResult,
+    ) -> SubmitResult:
         request = rainbow_pb2.SubmitJobRequest(
             name=name,
             clusters=clusters,
@@ -393,6 +418,8 @@ class RainbowClient:
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
         status = status_name(rainbow_pb2.SubmitJobResponse.ResultType, reply.status)
+        if not matched.clusters and reply.cluster:
+            matched = SatisfyResult((reply.cluster,), {}, 0, 1, 0, "")
         check_status(status, "submit")
         return SubmitResult(
             jobid=reply.jobid,
@@ -464,7 +491,9 @@ class RainbowClient:
         config = self.config
         tokens = [(c.get("name", ""), c.get("token", "")) for c in config.clusters] if config else []
         clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=n, token=t) for n, t in tokens if n and t]
-        if not clusters:
+        if self.user_token:
+            clusters = []  # the server places among every cluster the user may use
+        elif not clusters:
             where = f" in {config.path}" if config and config.path else " (no config file given)"
             raise PermissionDenied(f"no submit tokens{where}: register a cluster with --save, or add its token "
                                    "under 'clusters'", field="clusters")
@@ -517,7 +546,8 @@ class RainbowClient:
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
         status = status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
         check_status(status, f"receive jobs for {cluster}")
-        jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0)) for jobid in sorted(reply.jobs)]
+        jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0), reply.owners.get(jobid))
+                for jobid in sorted(reply.jobs)]
         if not jobs or not accept:
             return jobs
         accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret,
@@ -565,11 +595,17 @@ class RainbowClient:
         return pairs
 
     def _cluster_messages(self, cluster: str | None = None) -> list[rainbow_pb2.SubmitJobRequest.Cluster]:
-        """``_submit_credentials`` as the wire's (name, token) messages."""
+        """``_submit_credentials`` as the wire's (name, token) messages; with a user token the cluster's name
+        only, or none (the server knows what the user may see)."""
+        if self.user_token:
+            return [rainbow_pb2.SubmitJobRequest.Cluster(name=cluster)] if cluster else []
         return [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in self._submit_credentials(cluster)]
 
     def _with_any_token(self, call: Callable[[str], T], token: str | None) -> T:
-        """Try the given token, else each token of the config, until one opens the job."""
+        """Try the given token, else each token of the config, until one opens the job (a user token alone
+        decides when the client has one)."""
+        if self.user_token and not token:
+            return call("")
         tokens = [token] if token else [t for _, t in self._submit_credentials()]
         denied: PermissionDenied | None = None
         for candidate in tokens:
@@ -668,12 +704,80 @@ class RainbowClient:
         try:
             for event in stream:
                 yield JobEvent(event.seq, event.jobid, event.cluster, event.name, event.state, event.time,
-                               event.message)
+                               event.message, event.user, event.group)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 raise rpc_error(exc, self.host, self.transport) from exc
         finally:
             stream.cancel()
+
+    # -- users and cluster access (the registration secret or an admin's user token) ----------
+    def _operator_secret(self, secret: str | None) -> str:
+        """The registration secret to send: the given one, else the config's unless a user token stands in."""
+        if secret:
+            return secret
+        if self.user_token:
+            return ""
+        return self._require(self.config.scheduler_secret if self.config else None, "secret",
+                             "pass the registration secret (or use an admin's user token) or set scheduler.secret")
+
+    def add_user(
+        self, name: str, groups: Iterable[str] = (), admin: bool = False, *, secret: str | None = None
+    ) -> User:
+        """Add a user; the result holds their token (shown this once)."""
+        request = rainbow_pb2.AddUserRequest(name=name, groups=list(groups), admin=admin,
+                                             secret=self._operator_secret(secret))
+        return User.from_reply(self._call(self.scheduler_stub.AddUser, request))
+
+    def remove_user(self, name: str, *, secret: str | None = None) -> None:
+        """Remove a user: their token stops working (their jobs keep their name)."""
+        request = rainbow_pb2.UserRequest(name=name, secret=self._operator_secret(secret))
+        self._call(self.scheduler_stub.RemoveUser, request)
+
+    def new_user_token(self, name: str, *, secret: str | None = None) -> User:
+        """Issue a user a new token (in the result); the old one stops working."""
+        request = rainbow_pb2.UserRequest(name=name, secret=self._operator_secret(secret))
+        return User.from_reply(self._call(self.scheduler_stub.NewUserToken, request))
+
+    def list_users(self, *, secret: str | None = None) -> list[User]:
+        request = rainbow_pb2.ListUsersRequest(secret=self._operator_secret(secret))
+        return [User.from_wire(info) for info in self._call(self.scheduler_stub.ListUsers, request).users]
+
+    def whoami(self) -> User:
+        """The user this client's user token names."""
+        return User.from_wire(self._call(self.scheduler_stub.WhoAmI, rainbow_pb2.WhoAmIRequest()))
+
+    def _access_secret(self, cluster: str, secret: str | None) -> str:
+        """The cluster's own secret (from the config) or the registration secret, unless a user token stands in."""
+        if secret or self.user_token:
+            return secret or ""
+        config = self.config
+        if config is not None and config.cluster_name == cluster and config.cluster_secret:
+            return config.cluster_secret
+        return self._operator_secret(None)
+
+    def set_cluster_access(
+        self,
+        cluster: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        allow: bool = True,
+        remove: bool = False,
+        secret: str | None = None,
+    ) -> ClusterAccess:
+        """Allow or deny a user or a group on a cluster (``remove``: forget that rule); the rules after."""
+        if bool(user) == bool(group):
+            raise InvalidArgument("name a user or a group (one of them)", field="user")
+        rule = rainbow_pb2.ClusterAccessRule(kind="user" if user else "group", name=user or group or "", allow=allow)
+        request = rainbow_pb2.ClusterAccessRequest(cluster=cluster, secret=self._access_secret(cluster, secret),
+                                                   rule=rule, remove=remove)
+        return ClusterAccess.from_wire(self._call(self.scheduler_stub.SetClusterAccess, request))
+
+    def cluster_access(self, cluster: str, *, secret: str | None = None) -> ClusterAccess:
+        """A cluster's access rules (none: open to every authenticated user)."""
+        request = rainbow_pb2.ClusterAccessRequest(cluster=cluster, secret=self._access_secret(cluster, secret))
+        return ClusterAccess.from_wire(self._call(self.scheduler_stub.GetClusterAccess, request))
 
     def health(self, service: str = "") -> str:
         """The server's grpc.health.v1 status for ``service`` ("" is the whole server): SERVING, NOT_SERVING..."""

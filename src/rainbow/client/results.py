@@ -144,9 +144,12 @@ class Job:
     command: str
     # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
     lease: int = field(default=0, compare=False)
+    # Who submitted it and the group it is accounted to ('' from servers without users).
+    user: str = field(default="", compare=False)
+    group: str = field(default="", compare=False)
 
     @classmethod
-    def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:
+    def from_wire(cls, jobid: int, text: str, lease: int = 0, owner: rainbow_pb2.JobOwner | None = None) -> Job:
         try:
             data = json.loads(text)
         except ValueError:
@@ -160,6 +163,8 @@ class Job:
             jobspec=str(data.get("jobspec") or ""),
             command=str(data.get("command") or ""),
             lease=int(lease),
+            user=owner.user if owner is not None else "",
+            group=owner.group if owner is not None else "",
         )
 
 
@@ -229,6 +234,8 @@ class JobStatus:
     jobspec: str = ""
     output: JobOutput | None = None
     rejections: tuple[JobRejection, ...] = ()
+    user: str = ""
+    group: str = ""
 
     @classmethod
     def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
@@ -249,6 +256,8 @@ class JobStatus:
             output=JobOutput(info.output.host, info.output.stdout, info.output.stderr, info.output.command)
             if info.HasField("output") else None,
             rejections=tuple(JobRejection(r.cluster, r.reason, r.time) for r in info.rejections),
+            user=info.user,
+            group=info.group,
         )
 
 
@@ -263,3 +272,43 @@ class JobEvent:
     state: str
     time: float
     message: str = ""
+    user: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class User:
+    """A rainbow user; ``token`` only in the answer that issued it (``add_user``, ``new_user_token``)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+    created: float = 0.0
+    token: str = ""
+
+    @classmethod
+    def from_wire(cls, info: rainbow_pb2.UserInfo, token: str = "") -> User:
+        return cls(info.name, tuple(info.groups), info.admin, info.created, token)
+
+    @classmethod
+    def from_reply(cls, reply: rainbow_pb2.UserReply) -> User:
+        return cls.from_wire(reply.user, reply.token)
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    kind: str  # "user" or "group"
+    name: str
+    allow: bool
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """Who may use a cluster: no rules, every authenticated user."""
+
+    cluster: str
+    rules: tuple[AccessRule, ...] = ()
+
+    @classmethod
+    def from_wire(cls, reply: rainbow_pb2.ClusterAccessResponse) -> ClusterAccess:
+        return cls(reply.cluster, tuple(AccessRule(r.kind, r.name, r.allow) for r in reply.rules))

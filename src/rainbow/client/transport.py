@@ -3,6 +3,7 @@ the call wrapper, and gRPC failures mapped to RainbowError with a hint of what t
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
@@ -24,13 +25,50 @@ GRAPH_SERVICE = "service.MemoryGraph"
 T = TypeVar("T")
 
 
+class _Metadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds fixed metadata (a user token's ``authorization: Bearer ...``) to every call of a channel."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(details.method, details.timeout, (*(details.metadata or ()), *self.metadata),
+                            details.credentials, details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+
+class _CallDetails(
+    collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                                            "compression")),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The call metadata that carries a user token (none without one)."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 class Connection:
     """One channel with the stubs of both services, opened on first use; thread-safe."""
 
-    def __init__(self, host: str, credentials: grpc.ChannelCredentials | None, options: list[tuple[str, Any]]) -> None:
+    def __init__(
+        self,
+        host: str,
+        credentials: grpc.ChannelCredentials | None,
+        options: list[tuple[str, Any]],
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.host = host
         self._credentials = credentials
         self._options = options
+        self._metadata = metadata
         self._channel: grpc.Channel | None = None
         self._scheduler: rainbow_pb2_grpc.RainbowSchedulerStub | None = None
         self._graph: memory_pb2_grpc.MemoryGraphStub | None = None
@@ -45,6 +83,8 @@ class Connection:
                     channel = grpc.secure_channel(self.host, self._credentials, options=self._options)
                 else:
                     channel = grpc.insecure_channel(self.host, options=self._options)
+                if self._metadata:
+                    channel = grpc.intercept_channel(channel, _Metadata(self._metadata))
                 self._scheduler = rainbow_pb2_grpc.RainbowSchedulerStub(channel)
                 self._graph = memory_pb2_grpc.MemoryGraphStub(channel)
                 self._channel = channel

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from rainbow.client import DEFAULT_TIMEOUT, RainbowClient
 from rainbow.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_HOST, RainbowConfig, config_path
 from rainbow.errors import InvalidArgument
+
+USER_TOKEN_ENV = "RAINBOW_USER_TOKEN"  # noqa: S105 - a variable name
 
 
 def connection_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,8 @@ def connection_parser() -> argparse.ArgumentParser:
                        help="use TLS with the system trust roots (implied by --cert/--key/--ca-cert)")
     group.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
                        help=f"seconds each call may take (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--user-token", metavar="TOKEN",
+                       help=f"act as a user (default: ${USER_TOKEN_ENV}, else the config's user.token)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parser
 
@@ -71,7 +76,9 @@ def load_config(args: argparse.Namespace) -> RainbowConfig | None:
     """The config the flags (or the environment) name; None when none is named, the default file does
     not exist and the command can do without one."""
     path, named = config_path(getattr(args, "config_path", None))
-    if path.exists() or named or getattr(args, "config_required", False):
+    # A user token stands in for the tokens a config file would hold.
+    required = getattr(args, "config_required", False) and not user_token_of(args)
+    if path.exists() or named or required:
         if not path.exists():
             how = (f"rainbow config init --config-path {path}" if named else
                    f"rainbow config init (or give --config-path, or set {CONFIG_ENV}, to use another file)")
@@ -89,7 +96,13 @@ def make_client(args: argparse.Namespace, config: RainbowConfig | None) -> Rainb
         key=args.key,
         ca_cert=args.ca_cert,
         timeout=args.timeout,
+        user_token=user_token_of(args),
     )
+
+
+def user_token_of(args: argparse.Namespace) -> str | None:
+    """The user token of a command: ``--user-token``, else ``$RAINBOW_USER_TOKEN`` (the config's comes later)."""
+    return getattr(args, "user_token", None) or os.environ.get(USER_TOKEN_ENV) or None
 
 
 def usage_error(args: argparse.Namespace, message: str) -> None:

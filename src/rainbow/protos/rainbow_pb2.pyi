@@ -173,7 +173,7 @@ class ReceiveJobsRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., maxJobs: _Optional[int] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent: _Optional[str] = ...) -> None: ...
 
 class ReceiveJobsResponse(_message.Message):
-    __slots__ = ("request_id", "jobs", "status", "leases", "lease_seconds")
+    __slots__ = ("request_id", "jobs", "status", "leases", "lease_seconds", "owners")
     class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REQUEST_JOBS_NORESULTS: _ClassVar[ReceiveJobsResponse.ResultType]
@@ -198,17 +198,26 @@ class ReceiveJobsResponse(_message.Message):
         key: int
         value: int
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class OwnersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: JobOwner
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[JobOwner, _Mapping]] = ...) -> None: ...
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LEASES_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OWNERS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     jobs: _containers.ScalarMap[int, str]
     status: ReceiveJobsResponse.ResultType
     leases: _containers.ScalarMap[int, int]
     lease_seconds: float
-    def __init__(self, request_id: _Optional[str] = ..., jobs: _Optional[_Mapping[int, str]] = ..., status: _Optional[_Union[ReceiveJobsResponse.ResultType, str]] = ..., leases: _Optional[_Mapping[int, int]] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+    owners: _containers.MessageMap[int, JobOwner]
+    def __init__(self, request_id: _Optional[str] = ..., jobs: _Optional[_Mapping[int, str]] = ..., status: _Optional[_Union[ReceiveJobsResponse.ResultType, str]] = ..., leases: _Optional[_Mapping[int, int]] = ..., lease_seconds: _Optional[float] = ..., owners: _Optional[_Mapping[int, JobOwner]] = ...) -> None: ...
 
 class AcceptJobsRequest(_message.Message):
     __slots__ = ("cluster", "secret", "jobids", "sent", "agent", "leases")
@@ -260,7 +269,7 @@ class JobStateChange(_message.Message):
     def __init__(self, state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections")
+    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections", "user", "group")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -277,6 +286,8 @@ class JobInfo(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     id: int
     cluster: str
     name: str
@@ -293,7 +304,9 @@ class JobInfo(_message.Message):
     history: _containers.RepeatedCompositeFieldContainer[JobStateChange]
     output: JobOutput
     rejections: _containers.RepeatedCompositeFieldContainer[JobRejection]
-    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ...) -> None: ...
+    user: str
+    group: str
+    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ..., user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class JobRejection(_message.Message):
     __slots__ = ("cluster", "reason", "time")
@@ -446,7 +459,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobid: _Optional[int] = ..., since: _Optional[int] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("seq", "jobid", "cluster", "state", "time", "message", "name")
+    __slots__ = ("seq", "jobid", "cluster", "state", "time", "message", "name", "user", "group")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     JOBID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -454,6 +467,8 @@ class JobEvent(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     seq: int
     jobid: int
     cluster: str
@@ -461,7 +476,9 @@ class JobEvent(_message.Message):
     time: float
     message: str
     name: str
-    def __init__(self, seq: _Optional[int] = ..., jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    user: str
+    group: str
+    def __init__(self, seq: _Optional[int] = ..., jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
     __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key")
@@ -552,3 +569,97 @@ class CancelBatchResponse(_message.Message):
     cancelled: int
     cancel_requested: int
     def __init__(self, cancelled: _Optional[int] = ..., cancel_requested: _Optional[int] = ...) -> None: ...
+
+class UserInfo(_message.Message):
+    __slots__ = ("name", "groups", "admin", "created")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    admin: bool
+    created: float
+    def __init__(self, name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., admin: _Optional[bool] = ..., created: _Optional[float] = ...) -> None: ...
+
+class AddUserRequest(_message.Message):
+    __slots__ = ("name", "groups", "admin", "secret")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    admin: bool
+    secret: str
+    def __init__(self, name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., admin: _Optional[bool] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class UserRequest(_message.Message):
+    __slots__ = ("name", "secret")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    secret: str
+    def __init__(self, name: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class UserReply(_message.Message):
+    __slots__ = ("user", "token")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user: UserInfo
+    token: str
+    def __init__(self, user: _Optional[_Union[UserInfo, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[UserInfo]
+    def __init__(self, users: _Optional[_Iterable[_Union[UserInfo, _Mapping]]] = ...) -> None: ...
+
+class ClusterAccessRule(_message.Message):
+    __slots__ = ("kind", "name", "allow")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    allow: bool
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., allow: _Optional[bool] = ...) -> None: ...
+
+class ClusterAccessRequest(_message.Message):
+    __slots__ = ("cluster", "secret", "rule", "remove")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    secret: str
+    rule: ClusterAccessRule
+    remove: bool
+    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., rule: _Optional[_Union[ClusterAccessRule, _Mapping]] = ..., remove: _Optional[bool] = ...) -> None: ...
+
+class ClusterAccessResponse(_message.Message):
+    __slots__ = ("cluster", "rules")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    rules: _containers.RepeatedCompositeFieldContainer[ClusterAccessRule]
+    def __init__(self, cluster: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[ClusterAccessRule, _Mapping]]] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class JobOwner(_message.Message):
+    __slots__ = ("user", "group")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    group: str
+    def __init__(self, user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...

@@ -124,6 +124,41 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.CancelBatchRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.CancelBatchResponse.FromString,
                 _registered_method=True)
+        self.AddUser = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/AddUser',
+                request_serializer=rainbow__pb2.AddUserRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.UserReply.FromString,
+                _registered_method=True)
+        self.RemoveUser = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/RemoveUser',
+                request_serializer=rainbow__pb2.UserRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.UserReply.FromString,
+                _registered_method=True)
+        self.NewUserToken = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/NewUserToken',
+                request_serializer=rainbow__pb2.UserRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.UserReply.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/ListUsers',
+                request_serializer=rainbow__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.SetClusterAccess = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetClusterAccess',
+                request_serializer=rainbow__pb2.ClusterAccessRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.ClusterAccessResponse.FromString,
+                _registered_method=True)
+        self.GetClusterAccess = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetClusterAccess',
+                request_serializer=rainbow__pb2.ClusterAccessRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.ClusterAccessResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/WhoAmI',
+                request_serializer=rainbow__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.UserInfo.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -253,6 +288,49 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddUser(self, request, context):
+        """Added: users and who may use a cluster (operator: the registration secret or an admin's user token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NewUserToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClusterAccess(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClusterAccess(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -345,6 +423,41 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.CancelBatch,
                     request_deserializer=rainbow__pb2.CancelBatchRequest.FromString,
                     response_serializer=rainbow__pb2.CancelBatchResponse.SerializeToString,
+            ),
+            'AddUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddUser,
+                    request_deserializer=rainbow__pb2.AddUserRequest.FromString,
+                    response_serializer=rainbow__pb2.UserReply.SerializeToString,
+            ),
+            'RemoveUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveUser,
+                    request_deserializer=rainbow__pb2.UserRequest.FromString,
+                    response_serializer=rainbow__pb2.UserReply.SerializeToString,
+            ),
+            'NewUserToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.NewUserToken,
+                    request_deserializer=rainbow__pb2.UserRequest.FromString,
+                    response_serializer=rainbow__pb2.UserReply.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=rainbow__pb2.ListUsersRequest.FromString,
+                    response_serializer=rainbow__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'SetClusterAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClusterAccess,
+                    request_deserializer=rainbow__pb2.ClusterAccessRequest.FromString,
+                    response_serializer=rainbow__pb2.ClusterAccessResponse.SerializeToString,
+            ),
+            'GetClusterAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterAccess,
+                    request_deserializer=rainbow__pb2.ClusterAccessRequest.FromString,
+                    response_serializer=rainbow__pb2.ClusterAccessResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=rainbow__pb2.WhoAmIRequest.FromString,
+                    response_serializer=rainbow__pb2.UserInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -833,6 +946,195 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelBatch',
             rainbow__pb2.CancelBatchRequest.SerializeToString,
             rainbow__pb2.CancelBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/AddUser',
+            rainbow__pb2.AddUserRequest.SerializeToString,
+            rainbow__pb2.UserReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/RemoveUser',
+            rainbow__pb2.UserRequest.SerializeToString,
+            rainbow__pb2.UserReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NewUserToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/NewUserToken',
+            rainbow__pb2.UserRequest.SerializeToString,
+            rainbow__pb2.UserReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/ListUsers',
+            rainbow__pb2.ListUsersRequest.SerializeToString,
+            rainbow__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClusterAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetClusterAccess',
+            rainbow__pb2.ClusterAccessRequest.SerializeToString,
+            rainbow__pb2.ClusterAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetClusterAccess',
+            rainbow__pb2.ClusterAccessRequest.SerializeToString,
+            rainbow__pb2.ClusterAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/WhoAmI',
+            rainbow__pb2.WhoAmIRequest.SerializeToString,
+            rainbow__pb2.UserInfo.FromString,
             options,
             channel_credentials,
             insecure,

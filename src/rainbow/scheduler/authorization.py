@@ -5,6 +5,14 @@ that caller may act on, or raises: PermissionDenied for a wrong or missing
 secret or token, NotFound for a cluster or job that does not exist,
 InvalidArgument for a malformed name.
 
+Users: a request may carry a user token (``authorization: Bearer TOKEN``
+metadata): a rainbow user's token, or a JWT signed by the configured OIDC
+provider. It makes the caller a ``Principal`` (a user, their groups, whether
+an admin). A wrong or missing user credential is UNAUTHENTICATED; a user
+asking for what they may not do is PERMISSION_DENIED. A request without one is
+today's request (cluster tokens, the global token), acting as the legacy
+identity (``legacy_user``; None refuses such requests).
+
 ==================  ===========================  ==================================
 caller              credentials                  allowed to act on
 ==================  ===========================  ==================================
@@ -13,6 +21,9 @@ cluster agent       cluster name + its secret    that cluster (``ClusterEntry``)
 submitter           (cluster name, token) pairs  those clusters (their names)
 job reader          a job id + a token           that job (``JobRecord``)
 token holder        a token                      the clusters it opens (the dashboard)
+user                a user token (Bearer)        their own jobs; every cluster they may use
+admin user          an admin's user token        every job; managing users and cluster access
+operator            the registration secret      managing users and cluster access
 ==================  ===========================  ==================================
 
 A token opens a cluster when it is that cluster's submit token (the global
@@ -21,21 +32,80 @@ token, when the server has one, is every cluster's).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
 
 from rainbow import credentials
-from rainbow.errors import InvalidArgument, NotFound, PermissionDenied
+from rainbow.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from rainbow.oidc import ALGORITHMS, OIDCKeys, claim_groups, looks_like_jwt
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.registry import ClusterEntry, ClusterRegistry
 from rainbow.scheduler.validation import check_name
-from rainbow.store import JobRecord
+from rainbow.store import AccessRule, JobRecord, UserRecord
+
+DEFAULT_LEGACY_USER = "legacy"
+# How long a looked-up user token is trusted without reading the store again. This server's own changes
+# (a removed user, a new token) take effect at once; another replica's within this time.
+USER_CACHE_SECONDS = 2.0
+_USER_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a user (user token or OIDC JWT), an operator, or the legacy identity of a request
+    without a user token (``legacy``; ``clusters_scope`` are the clusters its tokens open)."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+    legacy: bool = False
+    clusters_scope: tuple[str, ...] | None = None
+
+    @property
+    def group(self) -> str:
+        """The group this principal's jobs are accounted to: the first of its groups, or ''."""
+        return self.groups[0] if self.groups else ""
+
+    @property
+    def owner_filter(self) -> str | None:
+        """Whose jobs this principal sees: its own (a user), or anyone's (None: admins; legacy callers
+        within the clusters their tokens open)."""
+        return None if self.admin or self.legacy else self.user
+
+
+def may_use(rules: Sequence[AccessRule], user: str, groups: Sequence[str]) -> bool:
+    """Whether a user (with groups) may use a cluster with these access rules.
+
+    A deny naming the user or one of their groups wins; otherwise a cluster with
+    allow rules is open to those they name only; a cluster without any is open to all.
+    """
+    subjects = {("user", user), *(("group", group) for group in groups)}
+    if any(not rule.allow and (rule.kind, rule.name) in subjects for rule in rules):
+        return False
+    allowed = [rule for rule in rules if rule.allow]
+    return not allowed or any((rule.kind, rule.name) in subjects for rule in allowed)
 
 
 class Authorization:
-    def __init__(self, context: SchedulerContext, registry: ClusterRegistry) -> None:
+    def __init__(
+        self,
+        context: SchedulerContext,
+        registry: ClusterRegistry,
+        legacy_user: str | None = DEFAULT_LEGACY_USER,
+        oidc: OIDCKeys | None = None,
+    ) -> None:
         self.context = context
         self.registry = registry
+        self.legacy_user = legacy_user
+        self.oidc = oidc
+        self._users: dict[str, tuple[float, Principal | None]] = {}
+        self._users_lock = threading.Lock()
 
     def registrar(self, secret: str) -> None:
         """Allow registering a cluster with the registration secret.
@@ -137,3 +207,195 @@ class Authorization:
                 continue
         self.job_reader(job_id, "")
         return None
+
+    # -- users ------------------------------------------------------------------
+    def legacy(self) -> Principal:
+        """The identity of a request without a user token; Unauthenticated when the server refuses those."""
+        if self.legacy_user is None:
+            raise Unauthenticated("a user token is required (authorization: Bearer TOKEN): this server takes no "
+                                  "requests without one", field="authorization")
+        return Principal(self.legacy_user, legacy=True)
+
+    def user(self, bearer: str) -> Principal:
+        """The user a user token (or an OIDC JWT) names; Unauthenticated when it names nobody."""
+        if not bearer:
+            raise Unauthenticated("a user token is required (authorization: Bearer TOKEN)", field="authorization")
+        token_hash = credentials.hash_secret(bearer)
+        now = time.monotonic()
+        cached = self._users.get(token_hash)
+        if cached is not None and cached[0] > now:
+            principal = cached[1]
+        else:
+            principal = self._oidc_user(bearer) if self.oidc is not None and looks_like_jwt(bearer) else \
+                _principal(self.context.store.user_by_token(token_hash))
+            with self._users_lock:
+                if len(self._users) >= _USER_CACHE_SIZE:
+                    self._users.clear()
+                self._users[token_hash] = (now + USER_CACHE_SECONDS, principal)
+        if principal is None:
+            raise Unauthenticated("the user token is not valid (unknown, replaced, or its user was removed)",
+                                  field="authorization")
+        return principal
+
+    def knows(self, bearer: str) -> bool:
+        """Whether a user token was looked up lately (checking it again needs no store read)."""
+        cached = self._users.get(credentials.hash_secret(bearer))
+        return cached is not None and cached[0] > time.monotonic()
+
+    def forget_users(self) -> None:
+        """Drop looked-up tokens: a user or token changed here takes effect on the next request."""
+        with self._users_lock:
+            self._users.clear()
+
+    def _oidc_user(self, token: str) -> Principal | None:
+        """The user of a JWT the provider signed (an admin when a rainbow user of that name is one)."""
+        assert self.oidc is not None
+        settings = self.oidc.settings
+        key = self.oidc.signing_key(token)
+        try:
+            claims = jwt.decode(token, key, algorithms=list(ALGORITHMS), audience=settings.audience,
+                                issuer=settings.issuer, options={"require": ["exp", "iss", "aud"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the OIDC token has expired", field="authorization") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(f"the OIDC token is not for audience {settings.audience!r}",
+                                  field="authorization") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated(f"the OIDC token is not from issuer {settings.issuer!r}",
+                                  field="authorization") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the OIDC token's signature does not verify", field="authorization") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the OIDC token is not valid ({exc})", field="authorization") from None
+        name = claims.get(settings.user_claim)
+        if not isinstance(name, str) or not name:
+            raise Unauthenticated(f"the OIDC token has no {settings.user_claim!r} claim", field="authorization")
+        stored = self.context.store.get_user(name)
+        return Principal(name, claim_groups(claims.get(settings.groups_claim)), bool(stored and stored.admin))
+
+    def operator(self, secret: str, bearer: str) -> Principal:
+        """Who may manage users and cluster access: the registration secret, or an admin's user token."""
+        if secret:
+            try:
+                self.registrar(secret)
+            except PermissionDenied:
+                raise Unauthenticated("wrong registration secret", field="secret") from None
+            return Principal("", admin=True)
+        if not bearer:
+            raise Unauthenticated("the registration secret (--secret) or an admin's user token is required",
+                                  field="secret")
+        principal = self.user(bearer)
+        if not principal.admin:
+            raise PermissionDenied(f"user {principal.user!r} is not an admin", field="authorization")
+        return principal
+
+    def cluster_manager(self, cluster: str, secret: str, bearer: str) -> ClusterEntry:
+        """Who may set a cluster's access rules: its own secret, the registration secret, or an admin."""
+        check_name(cluster, "cluster", self.context.limits)
+        self.registry.sync_clusters([cluster])
+        with self.registry.lock:
+            entry = self.registry.get(cluster)
+        if entry is None:
+            raise NotFound(f"cluster {cluster!r} is not registered", field="cluster")
+        if secret and credentials.check_secret(secret, entry.secret_hash):
+            return entry
+        if secret or not bearer:
+            self.operator(secret, bearer)
+            return entry
+        principal = self.user(bearer)
+        if not principal.admin:
+            raise PermissionDenied(f"user {principal.user!r} is not an admin", field="authorization")
+        return entry
+
+    def submit_scope(
+        self, clusters: Sequence[tuple[str, str]], bearer: str
+    ) -> tuple[Principal, list[str], dict[str, str]]:
+        """Who submits, the clusters their job may go to, and the clusters left out (with why).
+
+        Without a user token: the legacy identity and the listed clusters, each checked against its token.
+        With one: the listed clusters (names only; each must be one the user may use), else every
+        registered cluster the user may use.
+        """
+        if not bearer:
+            principal = self.legacy()
+            names = self.submitter(clusters)
+            return dataclasses.replace(principal, clusters_scope=tuple(names)), names, {}
+        principal = self.user(bearer)
+        listed = list(dict.fromkeys(name for name, _ in clusters))
+        for index, name in enumerate(listed):
+            check_name(name, f"clusters[{index}]", self.context.limits)
+        self.registry.sync_clusters(listed or None)
+        with self.registry.lock:
+            if listed:
+                for index, name in enumerate(listed):
+                    entry = self.registry.get(name)
+                    if entry is None:
+                        raise NotFound(f"cluster {name!r} is not registered", field=f"clusters[{index}]")
+                    if not may_use(entry.access, principal.user, principal.groups):
+                        raise PermissionDenied(f"user {principal.user!r} may not use cluster {name!r}",
+                                               field=f"clusters[{index}]")
+                return principal, listed, {}
+            usable: list[str] = []
+            excluded: dict[str, str] = {}
+            for name in self.registry.names:
+                if may_use(self.registry.get(name).access, principal.user, principal.groups):
+                    usable.append(name)
+                else:
+                    excluded[name] = f"user {principal.user} may not use this cluster (its access rules)"
+        if not usable and excluded:
+            raise PermissionDenied(f"user {principal.user!r} may use none of the registered clusters",
+                                   field="clusters")
+        return principal, usable, excluded
+
+    def usable_clusters(self, bearer: str) -> tuple[list[str] | None, dict[str, str]]:
+        """For a satisfy check: the clusters a user may use and why the others are left out; (None, {})
+        without a user token (every cluster, as before users)."""
+        if not bearer:
+            return None, {}
+        _, usable, excluded = self.submit_scope((), bearer)
+        return usable, excluded
+
+    def reader(self, clusters: Sequence[tuple[str, str]], bearer: str) -> tuple[list[str] | None, str | None]:
+        """The jobs a lister may see: (clusters, None: all; the owner, None: anyone).
+
+        Without a user token the listed clusters' tokens decide, as before users; a user sees their own
+        jobs (of the listed clusters, when some are listed), an admin everyone's.
+        """
+        if not bearer:
+            self.legacy()
+            return self.submitter(clusters), None
+        principal = self.user(bearer)
+        listed = list(dict.fromkeys(name for name, _ in clusters))
+        for index, name in enumerate(listed):
+            check_name(name, f"clusters[{index}]", self.context.limits)
+        return (listed or None), principal.owner_filter
+
+    def job_owner(self, job_id: int, token: str, bearer: str) -> JobRecord:
+        """The job, when the caller may read or cancel it: its token opens the job's clusters (no user
+        token), or it is the user's own job, or the user is an admin."""
+        if not bearer:
+            self.legacy()
+            return self.job_reader(job_id, token)
+        principal = self.user(bearer)
+        job = self.context.store.get_job(job_id) if job_id > 0 else None
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist", field="jobid")
+        if not principal.admin and job.user != principal.user:
+            raise PermissionDenied(f"job {job_id} belongs to another user", field="jobid")
+        return job
+
+    def watcher(
+        self, clusters: Sequence[tuple[str, str]], job_id: int | None, bearer: str
+    ) -> tuple[list[str] | None, str | None]:
+        """What a watcher may see: (clusters, None: all; the owner, None: anyone); one job follows it anywhere."""
+        if not bearer:
+            self.legacy()
+            return self.watch_scope(clusters, job_id), None
+        if job_id:
+            self.job_owner(job_id, "", bearer)
+            return None, None
+        return self.reader(clusters, bearer)
+
+
+def _principal(record: UserRecord | None) -> Principal | None:
+    return None if record is None else Principal(record.name, record.groups, record.admin)

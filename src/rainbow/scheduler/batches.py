@@ -52,6 +52,19 @@ def _in_batch(pending: PendingSubmit, batch_id: str) -> PendingSubmit:
     return dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id))
 
 
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """Whose jobs a batch holds: (user, group) stamped on each, and the clusters the user may not use (why)."""
+
+    user: str = ""
+    group: str = ""
+    excluded: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def stamp(self) -> tuple[str, str]:
+        return self.user, self.group
+
+
 @contextmanager
 def _naming(index: int) -> Iterator[None]:
     """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
@@ -111,15 +124,17 @@ class Batches:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        owner: Owner | None = None,
     ) -> tuple[str, list[PendingSubmit | str]]:
         """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
         or why no cluster takes it."""
         check_idempotency_key(key, self.context.limits)
+        owner = owner or Owner()
         listed = self.jobs_of(jobs, cc)
         batch_id = batch_identity(key)
         if cc:
             ids = [cc_id for cc_id in listed if isinstance(cc_id, int)]
-            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, key, batch_id)
+            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, key, batch_id, owner)
             if copies is not None:
                 return batch_id, copies
             expanded = expand_array(*jobs[0], ids)
@@ -130,7 +145,8 @@ class Batches:
             with _naming(index):
                 try:
                     pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
-                                                       key=_job_key(batch_id, index, key))
+                                                       key=_job_key(batch_id, index, key), owner=owner.stamp,
+                                                       excluded=owner.excluded)
                 except FailedPrecondition as exc:
                     placed.append(str(exc))
                     continue
@@ -147,6 +163,7 @@ class Batches:
         select_options: Mapping[str, str] | None,
         key: str,
         batch_id: str,
+        owner: Owner,
     ) -> list[PendingSubmit | str] | None:
         """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
         on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
@@ -164,7 +181,7 @@ class Batches:
                 try:
                     pending = self.submissions.prepare_copy(
                         candidates, name.replace("{cc}", value), text.replace("{cc}", value), template, command,
-                        selector, _job_key(batch_id, index, key))
+                        selector, _job_key(batch_id, index, key), owner.stamp, owner.excluded)
                 except FailedPrecondition as exc:
                     placed.append(str(exc))
                     continue
@@ -180,9 +197,10 @@ class Batches:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        owner: Owner | None = None,
     ) -> BatchOutcome:
         """Place the jobs, store the placed ones in one transaction, then announce them."""
-        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key)
+        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, owner)
         pending = [p for p in placed if isinstance(p, PendingSubmit)]
         stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
         outcomes = iter(self.submissions.complete(pending, stored, log_each=False))
@@ -204,19 +222,22 @@ class Batches:
         if not batch_id or len(batch_id) > self.context.limits.max_name_length:
             raise InvalidArgument("batch_id is required (as SubmitJobs answered it)", field="batch_id")
 
-    def states(self, candidates: Sequence[str], batch_id: str) -> dict[str, int]:
-        """Jobs of the batch per state, on the clusters the caller may see; NotFound when there are none."""
+    def states(self, candidates: Sequence[str] | None, batch_id: str, user: str | None = None) -> dict[str, int]:
+        """Jobs of the batch per state, on the clusters (None: all) and of the user (None: anyone's) the caller
+        may see; NotFound when there are none."""
         self._check_id(batch_id)
-        states = self.context.store.batch_states(batch_id, candidates)
+        states = self.context.store.batch_states(batch_id, candidates, user)
         if not states:
             raise NotFound(f"no batch {batch_id} among your clusters' jobs", field="batch_id")
         return states
 
-    def cancel(self, candidates: Sequence[str], batch_id: str, reason: str = "") -> BatchCancel:
+    def cancel(
+        self, candidates: Sequence[str] | None, batch_id: str, reason: str = "", user: str | None = None
+    ) -> BatchCancel:
         """Cancel every job of the batch that has not ended, in one store transaction."""
-        self.states(candidates, batch_id)
+        self.states(candidates, batch_id, user)
         jobs, events = self.context.store.cancel_batch(batch_id, candidates, reason or "cancelled by the submitter",
-                                                       self.context.clock())
+                                                       self.context.clock(), user)
         self.context.publish(events)
         cancelled = sum(1 for job in jobs if job.state.value == "cancelled")
         log.info("batch %s: %d jobs cancelled, %d cancels requested", batch_id, cancelled, len(jobs) - cancelled)

@@ -18,16 +18,18 @@ from typing import Any
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
 from rainbow.limits import Limits
-from rainbow.scheduler.authorization import Authorization
-from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome
+from rainbow.oidc import OIDCKeys
+from rainbow.scheduler.authorization import DEFAULT_LEGACY_USER, Authorization, Principal
+from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterRegistry, Registration
 from rainbow.scheduler.submission import PendingSubmit, SatisfyOutcome, Submissions, SubmitOutcome
+from rainbow.scheduler.users import Users
 from rainbow.scheduler.validation import check_name, check_queues_state, parse_state_payload
 from rainbow.selection import Selector, get_selector
-from rainbow.store import HeldJob, JobEvent, JobRecord, Store
+from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, Store, UserRecord
 
 
 class _Shared:
@@ -63,6 +65,8 @@ class Scheduler:
         cluster_timeout: float = 600.0,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
+        legacy_user: str | None = DEFAULT_LEGACY_USER,
+        oidc: OIDCKeys | None = None,
     ) -> None:
         self.context = SchedulerContext(store, limits or Limits(), clock, lease_seconds, cluster_timeout)
         # Both checked before the registry stores anything: a bad setting leaves the store as it was.
@@ -71,7 +75,8 @@ class Scheduler:
         self.registry = ClusterRegistry(self.context, registration_secret=registration_secret,
                                         global_token=global_token)
         self.placer = Placer(self.context, self.registry, match_algorithm, selector)
-        self.authorization = Authorization(self.context, self.registry)
+        self.authorization = Authorization(self.context, self.registry, legacy_user, oidc)
+        self.users = Users(self.context, self.registry)
         self.submissions = Submissions(self.context, self.registry, self.placer)
         self.jobs = JobLifecycle(self.context, self.registry, self.placer)
         self.batches = Batches(self.context, self.submissions)
@@ -156,12 +161,58 @@ class Scheduler:
         """Clusters whose events a watcher may see; None for one job (it follows the job anywhere)."""
         return self.authorization.watch_scope(clusters, job_id)
 
+    def watcher(
+        self, clusters: Sequence[tuple[str, str]], job_id: int | None, user_token: str = ""
+    ) -> tuple[list[str] | None, str | None]:
+        """What a watcher may see: (clusters, None: all; the owner, None: anyone's jobs)."""
+        return self.authorization.watcher(clusters, job_id, user_token)
+
+    def whoami(self, user_token: str) -> Principal:
+        """The user a user token names (Unauthenticated when none)."""
+        return self.authorization.user(user_token)
+
+    # -- users and cluster access ---------------------------------------------------
+    def add_user(
+        self, name: str, groups: Sequence[str], admin: bool, secret: str = "", user_token: str = ""
+    ) -> tuple[UserRecord, str]:
+        self.authorization.operator(secret, user_token)
+        outcome = self.users.add(name, groups, admin)
+        self.authorization.forget_users()
+        return outcome
+
+    def remove_user(self, name: str, secret: str = "", user_token: str = "") -> None:
+        self.authorization.operator(secret, user_token)
+        self.users.remove(name)
+        self.authorization.forget_users()
+
+    def new_user_token(self, name: str, secret: str = "", user_token: str = "") -> tuple[UserRecord, str]:
+        self.authorization.operator(secret, user_token)
+        outcome = self.users.new_token(name)
+        self.authorization.forget_users()
+        return outcome
+
+    def list_users(self, secret: str = "", user_token: str = "") -> list[UserRecord]:
+        self.authorization.operator(secret, user_token)
+        return self.users.list()
+
+    def set_cluster_access(
+        self, cluster: str, kind: str, name: str, allow: bool | None, secret: str = "", user_token: str = ""
+    ) -> tuple[AccessRule, ...]:
+        """Allow or deny (None: forget) a user or group on a cluster; the cluster's rules after."""
+        entry = self.authorization.cluster_manager(cluster, secret, user_token)
+        return self.users.set_access(entry, kind, name, allow)
+
+    def cluster_access(self, cluster: str, secret: str = "", user_token: str = "") -> tuple[AccessRule, ...]:
+        return self.authorization.cluster_manager(cluster, secret, user_token).access
+
     # -- placement and submission ------------------------------------------------------
     def parse_jobspec(self, text: str) -> Jobspec:
         return self.placer.parse_jobspec(text)
 
-    def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
-        return self.submissions.satisfy(jobspec_text, algorithm)
+    def satisfy(self, jobspec_text: str, algorithm: str = "", user_token: str = "") -> SatisfyOutcome:
+        """Which clusters could run a jobspec; with a user token, among those the user may use."""
+        usable, excluded = self.authorization.usable_clusters(user_token)
+        return self.submissions.satisfy(jobspec_text, algorithm, usable, excluded)
 
     def submit(
         self,
@@ -172,9 +223,11 @@ class Scheduler:
         select_options: Mapping[str, str] | None = None,
         satisfy_only: bool = False,
         key: str = "",
+        user_token: str = "",
     ) -> SubmitOutcome:
         prepared = self.prepare_submit(
-            name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only, key=key
+            name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only, key=key,
+            user_token=user_token,
         )
         if not isinstance(prepared, PendingSubmit):
             assert prepared is not None
@@ -194,19 +247,21 @@ class Scheduler:
         satisfy_only: bool = False,
         cached_only: bool = False,
         key: str = "",
+        user_token: str = "",
     ) -> SubmitOutcome | PendingSubmit | None:
         """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write.
 
         Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
         With ``cached_only``, None when the jobspec would have to be parsed, a
         selector made or a match run: a server may run the cheap rest inline.
-        On a shared store the clusters' versions are read first, so never inline.
+        On a shared store the clusters' versions are read first, so never inline; nor with a user token
+        not looked up lately (that reads the store).
         """
-        if cached_only and self.store.shared:
+        if cached_only and (self.store.shared or (user_token and not self.authorization.knows(user_token))):
             return None
-        candidates = self.authorization.submitter(clusters)
+        principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         return self.submissions.prepare(candidates, name, jobspec_text, select_algorithm, select_options,
-                                        satisfy_only, cached_only, key)
+                                        satisfy_only, cached_only, key, (principal.user, principal.group), excluded)
 
     def complete_submits(
         self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception]
@@ -222,16 +277,29 @@ class Scheduler:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        user_token: str = "",
     ) -> BatchOutcome:
         """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction."""
-        candidates = self.authorization.submitter(clusters)
-        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key)
+        principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
+        owner = Owner(principal.user, principal.group, excluded)
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, owner)
 
-    def batch_states(self, clusters: Sequence[tuple[str, str]], batch_id: str) -> dict[str, int]:
-        return self.batches.states(self.authorization.submitter(clusters), batch_id)
+    def batch_states(
+        self, clusters: Sequence[tuple[str, str]], batch_id: str, user_token: str = ""
+    ) -> dict[str, int]:
+        return self.batches.states(*self._readable(clusters, user_token, batch_id))
 
-    def cancel_batch(self, clusters: Sequence[tuple[str, str]], batch_id: str, reason: str = "") -> BatchCancel:
-        return self.batches.cancel(self.authorization.submitter(clusters), batch_id, reason)
+    def cancel_batch(
+        self, clusters: Sequence[tuple[str, str]], batch_id: str, reason: str = "", user_token: str = ""
+    ) -> BatchCancel:
+        names, _, user = self._readable(clusters, user_token, batch_id)
+        return self.batches.cancel(names, batch_id, reason, user)
+
+    def _readable(
+        self, clusters: Sequence[tuple[str, str]], user_token: str, batch_id: str
+    ) -> tuple[list[str] | None, str, str | None]:
+        names, user = self.authorization.reader(clusters, user_token)
+        return names, batch_id, user
 
     # -- the job lifecycle: cluster agents -------------------------------------------------
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
@@ -284,14 +352,21 @@ class Scheduler:
         return self.jobs.check_clusters()
 
     # -- the job lifecycle: submitters -------------------------------------------------------
-    def get_job(self, job_id: int, token: str) -> tuple[JobRecord, list[JobEvent]]:
-        return self.jobs.history(self.authorization.job_reader(job_id, token))
+    def get_job(self, job_id: int, token: str, user_token: str = "") -> tuple[JobRecord, list[JobEvent]]:
+        return self.jobs.history(self.authorization.job_owner(job_id, token, user_token))
 
     def list_jobs(
-        self, clusters: Sequence[tuple[str, str]], state: str = "", name: str = "", limit: int = 1000, batch: str = ""
+        self,
+        clusters: Sequence[tuple[str, str]],
+        state: str = "",
+        name: str = "",
+        limit: int = 1000,
+        batch: str = "",
+        user_token: str = "",
     ) -> list[JobRecord]:
-        return self.jobs.list_jobs(self.authorization.submitter(clusters), state, name, limit, batch)
+        names, user = self.authorization.reader(clusters, user_token)
+        return self.jobs.list_jobs(names, state, name, limit, batch, user)
 
-    def cancel(self, job_id: int, token: str, reason: str = "") -> JobRecord:
-        self.authorization.job_reader(job_id, token)
+    def cancel(self, job_id: int, token: str, reason: str = "", user_token: str = "") -> JobRecord:
+        self.authorization.job_owner(job_id, token, user_token)
         return self.jobs.cancel(job_id, reason)

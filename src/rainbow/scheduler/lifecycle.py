@@ -243,11 +243,18 @@ class JobLifecycle:
         return job, self.store.job_history(job.id)
 
     def list_jobs(
-        self, names: Sequence[str], state: str = "", name: str = "", limit: int = 1000, batch: str = ""
+        self,
+        names: Sequence[str] | None,
+        state: str = "",
+        name: str = "",
+        limit: int = 1000,
+        batch: str = "",
+        user: str | None = None,
     ) -> list[JobRecord]:
+        """Newest first, of ``names`` (None: every cluster) and of ``user`` (None: anyone's)."""
         wanted = job_state(state) if state else None
         return self.store.list_jobs(names, wanted, name or None, min(limit, 10_000) if limit > 0 else 1000,
-                                    batch or None)
+                                    batch or None, user)
 
     def cancel(self, job_id: int, reason: str = "") -> JobRecord:
         job, events = self.store.request_cancel(job_id, reason or "cancelled by the submitter", self.context.clock())

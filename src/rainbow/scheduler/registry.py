@@ -19,6 +19,7 @@ from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound
 from rainbow.graph import ClusterGraph
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.text import graph_summary, plural
+from rainbow.store import AccessRule
 
 REGISTRATION_SECRET_KEY = "registration_secret_sha256"  # noqa: S105 - a key name
 
@@ -44,6 +45,8 @@ class ClusterEntry:
     origin: tuple[float, int] = (0.0, 1)
     # The stored ``updated`` time the credentials and state were read at (a state change moves it).
     updated: float = 0.0
+    # Who may use the cluster (``authorization.may_use`` reads them); none: every authenticated user.
+    access: tuple[AccessRule, ...] = ()
 
     @property
     def stored_version(self) -> tuple[float, int, float]:
@@ -99,11 +102,14 @@ class ClusterRegistry:
         return graph
 
     def _load_clusters(self) -> None:
+        rules: dict[str, list[AccessRule]] = {}
+        for rule in self.store.list_access():
+            rules.setdefault(rule.cluster, []).append(rule)
         for record in self.store.list_clusters():
             self._clusters[record.name] = ClusterEntry(
                 record.name, record.secret_hash, record.token_hash, record.state,
                 self._build_graph(record.name), record.reachable, (record.created, record.version),
-                record.updated,
+                record.updated, tuple(rules.get(record.name, ())),
             )
         log.info("loaded %s from the store", plural(len(self._clusters), "cluster"))
 
@@ -142,13 +148,15 @@ class ClusterRegistry:
             stale = entry is None or entry.origin != origin
         # Built outside the lock (graphs can be large); read after the record, so never older than it.
         graph = self._build_graph(name) if stale else None
+        access = tuple(self.store.list_access(name))
         with self.lock:
             entry = self._clusters.get(name)
             if entry is None:
                 self._clusters[name] = ClusterEntry(name, record.secret_hash, record.token_hash, record.state, graph,
-                                                    record.reachable, origin, record.updated)
+                                                    record.reachable, origin, record.updated, access)
                 log.info("cluster %s was registered through another server", name)
                 return
+            entry.access = access
             entry.secret_hash, entry.token_hash = record.secret_hash, record.token_hash
             entry.state, entry.reachable, entry.updated = record.state, record.reachable, record.updated
             if stale:
@@ -294,6 +302,15 @@ class ClusterRegistry:
             if entry.graph is not None:
                 entry.graph.remove_subsystem(subsystem)
         log.info("cluster %s deleted subsystem %s", cluster, subsystem)
+
+    def set_access(self, entry: ClusterEntry, kind: str, name: str, allow: bool | None) -> tuple[AccessRule, ...]:
+        """Allow or deny (``allow`` None: forget) a user or group on a cluster; the cluster's rules after."""
+        now = self.context.clock()
+        with self.lock:
+            if self.store.set_access(entry.name, kind, name, allow, now):
+                entry.access = tuple(self.store.list_access(entry.name))
+                entry.updated = now
+            return entry.access
 
     def update_state(self, entry: ClusterEntry, updates: dict[str, Any]) -> dict[str, Any]:
         """Merge a cluster's new state values into the stored (and cached) state."""

@@ -59,23 +59,29 @@ def submit_decision(
     key: str = "",
     satisfy_only: bool = False,
     states: Mapping[str, Any] | None = None,
+    owner: tuple[str, str] = ("", ""),
+    excluded: Mapping[str, str] | None = None,
 ) -> SubmitOutcome | PendingSubmit:
     """What a placement means for a submission: the job to store, the clusters that satisfy it
     (``satisfy_only``), or FailedPrecondition when no listed cluster can run it. ``states`` are the
-    cluster states selection decided from, kept in the job's placement record."""
+    cluster states selection decided from, kept in the job's placement record. ``owner`` is the job's
+    (user, group); ``excluded`` the clusters its user may not use, with why (they join the explanation)."""
     selection, reasons = placement.selection, placement.reasons
     if selection is None:
         if satisfy_only:
-            return SubmitOutcome(None, [], None, reasons)
-        raise FailedPrecondition(f"no listed cluster can run this job ({placement.explanation})", field="jobspec")
+            return SubmitOutcome(None, [], None, {**reasons, **(excluded or {})})
+        explanation = "; ".join(f"{c}: {r}" for c, r in {**reasons, **(excluded or {})}.items())
+        listed = "cluster you may use" if excluded else "listed cluster"
+        raise FailedPrecondition(f"no {listed} can run this job ({explanation})", field="jobspec")
     if satisfy_only:
-        return SubmitOutcome(None, list(selection.clusters), selection, reasons)
+        return SubmitOutcome(None, list(selection.clusters), selection, {**reasons, **(excluded or {})})
     if not selection.clusters:
         raise FailedPrecondition(selection.reason, field="select_algorithm")
     job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
     matching = tuple(c for c in candidates if c not in reasons)
     new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), now, matching,
-                 key or None, placement_record(selection, reasons, candidates, states or {}))
+                 key or None, placement_record(selection, reasons, candidates, states or {}),
+                 user=owner[0], group=owner[1])
     return PendingSubmit(new, selection, reasons, tuple(candidates))
 
 
@@ -108,9 +114,12 @@ class Submissions:
         satisfy_only: bool = False,
         cached_only: bool = False,
         key: str = "",
+        owner: tuple[str, str] = ("", ""),
+        excluded: Mapping[str, str] | None = None,
     ) -> SubmitOutcome | PendingSubmit | None:
         """Place a job among authorized ``candidates``; with ``cached_only``, None when that needs parsing,
-        a new selector or a match."""
+        a new selector or a match. ``owner``: the job's (user, group); ``excluded``: clusters its user may
+        not use (with why, for the explanation)."""
         check_idempotency_key(key, self.context.limits)
         inputs = self._inputs(jobspec_text, select_algorithm, select_options, cached_only)
         if inputs is None:
@@ -125,7 +134,7 @@ class Submissions:
             if not satisfy_only:
                 states = self.registry.states(_recorded_states(placement.selection))
         return submit_decision(placement, candidates, name, jobspec_text, jobspec, self.context.clock(), key,
-                               satisfy_only, states)
+                               satisfy_only, states, owner, excluded)
 
     def prepare_copy(
         self,
@@ -136,6 +145,8 @@ class Submissions:
         command: list[str],
         selector: Selector,
         key: str = "",
+        owner: tuple[str, str] = ("", ""),
+        excluded: Mapping[str, str] | None = None,
     ) -> SubmitOutcome | PendingSubmit:
         """Place one copy of an array whose copies differ from ``template`` only in their ``command``.
 
@@ -151,7 +162,7 @@ class Submissions:
             states = self.registry.states(_recorded_states(placement.selection))
         copy = dataclasses.replace(template, command=command)
         return submit_decision(placement, candidates, name, jobspec_text, copy, self.context.clock(), key,
-                               False, states)
+                               False, states, owner, excluded)
 
     def _inputs(
         self, jobspec_text: str, select_algorithm: str, select_options: Mapping[str, str] | None, cached_only: bool
@@ -187,7 +198,7 @@ class Submissions:
                 continue
             job, event = result
             if event is None:
-                if job.cluster not in pending.authorized:
+                if job.cluster not in pending.authorized or job.user != pending.job.user:
                     outcomes.append(PermissionDenied("idempotency_key belongs to a job of another cluster",
                                                      field="idempotency_key"))
                     continue
@@ -200,14 +211,25 @@ class Submissions:
         self.context.publish(events)
         return outcomes
 
-    def satisfy(self, jobspec_text: str, algorithm: str = "") -> SatisfyOutcome:
-        """Which registered clusters could run a jobspec (and why the others could not)."""
+    def satisfy(
+        self,
+        jobspec_text: str,
+        algorithm: str = "",
+        usable: Sequence[str] | None = None,
+        excluded: Mapping[str, str] | None = None,
+    ) -> SatisfyOutcome:
+        """Which registered clusters could run a jobspec (and why the others could not).
+
+        ``usable`` limits the clusters considered (a user's); ``excluded`` says why the others are not.
+        """
         jobspec = self.placer.parse_jobspec(jobspec_text)
         self.registry.sync_clusters()
-        results = self.placer.match(self.registry.names, jobspec, algorithm)
+        names = self.registry.names if usable is None else list(usable)
+        results = self.placer.match(names, jobspec, algorithm)
         assert results is not None
         matches = [name for name, result in results.items() if result.ok]
         reasons = {name: result.reason or "does not match" for name, result in results.items() if not result.ok}
+        reasons.update(excluded or {})
         for name, reason in reasons.items():
             log.info("satisfy: %s: %s", name, reason)
-        return SatisfyOutcome(matches, reasons, len(results))
+        return SatisfyOutcome(matches, reasons, len(results) + len(excluded or {}))

@@ -8,6 +8,7 @@ import logging
 import time
 
 from rainbow.limits import Limits, MiB
+from rainbow.oidc import OIDCSettings
 from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
 
 DESCRIPTION = """\
@@ -85,6 +86,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web", metavar="HOST:PORT",
                         help="serve the web dashboard on this address, e.g. 127.0.0.1:8080 (port 0: a free one; "
                         "TLS with --cert/--key as gRPC; needs the web extra; default: off)")
+    users = parser.add_argument_group("users (docs/users.md)")
+    users.add_argument("--legacy-user", default="legacy", metavar="NAME",
+                       help="the user that requests without a user token (cluster tokens, the global token) act "
+                       "as (default legacy)")
+    users.add_argument("--no-legacy", action="store_true",
+                       help="refuse requests without a user token (UNAUTHENTICATED); agents are not affected")
+    users.add_argument("--oidc-jwks", metavar="FILE_OR_URL",
+                       help="accept JWTs signed by these keys (a JWKS file or URL) as user tokens")
+    users.add_argument("--oidc-issuer", metavar="ISS", help="the issuer (iss) an OIDC token must name")
+    users.add_argument("--oidc-audience", metavar="AUD", help="the audience (aud) an OIDC token must name")
+    users.add_argument("--oidc-user-claim", default="sub", help="the claim naming the user (default sub)")
+    users.add_argument("--oidc-groups-claim", default="groups",
+                       help="the claim listing the user's groups (default groups)")
     parser.add_argument("--log-level", "--loglevel", dest="loglevel", metavar="LEVEL", type=log_level,
                         default=logging.INFO,
                         help="info (default: start-up, placements, job states, warnings), debug (also one line "
@@ -153,6 +167,16 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         web=args.web,
+        legacy_user=None if args.no_legacy else args.legacy_user,
+        oidc=_oidc_settings(args),
     )
     asyncio.run(serve(config))
     return 0
+
+
+def _oidc_settings(args: argparse.Namespace) -> OIDCSettings | None:
+    """The OIDC settings, when any of the three that go together is given (OIDCKeys checks all three are)."""
+    if not (args.oidc_jwks or args.oidc_issuer or args.oidc_audience):
+        return None
+    return OIDCSettings(args.oidc_jwks or "", args.oidc_issuer or "", args.oidc_audience or "",
+                        args.oidc_user_claim, args.oidc_groups_claim)

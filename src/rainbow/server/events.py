@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from rainbow.store import JobEvent
 
-# Store reader: (after seq, clusters or None, job id or None, limit) -> events in seq order.
-Fetch = Callable[[int, Sequence[str] | None, int | None, int], Awaitable[list[JobEvent]]]
+# Store reader: (after seq, clusters or None, job id or None, limit[, user]) -> events in seq order.
+Fetch = Callable[..., Awaitable[list[JobEvent]]]
 
 # How many recent events the shared tail keeps, and how stale it may get without a publication.
 TAIL_EVENTS = 20_000
@@ -91,26 +91,30 @@ class EventHub:
         limit: int,
         fetch: Fetch,
         last: Callable[[], Awaitable[int]],
+        user: str | None = None,
     ) -> list[JobEvent]:
-        """Events after ``seq`` (of ``clusters``, or of one job), in order, at most ``limit``.
+        """Events after ``seq`` (of ``clusters``, or of one job; of ``user``'s jobs when given), in order, at
+        most ``limit``.
 
-        ``fetch`` reads the store; ``last`` gives its newest seq, where the tail
-        starts the first time it is needed.
+        ``fetch`` reads the store (it takes ``user`` as a fifth argument when one is given); ``last`` gives its
+        newest seq, where the tail starts the first time it is needed.
         """
+        extra = () if user is None else (user,)
         if self._cursor is None:
             newest = await last()
             if self._cursor is None:
                 self._cursor = self._floor = newest
         if seq < self._floor:
-            return await fetch(seq, clusters, job_id, limit)
+            return await fetch(seq, clusters, job_id, limit, *extra)
         await self._refresh(fetch)
         if seq < self._floor:  # the tail moved past this stream while it refreshed
-            return await fetch(seq, clusters, job_id, limit)
+            return await fetch(seq, clusters, job_id, limit, *extra)
         start = bisect.bisect_right(self._seqs, seq)
         wanted = set(clusters) if clusters is not None else None
         out: list[JobEvent] = []
         for event in self._events[start:]:
-            if (job_id and event.job_id != job_id) or (wanted is not None and event.cluster not in wanted):
+            if (job_id and event.job_id != job_id) or (wanted is not None and event.cluster not in wanted) or (
+                    user is not None and event.user != user):
                 continue
             out.append(event)
             if len(out) >= limit:

@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer
 from rainbow.config import RainbowConfig, with_port
 from rainbow.errors import InvalidArgument
 from rainbow.limits import Limits
+from rainbow.oidc import OIDCKeys, OIDCSettings
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
@@ -65,6 +66,9 @@ class ServerConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     web: str | None = None  # HOST:PORT of the dashboard (off when None)
+    # Who requests without a user token act as (None: such requests are refused).
+    legacy_user: str | None = "legacy"
+    oidc: OIDCSettings | None = None  # accept the provider's signed JWTs as user tokens
 
     @property
     def store_target(self) -> str:
@@ -120,6 +124,8 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
             lease_seconds=config.lease_seconds,
             cluster_timeout=config.cluster_timeout,
             limits=config.limits,
+            legacy_user=config.legacy_user,
+            oidc=OIDCKeys(config.oidc) if config.oidc is not None else None,
         )
     except BaseException:
         store.close()

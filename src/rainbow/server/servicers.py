@@ -21,20 +21,22 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rainbow.errors import InvalidArgument, RainbowError
+from rainbow.errors import InvalidArgument, RainbowError, Unauthenticated
 from rainbow.lifecycle import FINAL_STATES, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler, SubmitOutcome
 from rainbow.server.events import EventHub
 from rainbow.server.metrics import Metrics
 from rainbow.server.writer import JobWriter
-from rainbow.store import HeldJob, JobEvent, JobRecord
+from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, UserRecord
 
 log = logging.getLogger("rainbow.server")
 
 T = TypeVar("T")
 
 SECRET_METADATA_KEY = "rainbow-secret"  # noqa: S105 - a metadata key name
+# A user token: "authorization: Bearer TOKEN" (a rainbow user token or an OIDC JWT).
+AUTHORIZATION_METADATA_KEY = "authorization"
 
 # A job stream that asks for no limit (maxJobs < 1) holds at most this many leases not yet accepted.
 STREAM_WINDOW = 64
@@ -140,6 +142,27 @@ class _Base:
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
 
 
+def user_token(context: grpc.aio.ServicerContext) -> str:
+    """The user token of a call ('' when it has none): its ``authorization: Bearer TOKEN`` metadata."""
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION_METADATA_KEY:
+            scheme, _, token = str(value).strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("authorization metadata: expected 'Bearer TOKEN'", field="authorization")
+            return token.strip()
+    return ""
+
+
+def user_info(user: UserRecord) -> rainbow_pb2.UserInfo:
+    return rainbow_pb2.UserInfo(name=user.name, groups=list(user.groups), admin=user.admin, created=user.created)
+
+
+def access_reply(cluster: str, rules: tuple[AccessRule, ...]) -> rainbow_pb2.ClusterAccessResponse:
+    return rainbow_pb2.ClusterAccessResponse(cluster=cluster, rules=[
+        rainbow_pb2.ClusterAccessRule(kind=rule.kind, name=rule.name, allow=rule.allow) for rule in rules
+    ])
+
+
 def _request_id() -> str:
     return os.urandom(16).hex()
 
@@ -157,6 +180,8 @@ def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_p
         created=job.created,
         updated=job.updated,
         cancel_requested=job.cancel_requested,
+        user=job.user,
+        group=job.group,
     )
     if job.exit_code is not None:
         info.exit_code = job.exit_code
@@ -173,7 +198,7 @@ def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_p
 def job_event(event: JobEvent) -> rainbow_pb2.JobEvent:
     return rainbow_pb2.JobEvent(
         seq=event.seq, jobid=event.job_id, cluster=event.cluster, state=event.state.value,
-        time=event.time, message=event.message, name=event.name,
+        time=event.time, message=event.message, name=event.name, user=event.user, group=event.group,
     )
 
 
@@ -228,11 +253,13 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         options = dict(request.select_options)
         args = (request.name, clusters, request.jobspec, request.select_algorithm, options, request.satisfy_only)
         key = request.idempotency_key
+        bearer = user_token(context)
         # Placing a job whose jobspec and matches are known is a few hashes and dict look-ups:
         # cheaper here than a trip to a worker thread. Anything else (parsing, matching) goes there.
-        prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=key)
+        prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=key, user_token=bearer)
         if prepared is None:
-            prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key))
+            prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key,
+                                                        user_token=bearer))
         outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
         if outcome.job is not None:
             job = outcome.job
@@ -256,7 +283,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         jobs = [(job.name, job.jobspec) for job in request.jobs]
         outcome = await self.run(
             functools.partial(self.scheduler.submit_batch, clusters, jobs, request.cc, request.select_algorithm,
-                              dict(request.select_options), request.idempotency_key)
+                              dict(request.select_options), request.idempotency_key, user_token(context))
         )
         reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id)
         placed = 0
@@ -277,6 +304,10 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         for job in jobs:
             reply.jobs[job.id] = job.wire_json()
             reply.leases[job.id] = job.lease_token
+            if job.user:
+                owner = reply.owners[job.id]
+                owner.user = job.user
+                owner.group = job.group
         reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_SUCCESS
         return reply
 
@@ -352,31 +383,33 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
 
     @rpc
     async def GetJob(self, request, context):
-        job, history = await self.run(self.scheduler.get_job, request.jobid, request.token)
+        job, history = await self.run(self.scheduler.get_job, request.jobid, request.token, user_token(context))
         return job_info(job, history)
 
     @rpc
     async def ListJobs(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
         jobs = await self.run(self.scheduler.list_jobs, clusters, request.state, request.name, request.limit,
-                              request.batch)
+                              request.batch, user_token(context))
         return rainbow_pb2.ListJobsResponse(jobs=[job_info(job) for job in jobs])
 
     @rpc
     async def GetBatch(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
-        states = await self.run(self.scheduler.batch_states, clusters, request.batch_id)
+        states = await self.run(self.scheduler.batch_states, clusters, request.batch_id, user_token(context))
         return rainbow_pb2.BatchSummary(batch_id=request.batch_id, states=states, total=sum(states.values()))
 
     @rpc
     async def CancelBatch(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
-        outcome = await self.run(self.scheduler.cancel_batch, clusters, request.batch_id, request.reason)
+        outcome = await self.run(self.scheduler.cancel_batch, clusters, request.batch_id, request.reason,
+                                 user_token(context))
         return rainbow_pb2.CancelBatchResponse(cancelled=outcome.cancelled, cancel_requested=outcome.requested)
 
     @rpc
     async def CancelJob(self, request, context):
-        job = await self.run(self.scheduler.cancel, request.jobid, request.token, request.reason)
+        job = await self.run(self.scheduler.cancel, request.jobid, request.token, request.reason,
+                             user_token(context))
         return rainbow_pb2.CancelJobResponse(state=job.state.value, cancel_requested=job.cancel_requested)
 
     @stream
@@ -384,7 +417,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         """Every event of the listed clusters (or one job) in order, replayed from ``since``."""
         clusters = [(c.name, c.token) for c in request.clusters]
         job_id = request.jobid or None
-        scope = await self.run(self.scheduler.watch_scope, clusters, job_id)
+        scope, owner = await self.run(self.scheduler.watcher, clusters, job_id, user_token(context))
         store = self.scheduler.store
         if request.since < 0:
             seq = 0
@@ -393,15 +426,17 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         else:
             seq = await self.run(store.last_event_seq)
 
-        async def fetch(after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
-            return await self.run(store.events_since, after, clusters, job, limit)
+        async def fetch(
+            after: int, clusters: list[str] | None, job: int | None, limit: int, user: str | None = None
+        ) -> list[JobEvent]:
+            return await self.run(store.events_since, after, clusters, job, limit, user)
 
         async def last() -> int:
             return await self.run(store.last_event_seq)
 
         while not context.done():
             version = self.hub.version
-            events = await self.hub.events_since(seq, scope, job_id, 500, fetch, last)
+            events = await self.hub.events_since(seq, scope, job_id, 500, fetch, last, owner)
             for event in events:
                 seq = event.seq
                 yield job_event(event)
@@ -409,10 +444,52 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
                 await self.hub.wait(version, timeout=1.0)
 
 
+    # -- users and cluster access ---------------------------------------------
+    @rpc
+    async def AddUser(self, request, context):
+        user, token = await self.run(self.scheduler.add_user, request.name, list(request.groups), request.admin,
+                                     request.secret, user_token(context))
+        return rainbow_pb2.UserReply(user=user_info(user), token=token)
+
+    @rpc
+    async def RemoveUser(self, request, context):
+        await self.run(self.scheduler.remove_user, request.name, request.secret, user_token(context))
+        return rainbow_pb2.UserReply(user=rainbow_pb2.UserInfo(name=request.name))
+
+    @rpc
+    async def NewUserToken(self, request, context):
+        user, token = await self.run(self.scheduler.new_user_token, request.name, request.secret,
+                                     user_token(context))
+        return rainbow_pb2.UserReply(user=user_info(user), token=token)
+
+    @rpc
+    async def ListUsers(self, request, context):
+        users = await self.run(self.scheduler.list_users, request.secret, user_token(context))
+        return rainbow_pb2.ListUsersResponse(users=[user_info(user) for user in users])
+
+    @rpc
+    async def SetClusterAccess(self, request, context):
+        rule = request.rule
+        allow = None if request.remove else rule.allow
+        rules = await self.run(self.scheduler.set_cluster_access, request.cluster, rule.kind, rule.name, allow,
+                               request.secret, user_token(context))
+        return access_reply(request.cluster, rules)
+
+    @rpc
+    async def GetClusterAccess(self, request, context):
+        rules = await self.run(self.scheduler.cluster_access, request.cluster, request.secret, user_token(context))
+        return access_reply(request.cluster, rules)
+
+    @rpc
+    async def WhoAmI(self, request, context):
+        principal = await self.run(self.scheduler.whoami, user_token(context))
+        return rainbow_pb2.UserInfo(name=principal.user, groups=list(principal.groups), admin=principal.admin)
+
+
 class MemoryGraphServicer(_Base, memory_pb2_grpc.MemoryGraphServicer):
     @rpc
     async def Satisfy(self, request, context):
-        outcome = await self.run(self.scheduler.satisfy, request.payload, request.matcher)
+        outcome = await self.run(self.scheduler.satisfy, request.payload, request.matcher, user_token(context))
         return memory_pb2.SatisfyResponse(
             clusters=outcome.clusters,
             status=memory_pb2.SatisfyResponse.RESULT_TYPE_SUCCESS,

@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 
 from rainbow.errors import FailedPrecondition
-from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, NewJob, Store
+from rainbow.store.base import (
+    PAGE_SORTS,
+    AccessRule,
+    ClusterRecord,
+    HeldJob,
+    JobEvent,
+    JobPage,
+    JobRecord,
+    NewJob,
+    Store,
+    UserRecord,
+)
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -43,6 +54,17 @@ def open_store(target: str, **options) -> Store:
 
 
 __all__ = [
-    "PAGE_SORTS", "ClusterRecord", "HeldJob", "JobEvent", "JobPage", "JobRecord", "NewJob", "Store",
-    "is_postgres", "open_store", "redact",
+    "PAGE_SORTS",
+    "AccessRule",
+    "ClusterRecord",
+    "HeldJob",
+    "JobEvent",
+    "JobPage",
+    "JobRecord",
+    "NewJob",
+    "Store",
+    "UserRecord",
+    "is_postgres",
+    "open_store",
+    "redact",
 ]

@@ -64,6 +64,8 @@ class JobRecord:
     # The generation of the job's lease: each hand-out counts one up (0: never leased).
     lease_token: int = 0
     rejections: tuple[Rejection, ...] = ()
+    user: str = ""  # who submitted it (the legacy identity for requests without a user token)
+    group: str = ""  # the group it is accounted to ('' when its user has none)
 
     def wire_json(self) -> str:
         """The job as existing clients receive it from ``ReceiveJobs``.
@@ -88,6 +90,29 @@ class JobEvent:
     state: JobState
     time: float
     message: str = ""
+    # The job's owner; filled when events are read back from the store (a watcher's filter).
+    user: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person (or service) that submits jobs; ``groups`` in order, the first is the one jobs are accounted to."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """Who may use a cluster: a ``user`` or ``group`` (``kind``) allowed or denied."""
+
+    cluster: str
+    kind: str
+    name: str
+    allow: bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,8 @@ class NewJob:
     key: str | None = None
     placement: str | None = None  # JSON: why the job went where it did (see ``Store.job_placement``)
     batch: str | None = None  # the SubmitJobs call it came in
+    user: str = ""
+    group: str = ""
 
 
 # Orders a job page may have: the column each sorts on (ties broken by id).
@@ -125,6 +152,7 @@ class JobPage:
     descending: bool = True
     after: tuple[Any, int] | None = None
     limit: int = 50
+    user: str | None = None  # only this user's jobs
 
 
 @dataclass(frozen=True)
@@ -219,6 +247,8 @@ class Store(ABC):
         candidates: Sequence[str] = (),
         key: str | None = None,
         placement: str | None = None,
+        user: str = "",
+        group: str = "",
     ) -> tuple[JobRecord, JobEvent | None]:
         """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on.
 
@@ -252,7 +282,7 @@ class Store(ABC):
             try:
                 outcomes.append(
                     self.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates, job.key,
-                                 job.placement)
+                                 job.placement, job.user, job.group)
                 )
             except Exception as exc:
                 outcomes.append(exc)
@@ -364,18 +394,20 @@ class Store(ABC):
         name: str | None = None,
         limit: int = 1000,
         batch: str | None = None,
+        user: str | None = None,
     ) -> list[JobRecord]:
-        """Newest first."""
+        """Newest first; ``user`` keeps only that user's jobs."""
 
     @abstractmethod
-    def batch_states(self, batch: str, clusters: Sequence[str]) -> dict[str, int]:
-        """How many jobs of a batch (on ``clusters``) are in each state."""
+    def batch_states(self, batch: str, clusters: Sequence[str] | None, user: str | None = None) -> dict[str, int]:
+        """How many jobs of a batch (on ``clusters``, all when None; of ``user`` when given) are in each state."""
 
     @abstractmethod
     def cancel_batch(
-        self, batch: str, clusters: Sequence[str], reason: str, now: float
+        self, batch: str, clusters: Sequence[str] | None, reason: str, now: float, user: str | None = None
     ) -> tuple[list[JobRecord], list[JobEvent]]:
-        """As ``request_cancel`` for every job of a batch (on ``clusters``) not ended, in one transaction."""
+        """As ``request_cancel`` for every job of a batch (on ``clusters``, of ``user``) not ended, in one
+        transaction."""
 
     @abstractmethod
     def job_history(self, job_id: int) -> list[JobEvent]: ...
@@ -398,9 +430,10 @@ class Store(ABC):
 
     @abstractmethod
     def events_since(
-        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
+        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000,
+        user: str | None = None,
     ) -> list[JobEvent]:
-        """Events with a sequence number above ``seq``, in order."""
+        """Events with a sequence number above ``seq``, in order, each with its job's user and group."""
 
     @abstractmethod
     def last_event_seq(self) -> int: ...
@@ -411,6 +444,40 @@ class Store(ABC):
     def job_counts(self) -> dict[JobState, int]:
         """How many jobs are in each state (for metrics)."""
         return {state: self.count_jobs(state=state) for state in JobState}
+
+    # -- users, groups and cluster access ------------------------------------
+    @abstractmethod
+    def add_user(self, name: str, token_hash: str, admin: bool, groups: Sequence[str], now: float) -> bool:
+        """Insert a user (and any group not known yet); False (and no change) when the name exists."""
+
+    @abstractmethod
+    def remove_user(self, name: str) -> bool:
+        """Delete a user (their jobs keep their name); False when unknown."""
+
+    @abstractmethod
+    def set_user_token(self, name: str, token_hash: str) -> bool:
+        """Replace a user's token hash (the old token stops working); False when unknown."""
+
+    @abstractmethod
+    def get_user(self, name: str) -> UserRecord | None: ...
+
+    @abstractmethod
+    def user_by_token(self, token_hash: str) -> UserRecord | None:
+        """The user whose token has this hash."""
+
+    @abstractmethod
+    def list_users(self) -> list[UserRecord]: ...
+
+    @abstractmethod
+    def set_access(self, cluster: str, kind: str, name: str, allow: bool | None, now: float) -> bool:
+        """Add or replace (``allow`` True/False) or remove (None) a cluster's rule; False when nothing changed.
+
+        A change counts as a change of the cluster (its ``updated`` moves, other servers are told).
+        """
+
+    @abstractmethod
+    def list_access(self, cluster: str | None = None) -> list[AccessRule]:
+        """Access rules of one cluster (all when None), by cluster, kind and name."""
 
     # -- health and replicas ------------------------------------------------
     def ping(self) -> None:

@@ -349,20 +349,24 @@ class PostgresStore(SQLStore):
         candidates: Sequence[str] = (),
         key: str | None = None,
         placement: str | None = None,
+        user: str = "",
+        group: str = "",
     ) -> tuple[JobRecord, JobEvent | None]:
         def insert_job(tx: _Tx) -> JobRecord:
             # ON CONFLICT: two replicas given the same key at once store it once (the loser waits, then reads).
             row = tx.one(
                 "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
-                "placement) VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s) "
+                'placement, "user", grp) VALUES (%s, %s, %s, %s, \'assigned\', %s, %s, %s, %s, %s, %s, %s) '
                 "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
-                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key, placement),
+                (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key, placement, user,
+                 group),
             )
             if row is None:
                 return job_from_row(tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
             tx.log(row[0], cluster, name, JobState.ASSIGNED, now)
             return JobRecord(
-                row[0], cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates)
+                row[0], cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates),
+                user=user, group=group,
             )
 
         job, events = self._transaction(insert_job)
@@ -375,10 +379,11 @@ class PostgresStore(SQLStore):
                 candidates = json.dumps(list(new.candidates))
                 row = tx.one(
                     "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
-                    "submit_key, placement, batch_id) VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s, %s) "
+                    'submit_key, placement, batch_id, "user", grp) VALUES (%s, %s, %s, %s, \'assigned\', %s, %s, '
+                    "%s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
                     (new.cluster, new.name, new.jobspec, new.command, new.now, new.now, candidates, new.key,
-                     new.placement, new.batch),
+                     new.placement, new.batch, new.user, new.group),
                 )
                 if row is None:
                     known = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (new.key,))  # noqa: S608
@@ -386,7 +391,8 @@ class PostgresStore(SQLStore):
                     continue
                 tx.log(row[0], new.cluster, new.name, JobState.ASSIGNED, new.now)
                 stored.append((JobRecord(row[0], new.cluster, new.name, new.jobspec, new.command,
-                                         JobState.ASSIGNED, new.now, new.now, candidates=new.candidates), True))
+                                         JobState.ASSIGNED, new.now, new.now, candidates=new.candidates,
+                                         user=new.user, group=new.group), True))
             return stored
 
         stored, events = self._transaction(insert_jobs)

@@ -14,10 +14,14 @@ from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, Job
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
-    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token, rejections"
+    "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token, rejections, "
+    '"user", grp'
 )
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
+# Events joined with their jobs (``e``: job_events, ``j``: jobs), so a watcher sees, and is filtered on, the owner.
+OWNED_EVENT_COLUMNS = 'e.seq, e.job_id, e.cluster, e.name, e.state, e.time, e.message, j."user", j.grp'
+USER_COLUMNS = "name, admin, created"
 ON_CLUSTER = ("accepted", "submitted", "running")
 FINAL = tuple(s.value for s in FINAL_STATES)
 
@@ -48,6 +52,8 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         output=row[16],
         lease_token=row[17],
         rejections=job_rejections(row[18]),
+        user=row[19],
+        group=row[20],
     )
 
 
@@ -66,6 +72,9 @@ def cluster_from_row(row: Sequence[Any]) -> ClusterRecord:
 
 
 def event_from_row(row: Sequence[Any]) -> JobEvent:
+    """An event from EVENT_COLUMNS, or OWNED_EVENT_COLUMNS (with its job's user and group)."""
+    if len(row) > 7:
+        return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6], row[7] or "", row[8] or "")
     return JobEvent(row[0], row[1], row[2], row[3], JobState(row[4]), row[5], row[6])
 
 
@@ -220,6 +229,9 @@ def page_query(query: JobPage, mark: str) -> tuple[str, list[Any]] | None:
             return None
         where.append(f"cluster IN ({', '.join([mark] * len(query.clusters))})")
         params.extend(query.clusters)
+    if query.user is not None:
+        where.append(f'"user" = {mark}')
+        params.append(query.user)
     if query.state is not None:
         where.append(f"state = {mark}")
         params.append(query.state.value)

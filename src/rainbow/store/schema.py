@@ -72,6 +72,32 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
     # The batch (SubmitJobs call) a job was submitted in.
     ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
+    # Users, groups and who may use a cluster; each job's owner ("user" is quoted: PostgreSQL reserves the word).
+    [
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            token_hash TEXT UNIQUE,
+            admin INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL
+        )""",
+        "CREATE TABLE groups (name TEXT PRIMARY KEY)",
+        """CREATE TABLE user_groups (
+            "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            grp TEXT NOT NULL REFERENCES groups(name),
+            position INTEGER NOT NULL,
+            PRIMARY KEY ("user", grp)
+        )""",
+        """CREATE TABLE cluster_access (
+            cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            allow INTEGER NOT NULL,
+            PRIMARY KEY (cluster, kind, name)
+        )""",
+        """ALTER TABLE jobs ADD COLUMN "user" TEXT NOT NULL DEFAULT ''""",
+        "ALTER TABLE jobs ADD COLUMN grp TEXT NOT NULL DEFAULT ''",
+        """CREATE INDEX jobs_by_user ON jobs ("user", id)""",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -149,4 +175,30 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     ],
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
     ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
+    # Users, groups and who may use a cluster; each job's owner ("user" is quoted: PostgreSQL reserves the word).
+    [
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            token_hash TEXT UNIQUE,
+            admin BOOLEAN NOT NULL DEFAULT FALSE,
+            created DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE TABLE groups (name TEXT PRIMARY KEY)",
+        """CREATE TABLE user_groups (
+            "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            grp TEXT NOT NULL REFERENCES groups(name),
+            position INTEGER NOT NULL,
+            PRIMARY KEY ("user", grp)
+        )""",
+        """CREATE TABLE cluster_access (
+            cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            allow BOOLEAN NOT NULL,
+            PRIMARY KEY (cluster, kind, name)
+        )""",
+        """ALTER TABLE jobs ADD COLUMN "user" TEXT NOT NULL DEFAULT ''""",
+        "ALTER TABLE jobs ADD COLUMN grp TEXT NOT NULL DEFAULT ''",
+        """CREATE INDEX jobs_by_user ON jobs ("user", id)""",
+    ],
 ]

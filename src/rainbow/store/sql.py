@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store
+from rainbow.store.base import AccessRule, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store, UserRecord
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
@@ -41,6 +41,7 @@ from rainbow.store.rows import (
     HOLDER_COLUMNS,
     JOB_COLUMNS,
     ON_CLUSTER,
+    OWNED_EVENT_COLUMNS,
     accept_plan,
     cancels_now,
     cluster_from_row,
@@ -160,6 +161,7 @@ class SQLStore(Store):
             tx.execute("DELETE FROM job_events WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM jobs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM subsystems WHERE cluster = %s", (name,))
+            tx.execute("DELETE FROM cluster_access WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM clusters WHERE name = %s", (name,))
             tx.notify(name)
             return True
@@ -387,28 +389,29 @@ class SQLStore(Store):
 
         return self._transaction(cancel)
 
-    def batch_states(self, batch: str, clusters: Sequence[str]) -> dict[str, int]:
-        if not clusters:
+    def batch_states(self, batch: str, clusters: Sequence[str] | None, user: str | None = None) -> dict[str, int]:
+        where, values = self._filters(clusters, None, user)
+        if where is None:
             return {}
-        term, values = self._in("cluster", clusters)
         rows = self._read(
-            f"SELECT state, COUNT(*) FROM jobs WHERE batch_id = %s AND {term} GROUP BY state",  # noqa: S608
+            "SELECT state, COUNT(*) FROM jobs WHERE "  # noqa: S608 - only placeholders are interpolated
+            f"{' AND '.join(['batch_id = %s', *where])} GROUP BY state",
             [batch, *values],
         )
         return {state: count for state, count in rows}
 
     def cancel_batch(
-        self, batch: str, clusters: Sequence[str], reason: str, now: float
+        self, batch: str, clusters: Sequence[str] | None, reason: str, now: float, user: str | None = None
     ) -> tuple[list[JobRecord], list[JobEvent]]:
-        if not clusters:
+        where, values = self._filters(clusters, None, user)
+        if where is None:
             return [], []
-        term, values = self._in("cluster", clusters)
         ended = sorted(state.value for state in FINAL_STATES)
+        terms = " AND ".join(["batch_id = %s", *where, f"state NOT IN ({', '.join(['%s'] * len(ended))})"])
 
         def cancel(tx: Transaction) -> list[JobRecord]:
             rows = tx.all(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND {term} "  # noqa: S608 - constants
-                f"AND state NOT IN ({', '.join(['%s'] * len(ended))}) ORDER BY id{self.ROW_LOCK}",
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE {terms} ORDER BY id{self.ROW_LOCK}",  # noqa: S608 - constants
                 [batch, *values, *ended],
             )
             return [_cancel(tx, job_from_row(row), reason, now) for row in rows]
@@ -481,8 +484,9 @@ class SQLStore(Store):
         name: str | None = None,
         limit: int = 1000,
         batch: str | None = None,
+        user: str | None = None,
     ) -> list[JobRecord]:
-        where, params = self._filters(clusters, job_id=None)
+        where, params = self._filters(clusters, None, user)
         if where is None:
             return []
         if batch:
@@ -522,15 +526,16 @@ class SQLStore(Store):
         return {(cluster, JobState(state)): count for cluster, state, count in rows}
 
     def events_since(
-        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000
+        self, seq: int, clusters: Sequence[str] | None = None, job_id: int | None = None, limit: int = 1000,
+        user: str | None = None,
     ) -> list[JobEvent]:
-        where, params = self._filters(clusters, job_id)
+        where, params = self._filters(clusters, job_id, user, events=True)
         if where is None:
             return []
-        where.append("seq > %s")
+        where.append("e.seq > %s")
         params.append(seq)
-        sql = (f"SELECT {EVENT_COLUMNS} FROM job_events WHERE {' AND '.join(where)} "  # noqa: S608
-               "ORDER BY seq LIMIT %s")
+        sql = (f"SELECT {OWNED_EVENT_COLUMNS} FROM job_events e LEFT JOIN jobs j ON j.id = e.job_id "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY e.seq LIMIT %s")
         params.append(limit)
         return [event_from_row(row) for row in self._read(sql, params)]
 
@@ -542,20 +547,110 @@ class SQLStore(Store):
         )
         return rows[0][0]
 
-    def _filters(self, clusters: Sequence[str] | None, job_id: int | None) -> tuple[list[str] | None, list[Any]]:
-        """WHERE terms for an optional cluster list and job id; (None, []) when nothing can match."""
+    def _filters(
+        self, clusters: Sequence[str] | None, job_id: int | None, user: str | None = None, events: bool = False
+    ) -> tuple[list[str] | None, list[Any]]:
+        """WHERE terms for an optional cluster list, job id and owner; (None, []) when nothing can match.
+
+        With ``events`` the terms are for job_events ``e`` joined with jobs ``j``.
+        """
         where: list[str] = []
         params: list[Any] = []
         if clusters is not None:
             if not clusters:
                 return None, []
-            term, values = self._in("cluster", clusters)
+            term, values = self._in("e.cluster" if events else "cluster", clusters)
             where.append(term)
             params.extend(values)
         if job_id:
-            where.append("job_id = %s")
+            where.append("e.job_id = %s" if events else "job_id = %s")
             params.append(job_id)
+        if user is not None:
+            where.append('j."user" = %s' if events else '"user" = %s')
+            params.append(user)
         return where, params
+
+    # -- users, groups and cluster access ------------------------------------
+    def add_user(self, name: str, token_hash: str, admin: bool, groups: Sequence[str], now: float) -> bool:
+        def insert_user(tx: Transaction) -> bool:
+            added = tx.one(
+                "INSERT INTO users (name, token_hash, admin, created) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (name) DO NOTHING RETURNING name",
+                (name, token_hash, bool(admin), now),
+            )
+            if added is None:
+                return False
+            for position, group in enumerate(dict.fromkeys(groups)):
+                tx.execute("INSERT INTO groups (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (group,))
+                tx.execute(
+                    'INSERT INTO user_groups ("user", grp, position) VALUES (%s, %s, %s)', (name, group, position)
+                )
+            return True
+
+        return self._transaction(insert_user)[0]
+
+    def remove_user(self, name: str) -> bool:
+        def delete(tx: Transaction) -> bool:
+            tx.execute('DELETE FROM user_groups WHERE "user" = %s', (name,))
+            return tx.one("DELETE FROM users WHERE name = %s RETURNING name", (name,)) is not None
+
+        return self._transaction(delete)[0]
+
+    def set_user_token(self, name: str, token_hash: str) -> bool:
+        return self._transaction(lambda tx: tx.one(
+            "UPDATE users SET token_hash = %s WHERE name = %s RETURNING name", (token_hash, name)
+        ))[0] is not None
+
+    def get_user(self, name: str) -> UserRecord | None:
+        return self._user_where("name = %s", name)
+
+    def user_by_token(self, token_hash: str) -> UserRecord | None:
+        return self._user_where("token_hash = %s", token_hash)
+
+    def _user_where(self, term: str, value: str) -> UserRecord | None:
+        rows = self._read(f"SELECT name, admin, created FROM users WHERE {term}", (value,))  # noqa: S608 - constant
+        if not rows:
+            return None
+        name, admin, created = rows[0]
+        groups = self._read('SELECT grp FROM user_groups WHERE "user" = %s ORDER BY position', (name,))
+        return UserRecord(name, tuple(row[0] for row in groups), bool(admin), created)
+
+    def list_users(self) -> list[UserRecord]:
+        groups: dict[str, list[str]] = {}
+        for user, group in self._read('SELECT "user", grp FROM user_groups ORDER BY "user", position'):
+            groups.setdefault(user, []).append(group)
+        return [UserRecord(name, tuple(groups.get(name, ())), bool(admin), created)
+                for name, admin, created in self._read("SELECT name, admin, created FROM users ORDER BY name")]
+
+    def set_access(self, cluster: str, kind: str, name: str, allow: bool | None, now: float) -> bool:
+        def change(tx: Transaction) -> bool:
+            if allow is None:
+                gone = tx.one(
+                    "DELETE FROM cluster_access WHERE cluster = %s AND kind = %s AND name = %s RETURNING name",
+                    (cluster, kind, name),
+                )
+                changed = gone is not None
+            else:
+                tx.execute(
+                    "INSERT INTO cluster_access (cluster, kind, name, allow) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (cluster, kind, name) DO UPDATE SET allow = excluded.allow",
+                    (cluster, kind, name, bool(allow)),
+                )
+                changed = True
+            if changed:
+                tx.execute("UPDATE clusters SET updated = %s WHERE name = %s", (now, cluster))
+                tx.notify(cluster)
+            return changed
+
+        return self._transaction(change)[0]
+
+    def list_access(self, cluster: str | None = None) -> list[AccessRule]:
+        rows = self._read(
+            "SELECT cluster, kind, name, allow FROM cluster_access WHERE (CAST(%s AS TEXT) IS NULL OR cluster = %s) "
+            "ORDER BY cluster, kind, name",
+            (cluster, cluster),
+        )
+        return [AccessRule(c, kind, name, bool(allow)) for c, kind, name, allow in rows]
 
 
 def _cancel(tx: Transaction, job: JobRecord, reason: str, now: float) -> JobRecord:

@@ -182,8 +182,11 @@ class SQLiteStore(SQLStore):
         candidates: Sequence[str] = (),
         key: str | None = None,
         placement: str | None = None,
+        user: str = "",
+        group: str = "",
     ) -> tuple[JobRecord, JobEvent | None]:
-        outcome = self.add_jobs([NewJob(cluster, name, jobspec, command, now, tuple(candidates), key, placement)])[0]
+        new = NewJob(cluster, name, jobspec, command, now, tuple(candidates), key, placement, user=user, group=group)
+        outcome = self.add_jobs([new])[0]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -258,18 +261,20 @@ class SQLiteStore(SQLStore):
                 continue
             now = new.now
             job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
-                             json.dumps(list(new.candidates)), new.key, new.placement, new.batch))
+                             json.dumps(list(new.candidates)), new.key, new.placement, new.batch, new.user,
+                             new.group))
             event_rows.append((seq, job_id, new.cluster, new.name, now))
             job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
-                            now, now, candidates=new.candidates)
-            results.append((job, JobEvent(seq, job_id, new.cluster, new.name, JobState.ASSIGNED, now, "")))
+                            now, now, candidates=new.candidates, user=new.user, group=new.group)
+            results.append((job, JobEvent(seq, job_id, new.cluster, new.name, JobState.ASSIGNED, now, "",
+                                          new.user, new.group)))
             if new.key is not None:
                 known[new.key] = job
             job_id += 1
             seq += 1
         db.executemany(
             "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
-            "placement, batch_id) VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?)",
+            'placement, batch_id, "user", grp) VALUES (?, ?, ?, ?, ?, \'assigned\', ?, ?, ?, ?, ?, ?, ?, ?)',
             job_rows,
         )
         db.executemany(
@@ -311,7 +316,7 @@ class SQLiteStore(SQLStore):
                 leased.append(JobRecord(
                     row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
                     row[10], row[11], row[12], row[13], False, listed, row[16], row[17] + 1,
-                    job_rejections(row[18]),
+                    job_rejections(row[18]), row[19], row[20],
                 ))
                 entries.append((row[0], cluster, row[2], JobState.LEASED, now, f"leased to {owner}"))
             db.executemany(

@@ -1,0 +1,166 @@
+"""Users over real gRPC: adding them, their tokens, jobs stamped with their owner, submits without cluster tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import grpc
+import pytest
+from test_agent_local import register
+
+from rainbow.client import RainbowClient
+from rainbow.config import RainbowConfig
+from rainbow.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from rainbow.jobspec import simple
+from rainbow.protos import rainbow_pb2
+
+from conftest import BOTH_STORES, REGISTRATION_SECRET, example, subprocess_env
+
+pytestmark = BOTH_STORES
+
+
+@pytest.fixture
+def server(server_factory):
+    return server_factory()
+
+
+@pytest.fixture
+def operator(server):
+    with RainbowClient(server.address) as client:
+        yield client
+
+
+def user_client(server, token: str) -> RainbowClient:
+    return RainbowClient(server.address, user_token=token, retries=0)
+
+
+def test_an_added_user_submits_without_cluster_tokens_and_owns_the_job(server, operator, tmp_path):
+    register(server.address, tmp_path, "keebler")
+    register(server.address, tmp_path, "quebec")
+    alice = operator.add_user("alice", ["physics", "hpc"], secret=REGISTRATION_SECRET)
+    assert (alice.name, alice.groups, alice.admin) == ("alice", ("physics", "hpc"), False)
+    assert len(alice.token) >= 40
+    with user_client(server, alice.token) as client:
+        assert client.whoami().name == "alice"
+        result = client.submit_jobspec(simple(["hostname"]), name="hello")
+        assert result.cluster in ("keebler", "quebec") and result.jobid > 0
+        job = client.get_job(result.jobid)
+        assert (job.user, job.group, job.name) == ("alice", "physics", "hello")
+        batch = client.submit_array(simple(["app", "{cc}"]), 3)
+        assert all(job.jobid for job in batch.jobs)
+        listed = client.list_jobs()
+        assert {(j.user, j.group) for j in listed} == {("alice", "physics")} and len(listed) == 4
+
+
+def test_requests_without_a_user_token_act_as_the_legacy_user(server, tmp_path):
+    cluster = register(server.address, tmp_path)
+    jobid = cluster.submit(["true"])
+    assert cluster.client.get_job(jobid).user == "legacy"
+    info = cluster.info(jobid)
+    assert (info.user, info.group) == ("legacy", "")
+
+
+def test_the_legacy_user_can_be_renamed_or_refused(server_factory, tmp_path):
+    named = server_factory(tmp_path / "named.db", legacy_user="shared-account")
+    cluster = register(named.address, tmp_path)
+    assert cluster.client.get_job(cluster.submit(["true"])).user == "shared-account"
+
+    strict = server_factory(tmp_path / "strict.db", legacy_user=None)
+    config = RainbowConfig.new("keebler", host=strict.address, path=tmp_path / "strict.yaml")
+    with RainbowClient(strict.address, config_file=config) as client:
+        client.register("keebler", REGISTRATION_SECRET, example("cluster-nodes.json"), save=True)
+        with pytest.raises(Unauthenticated, match="user token is required"):
+            client.submit_jobspec(simple(["true"]))
+        with pytest.raises(Unauthenticated, match="user token is required"):
+            client.list_jobs()
+        bob = client.add_user("bob", secret=REGISTRATION_SECRET)
+    with user_client(strict, bob.token) as client:
+        assert client.get_job(client.submit_jobspec(simple(["true"])).jobid).user == "bob"
+
+
+def test_user_management_needs_the_registration_secret_or_an_admin(server, operator):
+    with pytest.raises(Unauthenticated, match="registration secret"):
+        operator.add_user("alice", secret="wrong")
+    root = operator.add_user("root", admin=True, secret=REGISTRATION_SECRET)
+    plain = operator.add_user("plain", secret=REGISTRATION_SECRET)
+    with user_client(server, root.token) as admin:
+        carol = admin.add_user("carol", ["chem"])
+        assert [u.name for u in admin.list_users()] == ["carol", "plain", "root"]
+    with user_client(server, plain.token) as client, pytest.raises(PermissionDenied, match="not an admin"):
+        client.add_user("mallory")
+    with pytest.raises(AlreadyExists):
+        operator.add_user("carol", secret=REGISTRATION_SECRET)
+    with user_client(server, "not-a-token") as client, pytest.raises(Unauthenticated, match="not valid"):
+        client.list_users()
+    assert carol.groups == ("chem",)
+
+
+def test_a_new_token_replaces_the_old_and_a_removed_user_is_refused(server, operator, tmp_path):
+    register(server.address, tmp_path)
+    first = operator.add_user("alice", secret=REGISTRATION_SECRET)
+    second = operator.new_user_token("alice", secret=REGISTRATION_SECRET)
+    assert second.token != first.token
+    with user_client(server, first.token) as client, pytest.raises(Unauthenticated):
+        client.submit_jobspec(simple(["true"]))
+    with user_client(server, second.token) as client:
+        jobid = client.submit_jobspec(simple(["true"])).jobid
+    operator.remove_user("alice", secret=REGISTRATION_SECRET)
+    with user_client(server, second.token) as client, pytest.raises(Unauthenticated):
+        client.get_job(jobid)
+    with pytest.raises(NotFound):
+        operator.remove_user("alice", secret=REGISTRATION_SECRET)
+    with pytest.raises(NotFound):
+        operator.new_user_token("nobody", secret=REGISTRATION_SECRET)
+
+
+def test_a_malformed_authorization_header_is_unauthenticated(server, rainbow):
+    with pytest.raises(grpc.RpcError) as caught:
+        rainbow.scheduler.ListJobs(rainbow_pb2.ListJobsRequest(), metadata=[("authorization", "Basic abc")])
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "Bearer" in caught.value.details()
+
+
+def test_users_survive_a_restart(server_factory, tmp_path):
+    first = server_factory(tmp_path / "users.db")
+    with RainbowClient(first.address) as client:
+        token = client.add_user("alice", ["physics"], secret=REGISTRATION_SECRET).token
+    first.stop()
+    second = server_factory(tmp_path / "users.db")
+    with user_client(second, token) as client:
+        me = client.whoami()
+    assert (me.name, me.groups) == ("alice", ("physics",))
+
+
+def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
+    path = tmp_path / "alice.yaml"
+    env = subprocess_env()
+    run = subprocess.run(
+        [sys.executable, "-m", "rainbow", "user", "add", "alice", "--group", "physics", "--json", "--save",
+         "--config-path", str(path), "--host", server.address, "--secret", REGISTRATION_SECRET],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    printed = json.loads(run.stdout)
+    assert printed["user"] == "alice"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    saved = RainbowConfig.load(path)
+    assert (saved.user_name, saved.user_token) == ("alice", printed["token"])
+    register(server.address, tmp_path)
+    submitted = subprocess.run(
+        [sys.executable, "-m", "rainbow", "submit", "--host", server.address, "--json", "--command", "true",
+         "--config-path", str(path)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    jobid = json.loads(submitted.stdout)["jobid"]
+    env["RAINBOW_USER_TOKEN"] = printed["token"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "rainbow", "jobs", "--host", server.address, "--json"],
+        capture_output=True, text=True, env=env, timeout=60, check=False, cwd=tmp_path,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [(job["id"], job["user"]) for job in json.loads(listed.stdout)] == [(jobid, "alice")]
