@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -14,7 +15,7 @@ from test_agent_local import register
 
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
-from rainbow.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from rainbow.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied, Unauthenticated
 from rainbow.jobspec import simple
 from rainbow.protos import rainbow_pb2
 
@@ -164,3 +165,94 @@ def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
     )
     assert listed.returncode == 0, listed.stderr
     assert [(job["id"], job["user"]) for job in json.loads(listed.stdout)] == [(jobid, "alice")]
+
+
+@pytest.fixture
+def people(server, operator, tmp_path):
+    """keebler registered; alice and bob (physics), carol (chem), root (admin): name -> user token."""
+    register(server.address, tmp_path)
+    return {name: operator.add_user(name, groups, admin=name == "root", secret=REGISTRATION_SECRET).token
+            for name, groups in (("alice", ["physics"]), ("bob", ["physics"]), ("carol", ["chem"]),
+                                 ("root", []))}
+
+
+def test_a_user_sees_watches_and_cancels_only_their_own_jobs(server, people):
+    alice, bob, root = (user_client(server, people[name]) for name in ("alice", "bob", "root"))
+    with alice, bob, root:
+        mine = alice.submit_jobspec(simple(["sleep", "100"]), name="mine").jobid
+        theirs = bob.submit_jobspec(simple(["sleep", "100"]), name="theirs").jobid
+        batch = alice.submit_array(simple(["app", "{cc}"]), 2, name="app").batch_id
+        assert {job.name for job in alice.list_jobs()} == {"mine", "app"}
+        assert [job.name for job in bob.list_jobs()] == ["theirs"]
+        assert {job.user for job in root.list_jobs()} == {"alice", "bob"}
+        with pytest.raises(PermissionDenied, match="belongs to another user"):
+            bob.get_job(mine)
+        with pytest.raises(PermissionDenied, match="belongs to another user"):
+            bob.cancel_job(mine)
+        with pytest.raises(NotFound):
+            bob.batch_summary(batch)
+        with pytest.raises(NotFound):
+            bob.cancel_batch(batch)
+        assert alice.batch_summary(batch).total == 2
+        assert root.get_job(theirs).user == "bob"
+        assert root.cancel_job(theirs).state == "cancelled"
+        assert alice.cancel_job(mine).state == "cancelled"
+        seen = {event.jobid for event in itertools.islice(alice.watch_jobs(since=-1), 4)}
+        assert theirs not in seen and mine in seen
+        events = bob.watch_jobs(since=-1)
+        assert {(e.jobid, e.user) for e in itertools.islice(events, 2)} == {(theirs, "bob")}
+
+
+def test_legacy_tokens_keep_seeing_every_job_of_their_clusters(server, people, tmp_path):
+    with user_client(server, people["alice"]) as alice:
+        jobid = alice.submit_jobspec(simple(["true"])).jobid
+    config = RainbowConfig.load(tmp_path / "keebler-config.yaml")
+    with RainbowClient(server.address, config_file=config) as legacy:
+        assert legacy.get_job(jobid).user == "alice"
+        assert [job.id for job in legacy.list_jobs()] == [jobid]
+
+
+def test_cluster_rules_decide_where_a_users_jobs_may_go(server, people, operator, tmp_path):
+    quebec = register(server.address, tmp_path, "quebec")
+    # quebec's own secret sets its rules: only the physics group may use it, and bob not even then
+    access = quebec.client.set_cluster_access("quebec", group="physics")
+    assert [(r.kind, r.name, r.allow) for r in access.rules] == [("group", "physics", True)]
+    quebec.client.set_cluster_access("quebec", user="bob", allow=False)
+    with user_client(server, people["alice"]) as alice:
+        assert {alice.submit_jobspec(simple(["true"])).cluster for _ in range(12)} == {"keebler", "quebec"}
+    for name in ("bob", "carol"):
+        with user_client(server, people[name]) as client:
+            assert {client.submit_jobspec(simple(["true"])).cluster for _ in range(12)} == {"keebler"}
+            with pytest.raises(grpc.RpcError) as caught:
+                client.scheduler_stub.SubmitJob(rainbow_pb2.SubmitJobRequest(
+                    clusters=[rainbow_pb2.SubmitJobRequest.Cluster(name="quebec")],
+                    jobspec=json.dumps(simple(["true"]))))
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert caught.value.details() == f"user '{name}' may not use cluster 'quebec'"
+    with user_client(server, people["carol"]) as carol:
+        satisfied = carol.satisfy(simple(["true"]))
+        assert satisfied.clusters == ("keebler",)
+        assert "may not use this cluster" in satisfied.reasons["quebec"]
+        too_big = simple(["true"], nodes=50, tasks=50)
+        with pytest.raises(FailedPrecondition, match="no cluster you may use.*quebec: user carol may not use"):
+            carol.submit_jobspec(too_big)
+    # keebler closes to everyone but alice: carol may use no cluster at all
+    operator.set_cluster_access("keebler", user="alice", secret=REGISTRATION_SECRET)
+    with user_client(server, people["carol"]) as carol, pytest.raises(PermissionDenied, match="none of the"):
+        carol.submit_jobspec(simple(["true"]))
+    # forgetting the rules opens the clusters again
+    quebec.client.set_cluster_access("quebec", group="physics", remove=True)
+    quebec.client.set_cluster_access("quebec", user="bob", allow=False, remove=True)
+    assert quebec.client.cluster_access("quebec").rules == ()
+    with user_client(server, people["carol"]) as carol:
+        assert carol.submit_jobspec(simple(["true"])).cluster == "quebec"
+
+
+def test_a_cluster_secret_sets_only_its_own_clusters_rules(server, people, tmp_path):
+    quebec = register(server.address, tmp_path, "quebec")
+    with pytest.raises(Unauthenticated, match="neither cluster 'keebler''s secret nor"):
+        quebec.client.set_cluster_access("keebler", user="alice", secret=quebec.config.cluster_secret)
+    with user_client(server, people["alice"]) as alice, pytest.raises(PermissionDenied, match="not an admin"):
+        alice.set_cluster_access("quebec", user="alice")
+    with user_client(server, people["root"]) as root:
+        assert root.set_cluster_access("quebec", user="alice").rules[0].name == "alice"

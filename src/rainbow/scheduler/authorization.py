@@ -297,11 +297,18 @@ class Authorization:
             entry = self.registry.get(cluster)
         if entry is None:
             raise NotFound(f"cluster {cluster!r} is not registered", field="cluster")
-        if secret and credentials.check_secret(secret, entry.secret_hash):
+        if secret:
+            if credentials.check_secret(secret, entry.secret_hash):
+                return entry
+            try:
+                self.registrar(secret)
+            except PermissionDenied:
+                raise Unauthenticated(f"wrong secret: neither cluster {cluster!r}'s secret nor the registration "
+                                      "secret", field="secret") from None
             return entry
-        if secret or not bearer:
-            self.operator(secret, bearer)
-            return entry
+        if not bearer:
+            raise Unauthenticated(f"cluster {cluster!r}'s secret, the registration secret or an admin's user token "
+                                  "is required", field="secret")
         principal = self.user(bearer)
         if not principal.admin:
             raise PermissionDenied(f"user {principal.user!r} is not an admin", field="authorization")
