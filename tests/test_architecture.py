@@ -41,7 +41,7 @@ ENTRY_PACKAGES = ("rainbow.commands",)
 # Plain data, errors and parsers every room may use.
 FOUNDATION = {"rainbow", "version", "errors", "limits", "lifecycle", "credentials", "config", "jobspec", "jgf",
               "hostlists", "constraints", "durations", "queues", "oidc",
-              "protos"}
+              "protos", "fairshare"}
 
 ALLOWED: dict[str, set[str]] = {
     **{room: set(FOUNDATION) for room in FOUNDATION},
@@ -183,6 +183,7 @@ SCHEDULER_MODULES: dict[str, set[str]] = {
     "lifecycle": {"context", "placement", "registry", "text", "validation"},
     "batches": {"context", "submission", "validation"},
     "users": {"context", "registry", "validation"},
+    "accounts": {"context", "validation"},
 }
 
 

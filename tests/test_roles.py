@@ -56,6 +56,11 @@ ListUsers           UN        UN     PD   PD    OK    UN      OK
 SetClusterAccess    UN        UN     PD   PD    OK    OK      OK
 GetClusterAccess    UN        UN     PD   PD    OK    OK      OK
 WhoAmI              UN        UN     OK   OK    OK    UN      UN
+SetShares           UN        UN     PD   PD    OK    UN      OK
+LoadAccounts        UN        UN     PD   PD    OK    UN      OK
+SetQuota            UN        UN     PD   PD    OK    UN      OK
+ListQuotas          UN        UN     PD   PD    OK    UN      OK
+GetUsage            UN        UN     PD   PD    OK    UN      OK
 Satisfy             OK        OK     OK   OK    OK    OK      OK
 GraphRegister       PD        PD     PD   PD    PD    OK      PD
 """
@@ -189,6 +194,14 @@ def _call(world: World, rpc: str, role: str) -> str:
         "GetClusterAccess": lambda: unary(scheduler.GetClusterAccess, rainbow_pb2.ClusterAccessRequest(
             cluster="keebler", secret=value)),
         "WhoAmI": lambda: unary(scheduler.WhoAmI, rainbow_pb2.WhoAmIRequest()),
+        "SetShares": lambda: unary(scheduler.SetShares, rainbow_pb2.SetSharesRequest(
+            kind="group", name="physics", shares=2, secret=value)),
+        "LoadAccounts": lambda: unary(scheduler.LoadAccounts, rainbow_pb2.LoadAccountsRequest(
+            document="banks: [{name: chemistry, shares: 1}]", secret=value)),
+        "SetQuota": lambda: unary(scheduler.SetQuota, rainbow_pb2.SetQuotaRequest(
+            quota=rainbow_pb2.Quota(kind="user", name="nobody", max_waiting=1000), secret=value)),
+        "ListQuotas": lambda: unary(scheduler.ListQuotas, rainbow_pb2.ListQuotasRequest(secret=value)),
+        "GetUsage": lambda: unary(scheduler.GetUsage, rainbow_pb2.GetUsageRequest(secret=value)),
         "Satisfy": lambda: unary(stubs.graph.Satisfy, memory_pb2.SatisfyRequest(payload=spec)),
         "GraphRegister": lambda: stubs.graph.Register(
             memory_pb2.RegisterRequest(name="keebler", payload=nodes),

@@ -707,6 +707,14 @@ def _find_nodes(request: ResourceRequest, factor: int) -> tuple[int, ResourceReq
     return 0, None
 
 
+def node_count(jobspec: Jobspec) -> int:
+    """Nodes the job asks for, over all its resource groups (at least 1: a job of cores uses part of a node)."""
+    cached = jobspec._cache.get("nodes")
+    if cached is None:
+        cached = jobspec._cache["nodes"] = max(sum(_find_nodes(top, 1)[0] for top in jobspec.resources), 1)
+    return cached
+
+
 def to_flux_v1(jobspec: Jobspec) -> dict[str, Any]:
     """A Flux canonical V1 dict (``node > slot > core[,gpu]``) that ``flux.job.JobspecV1`` accepts.
 

@@ -101,7 +101,7 @@ class UpdateStateResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[UpdateStateResponse.ResultType, str]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("name", "clusters", "jobspec", "select_algorithm", "select_options", "satisfy_only", "sent", "idempotency_key")
+    __slots__ = ("name", "clusters", "jobspec", "select_algorithm", "select_options", "satisfy_only", "sent", "idempotency_key", "priority")
     class Cluster(_message.Message):
         __slots__ = ("name", "token")
         NAME_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,7 @@ class SubmitJobRequest(_message.Message):
     SATISFY_ONLY_FIELD_NUMBER: _ClassVar[int]
     SENT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     jobspec: str
@@ -132,7 +133,8 @@ class SubmitJobRequest(_message.Message):
     satisfy_only: bool
     sent: _timestamp_pb2.Timestamp
     idempotency_key: str
-    def __init__(self, name: _Optional[str] = ..., clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobspec: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., satisfy_only: _Optional[bool] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    priority: int
+    def __init__(self, name: _Optional[str] = ..., clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobspec: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., satisfy_only: _Optional[bool] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("request_id", "jobid", "cluster", "status", "clusters")
@@ -269,7 +271,7 @@ class JobStateChange(_message.Message):
     def __init__(self, state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections", "user", "group")
+    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections", "user", "group", "priority", "nodes")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +290,8 @@ class JobInfo(_message.Message):
     REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     id: int
     cluster: str
     name: str
@@ -306,7 +310,9 @@ class JobInfo(_message.Message):
     rejections: _containers.RepeatedCompositeFieldContainer[JobRejection]
     user: str
     group: str
-    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ..., user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
+    priority: int
+    nodes: int
+    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ..., user: _Optional[str] = ..., group: _Optional[str] = ..., priority: _Optional[int] = ..., nodes: _Optional[int] = ...) -> None: ...
 
 class JobRejection(_message.Message):
     __slots__ = ("cluster", "reason", "time")
@@ -481,7 +487,7 @@ class JobEvent(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
-    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key")
+    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key", "priority")
     class Job(_message.Message):
         __slots__ = ("name", "jobspec")
         NAME_FIELD_NUMBER: _ClassVar[int]
@@ -502,13 +508,15 @@ class SubmitJobsRequest(_message.Message):
     SELECT_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     SELECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsRequest.Job]
     cc: str
     select_algorithm: str
     select_options: _containers.ScalarMap[str, str]
     idempotency_key: str
-    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    priority: int
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
     __slots__ = ("batch_id", "jobs")
@@ -663,3 +671,135 @@ class JobOwner(_message.Message):
     user: str
     group: str
     def __init__(self, user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
+
+class AccountStanding(_message.Message):
+    __slots__ = ("user", "bank", "shares", "norm_shares", "usage", "norm_usage", "effective_usage", "factor")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    BANK_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    NORM_SHARES_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    NORM_USAGE_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_USAGE_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    bank: str
+    shares: int
+    norm_shares: float
+    usage: float
+    norm_usage: float
+    effective_usage: float
+    factor: float
+    def __init__(self, user: _Optional[str] = ..., bank: _Optional[str] = ..., shares: _Optional[int] = ..., norm_shares: _Optional[float] = ..., usage: _Optional[float] = ..., norm_usage: _Optional[float] = ..., effective_usage: _Optional[float] = ..., factor: _Optional[float] = ...) -> None: ...
+
+class SetSharesRequest(_message.Message):
+    __slots__ = ("kind", "name", "shares", "parent", "secret")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    shares: int
+    parent: str
+    secret: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., shares: _Optional[int] = ..., parent: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class SharesResponse(_message.Message):
+    __slots__ = ("standings",)
+    STANDINGS_FIELD_NUMBER: _ClassVar[int]
+    standings: _containers.RepeatedCompositeFieldContainer[AccountStanding]
+    def __init__(self, standings: _Optional[_Iterable[_Union[AccountStanding, _Mapping]]] = ...) -> None: ...
+
+class LoadAccountsRequest(_message.Message):
+    __slots__ = ("document", "secret")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    secret: str
+    def __init__(self, document: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class LoadAccountsResponse(_message.Message):
+    __slots__ = ("created", "banks", "users")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    BANKS_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    created: _containers.RepeatedCompositeFieldContainer[UserReply]
+    banks: int
+    users: int
+    def __init__(self, created: _Optional[_Iterable[_Union[UserReply, _Mapping]]] = ..., banks: _Optional[int] = ..., users: _Optional[int] = ...) -> None: ...
+
+class Quota(_message.Message):
+    __slots__ = ("kind", "name", "cluster", "max_waiting", "max_running", "max_nodes")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAITING_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    MAX_NODES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    cluster: str
+    max_waiting: int
+    max_running: int
+    max_nodes: int
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., cluster: _Optional[str] = ..., max_waiting: _Optional[int] = ..., max_running: _Optional[int] = ..., max_nodes: _Optional[int] = ...) -> None: ...
+
+class SetQuotaRequest(_message.Message):
+    __slots__ = ("quota", "remove", "secret")
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    quota: Quota
+    remove: bool
+    secret: str
+    def __init__(self, quota: _Optional[_Union[Quota, _Mapping]] = ..., remove: _Optional[bool] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListQuotasRequest(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
+
+class QuotasResponse(_message.Message):
+    __slots__ = ("quotas",)
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    quotas: _containers.RepeatedCompositeFieldContainer[Quota]
+    def __init__(self, quotas: _Optional[_Iterable[_Union[Quota, _Mapping]]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("by", "since", "secret")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    since: float
+    secret: str
+    def __init__(self, by: _Optional[str] = ..., since: _Optional[float] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class UsageTotal(_message.Message):
+    __slots__ = ("key", "state", "jobs", "node_seconds")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    state: str
+    jobs: int
+    node_seconds: float
+    def __init__(self, key: _Optional[str] = ..., state: _Optional[str] = ..., jobs: _Optional[int] = ..., node_seconds: _Optional[float] = ...) -> None: ...
+
+class UsageResponse(_message.Message):
+    __slots__ = ("by", "since", "totals", "standings", "half_life")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    STANDINGS_FIELD_NUMBER: _ClassVar[int]
+    HALF_LIFE_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    since: float
+    totals: _containers.RepeatedCompositeFieldContainer[UsageTotal]
+    standings: _containers.RepeatedCompositeFieldContainer[AccountStanding]
+    half_life: float
+    def __init__(self, by: _Optional[str] = ..., since: _Optional[float] = ..., totals: _Optional[_Iterable[_Union[UsageTotal, _Mapping]]] = ..., standings: _Optional[_Iterable[_Union[AccountStanding, _Mapping]]] = ..., half_life: _Optional[float] = ...) -> None: ...

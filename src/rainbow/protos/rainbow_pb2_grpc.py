@@ -159,6 +159,31 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.UserInfo.FromString,
                 _registered_method=True)
+        self.SetShares = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetShares',
+                request_serializer=rainbow__pb2.SetSharesRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.SharesResponse.FromString,
+                _registered_method=True)
+        self.LoadAccounts = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/LoadAccounts',
+                request_serializer=rainbow__pb2.LoadAccountsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.LoadAccountsResponse.FromString,
+                _registered_method=True)
+        self.SetQuota = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetQuota',
+                request_serializer=rainbow__pb2.SetQuotaRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.QuotasResponse.FromString,
+                _registered_method=True)
+        self.ListQuotas = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/ListQuotas',
+                request_serializer=rainbow__pb2.ListQuotasRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.QuotasResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetUsage',
+                request_serializer=rainbow__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.UsageResponse.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -331,6 +356,37 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetShares(self, request, context):
+        """Added: fair share, quotas and accounting (operator: the registration secret or an admin's user token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadAccounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQuota(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -458,6 +514,31 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=rainbow__pb2.WhoAmIRequest.FromString,
                     response_serializer=rainbow__pb2.UserInfo.SerializeToString,
+            ),
+            'SetShares': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetShares,
+                    request_deserializer=rainbow__pb2.SetSharesRequest.FromString,
+                    response_serializer=rainbow__pb2.SharesResponse.SerializeToString,
+            ),
+            'LoadAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadAccounts,
+                    request_deserializer=rainbow__pb2.LoadAccountsRequest.FromString,
+                    response_serializer=rainbow__pb2.LoadAccountsResponse.SerializeToString,
+            ),
+            'SetQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuota,
+                    request_deserializer=rainbow__pb2.SetQuotaRequest.FromString,
+                    response_serializer=rainbow__pb2.QuotasResponse.SerializeToString,
+            ),
+            'ListQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotas,
+                    request_deserializer=rainbow__pb2.ListQuotasRequest.FromString,
+                    response_serializer=rainbow__pb2.QuotasResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=rainbow__pb2.GetUsageRequest.FromString,
+                    response_serializer=rainbow__pb2.UsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1135,6 +1216,141 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/WhoAmI',
             rainbow__pb2.WhoAmIRequest.SerializeToString,
             rainbow__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetShares(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetShares',
+            rainbow__pb2.SetSharesRequest.SerializeToString,
+            rainbow__pb2.SharesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/LoadAccounts',
+            rainbow__pb2.LoadAccountsRequest.SerializeToString,
+            rainbow__pb2.LoadAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetQuota',
+            rainbow__pb2.SetQuotaRequest.SerializeToString,
+            rainbow__pb2.QuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/ListQuotas',
+            rainbow__pb2.ListQuotasRequest.SerializeToString,
+            rainbow__pb2.QuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetUsage',
+            rainbow__pb2.GetUsageRequest.SerializeToString,
+            rainbow__pb2.UsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,10 +6,12 @@
 - ``registry``: the clusters in memory (credentials, state, graphs), kept current with the store;
 - ``placement``: parse -> match -> select, the decision a pure function;
 - ``submission``: a placed job to the store and announced;
+- ``accounts``: fair share (the order of a hand-out), quotas and accounting;
 - ``lifecycle``: leases, accepts, reports, heartbeats, cancels, lost clusters and re-placement;
 - ``validation``, ``text``, ``context``: field checks, log wording, what the rooms share.
 """
 
+from rainbow.scheduler.accounts import UsageReport, parse_accounts
 from rainbow.scheduler.batches import BatchOutcome
 from rainbow.scheduler.core import Scheduler
 from rainbow.scheduler.lifecycle import AcceptOutcome
@@ -30,7 +32,9 @@ __all__ = [
     "SatisfyOutcome",
     "Scheduler",
     "SubmitOutcome",
+    "UsageReport",
     "check_name",
+    "parse_accounts",
     "parse_state_payload",
     "plural",
 ]

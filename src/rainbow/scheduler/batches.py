@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,7 +20,7 @@ from rainbow.hostlists import expand_idset, idset_size
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.submission import PendingSubmit, Submissions
 from rainbow.scheduler.validation import check_idempotency_key
-from rainbow.store import JobRecord
+from rainbow.store import JobRecord, NewJob
 
 
 @dataclass(frozen=True)
@@ -198,10 +198,17 @@ class Batches:
         select_options: Mapping[str, str] | None = None,
         key: str = "",
         owner: Owner | None = None,
+        admit: Callable[[Sequence[NewJob]], list[NewJob]] | None = None,
     ) -> BatchOutcome:
-        """Place the jobs, store the placed ones in one transaction, then announce them."""
+        """Place the jobs, store the placed ones in one transaction, then announce them.
+
+        ``admit`` sees every placed job before the write (it may change them, or refuse the whole batch).
+        """
         batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, owner)
         pending = [p for p in placed if isinstance(p, PendingSubmit)]
+        if admit is not None and pending:
+            admitted = admit([p.job for p in pending])
+            pending = [dataclasses.replace(p, job=job) for p, job in zip(pending, admitted, strict=True)]
         stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
         outcomes = iter(self.submissions.complete(pending, stored, log_each=False))
         results: list[JobRecord | str] = []

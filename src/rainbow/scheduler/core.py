@@ -11,14 +11,17 @@ streams can wake up.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rainbow.fairshare import Limit
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
 from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys
+from rainbow.scheduler.accounts import Accounts, UsageReport, parse_accounts
 from rainbow.scheduler.authorization import DEFAULT_LEGACY_USER, Authorization, Principal
 from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner
 from rainbow.scheduler.context import SchedulerContext
@@ -29,7 +32,7 @@ from rainbow.scheduler.submission import PendingSubmit, SatisfyOutcome, Submissi
 from rainbow.scheduler.users import Users
 from rainbow.scheduler.validation import check_name, check_queues_state, parse_state_payload
 from rainbow.selection import Selector, get_selector
-from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, Store, UserRecord
+from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, NewJob, Store, UserRecord
 
 
 class _Shared:
@@ -80,6 +83,7 @@ class Scheduler:
         self.submissions = Submissions(self.context, self.registry, self.placer)
         self.jobs = JobLifecycle(self.context, self.registry, self.placer)
         self.batches = Batches(self.context, self.submissions)
+        self.accounts = Accounts(self.context)
 
     # -- settings and hooks (shared by every part through the context) --------
     store = property(lambda self: self.context.store)
@@ -224,10 +228,11 @@ class Scheduler:
         satisfy_only: bool = False,
         key: str = "",
         user_token: str = "",
+        priority: int = 0,
     ) -> SubmitOutcome:
         prepared = self.prepare_submit(
             name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only, key=key,
-            user_token=user_token,
+            user_token=user_token, priority=priority,
         )
         if not isinstance(prepared, PendingSubmit):
             assert prepared is not None
@@ -248,6 +253,7 @@ class Scheduler:
         cached_only: bool = False,
         key: str = "",
         user_token: str = "",
+        priority: int = 0,
     ) -> SubmitOutcome | PendingSubmit | None:
         """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write.
 
@@ -255,13 +261,18 @@ class Scheduler:
         With ``cached_only``, None when the jobspec would have to be parsed, a
         selector made or a match run: a server may run the cheap rest inline.
         On a shared store the clusters' versions are read first, so never inline; nor with a user token
-        not looked up lately (that reads the store).
+        not looked up lately (that reads the store), nor under a max-waiting quota (that counts in the store).
         """
-        if cached_only and (self.store.shared or (user_token and not self.authorization.knows(user_token))):
+        if cached_only and (self.store.shared or (user_token and not self.authorization.knows(user_token))
+                            or self.accounts.counts_waiting()):
             return None
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
-        return self.submissions.prepare(candidates, name, jobspec_text, select_algorithm, select_options,
-                                        satisfy_only, cached_only, key, (principal.user, principal.group), excluded)
+        prepared = self.submissions.prepare(candidates, name, jobspec_text, select_algorithm, select_options,
+                                            satisfy_only, cached_only, key, (principal.user, principal.group),
+                                            excluded)
+        if isinstance(prepared, PendingSubmit):
+            prepared = dataclasses.replace(prepared, job=self.accounts.admit([prepared.job], priority)[0])
+        return prepared
 
     def complete_submits(
         self, prepared: Sequence[PendingSubmit], stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception]
@@ -278,11 +289,16 @@ class Scheduler:
         select_options: Mapping[str, str] | None = None,
         key: str = "",
         user_token: str = "",
+        priority: int = 0,
     ) -> BatchOutcome:
         """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction."""
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         owner = Owner(principal.user, principal.group, excluded)
-        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, owner)
+
+        def admit(jobs: Sequence[NewJob]) -> list[NewJob]:
+            return self.accounts.admit(jobs, priority)
+
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, owner, admit)
 
     def batch_states(
         self, clusters: Sequence[tuple[str, str]], batch_id: str, user_token: str = ""
@@ -305,7 +321,8 @@ class Scheduler:
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
         """Lease waiting jobs to ``owner``: at most ``max_jobs``, and with a ``window`` at most that many
         leases not yet accepted at once (a stream's flow control)."""
-        return self.jobs.receive(self.authorization.cluster_agent(cluster, secret), max_jobs, owner, window)
+        entry = self.authorization.cluster_agent(cluster, secret)
+        return self.jobs.receive(entry, max_jobs, owner, window, self.accounts.order(entry.name))
 
     def renew(self, cluster: str, secret: str, owner: str) -> None:
         """Extend every lease ``owner`` holds on ``cluster`` (its job stream is open: it is alive)."""
@@ -353,7 +370,8 @@ class Scheduler:
 
     # -- the job lifecycle: submitters -------------------------------------------------------
     def get_job(self, job_id: int, token: str, user_token: str = "") -> tuple[JobRecord, list[JobEvent]]:
-        return self.jobs.history(self.authorization.job_owner(job_id, token, user_token))
+        job, history = self.jobs.history(self.authorization.job_owner(job_id, token, user_token))
+        return self.accounts.explain(job), history
 
     def list_jobs(
         self,
@@ -365,8 +383,38 @@ class Scheduler:
         user_token: str = "",
     ) -> list[JobRecord]:
         names, user = self.authorization.reader(clusters, user_token)
-        return self.jobs.list_jobs(names, state, name, limit, batch, user)
+        return [self.accounts.explain(job) for job in self.jobs.list_jobs(names, state, name, limit, batch, user)]
 
     def cancel(self, job_id: int, token: str, reason: str = "", user_token: str = "") -> JobRecord:
         self.authorization.job_owner(job_id, token, user_token)
         return self.jobs.cancel(job_id, reason)
+
+    # -- fair share, quotas and accounting (operator) ------------------------------------------
+    def set_shares(
+        self, kind: str, name: str, shares: int, parent: str = "", secret: str = "", user_token: str = ""
+    ) -> UsageReport:
+        """A user's or group's shares (a group's parent bank too); the standings after."""
+        self.authorization.operator(secret, user_token)
+        self.accounts.set_shares(kind, name, shares, parent or None)
+        return self.accounts.report()
+
+    def load_accounts(self, text: str, secret: str = "", user_token: str = "") -> list[tuple[str, str]]:
+        """Banks, users and shares from an accounts file (YAML or JSON), in one transaction: (user, token) of
+        each user it created."""
+        self.authorization.operator(secret, user_token)
+        created = self.accounts.load(parse_accounts(text, self.limits.max_jobspec_bytes))
+        self.authorization.forget_users()
+        return created
+
+    def set_quota(self, quota: Limit, remove: bool = False, secret: str = "", user_token: str = "") -> list[Limit]:
+        self.authorization.operator(secret, user_token)
+        return self.accounts.set_quota(quota, remove)
+
+    def list_quotas(self, secret: str = "", user_token: str = "") -> list[Limit]:
+        self.authorization.operator(secret, user_token)
+        return self.accounts.quotas()
+
+    def usage(self, by: str = "user", since: float = 0.0, secret: str = "", user_token: str = "") -> UsageReport:
+        """Jobs per user, group or cluster and state with their node-hours, and every fair-share standing."""
+        self.authorization.operator(secret, user_token)
+        return self.accounts.report(by or "user", since)

@@ -22,7 +22,7 @@ from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterEntry, ClusterRegistry
 from rainbow.scheduler.text import job_ids, plural
 from rainbow.scheduler.validation import job_state, output_json
-from rainbow.store import HeldJob, JobEvent, JobRecord
+from rainbow.store import HeldJob, JobEvent, JobRecord, LeaseOrder
 
 # A rejection's reason is the local scheduler's one-line message; longer text is cut.
 MAX_REJECTION_REASON = 2000
@@ -42,14 +42,17 @@ class JobLifecycle:
         self.placer = placer
 
     # -- leases --------------------------------------------------------------
-    def receive(self, entry: ClusterEntry, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
+    def receive(
+        self, entry: ClusterEntry, max_jobs: int, owner: str, window: int = 0, order: LeaseOrder | None = None
+    ) -> list[JobRecord]:
         """Lease waiting jobs to ``owner``: at most ``max_jobs``, and with a ``window`` at most that many
-        leases not yet accepted at once (a stream's flow control)."""
+        leases not yet accepted at once (a stream's flow control); in the ``order`` given (default: oldest first)."""
         self.mark_seen(entry)
         cluster, context = entry.name, self.context
         limit = context.limits.max_receive_jobs
         count = limit if max_jobs < 1 else min(max_jobs, limit)
-        jobs, events = self.store.lease_jobs(cluster, owner, count, context.lease_seconds, context.clock(), window)
+        jobs, events = self.store.lease_jobs(cluster, owner, count, context.lease_seconds, context.clock(), window,
+                                             order)
         context.publish(events)
         if jobs:
             log.info("cluster %s received %s (leased to %s for %.0fs)",

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from rainbow.durations import parse_duration
 from rainbow.limits import Limits, MiB
 from rainbow.oidc import OIDCSettings
 from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
@@ -99,6 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     users.add_argument("--oidc-user-claim", default="sub", help="the claim naming the user (default sub)")
     users.add_argument("--oidc-groups-claim", default="groups",
                        help="the claim listing the user's groups (default groups)")
+    fairshare = parser.add_argument_group("fair share (docs/users.md)")
+    fairshare.add_argument("--fairshare-half-life", default="7d", metavar="FSD",
+                           help="usage counts half as much this long after it happened (a Flux duration such as "
+                           "7d or 12h; 0: never decays; default 7d)")
+    fairshare.add_argument("--fairshare-refresh", type=float, default=10.0, metavar="SECONDS",
+                           help="seconds usage, shares and quotas read from the store are reused (default 10)")
     parser.add_argument("--log-level", "--loglevel", dest="loglevel", metavar="LEVEL", type=log_level,
                         default=logging.INFO,
                         help="info (default: start-up, placements, job states, warnings), debug (also one line "
@@ -169,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         web=args.web,
         legacy_user=None if args.no_legacy else args.legacy_user,
         oidc=_oidc_settings(args),
+        fairshare_half_life=parse_duration(args.fairshare_half_life, "fairshare-half-life"),
+        fairshare_refresh=args.fairshare_refresh,
     )
     asyncio.run(serve(config))
     return 0

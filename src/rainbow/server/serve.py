@@ -19,6 +19,7 @@ from grpc_health.v1._async import HealthServicer
 
 from rainbow.config import RainbowConfig, with_port
 from rainbow.errors import InvalidArgument
+from rainbow.fairshare import DEFAULT_HALF_LIFE
 from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys, OIDCSettings
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
@@ -69,6 +70,8 @@ class ServerConfig:
     # Who requests without a user token act as (None: such requests are refused).
     legacy_user: str | None = "legacy"
     oidc: OIDCSettings | None = None  # accept the provider's signed JWTs as user tokens
+    fairshare_half_life: float = DEFAULT_HALF_LIFE  # seconds; 0: usage never decays
+    fairshare_refresh: float = 10.0  # seconds usage, shares and quotas read from the store are reused
 
     @property
     def store_target(self) -> str:
@@ -113,8 +116,11 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
         remove_sqlite(path)
     options = {"pool_size": config.workers + 2} if is_postgres(target) else {}
     store: Store = open_store(target, **options)
+    if config.fairshare_half_life < 0 or config.fairshare_refresh < 0:
+        store.close()
+        raise InvalidArgument("--fairshare-half-life and --fairshare-refresh: 0 or more", field="fairshare")
     try:
-        return Scheduler(
+        scheduler = Scheduler(
             store,
             registration_secret=config.secret,
             global_token=config.global_token,
@@ -127,6 +133,9 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
             legacy_user=config.legacy_user,
             oidc=OIDCKeys(config.oidc) if config.oidc is not None else None,
         )
+        scheduler.accounts.half_life = config.fairshare_half_life
+        scheduler.accounts.refresh = config.fairshare_refresh
+        return scheduler
     except BaseException:
         store.close()
         raise

@@ -25,6 +25,7 @@ from rainbow.errors import InvalidArgument, RainbowError, Unauthenticated
 from rainbow.lifecycle import FINAL_STATES, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler, SubmitOutcome
+from rainbow.server.accounting import quota_from_message, quotas_reply, standing_message, usage_reply
 from rainbow.server.events import EventHub
 from rainbow.server.metrics import Metrics
 from rainbow.server.writer import JobWriter
@@ -182,6 +183,8 @@ def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_p
         cancel_requested=job.cancel_requested,
         user=job.user,
         group=job.group,
+        priority=job.priority,
+        nodes=job.nodes,
     )
     if job.exit_code is not None:
         info.exit_code = job.exit_code
@@ -256,10 +259,11 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         bearer = user_token(context)
         # Placing a job whose jobspec and matches are known is a few hashes and dict look-ups:
         # cheaper here than a trip to a worker thread. Anything else (parsing, matching) goes there.
-        prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=key, user_token=bearer)
+        prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=key, user_token=bearer,
+                                                 priority=request.priority)
         if prepared is None:
             prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key,
-                                                        user_token=bearer))
+                                                        user_token=bearer, priority=request.priority))
         outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
         if outcome.job is not None:
             job = outcome.job
@@ -283,7 +287,8 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         jobs = [(job.name, job.jobspec) for job in request.jobs]
         outcome = await self.run(
             functools.partial(self.scheduler.submit_batch, clusters, jobs, request.cc, request.select_algorithm,
-                              dict(request.select_options), request.idempotency_key, user_token(context))
+                              dict(request.select_options), request.idempotency_key, user_token(context),
+                              request.priority)
         )
         reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id)
         placed = 0
@@ -484,6 +489,35 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     async def WhoAmI(self, request, context):
         principal = await self.run(self.scheduler.whoami, user_token(context))
         return rainbow_pb2.UserInfo(name=principal.user, groups=list(principal.groups), admin=principal.admin)
+
+    # -- fair share, quotas and accounting ---------------------------------------
+    @rpc
+    async def SetShares(self, request, context):
+        report = await self.run(self.scheduler.set_shares, request.kind, request.name, request.shares,
+                                request.parent, request.secret, user_token(context))
+        return rainbow_pb2.SharesResponse(standings=[standing_message(s) for s in report.standings])
+
+    @rpc
+    async def LoadAccounts(self, request, context):
+        created = await self.run(self.scheduler.load_accounts, request.document, request.secret, user_token(context))
+        return rainbow_pb2.LoadAccountsResponse(created=[
+            rainbow_pb2.UserReply(user=rainbow_pb2.UserInfo(name=name), token=token) for name, token in created
+        ])
+
+    @rpc
+    async def SetQuota(self, request, context):
+        limits = await self.run(self.scheduler.set_quota, quota_from_message(request.quota), request.remove,
+                                request.secret, user_token(context))
+        return quotas_reply(limits)
+
+    @rpc
+    async def ListQuotas(self, request, context):
+        return quotas_reply(await self.run(self.scheduler.list_quotas, request.secret, user_token(context)))
+
+    @rpc
+    async def GetUsage(self, request, context):
+        report = await self.run(self.scheduler.usage, request.by, request.since, request.secret, user_token(context))
+        return usage_reply(report)
 
 
 class MemoryGraphServicer(_Base, memory_pb2_grpc.MemoryGraphServicer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from rainbow.errors import FailedPrecondition
+from rainbow.store.accounts import AccountUser, JobTotal
 from rainbow.store.base import (
     PAGE_SORTS,
     AccessRule,
@@ -13,6 +14,7 @@ from rainbow.store.base import (
     JobEvent,
     JobPage,
     JobRecord,
+    LeaseOrder,
     NewJob,
     Store,
     UserRecord,
@@ -56,11 +58,14 @@ def open_store(target: str, **options) -> Store:
 __all__ = [
     "PAGE_SORTS",
     "AccessRule",
+    "AccountUser",
     "ClusterRecord",
     "HeldJob",
     "JobEvent",
     "JobPage",
     "JobRecord",
+    "JobTotal",
+    "LeaseOrder",
     "NewJob",
     "Store",
     "UserRecord",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainbow.fairshare import Held, Waiting
 from rainbow.lifecycle import JobState
 
 # json.dumps' own string encoder (ensure_ascii), so wire_json matches json.dumps byte for byte.
@@ -66,6 +67,10 @@ class JobRecord:
     rejections: tuple[Rejection, ...] = ()
     user: str = ""  # who submitted it (the legacy identity for requests without a user token)
     group: str = ""  # the group it is accounted to ('' when its user has none)
+    nodes: int = 1  # nodes it asks for (its usage is nodes x run time)
+    priority: int = 0  # orders its user's own jobs (higher first)
+    started: float | None = None  # reported running
+    ended: float | None = None  # reported ended after it started
 
     def wire_json(self) -> str:
         """The job as existing clients receive it from ``ReceiveJobs``.
@@ -130,7 +135,12 @@ class NewJob:
     batch: str | None = None  # the SubmitJobs call it came in
     user: str = ""
     group: str = ""
+    nodes: int = 1
+    priority: int = 0
 
+
+# (waiting jobs of the cluster, held jobs per owner and cluster, how many) -> the ids to lease, in order.
+LeaseOrder = Callable[[list[Waiting], list[Held], int], list[int]]
 
 # Orders a job page may have: the column each sorts on (ties broken by id).
 PAGE_SORTS = ("id", "name", "cluster", "state")
@@ -249,6 +259,8 @@ class Store(ABC):
         placement: str | None = None,
         user: str = "",
         group: str = "",
+        nodes: int = 1,
+        priority: int = 0,
     ) -> tuple[JobRecord, JobEvent | None]:
         """Queue a job for ``cluster``; ``candidates`` are the clusters it may be re-placed on.
 
@@ -282,7 +294,7 @@ class Store(ABC):
             try:
                 outcomes.append(
                     self.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates, job.key,
-                                 job.placement, job.user, job.group)
+                                 job.placement, job.user, job.group, nodes=job.nodes, priority=job.priority)
                 )
             except Exception as exc:
                 outcomes.append(exc)
@@ -290,11 +302,14 @@ class Store(ABC):
 
     @abstractmethod
     def lease_jobs(
-        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
+        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0,
+        order: LeaseOrder | None = None,
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         """Lease up to ``max_jobs`` (all when < 1) waiting jobs of a cluster to ``owner``.
 
-        Waiting means assigned, or leased with the lease run out. Oldest first.
+        Waiting means assigned, or leased with the lease run out. Oldest first, or as ``order`` picks: it is
+        given every waiting job of the cluster, the jobs handed out and not ended (all clusters) and the
+        number wanted, inside the lease's transaction, and returns the ids to lease in order.
         A waiting job whose cancel was requested is cancelled instead. Each
         lease counts the job's ``lease_token`` up. With a ``window`` (> 0),
         ``owner`` holds at most that many live leases of the cluster afterwards

@@ -49,9 +49,11 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rainbow.errors import Unavailable
+from rainbow.fairshare import Held, Waiting
 from rainbow.lifecycle import JobState
 from rainbow.store import redact
-from rainbow.store.base import JobEvent, JobRecord, NewJob
+from rainbow.store.accounts import HELD
+from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
 from rainbow.store.rows import JOB_COLUMNS, job_from_row
 from rainbow.store.schema import POSTGRES_MIGRATIONS
 from rainbow.store.sql import WAITING, SQLStore
@@ -351,22 +353,24 @@ class PostgresStore(SQLStore):
         placement: str | None = None,
         user: str = "",
         group: str = "",
+        nodes: int = 1,
+        priority: int = 0,
     ) -> tuple[JobRecord, JobEvent | None]:
         def insert_job(tx: _Tx) -> JobRecord:
             # ON CONFLICT: two replicas given the same key at once store it once (the loser waits, then reads).
             row = tx.one(
                 "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
-                'placement, "user", grp) VALUES (%s, %s, %s, %s, \'assigned\', %s, %s, %s, %s, %s, %s, %s) '
-                "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
+                'placement, "user", grp, nodes, priority) VALUES (%s, %s, %s, %s, \'assigned\', %s, %s, %s, %s, %s, '
+                "%s, %s, %s, %s) ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
                 (cluster, name, jobspec, command, now, now, json.dumps(list(candidates)), key, placement, user,
-                 group),
+                 group, nodes, priority),
             )
             if row is None:
                 return job_from_row(tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (key,)))  # noqa: S608
             tx.log(row[0], cluster, name, JobState.ASSIGNED, now)
             return JobRecord(
                 row[0], cluster, name, jobspec, command, JobState.ASSIGNED, now, now, candidates=tuple(candidates),
-                user=user, group=group,
+                user=user, group=group, nodes=nodes, priority=priority,
             )
 
         job, events = self._transaction(insert_job)
@@ -379,11 +383,11 @@ class PostgresStore(SQLStore):
                 candidates = json.dumps(list(new.candidates))
                 row = tx.one(
                     "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
-                    'submit_key, placement, batch_id, "user", grp) VALUES (%s, %s, %s, %s, \'assigned\', %s, %s, '
-                    "%s, %s, %s, %s, %s, %s) "
+                    'submit_key, placement, batch_id, "user", grp, nodes, priority) VALUES (%s, %s, %s, %s, '
+                    "'assigned', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
                     (new.cluster, new.name, new.jobspec, new.command, new.now, new.now, candidates, new.key,
-                     new.placement, new.batch, new.user, new.group),
+                     new.placement, new.batch, new.user, new.group, new.nodes, new.priority),
                 )
                 if row is None:
                     known = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (new.key,))  # noqa: S608
@@ -392,7 +396,8 @@ class PostgresStore(SQLStore):
                 tx.log(row[0], new.cluster, new.name, JobState.ASSIGNED, new.now)
                 stored.append((JobRecord(row[0], new.cluster, new.name, new.jobspec, new.command,
                                          JobState.ASSIGNED, new.now, new.now, candidates=new.candidates,
-                                         user=new.user, group=new.group), True))
+                                         user=new.user, group=new.group, nodes=new.nodes,
+                                         priority=new.priority), True))
             return stored
 
         stored, events = self._transaction(insert_jobs)
@@ -400,7 +405,8 @@ class PostgresStore(SQLStore):
         return [(job, next(logged) if fresh else None) for job, fresh in stored]
 
     def lease_jobs(
-        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
+        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0,
+        order: LeaseOrder | None = None,
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         expires = now + lease_seconds
 
@@ -415,11 +421,14 @@ class PostgresStore(SQLStore):
                 if live >= window:
                     return []
                 limit = window - live if limit is None else min(limit, window - live)
-            rows = tx.all(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {WAITING} "  # noqa: S608 - constants
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                (cluster, now, limit),
-            )
+            if order is not None:
+                rows = _ordered(tx, cluster, now, -1 if limit is None else limit, order)
+            else:
+                rows = tx.all(
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE cluster = %s AND {WAITING} "  # noqa: S608 - constants
+                    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (cluster, now, limit),
+                )
             jobs = [job_from_row(row) for row in rows]
             cancelled = [job for job in jobs if job.cancel_requested]
             leased = [job for job in jobs if not job.cancel_requested]
@@ -477,3 +486,29 @@ def _deliver(callback: Callable[[str | None], None], names: Iterable[str | None]
 
 def _reason(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _ordered(tx: _Tx, cluster: str, now: float, limit: int, order: LeaseOrder) -> list[tuple]:
+    """The waiting jobs ``order`` picks, locked, in its order, after those whose cancel was requested.
+
+    The candidates are read without locks; the picked ones are then locked with ``SKIP LOCKED`` (a job
+    another replica leased meanwhile is left out: this hand-out is shorter by it).
+    """
+    light = tx.all(
+        f'SELECT id, "user", grp, priority, nodes, cancel_requested FROM jobs WHERE cluster = %s AND {WAITING}',  # noqa: S608
+        (cluster, now),
+    )
+    cancelled = [row[0] for row in light if row[5]]
+    waiting = [Waiting(row[0], row[1], row[2], row[3], row[4]) for row in light if not row[5]]
+    held = [Held(*row) for row in tx.all(
+        f'SELECT "user", grp, cluster, COUNT(*), SUM(nodes) FROM jobs WHERE {HELD} GROUP BY "user", grp, cluster',  # noqa: S608
+        (now,),
+    )]
+    ids = [*cancelled, *order(waiting, held, limit)] if waiting else cancelled
+    if not ids:
+        return []
+    rows = {row[0]: row for row in tx.all(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s) AND {WAITING} FOR UPDATE SKIP LOCKED",  # noqa: S608
+        (ids, now),
+    )}
+    return [rows[job_id] for job_id in ids if job_id in rows]

@@ -15,7 +15,7 @@ from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, Job
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
     "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token, rejections, "
-    '"user", grp'
+    '"user", grp, nodes, priority, started, ended'
 )
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
@@ -54,6 +54,10 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         rejections=job_rejections(row[18]),
         user=row[19],
         group=row[20],
+        nodes=row[21],
+        priority=row[22],
+        started=row[23],
+        ended=row[24],
     )
 
 
@@ -92,6 +96,8 @@ def report_changes(
         "message": message if message is not None else job.message,
         "accepted": job.accepted if job.accepted is not None or state in FINAL_STATES else now,
         "lease_expires": None,
+        "started": job.started if job.started is not None or state != JobState.RUNNING else now,
+        "ended": now if state in FINAL_STATES and job.started is not None else job.ended,
     }
 
 

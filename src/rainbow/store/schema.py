@@ -98,6 +98,27 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN grp TEXT NOT NULL DEFAULT ''",
         """CREATE INDEX jobs_by_user ON jobs ("user", id)""",
     ],
+    # Fair share and quotas: groups are banks in a tree with shares (flux-accounting, Slurm accounts), users hold
+    # shares within their banks; each job's node count, priority and run times (its usage); per-owner quotas.
+    [
+        "ALTER TABLE groups ADD COLUMN parent TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE groups ADD COLUMN shares INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE users ADD COLUMN shares INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN started REAL",
+        "ALTER TABLE jobs ADD COLUMN ended REAL",
+        "CREATE INDEX jobs_by_ended ON jobs (ended)",
+        """CREATE TABLE quotas (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            cluster TEXT NOT NULL DEFAULT '',
+            max_waiting INTEGER,
+            max_running INTEGER,
+            max_nodes INTEGER,
+            PRIMARY KEY (kind, name, cluster)
+        )""",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -200,5 +221,26 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         """ALTER TABLE jobs ADD COLUMN "user" TEXT NOT NULL DEFAULT ''""",
         "ALTER TABLE jobs ADD COLUMN grp TEXT NOT NULL DEFAULT ''",
         """CREATE INDEX jobs_by_user ON jobs ("user", id)""",
+    ],
+    # Fair share and quotas: groups are banks in a tree with shares (flux-accounting, Slurm accounts), users hold
+    # shares within their banks; each job's node count, priority and run times (its usage); per-owner quotas.
+    [
+        "ALTER TABLE groups ADD COLUMN parent TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE groups ADD COLUMN shares INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE users ADD COLUMN shares INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN started DOUBLE PRECISION",
+        "ALTER TABLE jobs ADD COLUMN ended DOUBLE PRECISION",
+        "CREATE INDEX jobs_by_ended ON jobs (ended)",
+        """CREATE TABLE quotas (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            cluster TEXT NOT NULL DEFAULT '',
+            max_waiting INTEGER,
+            max_running INTEGER,
+            max_nodes INTEGER,
+            PRIMARY KEY (kind, name, cluster)
+        )""",
     ],
 ]

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
+from rainbow.store.accounts import AccountsSQL
 from rainbow.store.base import AccessRule, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store, UserRecord
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
@@ -77,7 +78,7 @@ class Transaction(Protocol):
         """Tell the other servers, on commit, that the cluster changed."""
 
 
-class SQLStore(Store):
+class SQLStore(AccountsSQL, Store):
     ROW_LOCK: ClassVar[str] = ""
     KEY_LOCK: ClassVar[str] = ""
     NO_LIMIT: ClassVar[int | None] = None
@@ -367,9 +368,9 @@ class SQLStore(Store):
                 return job
             tx.execute(
                 "UPDATE jobs SET state = %s, updated = %s, local_id = %s, exit_code = %s, message = %s, "
-                "accepted = %s, output = %s, lease_expires = NULL WHERE id = %s",
+                "accepted = %s, output = %s, lease_expires = NULL, started = %s, ended = %s WHERE id = %s",
                 (state.value, now, changes["local_id"], changes["exit_code"], changes["message"],
-                 changes["accepted"], changes["output"], job_id),
+                 changes["accepted"], changes["output"], changes["started"], changes["ended"], job_id),
             )
             if state != job.state:
                 tx.log(job_id, cluster, job.name, state, now, message or "")

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rainbow.fairshare import Held, Waiting
 from rainbow.lifecycle import JobState
-from rainbow.store.base import JobEvent, JobRecord, NewJob
+from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
 from rainbow.store.rows import JOB_COLUMNS, job_from_row, job_rejections
 from rainbow.store.schema import SQLITE_MIGRATIONS
 from rainbow.store.sql import SQLStore
@@ -184,8 +185,11 @@ class SQLiteStore(SQLStore):
         placement: str | None = None,
         user: str = "",
         group: str = "",
+        nodes: int = 1,
+        priority: int = 0,
     ) -> tuple[JobRecord, JobEvent | None]:
-        new = NewJob(cluster, name, jobspec, command, now, tuple(candidates), key, placement, user=user, group=group)
+        new = NewJob(cluster, name, jobspec, command, now, tuple(candidates), key, placement, user=user, group=group,
+                     nodes=nodes, priority=priority)
         outcome = self.add_jobs([new])[0]
         if isinstance(outcome, Exception):
             raise outcome
@@ -262,10 +266,11 @@ class SQLiteStore(SQLStore):
             now = new.now
             job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
                              json.dumps(list(new.candidates)), new.key, new.placement, new.batch, new.user,
-                             new.group))
+                             new.group, new.nodes, new.priority))
             event_rows.append((seq, job_id, new.cluster, new.name, now))
             job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
-                            now, now, candidates=new.candidates, user=new.user, group=new.group)
+                            now, now, candidates=new.candidates, user=new.user, group=new.group, nodes=new.nodes,
+                            priority=new.priority)
             results.append((job, JobEvent(seq, job_id, new.cluster, new.name, JobState.ASSIGNED, now, "",
                                           new.user, new.group)))
             if new.key is not None:
@@ -274,7 +279,8 @@ class SQLiteStore(SQLStore):
             seq += 1
         db.executemany(
             "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
-            'placement, batch_id, "user", grp) VALUES (?, ?, ?, ?, ?, \'assigned\', ?, ?, ?, ?, ?, ?, ?, ?)',
+            'placement, batch_id, "user", grp, nodes, priority) '
+            "VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             job_rows,
         )
         db.executemany(
@@ -285,7 +291,8 @@ class SQLiteStore(SQLStore):
         return results
 
     def lease_jobs(
-        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0
+        self, cluster: str, owner: str, max_jobs: int, lease_seconds: float, now: float, window: int = 0,
+        order: LeaseOrder | None = None,
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         limit = max_jobs if max_jobs >= 1 else -1
         leased: list[JobRecord] = []
@@ -303,7 +310,7 @@ class SQLiteStore(SQLStore):
                 if room <= 0:
                     return [], []
                 limit = room if limit < 0 else min(limit, room)
-            rows = self._waiting(db, cluster, now, limit)
+            rows = self._waiting(db, cluster, now, limit) if order is None else _ordered(db, cluster, now, limit, order)
             candidates: dict[str, tuple[str, ...]] = {}  # the same few lists, parsed once
             for row in rows:
                 if row[14]:  # cancel_requested: a waiting job whose cancel was asked is cancelled instead
@@ -316,7 +323,7 @@ class SQLiteStore(SQLStore):
                 leased.append(JobRecord(
                     row[0], row[1], row[2], row[3], row[4], JobState.LEASED, row[6], now, owner, expires,
                     row[10], row[11], row[12], row[13], False, listed, row[16], row[17] + 1,
-                    job_rejections(row[18]), row[19], row[20],
+                    job_rejections(row[18]), row[19], row[20], row[21], row[22], row[23], row[24],
                 ))
                 entries.append((row[0], cluster, row[2], JobState.LEASED, now, f"leased to {owner}"))
             db.executemany(
@@ -360,3 +367,30 @@ class SQLiteStore(SQLStore):
 
     def last_event_seq(self) -> int:
         return self._read("SELECT COALESCE(MAX(seq), 0) FROM job_events")[0][0]
+
+
+_LIGHT = 'id, "user", grp, priority, nodes, cancel_requested'  # what a lease order sees of a waiting job
+
+
+def _ordered(db: sqlite3.Connection, cluster: str, now: float, limit: int, order: LeaseOrder) -> list[tuple]:
+    """The waiting jobs ``order`` picks (in its order), after those whose cancel was requested (all of them)."""
+    light = db.execute(  # two range scans of the (cluster, state, id) index, as in ``_waiting``
+        f"SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'assigned' "  # noqa: S608 - constants
+        f"UNION ALL SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'leased' AND lease_expires <= ?",
+        (cluster, cluster, now),
+    ).fetchall()
+    cancelled = [row[0] for row in light if row[5]]
+    waiting = [Waiting(row[0], row[1], row[2], row[3], row[4]) for row in light if not row[5]]
+    held = [Held(*row) for row in db.execute(
+        'SELECT "user", grp, cluster, COUNT(*), SUM(nodes) FROM jobs WHERE (state = \'leased\' AND lease_expires > ?) '
+        "OR state IN ('accepted', 'submitted', 'running') GROUP BY \"user\", grp, cluster",
+        (now,),
+    ).fetchall()]
+    ids = [*cancelled, *order(waiting, held, limit)] if waiting else cancelled
+    rows: dict[int, tuple] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows.update((row[0], row) for row in db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk  # noqa: S608
+        ).fetchall())
+    return [rows[job_id] for job_id in ids if job_id in rows]
