@@ -16,9 +16,10 @@ client, so existing scripts keep working::
 
 The package: ``core`` (``RainbowClient``, one method per RPC), ``results``
 (what the methods return), ``transport`` (channel, calls, errors and retries)
-and ``inputs`` (paths, text or dicts as documents).
+``inputs`` (paths, text or dicts as documents) and ``accounting`` (fair share, quotas, usage).
 """
 
+from rainbow.client.accounting import Usage, UsageTotal
 from rainbow.client.core import RainbowClient, accept_each
 from rainbow.client.inputs import PathOrText, read_input
 from rainbow.client.results import (
@@ -77,6 +78,8 @@ __all__ = [
     "SatisfyResult",
     "StateUpdate",
     "SubmitResult",
+    "Usage",
+    "UsageTotal",
     "User",
     "accept_each",
     "connection_hint",

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rainbow.client.inputs import PathOrText, graph_text, jobspec_input, option_text, state_payload
+from rainbow.client.accounting import Usage, quota_from_wire, quota_to_wire, standing_from_wire
+from rainbow.client.inputs import PathOrText, graph_text, jobspec_input, option_text, read_input, state_payload
 from rainbow.client.results import (
     BatchCancel,
     BatchJob,
@@ -51,6 +52,7 @@ from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
 from rainbow.durations import parse_duration
 from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
+from rainbow.fairshare import Limit, Standing
 from rainbow.jobspec import Jobspec, simple, with_placement
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 
@@ -317,6 +319,7 @@ class RainbowClient:
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
+        priority: int = 0,
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
@@ -340,6 +343,7 @@ class RainbowClient:
             queue=queue,
             requires=requires,
             time_limit=time_limit,
+            priority=priority,
         )
 
     def submit_jobspec(
@@ -354,6 +358,7 @@ class RainbowClient:
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
+        priority: int = 0,
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
 
@@ -368,7 +373,8 @@ class RainbowClient:
         config holds for them (``clusters``); the server selects one. The match
         and selection algorithms (and selection options) are the arguments, else
         the ones the config file names, else the server's. ``queue``, ``requires``
-        and ``time_limit`` replace (the constraint: add to) the jobspec's own.
+        and ``time_limit`` replace (the constraint: add to) the jobspec's own. ``priority`` orders the
+        user's own waiting jobs (higher first, Flux's urgency); fair share between users comes first.
         """
         parsed, text = jobspec_input(jobspec)
         parsed, text = _placed(parsed, text, queue, requires, time_limit)
@@ -381,7 +387,8 @@ class RainbowClient:
             matched = self._satisfy(parsed, match_algo)
             clusters = self._matched_clusters(matched)
         algorithm, options = self._selection(select_algo, select_options)
-        return self._submit_one(name, text, clusters, algorithm, options, satisfy_only, idempotency_key, matched)
+        return self._submit_one(name, text, clusters, algorithm, options, satisfy_only, idempotency_key, matched,
+                                priority)
 
     def _matched_clusters(self, matched: SatisfyResult) -> list[rainbow_pb2.SubmitJobRequest.Cluster]:
         """The matching clusters with the submit tokens the config holds for them."""
@@ -404,6 +411,7 @@ class RainbowClient:
     def _submit_one(
         self, name: str, text: str, clusters: list[rainbow_pb2.SubmitJobRequest.Cluster], algorithm: str,
         options: dict[str, str], satisfy_only: bool, idempotency_key: str | None, matched: SatisfyResult,
+        priority: int = 0,
     ) -> SubmitResult:
         request = rainbow_pb2.SubmitJobRequest(
             name=name,
@@ -414,6 +422,7 @@ class RainbowClient:
             satisfy_only=satisfy_only,
             # a retry after a lost reply is recognised by the server instead of stored twice
             idempotency_key=idempotency_key or uuid.uuid4().hex,
+            priority=priority,
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
@@ -441,6 +450,7 @@ class RainbowClient:
         select_algo: str | None = None,
         select_options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
     ) -> BatchResult:
         """Submit many jobspecs (or (name, jobspec) pairs) in one call, stored in one transaction.
 
@@ -453,7 +463,7 @@ class RainbowClient:
         for job in jobs:
             name, spec = job if isinstance(job, tuple) else ("", job)
             entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=jobspec_input(spec)[1]))
-        return self._submit_batch(entries, "", select_algo, select_options, idempotency_key)
+        return self._submit_batch(entries, "", select_algo, select_options, idempotency_key, priority)
 
     def submit_array(
         self,
@@ -466,6 +476,7 @@ class RainbowClient:
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
+        priority: int = 0,
     ) -> BatchResult:
         """Submit copies of one jobspec: ``count`` copies (ids 1..count) or one per id of an idset ("1-10,20").
 
@@ -478,7 +489,7 @@ class RainbowClient:
         parsed, text = jobspec_input(jobspec)
         parsed, text = _placed(parsed, text, queue, requires, time_limit)
         entry = rainbow_pb2.SubmitJobsRequest.Job(name=name or "", jobspec=text)
-        return self._submit_batch([entry], cc, select_algo, select_options, idempotency_key)
+        return self._submit_batch([entry], cc, select_algo, select_options, idempotency_key, priority)
 
     def _submit_batch(
         self,
@@ -487,6 +498,7 @@ class RainbowClient:
         select_algo: str | None,
         select_options: Mapping[str, Any] | None,
         idempotency_key: str | None,
+        priority: int = 0,
     ) -> BatchResult:
         config = self.config
         tokens = [(c.get("name", ""), c.get("token", "")) for c in config.clusters] if config else []
@@ -505,6 +517,7 @@ class RainbowClient:
             select_algorithm=algorithm,
             select_options=options,
             idempotency_key=idempotency_key or uuid.uuid4().hex,
+            priority=priority,
         )
         reply = self._call(self.scheduler_stub.SubmitJobs, request)
         return BatchResult(reply.batch_id, tuple(BatchJob(j.jobid, j.cluster, j.error) for j in reply.jobs))
@@ -778,6 +791,53 @@ class RainbowClient:
         """A cluster's access rules (none: open to every authenticated user)."""
         request = rainbow_pb2.ClusterAccessRequest(cluster=cluster, secret=self._access_secret(cluster, secret))
         return ClusterAccess.from_wire(self._call(self.scheduler_stub.GetClusterAccess, request))
+
+    # -- fair share, quotas and accounting (the registration secret or an admin's user token) ------------
+    def set_shares(
+        self, shares: int, *, user: str | None = None, group: str | None = None, parent: str | None = None,
+        secret: str | None = None,
+    ) -> list[Standing]:
+        """A user's shares within their banks, or a group's within its parent bank (``parent`` sets that too);
+        every association's standing after."""
+        if bool(user) == bool(group):
+            raise InvalidArgument("name a user or a group (one of them)", field="user")
+        request = rainbow_pb2.SetSharesRequest(kind="user" if user else "group", name=user or group or "",
+                                               shares=shares, parent=parent or "",
+                                               secret=self._operator_secret(secret))
+        reply = self._call(self.scheduler_stub.SetShares, request)
+        return [standing_from_wire(s) for s in reply.standings]
+
+    def load_accounts(self, document: PathOrText, *, secret: str | None = None) -> list[User]:
+        """Apply an accounts file (banks, users, shares; YAML or JSON, a path or text) in one transaction;
+        the users it created, each with their token (shown this once)."""
+        text = read_input(document, "accounts")
+        request = rainbow_pb2.LoadAccountsRequest(document=text, secret=self._operator_secret(secret))
+        reply = self._call(self.scheduler_stub.LoadAccounts, request)
+        return [User.from_reply(created) for created in reply.created]
+
+    def set_quota(
+        self, *, user: str | None = None, group: str | None = None, cluster: str | None = None,
+        max_waiting: int | None = None, max_running: int | None = None, max_nodes: int | None = None,
+        remove: bool = False, secret: str | None = None,
+    ) -> list[Limit]:
+        """Set (``remove``: forget) the quota of a user or group, on one cluster or all; every quota after."""
+        if bool(user) == bool(group):
+            raise InvalidArgument("name a user or a group (one of them)", field="user")
+        limit = Limit("user" if user else "group", user or group or "", cluster or "", max_waiting, max_running,
+                      max_nodes)
+        request = rainbow_pb2.SetQuotaRequest(quota=quota_to_wire(limit), remove=remove,
+                                              secret=self._operator_secret(secret))
+        return [quota_from_wire(q) for q in self._call(self.scheduler_stub.SetQuota, request).quotas]
+
+    def list_quotas(self, *, secret: str | None = None) -> list[Limit]:
+        request = rainbow_pb2.ListQuotasRequest(secret=self._operator_secret(secret))
+        return [quota_from_wire(q) for q in self._call(self.scheduler_stub.ListQuotas, request).quotas]
+
+    def usage(self, by: str = "user", since: float = 0.0, *, secret: str | None = None) -> Usage:
+        """Jobs per user, group or cluster and state with their node-hours (jobs changed since ``since``,
+        seconds since the epoch), and every association's fair-share standing."""
+        request = rainbow_pb2.GetUsageRequest(by=by, since=since, secret=self._operator_secret(secret))
+        return Usage.from_wire(self._call(self.scheduler_stub.GetUsage, request))
 
     def health(self, service: str = "") -> str:
         """The server's grpc.health.v1 status for ``service`` ("" is the whole server): SERVING, NOT_SERVING..."""

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from rainbow.commands import access, batch, config, delete, health, jobs, logs, receive, register, submit, update, users
+from rainbow.commands import (
+    access,
+    batch,
+    config,
+    delete,
+    fairshare,
+    health,
+    jobs,
+    logs,
+    receive,
+    register,
+    submit,
+    update,
+    users,
+)
 from rainbow.commands.common import connection_parser
 
 __all__ = ["add_client_commands"]
@@ -12,7 +26,8 @@ __all__ = ["add_client_commands"]
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     """Add config, register, update, submit, bulksubmit, satisfy, receive, delete, status, jobs, cancel, watch,
-    logs, health, user and cluster."""
+    logs, health, user, cluster, share, quota and usage."""
     common = connection_parser()
-    for module in (config, register, update, submit, batch, receive, delete, jobs, logs, health, users, access):
+    for module in (config, register, update, submit, batch, receive, delete, jobs, logs, health, users, access,
+                   fairshare):
         module.add_parsers(commands, common)

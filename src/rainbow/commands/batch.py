@@ -26,6 +26,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     bulk.add_argument("-n", "--nodes", type=positive_int, default=1, help="nodes per command (default 1)")
     bulk.add_argument("--tasks", type=positive_int, help="tasks per command (default: one per node)")
     bulk.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the server's)")
+    bulk.add_argument("--priority", "--urgency", type=int, default=0, metavar="N",
+                      help="the priority of every job (orders your own waiting jobs, higher first; default 0)")
     bulk.add_argument("--idempotency-key", metavar="KEY",
                       help="name of this batch: sending it again returns the jobs stored the first time")
     add_config_path(bulk, required=True)
@@ -86,7 +88,7 @@ def run_array(args: argparse.Namespace, client: RainbowClient, options: dict[str
         name = name or argv[0]
     result = client.submit_array(
         spec, args.cc, name=name, select_algo=args.select_algorithm, select_options=options,
-        queue=args.queue, requires=args.requires, time_limit=args.time_limit,
+        queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.priority,
     )
     emit(args, result, summary(result))
     return 0
@@ -109,6 +111,6 @@ def run_bulksubmit(args: argparse.Namespace) -> int:
         jobs = [(shlex.split(c)[0], simple(shlex.split(c), nodes=args.nodes, tasks=tasks)) for c in commands]
     with make_client(args, config) as client:
         result = client.submit_jobs(jobs, select_algo=args.select_algorithm,
-                                    idempotency_key=args.idempotency_key)
+                                    idempotency_key=args.idempotency_key, priority=args.priority)
     emit(args, result, summary(result))
     return 0

@@ -28,6 +28,9 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                         help="node constraint, as flux submit --requires takes it (e.g. 'pbatch and -gpu')")
     submit.add_argument("-t", "--time-limit", metavar="DURATION",
                         help="time limit in Flux duration syntax (90s, 30m, 2h, 1.5d)")
+    submit.add_argument("--priority", "--urgency", type=int, default=0, metavar="N",
+                        help="orders your own waiting jobs, higher first (Flux's --urgency); fair share between "
+                        "users comes first (default 0)")
     submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
     submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the "
                         "server's)")
@@ -73,13 +76,14 @@ def run_submit(args: argparse.Namespace) -> int:
             result = client.submit_jobspec(
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
-                queue=args.queue, requires=args.requires, time_limit=args.time_limit,
+                queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.priority,
             )
         else:
             result = client.submit_job(
                 args.command, nodes=args.nodes, tasks=args.tasks, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
+                priority=args.priority,
             )
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
     if args.satisfy_only:

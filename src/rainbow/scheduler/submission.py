@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rainbow.errors import FailedPrecondition, PermissionDenied
-from rainbow.jobspec import Jobspec
+from rainbow.jobspec import Jobspec, node_count
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import PLACEMENT_STATES, Placement, Placer, placement_record
 from rainbow.scheduler.registry import ClusterRegistry
@@ -81,7 +81,7 @@ def submit_decision(
     matching = tuple(c for c in candidates if c not in reasons)
     new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), now, matching,
                  key or None, placement_record(selection, reasons, candidates, states or {}),
-                 user=owner[0], group=owner[1])
+                 user=owner[0], group=owner[1], nodes=node_count(jobspec))
     return PendingSubmit(new, selection, reasons, tuple(candidates))
 
 
