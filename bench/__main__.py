@@ -19,6 +19,7 @@ from typing import Any
 
 from bench import (
     batch_bench,
+    fairshare_bench,
     lifecycle_bench,
     memory_bench,
     queue_scale_bench,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "lifecycle": lambda quick: lifecycle_bench.run(quick),
     "web": lambda quick: web_bench.run(quick),
     "match": _match,
+    "fairshare": lambda quick: fairshare_bench.run(quick),
 }
 
 
@@ -101,6 +103,13 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
         v = r["viewers"]
         rows.append((f"SubmitJob with {v['viewers']} live dashboard viewers", f"x{v['ratio']:.2f} of no viewer",
                      f"{len(v['with_rps'])} rounds each, alternating", ">= 0.9"))
+    if "fairshare" in results:
+        r = results["fairshare"]
+        s, v = r["submit"], r["receive"]
+        rows.append(("submit with user tokens (32 clients)", f"{s['user_tokens_rps']:,.0f} jobs/s",
+                     f"cluster tokens {s['cluster_tokens_rps']:,.0f} jobs/s, x{s['ratio']:.2f}", ">= 0.9"))
+        rows.append((f"fair-share receive + accept {v['jobs']:,} jobs of 10 users", f"{v['round_s']:.3f} s", "",
+                     "< 1 s"))
     if "match" in results:
         r = results["match"]
         if "mix_median_ms" in r:

@@ -149,7 +149,7 @@ def usage_text(usage: Usage) -> str:
     since = (f" since {time.strftime('%Y-%m-%d %H:%M', time.localtime(usage.since))}" if usage.since else "")
     lines = [f"Jobs per {usage.by}{since}:"]
     if keys:
-        rows = [(key or "-", *(int(row.get(c, 0)) for c in (*FINAL_COLUMNS, "active")), f"{row['node_hours']:.2f}")
+        rows = [(key or "-", *(int(row.get(c, 0)) for c in (*FINAL_COLUMNS, "active")), _number(row['node_hours']))
                 for key, row in sorted(keys.items())]
         lines.append(table((usage.by.upper(), *(c.upper() for c in FINAL_COLUMNS), "ACTIVE", "NODE-HOURS"), rows))
     else:

@@ -28,6 +28,8 @@ FINAL = tuple(s.value for s in FINAL_STATES)
 
 def job_rejections(text: str | None) -> tuple[Rejection, ...]:
     """The ``rejections`` column (JSON) as records."""
+    if not text or text == "[]":  # nearly every job: no JSON to parse
+        return ()
     return tuple(Rejection(r["cluster"], r["reason"], r["time"]) for r in json.loads(text or "[]"))
 
 

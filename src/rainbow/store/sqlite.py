@@ -387,10 +387,13 @@ def _ordered(db: sqlite3.Connection, cluster: str, now: float, limit: int, order
         (now,),
     ).fetchall()]
     ids = [*cancelled, *order(waiting, held, limit)] if waiting else cancelled
-    rows: dict[int, tuple] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows.update((row[0], row) for row in db.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk  # noqa: S608
-        ).fetchall())
-    return [rows[job_id] for job_id in ids if job_id in rows]
+    found: dict[int, tuple] = {}
+    if len(ids) * 2 > len(light):  # most of them: the two range scans are cheaper than looking each one up
+        found.update((row[0], row) for row in SQLiteStore._waiting(db, cluster, now, -1))
+    else:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found.update((row[0], row) for row in db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk  # noqa: S608
+            ).fetchall())
+    return [found[job_id] for job_id in ids if job_id in found]
