@@ -59,7 +59,7 @@ def user_payloads(count: int = 64) -> list[bytes]:
             .SerializeToString() for i in range(count)]
 
 
-def submit_part(quick: bool) -> dict[str, Any]:
+def submit_part(quick: bool, processes: int = 4) -> dict[str, Any]:
     import grpc
 
     from rainbow.protos import rainbow_pb2_grpc
@@ -75,9 +75,10 @@ def submit_part(quick: bool) -> dict[str, Any]:
             tokens = add_users(rainbow_pb2_grpc.RainbowSchedulerStub(channel))
         bearer = [[("authorization", f"Bearer {token}")] for token in tokens.values()]
         for r in range(rounds):
-            legacy = run_load(server.address, submit_payloads(names), method=SUBMIT_METHOD, duration=duration)
+            legacy = run_load(server.address, submit_payloads(names), method=SUBMIT_METHOD, duration=duration,
+                              processes=processes)
             users = run_load(server.address, user_payloads(), method=SUBMIT_METHOD, duration=duration,
-                             metadata=bearer)
+                             processes=processes, metadata=bearer)
             rows.append({"cluster_tokens": legacy.as_dict(), "user_tokens": users.as_dict()})
             detail = f": {users.first_error}" if users.first_error else ""
             print(f"  submit round {r + 1}: cluster tokens {legacy.rps:,.0f} jobs/s ({legacy.errors} errors), "
@@ -154,9 +155,9 @@ def receive_part(quick: bool) -> dict[str, Any]:
             "round_s": statistics.median(r["round_s"] for r in rows)}
 
 
-def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
+def run(quick: bool = False, out: Path | None = None, processes: int = 4) -> dict[str, Any]:
     results: dict[str, Any] = {"quick": quick}
-    results["submit"] = submit_part(quick)
+    results["submit"] = submit_part(quick, processes)
     results["receive"] = receive_part(quick)
     submit, receive = results["submit"], results["receive"]
     results["targets"] = {"user_tokens_within_10_percent": submit["ratio"] >= 0.9,

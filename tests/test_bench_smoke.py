@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import batch_bench, receive_bench, submit_bench, web_bench  # noqa: E402
+from bench import batch_bench, fairshare_bench, receive_bench, submit_bench, web_bench  # noqa: E402
 from bench.__main__ import summary_rows  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
@@ -27,6 +27,17 @@ def test_submit_and_receive_quick(tmp_path):
     rows = summary_rows({"submit": submit, "receive": receive})
     assert [row[0] for row in rows][:3] == [
         "submit throughput (32 clients)", "submit latency median / p99", "receive + accept 1,000 jobs"]
+
+
+def test_fairshare_quick(tmp_path):
+    results = fairshare_bench.run(quick=True, out=tmp_path / "fairshare.json", processes=2)
+    submit, receive = results["submit"], results["receive"]
+    assert submit["cluster_tokens_rps"] > 0 and submit["user_tokens_rps"] > 0
+    assert all(row["user_tokens"]["errors"] == 0 for row in submit["rows"])
+    assert receive["rows"][0]["jobs"] == receive["jobs"] and receive["rows"][0]["accepted"]
+    rows = summary_rows({"fairshare": results})
+    assert [row[0] for row in rows] == ["submit with user tokens (32 clients)",
+                                        "fair-share receive + accept 1,000 jobs of 10 users"]
 
 
 def test_the_summary_names_as_many_clusters_as_the_run_matched_against():

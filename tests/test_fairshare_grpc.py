@@ -94,6 +94,7 @@ def test_priority_orders_a_users_own_jobs(site):
     with site.user("alice") as alice:
         plain = submit(alice, 3, name="plain")
         urgent = submit(alice, 1, priority=10, name="urgent")
+        assert (alice.get_job(urgent[0]).priority, alice.get_job(plain[0]).priority) == (10, 0)
     assert [job.id for job in site.receive(1)] == urgent
     assert [job.id for job in site.receive(1)] == plain[:1]
 
@@ -210,6 +211,7 @@ def test_max_nodes_of_a_group(site):
     site.operator.set_quota(group="physics", max_nodes=3, secret=REGISTRATION_SECRET)
     with site.user("alice") as alice:
         big = submit(alice, 2, nodes=2)
+        assert alice.get_job(big[0]).nodes == 2
         assert [job.id for job in site.receive(10)] == big[:1]
         assert alice.get_job(big[1]).message == (
             "waiting: quota: group physics has 2 of max-nodes 3 nodes in use (this job asks for 2)")
@@ -330,3 +332,47 @@ def test_usage_adds_up_the_node_hours_of_real_completed_jobs(server_factory, tmp
         assert {s["user"] for s in data["shares"]} == {"alice", "bob"}
     site.operator.close()
     site.cluster.client.close()
+
+
+def test_the_commands(site, tmp_path, backend):
+    if backend != "sqlite":
+        pytest.skip("the commands are the same over either store")
+
+    def rainbow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rainbow", *args, "--host", site.server.address],
+                              capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+                              cwd=tmp_path)
+
+    (tmp_path / "accounts.yaml").write_text("banks: [{name: science, shares: 4}, {name: physics, parent: science}]\n"
+                                            "users: [{name: erin, banks: [physics], shares: 3}]\n")
+    loaded = rainbow("share", "load", "accounts.yaml", "--secret", REGISTRATION_SECRET, "--json")
+    assert loaded.returncode == 0, loaded.stderr
+    data = json.loads(loaded.stdout)
+    assert [c["user"] for c in data["created"]] == ["erin"]
+    erin = {s["user"]: s for s in data["shares"]}["erin"]
+    assert (erin["bank"], erin["shares"]) == ("physics", 3)
+    token = data["created"][0]["token"]
+
+    quota = rainbow("quota", "set", "--user", "erin", "--max-waiting", "1", "--secret", REGISTRATION_SECRET)
+    assert quota.returncode == 0, quota.stderr
+    assert quota.stdout.splitlines()[1].split() == ["user", "erin", "(all)", "1", "-", "-"]
+    first = rainbow("submit", "--user-token", token, "-c", "true", "--urgency", "3", "--json")
+    assert first.returncode == 0, first.stderr
+    with RainbowClient(site.server.address, user_token=token) as erin:
+        assert erin.get_job(json.loads(first.stdout)["jobid"]).priority == 3
+    refused = rainbow("submit", "--user-token", token, "-c", "true")
+    assert refused.returncode == 1
+    assert "quota: user erin allows max-waiting 1 jobs" in refused.stderr
+    assert rainbow("quota", "set", "--user", "erin", "--secret", REGISTRATION_SECRET).returncode == 2
+    denied = rainbow("usage", "--user-token", token)
+    assert denied.returncode == 1 and "admin" in denied.stderr
+    shares = rainbow("share", "set", "--group", "physics", "2", "--parent", "science", "--secret",
+                     REGISTRATION_SECRET)
+    assert shares.returncode == 0, shares.stderr
+    assert "Set group physics to 2 shares in bank science." in shares.stdout
+    usage = rainbow("usage", "--by", "cluster", "--since", "1d", "--secret", REGISTRATION_SECRET)
+    assert usage.returncode == 0, usage.stderr
+    assert usage.stdout.startswith("Jobs per cluster since ") and "keebler" in usage.stdout
+    assert "FAIRSHARE" in usage.stdout
+    bad = rainbow("usage", "--since", "yesterday-ish", "--secret", REGISTRATION_SECRET)
+    assert bad.returncode == 1 and "since" in bad.stderr

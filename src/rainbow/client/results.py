@@ -236,6 +236,8 @@ class JobStatus:
     rejections: tuple[JobRejection, ...] = ()
     user: str = ""
     group: str = ""
+    priority: int = 0  # orders its user's own waiting jobs
+    nodes: int = 0  # what it asks for (0 from servers that do not say)
 
     @classmethod
     def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
@@ -258,6 +260,8 @@ class JobStatus:
             rejections=tuple(JobRejection(r.cluster, r.reason, r.time) for r in info.rejections),
             user=info.user,
             group=info.group,
+            priority=info.priority,
+            nodes=info.nodes,
         )
 
 

@@ -241,8 +241,13 @@ class Accounts:
 
     # -- quotas ------------------------------------------------------------------------------------
     def counts_waiting(self) -> bool:
-        """Whether a submit must count jobs in the store (some quota has max_waiting)."""
-        return any(quota.max_waiting is not None for quota in self.quotas())
+        """Whether a submit may have to count jobs in the store: some quota has max_waiting, or the quotas are
+        not known lately (reading them is store work too). Reads nothing itself."""
+        with self._lock:
+            cached = self._quotas
+        if cached is None or self.context.clock() - cached[0] >= self.refresh:
+            return True
+        return any(quota.max_waiting is not None for quota in cached[1])
 
     def quotas(self) -> list[Limit]:
         with self._lock:
