@@ -106,8 +106,9 @@ CASES = [
     spec(4, constraints={"or": [{"properties": ["pdebug"]}, {"ranks": ["4-5"]}]}),
 ]
 
-REQUIRES = ["pdebug", "^pdebug", "pbatch,pdebug", "pdebug or pbatch", "host:tioga[1-2]", "-pdebug",
-            "rank:0-3 and not pdebug", "pbatch and -rank:4-6", "(pdebug | rank:7) & !host:tioga1", "a b"]
+REQUIRES = ["pdebug", "^pdebug", "pbatch,pdebug", "pdebug or pbatch", "host:tioga[1-2]", "-pdebug", "- pdebug",
+            "rank:0-3 and not pdebug", "pbatch and -rank:4-6", "(pdebug | rank:7) & not host:tioga1", "a b",
+            "hosts:tioga[3-5] || ranks:9", "!pdebug", "NOT pdebug", "pdebug OR pbatch", "not (pdebug | pbatch)"]
 
 
 def run_in_flux(tmp_path, script: str) -> str:
@@ -117,7 +118,10 @@ def run_in_flux(tmp_path, script: str) -> str:
     (confdir / "queues.toml").write_text(QUEUES_TOML.format(R=tmp_path / "R.json"))
     path = tmp_path / "script.sh"
     path.write_text("set -e\n" + textwrap.dedent(script))
-    result = subprocess.run(["flux", "start", "--test-size=16", f"-o,--config-path={confdir}", "bash", str(path)],
+    # --test-hosts: the brokers take R's hostnames, as on a real cluster (Flux checks hostlist constraints
+    # against the instance's hostlist at submit)
+    result = subprocess.run(["flux", "start", "--test-size=16", "--test-hosts=tioga[1-16]",
+                             f"-o,--config-path={confdir}", "bash", str(path)],
                             capture_output=True, text=True, env=flux_env(), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -127,7 +131,7 @@ def test_rainbow_decides_as_flux_does(flux_python, tmp_path):  # noqa: F811
     (tmp_path / "cases.json").write_text(json.dumps(CASES))
     (tmp_path / "oracle.py").write_text(ORACLE)
     out = run_in_flux(tmp_path, """
-        flux queue start --all
+        flux queue start --all --quiet
         flux python oracle.py cases.json
     """)
     verdicts = json.loads(out.strip().splitlines()[-1])
@@ -149,7 +153,7 @@ def test_requires_text_means_what_flux_submit_makes_of_it(flux_python, tmp_path)
 
 def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F811
     out = run_in_flux(tmp_path, """
-        flux queue start --all
+        flux queue start --all --quiet
         flux python -m rainbow.submit --config-path cfg.yaml --dry-run --queue debug --requires pdebug -t 20m true
         echo REGISTER
         flux python -m rainbow.register --dry-run --config-path cfg.yaml --cluster-name tioga
@@ -163,6 +167,10 @@ def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F8
     debug, batch = graph.queues.get("debug"), graph.queues.get("batch")
     assert (debug.requires, debug.max_size["nnodes"], debug.duration, debug.default) == (("pdebug",), 2, 1800, False)
     assert (batch.requires, batch.default, batch.started) == (("pbatch",), True, True)
+    # memory from each broker's hwloc topology (every broker of a test instance runs on this one host)
+    vertices = json.loads(registered)["graph"]["nodes"].values()
+    sizes = [v["metadata"]["size"] for v in vertices if v["metadata"]["type"] == "memory"]
+    assert len(sizes) == 16 and len(set(sizes)) == 1 and sizes[0] > 0, sizes
 
 
 def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_python, tmp_path):  # noqa: F811
@@ -199,7 +207,7 @@ def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_pytho
             flux python setup.py
             flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest --queue debug -N2 -t 10m \\
                 hostname
-            flux queue disable --queue=debug closed for maintenance
+            flux queue disable --message="closed for maintenance" debug
             flux python -m rainbow.agent --config-path $CFG --once
         """)
         (jobid,) = [int(m) for m in re.findall(r"^rainbow job (\d+) \(hostname\) -> cluster tioga", out, re.M)]
