@@ -220,3 +220,56 @@ def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_pytho
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_job_runs_in_its_flux_queue_and_an_unsatisfiable_one_moves_on(flux_python, tmp_path):  # noqa: F811
+    """tioga was registered from an R whose every node has pbatch (a stale picture): rainbow sends it a
+    13-node batch job, Flux's scheduler finds only 12 pbatch nodes (``unsatisfiable request`` before the
+    job ran) and rainbow places the job again, on keebler. A debug job runs in Flux's debug queue."""
+    from rainbow.client import RainbowClient
+    from rainbow.config import RainbowConfig
+    from rainbow.flux.resources import r_to_jgf
+
+    from conftest import REGISTRATION_SECRET, start_server_process
+
+    stale = json.loads(json.dumps(R16))
+    stale["execution"]["properties"]["pbatch"] = "0-15"
+    (tmp_path / "R-stale.json").write_text(json.dumps(stale))
+    proc, address, _ = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET)
+    try:
+        keebler = RainbowConfig.new("keebler", host=address, path=tmp_path / "keebler.yaml")
+        with RainbowClient(address, config_file=keebler) as client:
+            client.register("keebler", REGISTRATION_SECRET, r_to_jgf(R16, "keebler"), save=True)
+            client.update_state("keebler", {"cost_per_node_hour": 2})
+        agent = "flux python -m rainbow.agent --config-path $CFG --agent-id tioga-agent --state cost_per_node_hour=1"
+        out = run_in_flux(tmp_path, f"""
+            export HOST={address} CFG={tmp_path / "cfg.yaml"}
+            flux queue start --all --quiet
+            flux python -m rainbow.register --host $HOST --secret {REGISTRATION_SECRET} --config-path $CFG \\
+                --save --cluster-name tioga --R R-stale.json
+            flux python -c "from rainbow.config import RainbowConfig as C; c = C.load('$CFG'); \\
+                c.add_cluster_token('keebler', '{keebler.token_for("keebler")}'); c.save()"
+            {agent} --once
+            flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest --queue debug -N2 -t 10m \\
+                --job-name=short hostname
+            flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest -N13 --job-name=wide hostname
+            {agent} --once
+            flux queue drain
+            {agent} --once
+            echo FLUXJOBS
+            flux jobs -a --no-header -o '{{name}} {{queue}} {{result}}'
+        """)
+        placed = re.findall(r"^rainbow job (\d+) \((\w+)\) -> cluster tioga", out, re.M)
+        short, wide = (int(jobid) for jobid, _ in sorted(placed, key=lambda p: p[1]))
+        flux_jobs = sorted(out.split("FLUXJOBS\n")[1].splitlines())
+        assert flux_jobs == ["short debug COMPLETED", "wide batch FAILED"]
+        tioga = RainbowConfig.load(tmp_path / "cfg.yaml")
+        with RainbowClient(address, config_file=tioga) as client:
+            ran, moved = client.get_job(short), client.get_job(wide)
+        assert (ran.cluster, ran.state, ran.rejections) == ("tioga", "completed", ())
+        assert (moved.cluster, moved.state) == ("keebler", "assigned")
+        assert [r.cluster for r in moved.rejections] == ["tioga"]
+        assert moved.rejections[0].reason == "alloc: unsatisfiable request: need 13 exclusive node(s), only 12 eligible"
+    finally:
+        proc.terminate()
+        proc.wait(30)
