@@ -44,9 +44,9 @@ class Flux:
         if url is not None and url != self.instance.uri:
             raise OSError(errno.ENOENT, f"cannot connect to {url}")
 
-    def attr_get(self, name: str) -> str:
+    def attr_get(self, attr_name: str) -> str:
         try:
-            return self.instance.attrs[name]
+            return self.instance.attrs[attr_name]
         except KeyError:
             raise OSError(errno.ENOENT, "No such file or directory") from None
 
