@@ -256,6 +256,17 @@ def test_unsatisfiable_before_start_is_a_rejection_and_submit_refusals_keep_flux
     assert str(caught.value) == "Invalid queue 'nosuch' specified"
 
 
+def test_fluxions_unsatisfiable_is_a_rejection_too(flux_fake):
+    from rainbow.flux.adapter import FluxExecutor
+
+    tioga(flux_fake, hold=True, scheduler="fluxion")
+    executor = FluxExecutor(cluster="tioga")
+    executor.submit(Submission(1, "tioga", "too-big", jobspec(17)))
+    (update,) = executor.poll()
+    assert (update.state, update.rejected) == ("failed", True)
+    assert update.message == 'alloc: alloc denied due to type="unsatisfiable"'
+
+
 def test_a_job_that_ran_and_failed_is_not_a_rejection(flux_fake):
     import flux.job
 

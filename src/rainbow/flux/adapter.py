@@ -56,8 +56,10 @@ log = logging.getLogger("rainbow.flux")
 _UNAVAILABLE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ENOSYS, errno.EHOSTUNREACH,
                                  errno.ETIMEDOUT, errno.EAGAIN})
 
-# How an alloc exception begins when no set of the instance's nodes can hold the request.
-UNSATISFIABLE = "unsatisfiable request"
+# How an alloc exception's note begins when no set of the instance's nodes can ever hold the request:
+# flux-core's own schedulers write "unsatisfiable request: need ...", Fluxion (flux-sched's qmanager)
+# 'alloc denied due to type="unsatisfiable"'.
+UNSATISFIABLE = ("unsatisfiable request", 'alloc denied due to type="unsatisfiable"')
 HISTORY_TIMEOUT = 60.0
 # poll(timeout=0) returns before the handle reads anything: give the stream a moment per pass.
 DRAIN_TIMEOUT = 0.02
