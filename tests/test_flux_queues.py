@@ -52,8 +52,9 @@ def test_fake_queue_list_answers_like_flux_core(flux_fake):
     handle = flux.Flux()
     assert handle.rpc("config.get").get()["queues"] == CAPTURE["config.get queues"]
     for real, fake in zip(CAPTURE["QueueList"], flux.queue.QueueList(handle), strict=True):
-        assert (fake.name, fake.is_default, fake.enabled, fake.started, fake.parent) == (
-            real["name"], real["is_default"], real["enabled"], real["started"], real["parent"])
+        assert (fake.name, fake.is_default, fake.enabled, fake.started) == (
+            real["name"], real["is_default"], real["enabled"], real["started"])
+        assert not hasattr(fake, "parent")  # flux-core 0.88 has no virtual queues
         assert vars(fake.limits.min) == real["limits"]["min"]
         assert vars(fake.limits.max) == real["limits"]["max"]
         assert fake.limits.duration == real["limits"]["duration"]
@@ -151,9 +152,10 @@ def test_virtual_queue_takes_its_parents_node_set(flux_fake):
 
     config = json.loads(json.dumps(CONFIG))
     config["queues"]["short"] = {"parent": "debug", "policy": {"limits": {"duration": "5m"}}}
-    flux_fake.use(flux_fake.FakeInstance(R16, config=config))
+    flux_fake.use(flux_fake.FakeInstance(R16, config=config, virtual_queues=True))
     short = instance_queues(flux.Flux()).get("short")
     assert (short.requires, short.duration, short.max_size["nnodes"]) == (("pdebug",), 300, 2)
+    assert instance_queues(flux.Flux()).get("debug").requires == ("pdebug",)
 
 
 def test_executor_reports_queues_in_its_state(flux_fake):
@@ -254,6 +256,17 @@ def test_unsatisfiable_before_start_is_a_rejection_and_submit_refusals_keep_flux
     assert str(caught.value) == "Invalid queue 'nosuch' specified"
 
 
+def test_fluxions_unsatisfiable_is_a_rejection_too(flux_fake):
+    from rainbow.flux.adapter import FluxExecutor
+
+    tioga(flux_fake, hold=True, scheduler="fluxion")
+    executor = FluxExecutor(cluster="tioga")
+    executor.submit(Submission(1, "tioga", "too-big", jobspec(17)))
+    (update,) = executor.poll()
+    assert (update.state, update.rejected) == ("failed", True)
+    assert update.message == 'alloc: alloc denied due to type="unsatisfiable"'
+
+
 def test_a_job_that_ran_and_failed_is_not_a_rejection(flux_fake):
     import flux.job
 
@@ -307,3 +320,19 @@ def test_no_topology_memory_means_no_memory_vertices(flux_fake, tmp_path):
     with redirect_stdout(out):
         assert main(["--config-path", str(tmp_path / "c.yaml"), "--cluster-name", "tioga", "--dry-run"]) == 0
     assert "memory" not in ClusterGraph.from_jgf(out.getvalue()).summary()
+
+
+def test_a_rank_that_does_not_answer_gets_no_memory(flux_fake, tmp_path, caplog):
+    from rainbow.flux.register import main
+
+    flux_fake.use(flux_fake.FakeInstance(R16, xml=[HWLOC2] * 3 + [None] + [HWLOC1] * 12))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["--config-path", str(tmp_path / "c.yaml"), "--cluster-name", "tioga", "--dry-run"]) == 0
+    vertices = json.loads(out.getvalue())["graph"]["nodes"]
+    edges = json.loads(out.getvalue())["graph"]["edges"]
+    memory = {vertices[e["source"]]["metadata"]["name"]: vertices[e["target"]]["metadata"]["size"] for e in edges
+              if vertices[e["target"]]["metadata"]["type"] == "memory"}
+    assert sorted(memory.items()) == sorted(
+        [(f"tioga{n}", 96) for n in (1, 2, 3)] + [(f"tioga{n}", 16) for n in range(5, 17)])
+    assert "resource.topo-get: rank 3: No route to host" in caplog.text

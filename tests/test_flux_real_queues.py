@@ -106,8 +106,9 @@ CASES = [
     spec(4, constraints={"or": [{"properties": ["pdebug"]}, {"ranks": ["4-5"]}]}),
 ]
 
-REQUIRES = ["pdebug", "^pdebug", "pbatch,pdebug", "pdebug or pbatch", "host:tioga[1-2]", "-pdebug",
-            "rank:0-3 and not pdebug", "pbatch and -rank:4-6", "(pdebug | rank:7) & !host:tioga1", "a b"]
+REQUIRES = ["pdebug", "^pdebug", "pbatch,pdebug", "pdebug or pbatch", "host:tioga[1-2]", "-pdebug", "- pdebug",
+            "rank:0-3 and not pdebug", "pbatch and -rank:4-6", "(pdebug | rank:7) & not host:tioga1", "a b",
+            "hosts:tioga[3-5] || ranks:9", "!pdebug", "NOT pdebug", "pdebug OR pbatch", "not (pdebug | pbatch)"]
 
 
 def run_in_flux(tmp_path, script: str) -> str:
@@ -117,7 +118,10 @@ def run_in_flux(tmp_path, script: str) -> str:
     (confdir / "queues.toml").write_text(QUEUES_TOML.format(R=tmp_path / "R.json"))
     path = tmp_path / "script.sh"
     path.write_text("set -e\n" + textwrap.dedent(script))
-    result = subprocess.run(["flux", "start", "--test-size=16", f"-o,--config-path={confdir}", "bash", str(path)],
+    # --test-hosts: the brokers take R's hostnames, as on a real cluster (Flux checks hostlist constraints
+    # against the instance's hostlist at submit)
+    result = subprocess.run(["flux", "start", "--test-size=16", "--test-hosts=tioga[1-16]",
+                             f"-o,--config-path={confdir}", "bash", str(path)],
                             capture_output=True, text=True, env=flux_env(), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -127,7 +131,7 @@ def test_rainbow_decides_as_flux_does(flux_python, tmp_path):  # noqa: F811
     (tmp_path / "cases.json").write_text(json.dumps(CASES))
     (tmp_path / "oracle.py").write_text(ORACLE)
     out = run_in_flux(tmp_path, """
-        flux queue start --all
+        flux queue start --all --quiet
         flux python oracle.py cases.json
     """)
     verdicts = json.loads(out.strip().splitlines()[-1])
@@ -149,7 +153,7 @@ def test_requires_text_means_what_flux_submit_makes_of_it(flux_python, tmp_path)
 
 def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F811
     out = run_in_flux(tmp_path, """
-        flux queue start --all
+        flux queue start --all --quiet
         flux python -m rainbow.submit --config-path cfg.yaml --dry-run --queue debug --requires pdebug -t 20m true
         echo REGISTER
         flux python -m rainbow.register --dry-run --config-path cfg.yaml --cluster-name tioga
@@ -163,6 +167,10 @@ def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F8
     debug, batch = graph.queues.get("debug"), graph.queues.get("batch")
     assert (debug.requires, debug.max_size["nnodes"], debug.duration, debug.default) == (("pdebug",), 2, 1800, False)
     assert (batch.requires, batch.default, batch.started) == (("pbatch",), True, True)
+    # memory from each broker's hwloc topology (every broker of a test instance runs on this one host)
+    vertices = json.loads(registered)["graph"]["nodes"].values()
+    sizes = [v["metadata"]["size"] for v in vertices if v["metadata"]["type"] == "memory"]
+    assert len(sizes) == 16 and len(set(sizes)) == 1 and sizes[0] > 0, sizes
 
 
 def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_python, tmp_path):  # noqa: F811
@@ -199,7 +207,7 @@ def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_pytho
             flux python setup.py
             flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest --queue debug -N2 -t 10m \\
                 hostname
-            flux queue disable --queue=debug closed for maintenance
+            flux queue disable --message="closed for maintenance" debug
             flux python -m rainbow.agent --config-path $CFG --once
         """)
         (jobid,) = [int(m) for m in re.findall(r"^rainbow job (\d+) \(hostname\) -> cluster tioga", out, re.M)]
@@ -209,6 +217,59 @@ def test_flux_refuses_and_rainbow_places_the_job_on_the_other_cluster(flux_pytho
         assert (job.cluster, job.state) == ("keebler", "assigned")
         assert [r.cluster for r in job.rejections] == ["tioga"]
         assert "job submission to debug is disabled" in job.rejections[0].reason
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_job_runs_in_its_flux_queue_and_an_unsatisfiable_one_moves_on(flux_python, tmp_path):  # noqa: F811
+    """tioga was registered from an R whose every node has pbatch (a stale picture): rainbow sends it a
+    13-node batch job, Flux's scheduler finds only 12 pbatch nodes (``unsatisfiable request`` before the
+    job ran) and rainbow places the job again, on keebler. A debug job runs in Flux's debug queue."""
+    from rainbow.client import RainbowClient
+    from rainbow.config import RainbowConfig
+    from rainbow.flux.resources import r_to_jgf
+
+    from conftest import REGISTRATION_SECRET, start_server_process
+
+    stale = json.loads(json.dumps(R16))
+    stale["execution"]["properties"]["pbatch"] = "0-15"
+    (tmp_path / "R-stale.json").write_text(json.dumps(stale))
+    proc, address, _ = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET)
+    try:
+        keebler = RainbowConfig.new("keebler", host=address, path=tmp_path / "keebler.yaml")
+        with RainbowClient(address, config_file=keebler) as client:
+            client.register("keebler", REGISTRATION_SECRET, r_to_jgf(R16, "keebler"), save=True)
+            client.update_state("keebler", {"cost_per_node_hour": 2})
+        agent = "flux python -m rainbow.agent --config-path $CFG --agent-id tioga-agent --state cost_per_node_hour=1"
+        out = run_in_flux(tmp_path, f"""
+            export HOST={address} CFG={tmp_path / "cfg.yaml"}
+            flux queue start --all --quiet
+            flux python -m rainbow.register --host $HOST --secret {REGISTRATION_SECRET} --config-path $CFG \\
+                --save --cluster-name tioga --R R-stale.json
+            flux python -c "from rainbow.config import RainbowConfig as C; c = C.load('$CFG'); \\
+                c.add_cluster_token('keebler', '{keebler.token_for("keebler")}'); c.save()"
+            {agent} --once
+            flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest --queue debug -N2 -t 10m \\
+                --job-name=short hostname
+            flux python -m rainbow.submit --config-path $CFG --select-algorithm cheapest -N13 --job-name=wide hostname
+            {agent} --once
+            flux queue drain
+            {agent} --once
+            echo FLUXJOBS
+            flux jobs -a --no-header -o '{{name}} {{queue}} {{result}}'
+        """)
+        placed = re.findall(r"^rainbow job (\d+) \((\w+)\) -> cluster tioga", out, re.M)
+        short, wide = (int(jobid) for jobid, _ in sorted(placed, key=lambda p: p[1]))
+        flux_jobs = sorted(out.split("FLUXJOBS\n")[1].splitlines())
+        assert flux_jobs == ["short debug COMPLETED", "wide batch FAILED"]
+        tioga = RainbowConfig.load(tmp_path / "cfg.yaml")
+        with RainbowClient(address, config_file=tioga) as client:
+            ran, moved = client.get_job(short), client.get_job(wide)
+        assert (ran.cluster, ran.state, ran.rejections) == ("tioga", "completed", ())
+        assert (moved.cluster, moved.state) == ("keebler", "assigned")
+        assert [r.cluster for r in moved.rejections] == ["tioga"]
+        assert moved.rejections[0].reason == "alloc: unsatisfiable request: need 13 exclusive node(s), only 12 eligible"
     finally:
         proc.terminate()
         proc.wait(30)

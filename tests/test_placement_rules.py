@@ -75,9 +75,13 @@ def test_requires_text_becomes_what_flux_submit_sends(text):
     [
         ("", {}),
         ("a b", {"and": [{"properties": ["a"]}, {"properties": ["b"]}]}),
-        ("a && (b || !c)", {"and": [{"properties": ["a"]},
-                                    {"or": [{"properties": ["b"]}, {"not": [{"properties": ["c"]}]}]}]}),
-        ("property:x or rank:4", {"or": [{"properties": ["x"]}, {"ranks": ["4"]}]}),
+        ("a && (b || not c)", {"and": [{"properties": ["a"]},
+                                       {"or": [{"properties": ["b"]}, {"not": [{"properties": ["c"]}]}]}]}),
+        ("properties:x or rank:4", {"or": [{"properties": ["x"]}, {"ranks": ["4"]}]}),
+        ("- x -rank:0-3", {"and": [{"not": [{"properties": ["x"]}]}, {"not": [{"ranks": ["0-3"]}]}]}),
+        # as flux-core reads them: `!` is no operator and keywords are lower case
+        ("!x", {"properties": ["!x"]}),
+        ("NOT x", {"and": [{"properties": ["NOT"]}, {"properties": ["x"]}]}),
         ("hosts:'n[1-2]'", {"hostlist": ["n[1-2]"]}),
     ],
 )
@@ -94,6 +98,11 @@ def test_requires_grammar(text, tree):
         ("(a", "missing ')'"),
         ("a )", "unexpected ')'"),
         ("color:red", "unknown constraint operator 'color'"),
+        ("property:x", "unknown constraint operator 'property'"),
+        ("HOST:n1", "unknown constraint operator 'HOST'"),
+        ("!host:n1", "unknown constraint operator '!host'"),
+        ("-(a|b)", "'-' negates one term (use 'not' for an expression)"),
+        ("--a", "'-' negates one term"),
         ("host:", "has no value"),
         ("a^b", "is not a property name"),
         ("(" * 5000 + "a" + ")" * 5000, "nested too deeply"),

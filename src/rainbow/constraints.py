@@ -6,12 +6,14 @@ list of RFC 29 hostlists), ``ranks`` (a list of RFC 22 idsets), or ``and``,
 ``or``, ``not`` over a list of constraints (``not`` negates their conjunction).
 ``{}`` allows every node.
 
-RFC 35 is the text ``flux submit --requires`` takes: terms ``[op:]value``
-(``op`` one of ``property``/``properties``, ``host``/``hosts``/``hostlist``,
-``rank``/``ranks``; a bare value is a property list split on commas), joined by
-``and``/``&``/``&&``, ``or``/``|``/``||``, negated by ``not``/``!`` or a leading
-``-``, grouped with parentheses; adjacent terms are and-ed. ``not`` binds
-tighter than ``and``, ``and`` tighter than ``or``.
+RFC 35 is the text ``flux submit --requires`` takes, read as flux-core's parser
+reads it: terms ``[op:]value`` (``op`` one of ``host``/``hosts``/``hostlist``,
+``rank``/``ranks``, ``properties``; a bare value is a property list split on
+commas), joined by ``and``/``&``/``&&``, ``or``/``|``/``||``, negated by ``not``
+(an expression) or ``-`` (one term), grouped with parentheses; adjacent terms
+are and-ed. ``not`` binds tighter than ``and``, ``and`` tighter than ``or``.
+Keywords and operators are lower case (``NOT`` is a property name, as in Flux),
+and ``!`` is no operator (``!x`` is a property named ``!x``).
 
 Pure functions over plain data, no ``flux`` import: the client, the server and
 the matcher all use them.
@@ -33,7 +35,6 @@ OPERATORS = ("properties", "hostlist", "ranks", "and", "or", "not")
 # The most hosts or ranks one hostlist or idset of a constraint may name (each is expanded to check it).
 MAX_LISTED = 100_000
 _TERM_OPS = {
-    "property": "properties",
     "properties": "properties",
     "host": "hostlist",
     "hosts": "hostlist",
@@ -41,9 +42,10 @@ _TERM_OPS = {
     "rank": "ranks",
     "ranks": "ranks",
 }
+# ``-`` opens a negated term wherever a token starts; inside a word it is a character (``rank:0-3``).
 _TOKEN = re.compile(
-    r'\s*(?:(\(|\)|&&|\|\||&|\||!)|"([^"]*)"|\'([^\']*)\''
-    r'|([^\s()&|!"\':]+:(?:"[^"]*"|\'[^\']*\')|[^\s()&|!"\']+))'
+    r'\s*(?:(\(|\)|&&|\|\||&|\||-)|"([^"]*)"|\'([^\']*)\''
+    r'|([^\s()&|"\':]+:(?:"[^"]*"|\'[^\']*\')|[^\s()&|"\']+))'
 )
 _PROPERTY = re.compile(r"^\^?[^\s^,]+$")
 
@@ -100,7 +102,7 @@ class _Parser:
         return InvalidArgument(f"{self.field}: {what} in {self.text!r}", field=self.field)
 
     def is_word(self, token: tuple[str, str] | None, *words: str) -> bool:
-        return token is not None and token[0] == "word" and token[1].lower() in words
+        return token is not None and token[0] == "word" and token[1] in words
 
     def expression(self) -> dict[str, Any]:
         terms = [self.conjunction()]
@@ -132,9 +134,16 @@ class _Parser:
         token = self.peek()
         if token is None:
             raise self.fail("a term is missing at the end")
-        if token == ("op", "!") or self.is_word(token, "not"):
+        if self.is_word(token, "not"):
             self.pos += 1
             return {"not": [self.unary()]}
+        if token == ("op", "-"):
+            self.pos += 1
+            negated = self.peek()
+            if negated is None or negated[0] == "op" or self.is_word(negated, "and", "or", "not"):
+                raise self.fail("'-' negates one term (use 'not' for an expression)")
+            self.pos += 1
+            return {"not": [self.term(negated[1])]}
         if token == ("op", "("):
             self.pos += 1
             inner = self.expression()
@@ -145,17 +154,14 @@ class _Parser:
         if token[0] == "op":
             raise self.fail(f"unexpected {token[1]!r}")
         self.pos += 1
-        value = token[1]
-        if token[0] == "word" and value.startswith("-") and len(value) > 1:
-            return {"not": [self.term(value[1:])]}
-        return self.term(value)
+        return self.term(token[1])
 
     def term(self, value: str) -> dict[str, Any]:
         op, sep, rest = value.partition(":")
         if sep:
-            name = _TERM_OPS.get(op.lower())
+            name = _TERM_OPS.get(op)
             if name is None:
-                raise self.fail(f"unknown constraint operator {op!r} (use property, host or rank)")
+                raise self.fail(f"unknown constraint operator {op!r} (use host, rank or properties)")
         else:
             name, rest = "properties", value
         if len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "\"'":

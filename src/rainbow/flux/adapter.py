@@ -13,10 +13,11 @@ used are those of flux-core 0.84+ (checked against 0.88):
   journal's ``submit`` events carry the jobspec)
 - ``flux.job.cancel(h, jobid, reason)``
 - ``flux.job.stats.JobStats(h).update_sync()`` (pending and running counts)
-- ``h.rpc("resource.get-xml")`` (each rank's hwloc XML, for its memory)
+- ``h.rpc("resource.topo-get", nodeid=rank).get_str()`` (that rank's hwloc XML, for its memory)
 - ``flux.queue.QueueList(h)`` (each queue's name, default, enabled, started, limits, default duration,
-  as flux-core resolves them from the ``config.get`` RPC, RFC 33 virtual queues included) and
-  ``h.rpc("config.get")`` for each queue's ``requires`` (its node set)
+  as flux-core resolves them from the ``config.get`` RPC; ``parent`` of an RFC 33 virtual queue only
+  in flux-core releases after 0.88) and ``h.rpc("config.get")`` for each queue's ``requires`` (its
+  node set)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,10 @@ log = logging.getLogger("rainbow.flux")
 _UNAVAILABLE_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ENOSYS, errno.EHOSTUNREACH,
                                  errno.ETIMEDOUT, errno.EAGAIN})
 
-# How an alloc exception begins when no set of the instance's nodes can hold the request.
-UNSATISFIABLE = "unsatisfiable request"
+# How an alloc exception's note begins when no set of the instance's nodes can ever hold the request:
+# flux-core's own schedulers write "unsatisfiable request: need ...", Fluxion (flux-sched's qmanager)
+# 'alloc denied due to type="unsatisfiable"'.
+UNSATISFIABLE = ("unsatisfiable request", 'alloc denied due to type="unsatisfiable"')
 HISTORY_TIMEOUT = 60.0
 # poll(timeout=0) returns before the handle reads anything: give the stream a moment per pass.
 DRAIN_TIMEOUT = 0.02
@@ -93,7 +96,8 @@ def instance_queues(handle: Any) -> QueueSet:
 
     Limits come from ``QueueList`` (``math.inf`` = unlimited); ``requires`` (the
     properties a queue's nodes have) from the queue's config entry, or its
-    parent's for a virtual queue.
+    parent's for a virtual queue (``QueueInfo.parent``, which flux-core 0.88
+    does not have: it has no virtual queues).
     """
     import flux.queue
 
@@ -103,8 +107,9 @@ def instance_queues(handle: Any) -> QueueSet:
     for info in flux.queue.QueueList(handle):
         entry = configured.get(info.name) or {}
         requires = entry.get("requires")
-        if requires is None and info.parent:
-            requires = (configured.get(info.parent) or {}).get("requires")
+        parent = getattr(info, "parent", "")
+        if requires is None and parent:
+            requires = (configured.get(parent) or {}).get("requires")
         limits = info.limits
         queues.append(Queue(
             name=info.name,
@@ -120,17 +125,24 @@ def instance_queues(handle: Any) -> QueueSet:
     return QueueSet(tuple(queues)) if queues else QueueSet()
 
 
-def instance_memory(handle: Any) -> dict[int, int]:
-    """GiB of memory per broker rank, from the hwloc XML the resource module keeps (``resource.get-xml``).
+def instance_memory(handle: Any, ranks: Iterable[int]) -> dict[int, int]:
+    """GiB of memory per broker rank, from the hwloc XML each rank's resource module keeps.
 
-    Empty when the instance does not answer (the graph then has no memory vertices).
+    One ``resource.topo-get`` request per rank, all sent before any answer is
+    read. A rank that does not answer (down, or an instance without the
+    service) is left out, so its node gets no memory vertex.
     """
-    try:
-        xml = handle.rpc("resource.get-xml").get().get("xml") or []
-    except OSError as exc:
-        log.warning("resource.get-xml: %s (memory not registered)", exc.strerror or exc)
-        return {}
-    return {rank: hwloc_memory_gb(text) for rank, text in enumerate(xml) if isinstance(text, str)}
+    requests = {rank: handle.rpc("resource.topo-get", nodeid=rank) for rank in ranks}
+    memory, missing = {}, []
+    for rank, request in requests.items():
+        try:
+            memory[rank] = hwloc_memory_gb(request.get_str() or "")
+        except OSError as exc:
+            missing.append(f"rank {rank}: {exc.strerror or exc}")
+    if missing:
+        log.warning("resource.topo-get: %s (no memory registered for %s)", "; ".join(missing[:3]),
+                    "that rank" if len(missing) == 1 else f"{len(missing)} ranks")
+    return memory
 
 
 def _job_id(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """``flux python -m rainbow.register``: register the enclosing Flux instance with rainbow.
 
 Reads the instance's resources (``flux.resource.resource_list``, Rv1), memory
-(hwloc XML, ``resource.get-xml``) and queues (``flux.queue.QueueList``), builds the cluster JGF (``cluster > node >
+(hwloc XML, ``resource.topo-get``) and queues (``flux.queue.QueueList``), builds the cluster JGF (``cluster > node >
 core/gpu``, queues in ``graph.metadata``), registers it and, with
 ``--save``, writes the cluster's secret and submit token to the config file.
 Works from inside any Flux instance, nested ones included (``flux alloc``,
@@ -58,7 +58,7 @@ def read_R(r_file: str | None) -> tuple[dict[str, Any], Any]:
 
 def run(args: argparse.Namespace) -> int:
     from rainbow.config import RainbowConfig, config_path
-    from rainbow.flux.resources import r_cluster_name, r_summary, r_to_jgf
+    from rainbow.flux.resources import r_cluster_name, r_nodes, r_summary, r_to_jgf
 
     path, _ = config_path(args.config_path)
     config = RainbowConfig.load(path) if path.exists() else None
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if handle is not None:
         from rainbow.flux.adapter import instance_memory, instance_queues
 
-        memory = instance_memory(handle)
+        memory = instance_memory(handle, [node.rank for node in r_nodes(R)])
         try:
             queues = instance_queues(handle).to_dict()
         except (OSError, ValueError) as exc:

@@ -43,7 +43,8 @@ class FakeInstance:
 
     def __init__(self, R: dict[str, Any] | None = None, *, hold: bool = False,
                  exit_codes: dict[str, int] | None = None, attrs: dict[str, str] | None = None,
-                 config: dict[str, Any] | None = None, xml: list[str] | None = None) -> None:
+                 config: dict[str, Any] | None = None, xml: list[str] | None = None,
+                 virtual_queues: bool = False, scheduler: str = "sched-simple") -> None:
         from flux.resource import _hosts, _rank_cores
 
         self.R = copy.deepcopy(R or TWO_NODES_R)
@@ -61,7 +62,12 @@ class FakeInstance:
         # the instance config (``config.get``): ``queues``, ``policy``; queue state as `flux queue` sets it
         self.config = copy.deepcopy(config or {})
         self.queue_state: dict[str, dict[str, Any]] = {}
-        # each rank's hwloc XML (``resource.get-xml``); by default a topology that names no memory
+        # answer as flux-core after 0.88 (RFC 33 virtual queues: QueueInfo.parent), see flux/queue.py
+        self.virtual_queues = virtual_queues
+        # whose words an unsatisfiable request's alloc exception has: flux-core's sched-simple or Fluxion's
+        self.scheduler = scheduler
+        # each rank's hwloc XML (``resource.topo-get`` to that rank; None: the rank does not answer);
+        # by default a topology that names no memory
         self.xml = list(xml) if xml is not None else ['<topology><object type="Machine"/></topology>'] * len(
             self.total)
         hosts = _hosts(self.R["execution"].get("nodelist", []))
@@ -131,6 +137,9 @@ class FakeInstance:
         if placement is None and max(nodes, 1) > len(fitting):
             note = f"unsatisfiable request: need {max(nodes, 1)} node(s) with {cores} cores each, only " \
                    f"{len(fitting)} eligible"
+            if self.scheduler == "fluxion":
+                note = 'alloc denied due to type="unsatisfiable"'
+
             self._post(job, "exception", {"type": "alloc", "severity": 0, "note": note, "userid": 0})
             self._post(job, "clean")
             job.state = "INACTIVE"

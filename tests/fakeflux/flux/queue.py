@@ -1,10 +1,14 @@
 """Fake ``flux.queue.QueueList`` (flux-core 0.88): queues resolved from the config and the resources.
 
-Each :class:`QueueInfo` has ``name``, ``is_default``, ``enabled``, ``started``, ``parent``, ``config``
+Each :class:`QueueInfo` has ``name``, ``is_default``, ``enabled``, ``started``, ``config``
 (the whole instance config, from the ``config.get`` RPC), ``resources.all`` (the queue's node set),
 ``limits.min/max.{nnodes,ncores,ngpus}`` and ``limits.duration``, ``defaults.duration`` (``math.inf``
-when unlimited), looked up in the queue's own config, then its parent's (RFC 33 virtual queue), then
-the instance's, as flux-core does.
+when unlimited), looked up in the queue's own config, then the instance's, as flux-core 0.88 does.
+
+``FakeInstance(virtual_queues=True)`` answers as later flux-core releases with RFC 33 virtual queues:
+each ``QueueInfo`` then also has ``parent`` (``""`` for an ordinary queue), and a virtual queue's
+node set and limits come from its own entry, then its parent's, then the instance's. flux-core 0.88's
+``QueueInfo`` has no ``parent`` attribute.
 """
 
 from __future__ import annotations
@@ -47,14 +51,15 @@ class QueueResources:
 
 class QueueInfo:
     def __init__(self, name: str, config: dict[str, Any], resources: Any, enabled: bool, started: bool,
-                 default: bool, parent: str = "") -> None:
+                 default: bool, parent: str | None = None) -> None:
         self.name = name or ""
         self.config = config
         self.is_default = default
         self.enabled = enabled
         self.started = started
-        self.parent = parent or ""
-        self.resources = QueueResources(self.name, resources, config, self.parent)
+        if parent is not None:
+            self.parent = parent
+        self.resources = QueueResources(self.name, resources, config, parent or "")
         self.defaults = QueueDefaults(duration=_fake.parse_fsd(self._lookup(("policy", "jobspec", "defaults",
                                                                               "system", "duration"), "inf")))
         self.limits = QueueLimits(
@@ -66,8 +71,9 @@ class QueueInfo:
     def _entries(self) -> list[dict[str, Any]]:
         queues = self.config.get("queues", {})
         out = [queues[self.name]] if self.name in queues else []
-        if self.parent:
-            out.append(queues[self.parent])
+        parent = getattr(self, "parent", "")
+        if parent:
+            out.append(queues[parent])
         return [*out, self.config]
 
     def _lookup(self, path: tuple[str, ...], default: Any) -> Any:
@@ -98,7 +104,7 @@ class QueueList:
             if queues and name not in queues:
                 continue
             state = instance.queue_state.get(name, {})
-            parent = config.get("queues", {}).get(name, {}).get("parent", "")
+            parent = config.get("queues", {}).get(name, {}).get("parent", "") if instance.virtual_queues else None
             self._queues.append(QueueInfo(name, config, resources, state.get("enabled", True),
                                           state.get("started", False), name == default or name == "", parent))
 
