@@ -113,7 +113,7 @@ def test_keys_are_fetched_from_a_url(server_factory, key):
     body = json.dumps(jwks(key)).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the http.server name
+        def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -234,7 +234,7 @@ def test_cluster_rules_decide_where_a_users_jobs_may_go(server, people, operator
         assert satisfied.clusters == ("keebler",)
         assert "may not use this cluster" in satisfied.reasons["quebec"]
         too_big = simple(["true"], nodes=50, tasks=50)
-        with pytest.raises(FailedPrecondition, match="no cluster you may use.*quebec: user carol may not use"):
+        with pytest.raises(FailedPrecondition, match=r"no cluster you may use.*quebec: user carol may not use"):
             carol.submit_jobspec(too_big)
     # keebler closes to everyone but alice: carol may use no cluster at all
     operator.set_cluster_access("keebler", user="alice", secret=REGISTRATION_SECRET)
