@@ -81,7 +81,10 @@ def run_submit(args: argparse.Namespace) -> int:
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
             )
+        as_user = bool(client.user_token)
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
+    if as_user:  # the server matched among the clusters the user may use
+        matched = "placed among the clusters you may use"
     if args.satisfy_only:
         selected = ", ".join(result.clusters) or "none"
         text = f"Satisfy only, nothing submitted ({matched}); selected: {selected}"
