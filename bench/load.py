@@ -62,6 +62,7 @@ class LoadResult:
 async def _worker_main(
     address: str, method: str, payloads: Sequence[bytes], clients: int, offset: int,
     start_at: float, warmup: float, duration: float, max_per_client: int,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     import grpc
 
@@ -84,7 +85,7 @@ async def _worker_main(
             if t0 >= end:
                 return
             try:
-                await call(payloads[i % len(payloads)], timeout=60)
+                await call(payloads[i % len(payloads)], timeout=60, metadata=tuple(metadata) or None)
                 failed = False
                 counts["acknowledged"] += 1
             except grpc.aio.AioRpcError as exc:
@@ -124,8 +125,12 @@ def run_load(
     warmup: float = 1.0,
     duration: float = 5.0,
     max_per_client: int = 1_000_000,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> LoadResult:
-    """Drive ``clients`` closed-loop clients for ``warmup + duration`` seconds; count the measured window."""
+    """Drive ``clients`` closed-loop clients for ``warmup + duration`` seconds; count the measured window.
+
+    ``metadata`` goes with every call (a user token's ``authorization: Bearer ...``).
+    """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     processes = max(1, min(processes, clients))
@@ -136,7 +141,7 @@ def run_load(
         worker = ctx.Process(
             target=_worker,
             args=(queue, address, method, list(payloads), share, p * 1000, start_at, warmup, duration,
-                  max_per_client),
+                  max_per_client, list(metadata)),
             daemon=True,
         )
         worker.start()
