@@ -80,3 +80,14 @@ def test_a_removed_user_is_signed_out(site):
     reply = bob.get("/jobs")
     assert reply.status == 303 and reply.location == "/signin"
     assert Site(server.server.web_port).sign_in(tokens["bob"]).status == 403
+
+
+def test_without_a_legacy_identity_submit_tokens_do_not_sign_in(server_factory, tmp_path):
+    server = server_factory(web="127.0.0.1:0", legacy_user=None)
+    cluster = register(server.address, tmp_path, "keebler")
+    with RainbowClient(server.address) as operator:
+        token = operator.add_user("alice", secret=REGISTRATION_SECRET).token
+    refused = Site(server.server.web_port).sign_in(cluster.token)
+    assert refused.status == 403 and "opens no cluster" in refused.text
+    assert signed_in(server, token).get("/jobs").status == 200
+    cluster.client.close()

@@ -164,9 +164,10 @@ class Authorization:
         """The registered clusters a submit token opens, or None when it opens nothing at all.
 
         The global token opens every cluster, also while none is registered
-        (``[]``): it is a valid credential with nothing to show yet.
+        (``[]``): it is a valid credential with nothing to show yet. A server
+        that refuses requests without a user token (no legacy identity) opens nothing for one.
         """
-        if not token:
+        if not token or self.legacy_user is None:
             return None
         token_hash = credentials.hash_secret(token)
         self.registry.sync_clusters()
