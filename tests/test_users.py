@@ -83,6 +83,12 @@ def test_the_legacy_user_can_be_renamed_or_refused(server_factory, tmp_path):
         assert client.get_job(client.submit_jobspec(simple(["true"])).jobid).user == "bob"
 
 
+def test_a_user_submitting_before_any_cluster_registered_is_told_so(server, operator):
+    token = operator.add_user("alice", secret=REGISTRATION_SECRET).token
+    with user_client(server, token) as client, pytest.raises(FailedPrecondition, match="no cluster is registered"):
+        client.submit_jobspec(simple(["true"]))
+
+
 def test_user_management_needs_the_registration_secret_or_an_admin(server, operator):
     with pytest.raises(Unauthenticated, match="registration secret"):
         operator.add_user("alice", secret="wrong")
