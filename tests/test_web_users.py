@@ -41,7 +41,8 @@ def test_a_user_sees_only_their_own_jobs(site):
     table = alice.get("/jobs").text
     assert f'data-job="{jobs["alice"]}"' in table
     assert f'data-job="{jobs["bob"]}"' not in table and f'data-job="{jobs["legacy"]}"' not in table
-    assert alice.get(f"/jobs/{jobs['alice']}").status == 200
+    page = alice.get(f"/jobs/{jobs['alice']}")
+    assert page.status == 200 and "<dt>User</dt><dd>alice</dd>" in page.text
     refused = alice.get(f"/jobs/{jobs['bob']}")
     assert refused.status == 403 and "belongs to another user" in refused.text and "job-of-bob" not in refused.text
     assert alice.get(f"/events?job={jobs['bob']}").status == 403
