@@ -147,11 +147,10 @@ def test_users_survive_a_restart(server_factory, tmp_path):
 
 def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
     path = tmp_path / "alice.yaml"
-    env = subprocess_env()
     run = subprocess.run(
         [sys.executable, "-m", "rainbow", "user", "add", "alice", "--group", "physics", "--json", "--save",
          "--config-path", str(path), "--host", server.address, "--secret", REGISTRATION_SECRET],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
     )
     assert run.returncode == 0, run.stderr
     printed = json.loads(run.stdout)
@@ -163,14 +162,14 @@ def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
     submitted = subprocess.run(
         [sys.executable, "-m", "rainbow", "submit", "--host", server.address, "--json", "--command", "true",
          "--config-path", str(path)],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
     )
     assert submitted.returncode == 0, submitted.stderr
     jobid = json.loads(submitted.stdout)["jobid"]
-    env["RAINBOW_USER_TOKEN"] = printed["token"]
     listed = subprocess.run(
         [sys.executable, "-m", "rainbow", "jobs", "--host", server.address, "--json"],
-        capture_output=True, text=True, env=env, timeout=60, check=False, cwd=tmp_path,
+        capture_output=True, text=True, env=subprocess_env({"RAINBOW_USER_TOKEN": printed["token"]}), timeout=60,
+        check=False, cwd=tmp_path,
     )
     assert listed.returncode == 0, listed.stderr
     assert [(job["id"], job["user"]) for job in json.loads(listed.stdout)] == [(jobid, "alice")]
@@ -291,11 +290,10 @@ def test_user_tokens_are_never_logged_or_stored_in_clear(server_factory, tmp_pat
 
 def test_the_cli_manages_users_and_cluster_rules(server, tmp_path):
     cluster = register(server.address, tmp_path)
-    env = subprocess_env()
 
     def rainbow(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "rainbow", *args, "--host", server.address],
-                              capture_output=True, text=True, env=env, timeout=60, check=False)
+                              capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False)
 
     added = rainbow("user", "add", "root", "--admin", "--json", "--secret", REGISTRATION_SECRET)
     assert added.returncode == 0, added.stderr
