@@ -6,6 +6,7 @@ own process (``python -m rainbow server``), so its CPU and memory are its own.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -232,8 +233,14 @@ def add_jobs(store: Any, jobs: Sequence[Any]) -> None:
         store.add_job(job.cluster, job.name, job.jobspec, job.command, job.now, job.candidates)
 
 
-def new_job(cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str]) -> Any:
-    """A fixture job: ``rainbow.store.NewJob`` where it exists, else a stand-in with the same fields."""
+def new_job(
+    cluster: str, name: str, jobspec: str, command: str, now: float, candidates: Sequence[str], user: str = "",
+    group: str = "",
+) -> Any:
+    """A fixture job: ``rainbow.store.NewJob`` where it exists, else a stand-in with the same fields.
+
+    ``user`` and ``group`` are its owner where the store keeps one (code before users has none).
+    """
     try:
         from rainbow.store import NewJob
     except ImportError:
@@ -241,6 +248,8 @@ def new_job(cluster: str, name: str, jobspec: str, command: str, now: float, can
 
         return SimpleNamespace(cluster=cluster, name=name, jobspec=jobspec, command=command, now=now,
                                candidates=tuple(candidates))
+    if user and "user" in {f.name for f in dataclasses.fields(NewJob)}:
+        return NewJob(cluster, name, jobspec, command, now, tuple(candidates), user=user, group=group)
     return NewJob(cluster, name, jobspec, command, now, tuple(candidates))
 
 

@@ -42,8 +42,10 @@ def queue_jobs(db: Path, cluster: str, count: int, prefix: str = "job") -> None:
     try:
         now = time.time()
         for start in range(0, count, 50_000):
+            # owned by ten users, as jobs submitted with user tokens are (their owners travel with them)
             add_jobs(store, [new_job(cluster, f"{prefix}-{i}", specs[i % len(specs)], f"app --case={i}", now,
-                                     (cluster,)) for i in range(start, min(count, start + 50_000))])
+                                     (cluster,), f"user-{i % 10}", "bench")
+                             for i in range(start, min(count, start + 50_000))])
     finally:
         store.close()
 

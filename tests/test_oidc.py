@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from rainbow.errors import InvalidArgument, Unauthenticated
 from rainbow.jobspec import simple
 from rainbow.oidc import OIDCKeys, OIDCSettings, claim_groups
 
-from conftest import REGISTRATION_SECRET
+from conftest import REGISTRATION_SECRET, subprocess_env
 
 ISSUER = "https://idp.example.org/realms/hpc"
 AUDIENCE = "rainbow"
@@ -113,7 +115,7 @@ def test_keys_are_fetched_from_a_url(server_factory, key):
     body = json.dumps(jwks(key)).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the http.server name
+        def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -149,3 +151,16 @@ def test_groups_claims_come_as_lists_or_strings():
     assert claim_groups(["a", "b"]) == ("a", "b")
     assert claim_groups("a, b c") == ("a", "b", "c")
     assert claim_groups(None) == () and claim_groups(7) == ()
+
+
+def test_the_server_refuses_incomplete_oidc_settings_in_one_line(tmp_path, jwks_file):
+    db = tmp_path / "rainbow.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--db", str(db),
+         "--oidc-jwks", str(jwks_file), "--oidc-issuer", ISSUER],
+        capture_output=True, text=True, timeout=60, env=subprocess_env(),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("rainbow: error: OIDC needs --oidc-jwks, --oidc-issuer and --oidc-audience "
+                                     "together")
+    assert not db.exists()

@@ -44,7 +44,7 @@ FIRST_ADDED_NUMBER = 20
 # Fields this implementation added earlier, each with a number the contract never used.
 ADDED = {("ReceiveJobsRequest", "agent"), ("SatisfyResponse", "reasons"), ("SubmitJobRequest", "idempotency_key"),
          ("ReceiveJobsResponse", "leases"), ("ReceiveJobsResponse", "lease_seconds"),
-         ("AcceptJobsRequest", "agent"), ("AcceptJobsRequest", "leases")}
+         ("AcceptJobsRequest", "agent"), ("AcceptJobsRequest", "leases"), ("ReceiveJobsResponse", "owners")}
 
 
 def test_wire_contract_numbers():
@@ -106,4 +106,5 @@ def test_service_names_and_methods():
 
 def test_added_fields_use_new_numbers():
     assert rainbow_pb2.ReceiveJobsRequest.DESCRIPTOR.fields_by_name["agent"].number == 8
+    assert rainbow_pb2.ReceiveJobsResponse.DESCRIPTOR.fields_by_name["owners"].number == 20
     assert memory_pb2.SatisfyResponse.DESCRIPTOR.fields_by_name["reasons"].number == 6

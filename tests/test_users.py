@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from rainbow.config import RainbowConfig
 from rainbow.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied, Unauthenticated
 from rainbow.jobspec import simple
 from rainbow.protos import rainbow_pb2
+from rainbow.store.sqlite import SQLiteStore
 
 from conftest import BOTH_STORES, REGISTRATION_SECRET, example, subprocess_env
 
@@ -83,6 +86,12 @@ def test_the_legacy_user_can_be_renamed_or_refused(server_factory, tmp_path):
         assert client.get_job(client.submit_jobspec(simple(["true"])).jobid).user == "bob"
 
 
+def test_a_user_submitting_before_any_cluster_registered_is_told_so(server, operator):
+    token = operator.add_user("alice", secret=REGISTRATION_SECRET).token
+    with user_client(server, token) as client, pytest.raises(FailedPrecondition, match="no cluster is registered"):
+        client.submit_jobspec(simple(["true"]))
+
+
 def test_user_management_needs_the_registration_secret_or_an_admin(server, operator):
     with pytest.raises(Unauthenticated, match="registration secret"):
         operator.add_user("alice", secret="wrong")
@@ -138,11 +147,10 @@ def test_users_survive_a_restart(server_factory, tmp_path):
 
 def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
     path = tmp_path / "alice.yaml"
-    env = subprocess_env()
     run = subprocess.run(
         [sys.executable, "-m", "rainbow", "user", "add", "alice", "--group", "physics", "--json", "--save",
          "--config-path", str(path), "--host", server.address, "--secret", REGISTRATION_SECRET],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
     )
     assert run.returncode == 0, run.stderr
     printed = json.loads(run.stdout)
@@ -154,14 +162,14 @@ def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
     submitted = subprocess.run(
         [sys.executable, "-m", "rainbow", "submit", "--host", server.address, "--json", "--command", "true",
          "--config-path", str(path)],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
     )
     assert submitted.returncode == 0, submitted.stderr
     jobid = json.loads(submitted.stdout)["jobid"]
-    env["RAINBOW_USER_TOKEN"] = printed["token"]
     listed = subprocess.run(
         [sys.executable, "-m", "rainbow", "jobs", "--host", server.address, "--json"],
-        capture_output=True, text=True, env=env, timeout=60, check=False, cwd=tmp_path,
+        capture_output=True, text=True, env=subprocess_env({"RAINBOW_USER_TOKEN": printed["token"]}), timeout=60,
+        check=False, cwd=tmp_path,
     )
     assert listed.returncode == 0, listed.stderr
     assert [(job["id"], job["user"]) for job in json.loads(listed.stdout)] == [(jobid, "alice")]
@@ -234,7 +242,7 @@ def test_cluster_rules_decide_where_a_users_jobs_may_go(server, people, operator
         assert satisfied.clusters == ("keebler",)
         assert "may not use this cluster" in satisfied.reasons["quebec"]
         too_big = simple(["true"], nodes=50, tasks=50)
-        with pytest.raises(FailedPrecondition, match="no cluster you may use.*quebec: user carol may not use"):
+        with pytest.raises(FailedPrecondition, match=r"no cluster you may use.*quebec: user carol may not use"):
             carol.submit_jobspec(too_big)
     # keebler closes to everyone but alice: carol may use no cluster at all
     operator.set_cluster_access("keebler", user="alice", secret=REGISTRATION_SECRET)
@@ -256,3 +264,54 @@ def test_a_cluster_secret_sets_only_its_own_clusters_rules(server, people, tmp_p
         alice.set_cluster_access("quebec", user="alice")
     with user_client(server, people["root"]) as root:
         assert root.set_cluster_access("quebec", user="alice").rules[0].name == "alice"
+
+
+def test_user_tokens_are_never_logged_or_stored_in_clear(server_factory, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = server_factory(tmp_path / "clear.db")
+    register(server.address, tmp_path)
+    with RainbowClient(server.address) as operator:
+        first = operator.add_user("alice", ["physics"], secret=REGISTRATION_SECRET).token
+        second = operator.new_user_token("alice", secret=REGISTRATION_SECRET).token
+    with user_client(server, second) as client:
+        client.get_job(client.submit_jobspec(simple(["true"])).jobid)
+    for wrong in (first, second + "x"):
+        with user_client(server, wrong) as client, pytest.raises(Unauthenticated) as caught:
+            client.list_jobs()
+        assert wrong not in str(caught.value)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "added user alice" in logged
+    assert first not in logged and second not in logged
+    if isinstance(server.scheduler.store, SQLiteStore):  # the same SQL writes PostgreSQL's rows
+        with sqlite3.connect(server.scheduler.store.path) as db:
+            dump = "\n".join(db.iterdump())
+        assert "alice" in dump and first not in dump and second not in dump
+
+
+def test_the_cli_manages_users_and_cluster_rules(server, tmp_path):
+    cluster = register(server.address, tmp_path)
+
+    def rainbow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rainbow", *args, "--host", server.address],
+                              capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False)
+
+    added = rainbow("user", "add", "root", "--admin", "--json", "--secret", REGISTRATION_SECRET)
+    assert added.returncode == 0, added.stderr
+    root = json.loads(added.stdout)["token"]
+    assert rainbow("user", "add", "alice", "--user-token", root).returncode == 0
+    listed = json.loads(rainbow("user", "list", "--json", "--user-token", root).stdout)
+    assert [(u["name"], u["admin"]) for u in listed] == [("alice", False), ("root", True)]
+    renewed = rainbow("user", "token", "alice", "--json", "--secret", REGISTRATION_SECRET)
+    assert json.loads(renewed.stdout)["user"] == "alice"
+    # the cluster's own secret, from its config file, sets its rules
+    allowed = rainbow("cluster", "allow", "keebler", "--group", "physics", "--config-path", str(cluster.config.path))
+    assert allowed.returncode == 0, allowed.stderr
+    assert "group  physics  allow" in allowed.stdout
+    rules = json.loads(rainbow("cluster", "rules", "keebler", "--json", "--user-token", root).stdout)
+    assert rules == {"cluster": "keebler", "rules": [{"kind": "group", "name": "physics", "allow": True}]}
+    refused = rainbow("cluster", "deny", "keebler", "--user", "alice", "--secret", "wrong")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("rainbow: error: wrong secret: neither cluster 'keebler''s secret nor the "
+                                      "registration secret")
+    removed = rainbow("user", "remove", "alice", "--user-token", root)
+    assert removed.returncode == 0 and "no longer works" in removed.stdout

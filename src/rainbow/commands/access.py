@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from rainbow.client import ClusterAccess
-from rainbow.commands.common import add_config_path, emit, load_config, make_client, table, usage_error
+from rainbow.commands.common import add_config_path, emit, load_config, make_client, table
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -53,8 +53,6 @@ def _rules_text(access: ClusterAccess) -> str:
 
 
 def run_set(args: argparse.Namespace) -> int:
-    if not (args.user or args.group):
-        usage_error(args, "name --user or --group")
     config = load_config(args)
     with make_client(args, config) as client:
         access = client.set_cluster_access(args.cluster, user=args.user, group=args.group, allow=args.allow,

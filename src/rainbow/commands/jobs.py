@@ -62,6 +62,7 @@ def run_status(args: argparse.Namespace) -> int:
         f"Job {job.id} ({job.name}) on {job.cluster}: {job.state}"
         + (" (cancel requested)" if job.cancel_requested and job.state != "cancelled" else ""),
         f"  command:  {job.command or '-'}",
+        *([f"  user:     {job.user}" + (f" (group {job.group})" if job.group else "")] if job.user else []),
         f"  local id: {job.local_id or '-'}",
         f"  exit:     {_exit(job)}",
     ]
@@ -83,8 +84,13 @@ def run_jobs(args: argparse.Namespace) -> int:
     with make_client(args, load_config(args)) as client:
         jobs = client.list_jobs(state=args.state, cluster=args.cluster, name=args.name, limit=args.limit,
                                 batch=args.batch)
+        as_user = bool(client.user_token)
     rows = [(j.id, j.name, j.cluster, j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
-    text = table(("ID", "NAME", "CLUSTER", "STATE", "LOCAL ID", "EXIT", "UPDATED"), rows) if jobs else "No jobs."
+    headers = ("ID", "NAME", "CLUSTER", "STATE", "LOCAL ID", "EXIT", "UPDATED")
+    if as_user:  # a user's list (an admin's holds everyone's): whose each job is
+        headers = (*headers[:3], "USER", *headers[3:])
+        rows = [(*row[:3], job.user or "-", *row[3:]) for row, job in zip(rows, jobs, strict=True)]
+    text = table(headers, rows) if jobs else "No jobs."
     emit(args, jobs, text)
     return 0
 

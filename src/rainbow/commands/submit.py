@@ -85,7 +85,10 @@ def run_submit(args: argparse.Namespace) -> int:
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
                 priority=args.priority,
             )
+        as_user = bool(client.user_token)
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
+    if as_user:  # the server matched among the clusters the user may use
+        matched = "placed among the clusters you may use"
     if args.satisfy_only:
         selected = ", ".join(result.clusters) or "none"
         text = f"Satisfy only, nothing submitted ({matched}); selected: {selected}"

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import jwt
 
 from rainbow import credentials
-from rainbow.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from rainbow.oidc import ALGORITHMS, OIDCKeys, claim_groups, looks_like_jwt
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.registry import ClusterEntry, ClusterRegistry
@@ -164,9 +164,10 @@ class Authorization:
         """The registered clusters a submit token opens, or None when it opens nothing at all.
 
         The global token opens every cluster, also while none is registered
-        (``[]``): it is a valid credential with nothing to show yet.
+        (``[]``): it is a valid credential with nothing to show yet. A server
+        that refuses requests without a user token (no legacy identity) opens nothing for one.
         """
-        if not token:
+        if not token or self.legacy_user is None:
             return None
         token_hash = credentials.hash_secret(token)
         self.registry.sync_clusters()
@@ -352,6 +353,8 @@ class Authorization:
         if not usable and excluded:
             raise PermissionDenied(f"user {principal.user!r} may use none of the registered clusters",
                                    field="clusters")
+        if not usable:
+            raise FailedPrecondition("no cluster is registered", field="clusters")
         return principal, usable, excluded
 
     def usable_clusters(self, bearer: str) -> tuple[list[str] | None, dict[str, str]]:

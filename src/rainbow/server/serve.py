@@ -110,6 +110,7 @@ class ServerConfig:
 def open_scheduler(config: ServerConfig) -> Scheduler:
     """Open the store and build the scheduler; refuses bad settings with InvalidArgument."""
     config.apply_config_file()
+    oidc = OIDCKeys(config.oidc) if config.oidc is not None else None  # checked before the store is touched
     target = config.store_target
     path = sqlite_path(target)
     if config.cleanup and path is not None:
@@ -131,7 +132,7 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
             cluster_timeout=config.cluster_timeout,
             limits=config.limits,
             legacy_user=config.legacy_user,
-            oidc=OIDCKeys(config.oidc) if config.oidc is not None else None,
+            oidc=oidc,
         )
         scheduler.accounts.half_life = config.fairshare_half_life
         scheduler.accounts.refresh = config.fairshare_refresh

@@ -25,12 +25,12 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
-from rainbow.errors import FailedPrecondition, NotFound, PermissionDenied, RainbowError
+from rainbow.errors import FailedPrecondition, NotFound, PermissionDenied, RainbowError, Unauthenticated
 from rainbow.lifecycle import JobState
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
 from rainbow.server.web import live, views
-from rainbow.server.web.auth import COOKIE, SESSION_SECONDS, Identity, Sessions, identify, visible_clusters
+from rainbow.server.web.auth import COOKIE, SESSION_SECONDS, Identity, Sessions, identify, viewer_scope
 from rainbow.server.web.live import Broadcast, Lagging
 from rainbow.store import PAGE_SORTS, JobEvent, JobPage
 
@@ -118,8 +118,10 @@ class Dashboard:
             web.static("/static", HERE / "static"),
         ])
 
-    async def _fetch(self, after: int, clusters: list[str] | None, job: int | None, limit: int) -> list[JobEvent]:
-        return await self.run(self.scheduler.store.events_since, after, clusters, job, limit)
+    async def _fetch(
+        self, after: int, clusters: list[str] | None, job: int | None, limit: int, user: str | None = None
+    ) -> list[JobEvent]:
+        return await self.run(self.scheduler.store.events_since, after, clusters, job, limit, user)
 
     async def _last(self) -> int:
         return await self.run(self.scheduler.store.last_event_seq)
@@ -186,11 +188,11 @@ class Dashboard:
         form = await request.post()
         _same_origin(request)
         target = _local(str(form.get("next", "/")))
-        token = await self.run(identify, self.scheduler, str(form.get("token", "")).strip())
-        if token is None:
+        found = await self.run(identify, self.scheduler, str(form.get("token", "")).strip())
+        if found is None:
             return self._render("signin.html", request, status=403, next=target,
-                                error="This token opens no cluster (nor is it the global token).")
-        cookie, _ = self.sessions.issue(token)
+                                error="This token opens no cluster (nor is it the global token or a user's).")
+        cookie, _ = self.sessions.issue(*found)
         response = web.HTTPSeeOther(target)
         response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
                             secure=self.secure, path="/")
@@ -203,8 +205,19 @@ class Dashboard:
         raise response
 
     # -- pages --------------------------------------------------------------
+    async def _scope(self, identity: Identity) -> tuple[list[str], str | None]:
+        """(clusters the viewer sees, whose jobs: None for everyone's); a removed user is signed out."""
+        try:
+            return await self.run(viewer_scope, self.scheduler, identity)
+        except Unauthenticated:
+            raise web.HTTPSeeOther("/signin") from None
+
     async def _clusters(self, identity: Identity) -> list[str]:
-        return await self.run(visible_clusters, self.scheduler, identity.token)
+        return (await self._scope(identity))[0]
+
+    def _as(self, identity: Identity) -> tuple[str, str]:
+        """(submit token, user token) to hand the scheduler's checks for this viewer."""
+        return ("", identity.token) if identity.user else (identity.token, "")
 
     async def overview(self, request: web.Request) -> web.Response:
         identity = self._require(request)
@@ -218,7 +231,7 @@ class Dashboard:
 
     async def jobs(self, request: web.Request) -> web.Response:
         identity = self._require(request)
-        names = await self._clusters(identity)
+        names, owner = await self._scope(identity)
         query = request.query
         cluster = query.get("cluster", "")
         clusters = tuple(names) if not cluster else (cluster,) if cluster in names else ()
@@ -232,7 +245,7 @@ class Dashboard:
         after = _after(query.get("after", ""), sort)
         name = query.get("name", "").strip()
         page = JobPage(clusters, JobState(state) if state else None, name or None, sort, descending, after,
-                       PAGE_SIZE + 1)
+                       PAGE_SIZE + 1, owner)
         since = await self.run(self.scheduler.store.last_event_seq)  # before the read: the stream starts there
         started = time.perf_counter()
         rows = await self.run(self.scheduler.store.page_jobs, page)
@@ -260,10 +273,10 @@ class Dashboard:
         except ValueError:
             raise web.HTTPNotFound(text="no such job") from None
         try:
-            return await self.run(self.scheduler.get_job, job_id, identity.token)
+            return await self.run(self.scheduler.get_job, job_id, *self._as(identity))
         except NotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        except PermissionDenied as exc:
+        except (PermissionDenied, Unauthenticated) as exc:
             raise web.HTTPForbidden(text=str(exc)) from None
 
     async def job(self, request: web.Request) -> web.Response:
@@ -279,7 +292,8 @@ class Dashboard:
         identity = await self._form_checked(request)
         job, _ = await self._job(request, identity)
         try:
-            await self.run(self.scheduler.cancel, job.id, identity.token, "cancelled from the dashboard")
+            token, user_token = self._as(identity)
+            await self.run(self.scheduler.cancel, job.id, token, "cancelled from the dashboard", user_token)
             notice = "cancel requested"
         except FailedPrecondition as exc:
             notice = str(exc)
@@ -313,13 +327,16 @@ class Dashboard:
         identity = self._require(request, page=False)
         job_id = int(request.query["job"]) if request.query.get("job", "").isdigit() else None
         with_jobs = job_id is not None or request.query.get("view") != "counts"
-        names = await self._clusters(identity)
+        names, owner = await self._scope(identity)
         pairs = [(name, identity.token) for name in names]
         try:
-            scope = await self.run(self.scheduler.watch_scope, pairs, job_id) if pairs or job_id else []
+            if identity.user:
+                scope, owner = await self.run(self.scheduler.watcher, [], job_id, identity.token)
+            else:
+                scope = await self.run(self.scheduler.watch_scope, pairs, job_id) if pairs or job_id else []
         except NotFound as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        except PermissionDenied as exc:
+        except (PermissionDenied, Unauthenticated) as exc:
             raise web.HTTPForbidden(text=str(exc)) from None
         store = self.scheduler.store
         # Where to start: where the stream left off (a reconnect), else where the page was read, else now.
@@ -344,7 +361,7 @@ class Dashboard:
         try:
             # Catch up from the store (through the shared tail) to where the broadcast started.
             while queue is not None and seq < start:
-                events = await self.hub.events_since(seq, scope, job_id, 5000, self._fetch, self._last)
+                events = await self.hub.events_since(seq, scope, job_id, 5000, self._fetch, self._last, owner)
                 events = [e for e in events if e.seq <= start]
                 if not events:
                     break
@@ -369,7 +386,7 @@ class Dashboard:
                     batch = None
                 if isinstance(batch, Lagging):
                     break
-                events = live.visible(batch, wanted, job_id, seq) if batch else []
+                events = live.visible(batch, wanted, job_id, seq, owner) if batch else []
                 if events:
                     seq = events[-1].seq
                     await send(events)

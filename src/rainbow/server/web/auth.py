@@ -2,9 +2,10 @@
 
 Sign-in turns a credential into an :class:`Identity` (``identify``); every
 request then authorizes through the scheduler's own checks, the ones gRPC
-requests with the same credential go through. Today the credential is a
-submit token (a cluster's, or the global one) and the identity is its hash;
-a user identity would be another ``identify`` and the same calls.
+requests with the same credential go through. The credential is a submit
+token (a cluster's, or the global one: the viewer sees those clusters' jobs)
+or a user token (the viewer sees their own jobs; an admin everyone's); the
+identity keeps its hash, which the checks accept in its place.
 
 The session is a signed cookie: the token's hash, an expiry and a random
 session id, signed (HMAC-SHA256) with a key kept in the store's metadata, so
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from rainbow import credentials
 from rainbow.credentials import TokenHash
+from rainbow.errors import Unauthenticated
 from rainbow.scheduler import Scheduler
 from rainbow.store import Store
 
@@ -36,23 +38,43 @@ class Identity:
     token: TokenHash
     session: str
     expires: float
+    user: str = ""  # the user's name when the credential is a user token
 
 
-def identify(scheduler: Scheduler, token: str) -> TokenHash | None:
-    """The identity a sign-in credential stands for, or None when it opens nothing.
+def identify(scheduler: Scheduler, token: str) -> tuple[TokenHash, str] | None:
+    """The identity a sign-in credential stands for (its hash, and the user's name for a user token), or None
+    when it opens nothing.
 
-    A token opens something when it is the global token or the token of at
-    least one registered cluster (``Scheduler.token_scope``).
+    A submit token opens something when it is the global token or the token of
+    at least one registered cluster (``Scheduler.token_scope``); a user token
+    when it names a user (``Scheduler.whoami``).
     """
     if not token:
         return None
     hashed = TokenHash(credentials.hash_secret(token))
-    return hashed if scheduler.token_scope(hashed) is not None else None
+    if scheduler.token_scope(hashed) is not None:
+        return hashed, ""
+    try:
+        return hashed, scheduler.whoami(hashed).user
+    except Unauthenticated:
+        return None
 
 
 def visible_clusters(scheduler: Scheduler, token: str) -> list[str]:
     """The registered clusters the credential opens, by the scheduler's own token check."""
     return scheduler.token_scope(token) or []
+
+
+def viewer_scope(scheduler: Scheduler, identity: Identity) -> tuple[list[str], str | None]:
+    """What a signed-in viewer sees: (clusters, the owner whose jobs are shown: None for everyone's).
+
+    A submit token shows the clusters it opens with all their jobs; a user sees every cluster and their own
+    jobs (an admin everyone's). A user removed since signing in sees nothing (Unauthenticated).
+    """
+    if not identity.user:
+        return visible_clusters(scheduler, identity.token), None
+    principal = scheduler.whoami(identity.token)
+    return scheduler.cluster_names, principal.owner_filter
 
 
 class Sessions:
@@ -68,10 +90,11 @@ class Sessions:
     def _sign(self, data: bytes) -> str:
         return credentials.sign(self._key, data)
 
-    def issue(self, token: TokenHash) -> tuple[str, Identity]:
-        """A new session for ``token``: (cookie value, identity)."""
-        identity = Identity(token, secrets.token_urlsafe(16), self._clock() + SESSION_SECONDS)
-        payload = json.dumps({"t": str(token), "s": identity.session, "e": identity.expires}).encode()
+    def issue(self, token: TokenHash, user: str = "") -> tuple[str, Identity]:
+        """A new session for ``token`` (a user's, when ``user`` is given): (cookie value, identity)."""
+        identity = Identity(token, secrets.token_urlsafe(16), self._clock() + SESSION_SECONDS, user)
+        payload = json.dumps({"t": str(token), "s": identity.session, "e": identity.expires,
+                              **({"u": user} if user else {})}).encode()
         body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
         return f"{body}.{self._sign(body.encode())}", identity
 
@@ -84,7 +107,7 @@ class Sessions:
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-            identity = Identity(TokenHash(data["t"]), str(data["s"]), float(data["e"]))
+            identity = Identity(TokenHash(data["t"]), str(data["s"]), float(data["e"]), str(data.get("u", "")))
         except (ValueError, KeyError, TypeError):
             return None
         return identity if identity.expires > self._clock() else None

@@ -77,7 +77,9 @@ class Broadcast:
                 await self._task
 
 
-def visible(events: list[JobEvent], scope: set[str] | None, job_id: int | None, after: int) -> list[JobEvent]:
-    """The events of a batch one viewer may see and has not seen."""
+def visible(
+    events: list[JobEvent], scope: set[str] | None, job_id: int | None, after: int, owner: str | None = None
+) -> list[JobEvent]:
+    """The events of a batch one viewer may see (of ``owner``'s jobs when given) and has not seen."""
     return [e for e in events if e.seq > after and (job_id is None or e.job_id == job_id)
-            and (scope is None or e.cluster in scope)]
+            and (scope is None or e.cluster in scope) and (owner is None or e.user == owner)]
