@@ -40,7 +40,7 @@ ENTRY_PACKAGES = ("rainbow.commands",)
 
 # Plain data, errors and parsers every room may use.
 FOUNDATION = {"rainbow", "version", "errors", "limits", "lifecycle", "credentials", "config", "jobspec", "jgf",
-              "hostlists", "constraints", "durations", "queues",
+              "hostlists", "constraints", "durations", "queues", "dependencies", "workflow",
               "protos"}
 
 ALLOWED: dict[str, set[str]] = {
@@ -182,6 +182,8 @@ SCHEDULER_MODULES: dict[str, set[str]] = {
     "submission": {"context", "placement", "registry", "validation"},
     "lifecycle": {"context", "placement", "registry", "text", "validation"},
     "batches": {"context", "submission", "validation"},
+    "dependents": {"authorization", "context", "placement", "registry", "validation"},
+    "workflows": {"batches", "context", "dependents", "submission", "validation"},
 }
 
 

@@ -20,7 +20,7 @@ import copy
 import json
 import math
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -30,6 +30,7 @@ import semver
 import yaml
 
 from rainbow.constraints import combine, validate_constraint
+from rainbow.dependencies import Dependency, from_jobspec, to_jobspec
 from rainbow.errors import InvalidArgument
 
 MAX_NODES = 100_000
@@ -167,6 +168,7 @@ V1_SCHEMA: dict[str, Any] = {
                         "environment": {"type": "object"},
                         "queue": {"type": "string", "minLength": 1},
                         "constraints": {"type": "object"},
+                        "dependencies": {"type": "array"},
                     },
                 },
                 "user": {"type": "object"},
@@ -329,6 +331,8 @@ class Jobspec:
     queue: str | None = None
     constraints: dict[str, Any] | None = None
     duration: float = 0.0
+    # RFC 26 dependencies (``attributes.system.dependencies``): the job waits until they are satisfied.
+    dependencies: tuple[Dependency, ...] = ()
     _cache: dict[str, Any] = dc_field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -547,6 +551,10 @@ def _parse_nextgen(doc: dict[str, Any]) -> Jobspec:
     parameters = dict(attributes.get("parameter") or {})
     placement = _placement(attributes, "attributes")
     name = doc.get("name")
+    system = attributes.get("system") or {}
+    if not isinstance(system, Mapping):
+        raise InvalidArgument("attributes.system: must be a mapping", field="attributes.system")
+    dependencies = from_jobspec(system.get("dependencies"))
     if name is None:
         labels = [top.label for top in resources if top.label]
         name = labels[0] if len(resources) == 1 and labels else None
@@ -559,6 +567,7 @@ def _parse_nextgen(doc: dict[str, Any]) -> Jobspec:
         command=_command(tasks[0]) if tasks else [],
         name=name,
         raw=doc,
+        dependencies=dependencies,
         **placement,
     )
 
@@ -589,6 +598,7 @@ def _parse_v1(doc: dict[str, Any]) -> Jobspec:
         command=_command(tasks[0]),
         name=name,
         raw=doc,
+        dependencies=from_jobspec(system.get("dependencies")),
         **placement,
     )
 
@@ -646,6 +656,16 @@ def with_placement(
         section["constraints"] = combine(section.get("constraints"), constraints)
     if duration is not None:
         section["duration"] = 0.0 if math.isinf(duration) else float(duration)
+    return out
+
+
+def with_dependencies(doc: Mapping[str, Any], dependencies: Sequence[Dependency]) -> dict[str, Any]:
+    """A copy of a jobspec dict with ``dependencies`` added to ``attributes.system.dependencies``
+    (as ``flux submit --dependency`` adds them), each once."""
+    out = copy.deepcopy(dict(doc))
+    system = out.setdefault("attributes", {}).setdefault("system", {})
+    known = list(from_jobspec(system.get("dependencies")))
+    system["dependencies"] = to_jobspec(dict.fromkeys([*known, *dependencies]))
     return out
 
 

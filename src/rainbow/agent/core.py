@@ -468,7 +468,8 @@ class Agent:
                 return
             source: Any = wire.jobspec or (simple(shlex.split(wire.command)) if wire.command else "")
             spec = to_flux_jobspec(source, jobid=wire.id, cluster=self.cluster, name=wire.name,
-                                   environment=self.environment, cwd=self.cwd, lease=lease)
+                                   environment=self.environment, cwd=self.cwd, lease=lease,
+                                   depends=getattr(wire, "depends", "") or None)
             job.hook = HookJob(wire.id, self.cluster, wire.name, spec)
             self.hooks.validate(job.hook)
             local_id = self.executor.submit(Submission(wire.id, self.cluster, wire.name, job.hook.jobspec))

@@ -517,7 +517,7 @@ class RainbowClient:
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
         status = status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
         check_status(status, f"receive jobs for {cluster}")
-        jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0)) for jobid in sorted(reply.jobs)]
+        jobs = Job.from_reply(reply)
         if not jobs or not accept:
             return jobs
         accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret,

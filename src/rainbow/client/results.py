@@ -144,9 +144,17 @@ class Job:
     command: str
     # The lease token of this hand-out (0 from servers without fencing); not part of the job's identity.
     lease: int = field(default=0, compare=False)
+    # What the job depended on (JSON list: id, name, step, cluster, local_id, state, scheme per parent; "" for none).
+    depends: str = field(default="", compare=False)
 
     @classmethod
-    def from_wire(cls, jobid: int, text: str, lease: int = 0) -> Job:
+    def from_reply(cls, reply: Any) -> list[Job]:
+        """The jobs of a ``ReceiveJobsResponse`` (each with its lease token and dependencies), by id."""
+        return [cls.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0), reply.depends.get(jobid, ""))
+                for jobid in sorted(reply.jobs)]
+
+    @classmethod
+    def from_wire(cls, jobid: int, text: str, lease: int = 0, depends: str = "") -> Job:
         try:
             data = json.loads(text)
         except ValueError:
@@ -160,6 +168,7 @@ class Job:
             jobspec=str(data.get("jobspec") or ""),
             command=str(data.get("command") or ""),
             lease=int(lease),
+            depends=depends,
         )
 
 

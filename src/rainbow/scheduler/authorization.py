@@ -13,10 +13,15 @@ cluster agent       cluster name + its secret    that cluster (``ClusterEntry``)
 submitter           (cluster name, token) pairs  those clusters (their names)
 job reader          a job id + a token           that job (``JobRecord``)
 token holder        a token                      the clusters it opens (the dashboard)
+dependent job       its submitter's token hashes the jobs it may depend on; the clusters
+                                                 it may be placed on when released
 ==================  ===========================  ==================================
 
 A token opens a cluster when it is that cluster's submit token (the global
-token, when the server has one, is every cluster's).
+token, when the server has one, is every cluster's). A job that waits for its
+dependencies keeps the hashes of the tokens it was submitted with (never the
+tokens): when it is released it may go to any cluster those tokens open then,
+a cluster registered after the submission included.
 """
 
 from __future__ import annotations
@@ -116,14 +121,44 @@ class Authorization:
         job = self.context.store.get_job(job_id) if job_id > 0 else None
         if job is None:
             raise NotFound(f"job {job_id} does not exist", field="jobid")
+        if not token or not self.can_read(job, [credentials.hash_secret(token)]):
+            raise PermissionDenied(f"the token does not open job {job_id}", field="token")
+        return job
+
+    def can_read(self, job: JobRecord, token_hashes: Sequence[str]) -> bool:
+        """Whether any of these tokens (hashed) opens the job: the rule of ``job_reader`` (GetJob)."""
         self.registry.sync_clusters([job.cluster, *job.candidates])
         with self.registry.lock:
             hashes = [entry.token_hash for c in (job.cluster, *job.candidates)
                       if (entry := self.registry.get(c)) is not None]
-        token_hash = credentials.hash_secret(token) if token else ""
-        if not token_hash or not any(hmac.compare_digest(token_hash, h) for h in hashes):
-            raise PermissionDenied(f"the token does not open job {job_id}", field="token")
-        return job
+        return any(hmac.compare_digest(mine, h) for mine in token_hashes for h in hashes)
+
+    @staticmethod
+    def token_hashes(clusters: Sequence[tuple[str, str]]) -> list[str]:
+        """The hashes of the tokens a submitter presented (what a dependent job keeps, see the module doc)."""
+        return sorted({credentials.hash_secret(token) for _, token in clusters if token})
+
+    def dependency_parents(self, job_ids: Sequence[int], token_hashes: Sequence[str], field: str) -> None:
+        """Allow depending on these jobs: each exists and the submitter's tokens open it (as GetJob would).
+
+        InvalidArgument names the jobs that do not exist; PermissionDenied those the tokens do not open.
+        """
+        store = self.context.store
+        jobs = {job_id: store.get_job(job_id) for job_id in dict.fromkeys(job_ids)}
+        unknown = [str(job_id) for job_id, job in jobs.items() if job is None]
+        if unknown:
+            raise InvalidArgument(f"{field}: unknown job {', '.join(unknown)}", field=field)
+        hidden = [str(job_id) for job_id, job in jobs.items()
+                  if job is not None and not self.can_read(job, token_hashes)]
+        if hidden:
+            raise PermissionDenied(f"{field}: your tokens do not open job {', '.join(hidden)}", field=field)
+
+    def release_candidates(self, token_hashes: Sequence[str]) -> list[str]:
+        """The registered clusters a dependent job may be placed on now: those its submitter's tokens open."""
+        self.registry.sync_clusters()
+        with self.registry.lock:
+            return [name for name in self.registry.names
+                    if any(hmac.compare_digest(self.registry.get(name).token_hash, h) for h in token_hashes)]
 
     def watch_scope(self, clusters: Sequence[tuple[str, str]], job_id: int | None) -> list[str] | None:
         """Clusters whose events a watcher may see; None for one job (it follows the job anywhere)."""

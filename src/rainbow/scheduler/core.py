@@ -11,23 +11,28 @@ streams can wake up.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
+from rainbow.lifecycle import JobState
 from rainbow.limits import Limits
 from rainbow.scheduler.authorization import Authorization
 from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome
 from rainbow.scheduler.context import SchedulerContext
+from rainbow.scheduler.dependents import Dependents
 from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterRegistry, Registration
 from rainbow.scheduler.submission import PendingSubmit, SatisfyOutcome, Submissions, SubmitOutcome
 from rainbow.scheduler.validation import check_name, check_queues_state, parse_state_payload
+from rainbow.scheduler.workflows import Workflows, WorkflowView
 from rainbow.selection import Selector, get_selector
 from rainbow.store import HeldJob, JobEvent, JobRecord, Store
+from rainbow.workflow import Step
 
 
 class _Shared:
@@ -75,6 +80,9 @@ class Scheduler:
         self.submissions = Submissions(self.context, self.registry, self.placer)
         self.jobs = JobLifecycle(self.context, self.registry, self.placer)
         self.batches = Batches(self.context, self.submissions)
+        self.dependents = Dependents(self.context, self.registry, self.authorization, self.placer)
+        self.workflows = Workflows(self.context, self.submissions, self.dependents, self.batches)
+        self.context.on_job_events = self.dependents.on_events
 
     # -- settings and hooks (shared by every part through the context) --------
     store = property(lambda self: self.context.store)
@@ -205,6 +213,15 @@ class Scheduler:
         if cached_only and self.store.shared:
             return None
         candidates = self.authorization.submitter(clusters)
+        if not satisfy_only:
+            jobspec = self.placer.cached_jobspec(jobspec_text) if cached_only else self.placer.parse_jobspec(
+                jobspec_text)
+            if jobspec is not None and jobspec.dependencies:
+                if cached_only:
+                    return None  # stored in a transaction of its own, on a worker thread
+                job = self.dependents.submit(candidates, self.authorization.token_hashes(clusters), name,
+                                             jobspec_text, jobspec, select_algorithm, select_options, key)
+                return SubmitOutcome(job, [job.cluster] if job.state != JobState.DEPEND else [])
         return self.submissions.prepare(candidates, name, jobspec_text, select_algorithm, select_options,
                                         satisfy_only, cached_only, key)
 
@@ -232,6 +249,44 @@ class Scheduler:
 
     def cancel_batch(self, clusters: Sequence[tuple[str, str]], batch_id: str, reason: str = "") -> BatchCancel:
         return self.batches.cancel(self.authorization.submitter(clusters), batch_id, reason)
+
+    # -- dependencies and workflows -----------------------------------------------------------
+    def submit_workflow(
+        self,
+        clusters: Sequence[tuple[str, str]],
+        name: str,
+        steps: Sequence[Step],
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> WorkflowView:
+        """Store a workflow's steps in one transaction (those that need nothing placed now); the workflow."""
+        candidates = self.authorization.submitter(clusters)
+        workflow_id = self.workflows.submit(candidates, self.authorization.token_hashes(clusters), name, steps,
+                                            select_algorithm, select_options, key)
+        return self.workflows.view(candidates, workflow_id)
+
+    def workflow(self, clusters: Sequence[tuple[str, str]], workflow_id: str) -> WorkflowView:
+        return self.workflows.view(self.authorization.submitter(clusters), workflow_id)
+
+    def cancel_workflow(self, clusters: Sequence[tuple[str, str]], workflow_id: str, reason: str = "") -> BatchCancel:
+        return self.workflows.cancel(self.authorization.submitter(clusters), workflow_id, reason)
+
+    def job_links(self, job_id: int) -> tuple[list[str], tuple[str, str] | None]:
+        """The job's dependencies as scheme:JOBID, and its (workflow id, step) when it is a workflow's."""
+        needs = self.store.job_dependencies([job_id]).get(job_id, [])
+        return [f"{scheme}:{parent}" for scheme, parent in needs], self.store.job_step(job_id)
+
+    def depends_of(self, jobs: Sequence[JobRecord]) -> dict[int, str]:
+        """What each job handed out depended on, as the JSON its agent sets as ``RAINBOW_DEPENDS``."""
+        parents = self.store.job_parents([job.id for job in jobs])
+        return {job_id: json.dumps([
+            {"id": p.id, "name": p.name, "step": p.step or "", "cluster": p.cluster, "local_id": p.local_id or "",
+             "state": p.state.value, "scheme": p.scheme} for p in listed]) for job_id, listed in parents.items()}
+
+    def recover_dependents(self) -> int:
+        """Decide every job waiting for dependencies (at start: parents may have ended while it was down)."""
+        return self.dependents.recover()
 
     # -- the job lifecycle: cluster agents -------------------------------------------------
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
@@ -280,12 +335,26 @@ class Scheduler:
         return self.jobs.heartbeat(self.authorization.cluster_agent(cluster, secret), held, owner)
 
     def check_clusters(self) -> list[str]:
-        """Mark silent clusters unreachable and re-place their waiting jobs; returns newly silent ones."""
-        return self.jobs.check_clusters()
+        """Mark silent clusters unreachable and re-place their waiting jobs; returns newly silent ones.
+
+        On a shared store, jobs waiting for dependencies are decided again too: the replica that stored a
+        parent's last report may have stopped before it released them.
+        """
+        silent = self.jobs.check_clusters()
+        if self.store.shared:
+            self.dependents.recover()
+        return silent
 
     # -- the job lifecycle: submitters -------------------------------------------------------
     def get_job(self, job_id: int, token: str) -> tuple[JobRecord, list[JobEvent]]:
         return self.jobs.history(self.authorization.job_reader(job_id, token))
+
+    def get_job_with_links(
+        self, job_id: int, token: str
+    ) -> tuple[JobRecord, list[JobEvent], list[str], tuple[str, str] | None]:
+        """``get_job`` with ``job_links``."""
+        job, history = self.get_job(job_id, token)
+        return (job, history, *self.job_links(job_id))
 
     def list_jobs(
         self, clusters: Sequence[tuple[str, str]], state: str = "", name: str = "", limit: int = 1000, batch: str = ""

@@ -5,7 +5,20 @@ from __future__ import annotations
 import re
 
 from rainbow.errors import FailedPrecondition
-from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, NewJob, Store
+from rainbow.store.base import (
+    PAGE_SORTS,
+    ClusterRecord,
+    DependsOn,
+    HeldJob,
+    JobEvent,
+    JobPage,
+    JobRecord,
+    NewJob,
+    ParentJob,
+    Release,
+    Store,
+    WorkflowRecord,
+)
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -43,6 +56,7 @@ def open_store(target: str, **options) -> Store:
 
 
 __all__ = [
-    "PAGE_SORTS", "ClusterRecord", "HeldJob", "JobEvent", "JobPage", "JobRecord", "NewJob", "Store",
+    "PAGE_SORTS", "ClusterRecord", "DependsOn", "HeldJob", "JobEvent", "JobPage", "JobRecord", "NewJob", "ParentJob",
+    "Release",     "Store", "WorkflowRecord",
     "is_postgres", "open_store", "redact",
 ]

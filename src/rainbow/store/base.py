@@ -91,6 +91,49 @@ class JobEvent:
 
 
 @dataclass(frozen=True)
+class DependsOn:
+    """A dependency of a job to store: ``scheme`` on an existing job (``job``), or on the job at index ``step``
+    of the same ``Store.add_graph`` call."""
+
+    scheme: str
+    job: int = 0
+    step: int = -1
+
+
+@dataclass(frozen=True)
+class ParentJob:
+    """A job another depends on, as its dependent sees it (``RAINBOW_DEPENDS``)."""
+
+    id: int
+    name: str
+    step: str | None
+    cluster: str
+    local_id: str | None
+    state: JobState
+    scheme: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """A waiting job released (``Store.release_jobs``): placed on ``cluster``, or failed (no cluster)."""
+
+    job_id: int
+    cluster: str | None
+    message: str
+    candidates: tuple[str, ...] = ()
+    placement: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    id: str
+    name: str
+    created: float
+    # (step name, job id), in the order the steps were stored
+    steps: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class NewJob:
     """A job to queue (the arguments of ``Store.add_job``), for ``Store.add_jobs``."""
 
@@ -102,7 +145,11 @@ class NewJob:
     candidates: tuple[str, ...] = ()
     key: str | None = None
     placement: str | None = None  # JSON: why the job went where it did (see ``Store.job_placement``)
-    batch: str | None = None  # the SubmitJobs call it came in
+    batch: str | None = None  # the SubmitJobs call (or the workflow) it came in
+    # Dependencies (``Store.add_graph`` only): the job is stored waiting ('depend') until they are satisfied.
+    depends: tuple[DependsOn, ...] = ()
+    step: str | None = None  # its step name in its workflow
+    release: str | None = None  # JSON: how to place it when released (see ``Store.release_job``)
 
 
 # Orders a job page may have: the column each sorts on (ties broken by id).
@@ -257,6 +304,60 @@ class Store(ABC):
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+    # -- dependencies and workflows ------------------------------------------
+    @abstractmethod
+    def add_graph(
+        self, jobs: Sequence[NewJob], workflow: tuple[str, str, float] | None = None
+    ) -> list[tuple[JobRecord, JobEvent | None]]:
+        """Store jobs and their dependencies in one transaction (``DependsOn.step`` names an earlier job of
+        ``jobs``). A job with dependencies waits in ``depend``, the others are ``assigned``.
+
+        ``workflow`` is (id, name, created): a workflow whose id is already stored gives back its jobs, no
+        events (a resend). As with ``add_job``, a key already used gives back the earlier job, no event.
+        """
+
+    @abstractmethod
+    def dependents_of(self, parents: Sequence[int]) -> list[int]:
+        """Ids of the waiting ('depend') jobs that depend on any of ``parents``."""
+
+    @abstractmethod
+    def waiting_dependents(self) -> list[int]:
+        """Ids of every job in 'depend' (oldest first)."""
+
+    @abstractmethod
+    def settle_dependents(self, job_ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+        """Decide waiting jobs with :func:`rainbow.dependencies.evaluate`, in one transaction.
+
+        A job whose dependencies can never be satisfied is cancelled with why, and its own waiting
+        dependents are decided in turn (transitively, in the same transaction). Returns (ids of the jobs
+        whose dependencies are all satisfied, to be released; events written).
+        """
+
+    @abstractmethod
+    def release_jobs(self, releases: Sequence[Release], now: float) -> tuple[list[JobRecord], list[JobEvent]]:
+        """In one transaction, move each waiting ('depend') job to its ``cluster`` (assigned), or with no cluster
+        fail it with its ``message``. A job no longer waiting (another call released or cancelled it) is left
+        as it is and not returned."""
+
+    @abstractmethod
+    def job_dependencies(self, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+        """(scheme, parent id) of each job, by job id (jobs without dependencies are left out)."""
+
+    @abstractmethod
+    def job_release(self, job_id: int) -> str | None:
+        """How to place a dependent job when released (JSON written at submit)."""
+
+    @abstractmethod
+    def job_parents(self, job_ids: Sequence[int]) -> dict[int, list[ParentJob]]:
+        """The parents of each job with dependencies, by job id."""
+
+    @abstractmethod
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
+
+    @abstractmethod
+    def job_step(self, job_id: int) -> tuple[str, str] | None:
+        """(workflow id, step name) of a workflow's job; None for a job submitted alone."""
 
     @abstractmethod
     def lease_jobs(

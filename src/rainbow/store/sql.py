@@ -31,9 +31,21 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from rainbow.dependencies import Dependency, ParentFacts, Verdict, evaluate, waits_for
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store
+from rainbow.store.base import (
+    ClusterRecord,
+    HeldJob,
+    JobEvent,
+    JobPage,
+    JobRecord,
+    NewJob,
+    ParentJob,
+    Release,
+    Store,
+    WorkflowRecord,
+)
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
@@ -158,6 +170,8 @@ class SQLStore(Store):
             if tx.one(f"SELECT name FROM clusters WHERE name = %s{self.ROW_LOCK}", (name,)) is None:  # noqa: S608
                 return False
             tx.execute("DELETE FROM job_events WHERE cluster = %s", (name,))
+            tx.execute("DELETE FROM job_dependencies WHERE job_id IN (SELECT id FROM jobs WHERE cluster = %s)",
+                       (name,))
             tx.execute("DELETE FROM jobs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM subsystems WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM clusters WHERE name = %s", (name,))
@@ -473,6 +487,192 @@ class SQLStore(Store):
     def get_job(self, job_id: int) -> JobRecord | None:
         rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))  # noqa: S608
         return job_from_row(rows[0]) if rows else None
+
+    # -- dependencies and workflows ------------------------------------------
+    def add_graph(
+        self, jobs: Sequence[NewJob], workflow: tuple[str, str, float] | None = None
+    ) -> list[tuple[JobRecord, JobEvent | None]]:
+        def insert_graph(tx: Transaction) -> list[tuple[JobRecord, bool]]:
+            if workflow is not None and tx.one(
+                "INSERT INTO workflows (id, name, created) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING "
+                "RETURNING id", workflow,
+            ) is None:
+                rows = tx.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = %s ORDER BY id",  # noqa: S608
+                              (workflow[0],))
+                return [(job_from_row(row), False) for row in rows]
+            stored: list[tuple[JobRecord, bool]] = []
+            for new in jobs:
+                known = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s",  # noqa: S608
+                               (new.key,)) if new.key else None
+                if known is not None:
+                    stored.append((job_from_row(known), False))
+                    continue
+                parents = [Dependency(d.scheme, d.job if d.step < 0 else stored[d.step][0].id) for d in new.depends]
+                state = JobState.DEPEND if parents else JobState.ASSIGNED
+                message = waits_for(parents) if parents else None
+                row = tx.one(
+                    "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
+                    "submit_key, placement, batch_id, step, release, message) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (new.cluster, new.name, new.jobspec, new.command, state.value, new.now, new.now,
+                     json.dumps(list(new.candidates)), new.key, new.placement, new.batch, new.step, new.release,
+                     message),
+                )
+                job_id = row[0]
+                for parent in dict.fromkeys(parents):
+                    tx.execute("INSERT INTO job_dependencies (job_id, parent_id, scheme) VALUES (%s, %s, %s)",
+                               (job_id, parent.job_id, parent.scheme))
+                tx.log(job_id, new.cluster, new.name, state, new.now, message or "")
+                stored.append((JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, state, new.now,
+                                         new.now, message=message, candidates=new.candidates), True))
+            return stored
+
+        stored, events = self._transaction(insert_graph)
+        logged = iter(events)
+        return [(job, next(logged) if fresh else None) for job, fresh in stored]
+
+    def dependents_of(self, parents: Sequence[int]) -> list[int]:
+        if not parents:
+            return []
+        among, params = self._in("d.parent_id", list(parents))
+        rows = self._read(
+            "SELECT DISTINCT d.job_id FROM job_dependencies d JOIN jobs j ON j.id = d.job_id "  # noqa: S608
+            f"WHERE {among} AND j.state = 'depend' ORDER BY d.job_id", params,
+        )
+        return [row[0] for row in rows]
+
+    def waiting_dependents(self) -> list[int]:
+        return [row[0] for row in self._read("SELECT id FROM jobs WHERE state = 'depend' ORDER BY id")]
+
+    def settle_dependents(self, job_ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+        def settle(tx: Transaction) -> list[int]:
+            ready: list[int] = []
+            frontier = sorted(set(job_ids))
+            while frontier:
+                among, params = self._in("id", frontier)
+                waiting = {row[0]: row for row in tx.all(
+                    f"SELECT id, cluster, name FROM jobs WHERE {among} AND state = 'depend' "  # noqa: S608
+                    f"ORDER BY id{self.ROW_LOCK}", params,
+                )}
+                if not waiting:
+                    break
+                needs = self._dependencies(tx, list(waiting))
+                facts = self._parent_facts(tx, sorted({parent for deps in needs.values() for _, parent in deps}))
+                doomed: list[int] = []
+                for job_id, (_, cluster, name) in waiting.items():
+                    dependencies = [Dependency(scheme, parent) for scheme, parent in needs.get(job_id, [])]
+                    result, reason = evaluate(dependencies, facts)
+                    if result == Verdict.SATISFIED:
+                        ready.append(job_id)
+                    elif result == Verdict.NEVER:
+                        tx.execute(
+                            "UPDATE jobs SET state = 'cancelled', updated = %s, message = %s WHERE id = %s",
+                            (now, reason, job_id),
+                        )
+                        tx.log(job_id, cluster, name, JobState.CANCELLED, now, reason)
+                        doomed.append(job_id)
+                frontier = self._waiting_children(tx, doomed)
+            return ready
+
+        return self._transaction(settle)
+
+    def _dependencies(self, tx: Transaction, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+        among, params = self._in("job_id", job_ids)
+        needs: dict[int, list[tuple[str, int]]] = {}
+        for job_id, parent, scheme in tx.all(
+            f"SELECT job_id, parent_id, scheme FROM job_dependencies WHERE {among} "  # noqa: S608
+            "ORDER BY job_id, parent_id, scheme", params,
+        ):
+            needs.setdefault(job_id, []).append((scheme, parent))
+        return needs
+
+    def _parent_facts(self, tx: Transaction, parents: Sequence[int]) -> dict[int, ParentFacts]:
+        if not parents:
+            return {}
+        among, params = self._in("j.id", parents)
+        rows = tx.all(
+            "SELECT j.id, j.state, j.exit_code, EXISTS (SELECT 1 FROM job_events e "  # noqa: S608
+            f"WHERE e.job_id = j.id AND e.state = 'running') FROM jobs j WHERE {among}", params,
+        )
+        return {row[0]: ParentFacts(JobState(row[1]), row[2], bool(row[3])) for row in rows}
+
+    def _waiting_children(self, tx: Transaction, parents: Sequence[int]) -> list[int]:
+        if not parents:
+            return []
+        among, params = self._in("d.parent_id", parents)
+        return [row[0] for row in tx.all(
+            "SELECT DISTINCT d.job_id FROM job_dependencies d JOIN jobs j ON j.id = d.job_id "  # noqa: S608
+            f"WHERE {among} AND j.state = 'depend' ORDER BY d.job_id", params,
+        )]
+
+    def release_jobs(self, releases: Sequence[Release], now: float) -> tuple[list[JobRecord], list[JobEvent]]:
+        def release(tx: Transaction) -> list[JobRecord]:
+            moved: list[JobRecord] = []
+            for item in releases:
+                if item.cluster:
+                    row = tx.one(
+                        "UPDATE jobs SET state = 'assigned', cluster = %s, candidates = %s, placement = %s, "  # noqa: S608
+                        f"updated = %s, message = %s WHERE id = %s AND state = 'depend' RETURNING {JOB_COLUMNS}",
+                        (item.cluster, json.dumps(list(item.candidates)), item.placement, now, item.message,
+                         item.job_id),
+                    )
+                else:
+                    row = tx.one(
+                        "UPDATE jobs SET state = 'failed', updated = %s, message = %s "  # noqa: S608
+                        f"WHERE id = %s AND state = 'depend' RETURNING {JOB_COLUMNS}",
+                        (now, item.message, item.job_id),
+                    )
+                if row is not None:
+                    job = job_from_row(row)
+                    tx.log(job.id, job.cluster, job.name, job.state, now, item.message)
+                    moved.append(job)
+            return moved
+
+        if not releases:
+            return [], []
+        return self._transaction(release)
+
+    def job_dependencies(self, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+        if not job_ids:
+            return {}
+        among, params = self._in("job_id", list(job_ids))
+        needs: dict[int, list[tuple[str, int]]] = {}
+        for job_id, parent, scheme in self._read(
+            f"SELECT job_id, parent_id, scheme FROM job_dependencies WHERE {among} "  # noqa: S608
+            "ORDER BY job_id, parent_id, scheme", params,
+        ):
+            needs.setdefault(job_id, []).append((scheme, parent))
+        return needs
+
+    def job_release(self, job_id: int) -> str | None:
+        rows = self._read("SELECT release FROM jobs WHERE id = %s", (job_id,))
+        return rows[0][0] if rows else None
+
+    def job_parents(self, job_ids: Sequence[int]) -> dict[int, list[ParentJob]]:
+        needs = self.job_dependencies(job_ids)
+        if not needs:
+            return {}
+        parents = sorted({parent for deps in needs.values() for _, parent in deps})
+        among, params = self._in("id", parents)
+        rows = {row[0]: row for row in self._read(
+            f"SELECT id, name, step, cluster, local_id, state FROM jobs WHERE {among}", params  # noqa: S608
+        )}
+        return {
+            job_id: [ParentJob(parent, row[1], row[2], row[3], row[4], JobState(row[5]), scheme)
+                     for scheme, parent in deps if (row := rows.get(parent)) is not None]
+            for job_id, deps in needs.items()
+        }
+
+    def job_step(self, job_id: int) -> tuple[str, str] | None:
+        rows = self._read("SELECT batch_id, step FROM jobs WHERE id = %s AND step IS NOT NULL", (job_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        rows = self._read("SELECT id, name, created FROM workflows WHERE id = %s", (workflow_id,))
+        if not rows:
+            return None
+        steps = self._read("SELECT step, id FROM jobs WHERE batch_id = %s ORDER BY id", (workflow_id,))
+        return WorkflowRecord(rows[0][0], rows[0][1], rows[0][2], tuple((step or "", job_id) for step, job_id in steps))
 
     def list_jobs(
         self,

@@ -1,0 +1,190 @@
+"""Jobs that wait for others: stored in ``depend``, released (placed) when their dependencies are satisfied.
+
+A dependent job is not placed at submit. It waits with its dependencies in the
+store; whenever a job starts or ends (every published event passes
+``on_events``), its waiting dependents are decided by the store
+(``Store.settle_dependents``, with the rules of ``rainbow.dependencies``): those
+that can never run are cancelled with why, transitively, in one transaction;
+those whose dependencies are all satisfied are released here: matched and
+selected among the clusters their submitter's tokens open *at that moment*
+(late binding: a cluster registered after the submission can receive them),
+then moved to ``assigned`` by a conditional update (``Store.release_jobs``), so
+a job is released once however many servers or passes decide it. A job no
+cluster can run when released fails with the placement's explanation.
+
+Everything is read from the store, nothing is remembered: ``recover`` (at
+start, and on every periodic check) decides every waiting job again, so a job
+whose parents ended while the server was down is released after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+from collections.abc import Mapping, Sequence
+
+from rainbow.dependencies import TRIGGER_STATES, Dependency
+from rainbow.errors import InvalidArgument, RainbowError
+from rainbow.jobspec import Jobspec
+from rainbow.lifecycle import JobState
+from rainbow.scheduler.authorization import Authorization
+from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.placement import Placer, placement_record
+from rainbow.scheduler.registry import ClusterRegistry
+from rainbow.scheduler.validation import check_idempotency_key
+from rainbow.store import DependsOn, JobEvent, JobRecord, NewJob, Release
+
+
+def release_plan(token_hashes: Sequence[str], algorithm: str, options: Mapping[str, str] | None) -> str:
+    """How a dependent job is placed when released (JSON kept with it): its submitter's token hashes (which
+    clusters it may go to then) and the selection it asked for."""
+    return json.dumps({"tokens": list(token_hashes), "algorithm": algorithm or "", "options": dict(options or {})})
+
+
+def job_name(name: str, jobspec: Jobspec) -> str:
+    return name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
+
+
+def new_dependent(
+    home: str,
+    name: str,
+    jobspec_text: str,
+    jobspec: Jobspec,
+    depends: Sequence[DependsOn],
+    release: str,
+    now: float,
+    key: str = "",
+    batch: str | None = None,
+    step: str | None = None,
+) -> NewJob:
+    """A job to store waiting for ``depends``. ``home`` (one of the submitter's clusters) is where the job is
+    listed until it is placed; it says nothing of where it will run."""
+    return NewJob(home, job_name(name, jobspec), jobspec_text, shlex.join(jobspec.command), now, (home,),
+                  key or None, None, batch, tuple(depends), step, release)
+
+
+class Dependents:
+    def __init__(
+        self, context: SchedulerContext, registry: ClusterRegistry, authorization: Authorization, placer: Placer
+    ) -> None:
+        self.context = context
+        self.store = context.store
+        self.registry = registry
+        self.authorization = authorization
+        self.placer = placer
+        self._local = threading.local()
+
+    # -- submit ------------------------------------------------------------------
+    def submit(
+        self,
+        candidates: Sequence[str],
+        token_hashes: Sequence[str],
+        name: str,
+        jobspec_text: str,
+        jobspec: Jobspec,
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+    ) -> JobRecord:
+        """Store a job with dependencies (``jobspec.dependencies``) waiting; released at once when they are
+        already satisfied. Refused when a parent does not exist or the submitter's tokens do not open it."""
+        check_idempotency_key(key, self.context.limits)
+        self.placer.selector_for(select_algorithm, select_options)  # an unknown algorithm is refused now
+        self.check_parents(jobspec.dependencies, token_hashes, "attributes.system.dependencies")
+        depends = [DependsOn(d.scheme, job=d.job_id) for d in jobspec.dependencies]
+        new = new_dependent(candidates[0], name, jobspec_text, jobspec, depends,
+                            release_plan(token_hashes, select_algorithm, select_options), self.context.clock(), key)
+        (job, event), = self.store.add_graph([new])
+        if event is not None:
+            log.info("job %d (%s) %s", job.id, job.name, job.message)
+            self.context.publish([event])
+            self.settle([job.id])
+        return self.store.get_job(job.id) or job
+
+    def check_parents(self, dependencies: Sequence[Dependency], token_hashes: Sequence[str], field: str) -> None:
+        self.authorization.dependency_parents([d.job_id for d in dependencies], token_hashes, field)
+
+    # -- deciding --------------------------------------------------------------------
+    def on_events(self, events: list[JobEvent]) -> None:
+        """Decide the dependents of jobs that just started or ended (called with every published event)."""
+        parents = [event.job_id for event in events if event.state in TRIGGER_STATES]
+        if not parents:
+            return
+        try:
+            children = self.store.dependents_of(parents)
+            if children:
+                self.settle(children)
+        except RainbowError as exc:
+            # The periodic check decides them again: nothing is lost, only later.
+            log.error("dependents of %s not decided yet: %s", parents[:10], exc)
+
+    def recover(self) -> int:
+        """Decide every waiting job again (at start, and periodically); returns how many were waiting."""
+        waiting = self.store.waiting_dependents()
+        if waiting:
+            self.settle(waiting)
+        return len(waiting)
+
+    def settle(self, job_ids: Sequence[int]) -> None:
+        """Cancel the jobs that can never run (transitively) and release the ready ones, until nothing changes.
+
+        Events published meanwhile on this thread (a release that fails, a cancellation) add their
+        dependents to the same loop instead of starting another.
+        """
+        local = self._local
+        queue: list[int] | None = getattr(local, "queue", None)
+        if queue is not None:
+            queue.extend(job_ids)
+            return
+        local.queue = list(job_ids)
+        try:
+            while local.queue:
+                batch = list(dict.fromkeys(local.queue))
+                local.queue.clear()
+                ready, events = self.store.settle_dependents(batch, self.context.clock())
+                for event in events:
+                    log.info("job %d cancelled: %s", event.job_id, event.message)
+                self.context.publish(events)
+                if ready:
+                    self.release(ready)
+        finally:
+            local.queue = None
+
+    def release(self, job_ids: Sequence[int]) -> list[JobRecord]:
+        """Place jobs whose dependencies are satisfied, now, among the clusters their submitter may use now;
+        all moved in one store transaction."""
+        releases = [plan for job_id in job_ids if (plan := self._placement(job_id)) is not None]
+        released, events = self.store.release_jobs(releases, self.context.clock())
+        for job in released:
+            log.info("job %d (%s): %s", job.id, job.name, job.message)
+        self.context.publish(events)
+        return released
+
+    def _placement(self, job_id: int) -> Release | None:
+        """Where a released job goes (or why it cannot run anywhere now); None when it no longer waits."""
+        job = self.store.get_job(job_id)
+        if job is None or job.state != JobState.DEPEND:
+            return None
+        plan = json.loads(self.store.job_release(job_id) or "{}")
+        allowed = self.authorization.release_candidates(plan.get("tokens") or [])
+        reachable = self.registry.reachable_among(allowed, excluding="")
+        message = ""
+        try:
+            jobspec = self.placer.parse_jobspec(job.jobspec)
+            selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
+            placement = self.placer.place(reachable, jobspec, selector) if reachable else None
+        except InvalidArgument as exc:
+            placement, message = None, str(exc)
+        if placement is not None and placement.selection is not None and placement.selection.clusters:
+            selection = placement.selection
+            target = selection.clusters[0]
+            matching = tuple(c for c in reachable if c not in placement.reasons)
+            record = placement_record(selection, placement.reasons, reachable, self.registry.states([target]))
+            return Release(job_id, target, f"dependencies satisfied: placed on {target} ({selection.reason})",
+                           matching, record)
+        if placement is not None:
+            message = placement.explanation
+        elif not message:
+            message = "none of the submitter's clusters is registered and reachable"
+        return Release(job_id, None, f"dependencies satisfied, but no cluster can run it now: {message}")
