@@ -38,6 +38,8 @@ from rainbow.client.results import (
     SatisfyResult,
     StateUpdate,
     SubmitResult,
+    WorkflowStatus,
+    WorkflowStep,
 )
 from rainbow.client.transport import (
     DEFAULT_RETRIES,
@@ -72,6 +74,8 @@ __all__ = [
     "SatisfyResult",
     "StateUpdate",
     "SubmitResult",
+    "WorkflowStatus",
+    "WorkflowStep",
     "accept_each",
     "connection_hint",
     "read_input",

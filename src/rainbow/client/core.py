@@ -32,6 +32,7 @@ from rainbow.client.results import (
     SatisfyResult,
     StateUpdate,
     SubmitResult,
+    WorkflowStatus,
 )
 from rainbow.client.transport import (
     DEFAULT_RETRIES,
@@ -46,10 +47,12 @@ from rainbow.client.transport import (
 )
 from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
+from rainbow.dependencies import Dependency, parse_dependency
 from rainbow.durations import parse_duration
 from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
-from rainbow.jobspec import Jobspec, simple, with_placement
+from rainbow.jobspec import Jobspec, simple, with_dependencies, with_placement
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
+from rainbow.workflow import Step, load_workflow
 
 T = TypeVar("T")
 
@@ -308,6 +311,7 @@ class RainbowClient:
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
+        dependencies: Iterable[str | Dependency] = (),
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
@@ -331,6 +335,7 @@ class RainbowClient:
             queue=queue,
             requires=requires,
             time_limit=time_limit,
+            dependencies=dependencies,
         )
 
     def submit_jobspec(
@@ -345,6 +350,7 @@ class RainbowClient:
         queue: str | None = None,
         requires: str | None = None,
         time_limit: str | float | None = None,
+        dependencies: Iterable[str | Dependency] = (),
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
 
@@ -360,25 +366,24 @@ class RainbowClient:
         and selection algorithms (and selection options) are the arguments, else
         the ones the config file names, else the server's. ``queue``, ``requires``
         and ``time_limit`` replace (the constraint: add to) the jobspec's own.
+
+        ``dependencies`` (``afterok:12``..., as ``flux submit --dependency``; added to the jobspec's
+        ``attributes.system.dependencies``) make the job wait until they are satisfied; it is placed then,
+        among every cluster the config's tokens open at that moment, so no cluster has to match now.
         """
         parsed, text = jobspec_input(jobspec)
         parsed, text = _placed(parsed, text, queue, requires, time_limit)
+        wanted = [d if isinstance(d, Dependency) else parse_dependency(d) for d in dependencies]
+        if wanted:
+            parsed, text = jobspec_input(with_dependencies(parsed.to_dict(), wanted))
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
         matched = self._satisfy(parsed, match_algo)
-        if not matched.clusters:
-            raise FailedPrecondition(_no_match_message(matched), field="jobspec")
-        config = self.config
-        tokens = [(c, config.token_for(c)) for c in matched.clusters] if config else []
-        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in tokens if t]
-        if not clusters:
-            where = f" in {config.path}" if config and config.path else " (no config file given)"
-            raise PermissionDenied(
-                f"no submit token for the matching clusters ({', '.join(matched.clusters)}){where}: "
-                "a token is issued once, when its cluster registers (rainbow register cluster --save writes it "
-                "to the config file); use the config file that registered them, or add their tokens under "
-                "'clusters', or delete a cluster (rainbow delete) and register it again",
-                field="clusters",
-            )
+        if parsed.dependencies and not satisfy_only:
+            clusters = self._cluster_messages()  # placed when released: every cluster it may go to then
+        else:
+            if not matched.clusters:
+                raise FailedPrecondition(_no_match_message(matched), field="jobspec")
+            clusters = self._matched_clusters(matched)
         algorithm, options = self._selection(select_algo, select_options)
         request = rainbow_pb2.SubmitJobRequest(
             name=name,
@@ -407,6 +412,60 @@ class RainbowClient:
             total_matches=matched.total_matches,
             total_mismatches=matched.total_mismatches,
         )
+
+    def _matched_clusters(self, matched: SatisfyResult) -> list[rainbow_pb2.SubmitJobRequest.Cluster]:
+        """The matching clusters whose tokens the config holds (PermissionDenied when it holds none)."""
+        config = self.config
+        tokens = [(c, config.token_for(c)) for c in matched.clusters] if config else []
+        clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=c, token=t) for c, t in tokens if t]
+        if not clusters:
+            where = f" in {config.path}" if config and config.path else " (no config file given)"
+            raise PermissionDenied(
+                f"no submit token for the matching clusters ({', '.join(matched.clusters)}){where}: "
+                "a token is issued once, when its cluster registers (rainbow register cluster --save writes it "
+                "to the config file); use the config file that registered them, or add their tokens under "
+                "'clusters', or delete a cluster (rainbow delete) and register it again",
+                field="clusters",
+            )
+        return clusters
+
+    def submit_workflow(
+        self,
+        workflow: Path | str | Mapping[str, Any] | tuple[str, list[Step]],
+        name: str | None = None,
+        select_algo: str | None = None,
+        select_options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> WorkflowStatus:
+        """Submit a workflow (a file path, YAML text, a mapping, or (name, steps)), checked whole and stored
+        in one transaction. Steps that need nothing are placed now, the others when their needs allow,
+        among every cluster the config's tokens open then. ``idempotency_key`` as in ``submit_jobspec``.
+        """
+        if isinstance(workflow, tuple):
+            default, steps = workflow
+        else:
+            default, steps = load_workflow(Path(workflow) if isinstance(workflow, Path) else workflow)
+        algorithm, options = self._selection(select_algo, select_options)
+        request = rainbow_pb2.SubmitWorkflowRequest(
+            clusters=self._cluster_messages(), name=name or default, select_algorithm=algorithm,
+            select_options=options, idempotency_key=idempotency_key or uuid.uuid4().hex,
+            steps=[rainbow_pb2.WorkflowStep(name=step.name, jobspec=step.jobspec, needs=[
+                rainbow_pb2.WorkflowNeed(step=need.step, scheme=need.scheme) for need in step.needs])
+                for step in steps],
+        )
+        return WorkflowStatus.from_wire(self._call(self.scheduler_stub.SubmitWorkflow, request))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowStatus:
+        """A workflow's steps with their jobs (state, cluster) and needs."""
+        request = rainbow_pb2.GetWorkflowRequest(clusters=self._cluster_messages(), workflow_id=workflow_id)
+        return WorkflowStatus.from_wire(self._call(self.scheduler_stub.GetWorkflow, request))
+
+    def cancel_workflow(self, workflow_id: str, reason: str = "") -> BatchCancel:
+        """Cancel every step of a workflow that has not ended (one transaction on the server)."""
+        request = rainbow_pb2.CancelWorkflowRequest(clusters=self._cluster_messages(), workflow_id=workflow_id,
+                                                    reason=reason)
+        reply = self._call(self.scheduler_stub.CancelWorkflow, request)
+        return BatchCancel(workflow_id, reply.cancelled, reply.cancel_requested)
 
     def submit_jobs(
         self,

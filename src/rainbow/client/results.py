@@ -238,6 +238,10 @@ class JobStatus:
     jobspec: str = ""
     output: JobOutput | None = None
     rejections: tuple[JobRejection, ...] = ()
+    # scheme:JOBID (RFC 26), as GetJob answers them; the workflow and step of a workflow's job
+    dependencies: tuple[str, ...] = ()
+    workflow_id: str = ""
+    step: str = ""
 
     @classmethod
     def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
@@ -258,6 +262,9 @@ class JobStatus:
             output=JobOutput(info.output.host, info.output.stdout, info.output.stderr, info.output.command)
             if info.HasField("output") else None,
             rejections=tuple(JobRejection(r.cluster, r.reason, r.time) for r in info.rejections),
+            dependencies=tuple(info.dependencies),
+            workflow_id=info.workflow_id,
+            step=info.step,
         )
 
 
@@ -272,3 +279,32 @@ class JobEvent:
     state: str
     time: float
     message: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """One step of a workflow: its job (state ``depend`` and no cluster until released) and what it needs."""
+
+    name: str
+    job: JobStatus
+    needs: tuple[tuple[str, str], ...]  # (step, scheme)
+
+
+@dataclass(frozen=True)
+class WorkflowStatus:
+    workflow_id: str
+    name: str
+    created: float
+    steps: tuple[WorkflowStep, ...]
+
+    @classmethod
+    def from_wire(cls, info: rainbow_pb2.WorkflowInfo) -> WorkflowStatus:
+        return cls(info.workflow_id, info.name, info.created, tuple(
+            WorkflowStep(step.name, JobStatus.from_wire(step.job), tuple((n.step, n.scheme) for n in step.needs))
+            for step in info.steps))
+
+    def step(self, name: str) -> WorkflowStep:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)

@@ -153,8 +153,9 @@ class Authorization:
         if hidden:
             raise PermissionDenied(f"{field}: your tokens do not open job {', '.join(hidden)}", field=field)
 
-    def release_candidates(self, token_hashes: Sequence[str]) -> list[str]:
-        """The registered clusters a dependent job may be placed on now: those its submitter's tokens open."""
+    def clusters_opened(self, token_hashes: Sequence[str]) -> list[str]:
+        """The registered clusters these tokens (hashed) open now: where a released job may go, and which
+        clusters' jobs a workflow's submitter sees (a step may run on a cluster registered after the submit)."""
         self.registry.sync_clusters()
         with self.registry.lock:
             return [name for name in self.registry.names

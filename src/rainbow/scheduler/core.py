@@ -262,15 +262,20 @@ class Scheduler:
     ) -> WorkflowView:
         """Store a workflow's steps in one transaction (those that need nothing placed now); the workflow."""
         candidates = self.authorization.submitter(clusters)
-        workflow_id = self.workflows.submit(candidates, self.authorization.token_hashes(clusters), name, steps,
-                                            select_algorithm, select_options, key)
-        return self.workflows.view(candidates, workflow_id)
+        hashes = self.authorization.token_hashes(clusters)
+        workflow_id = self.workflows.submit(candidates, hashes, name, steps, select_algorithm, select_options, key)
+        return self.workflows.view(self.authorization.clusters_opened(hashes), workflow_id)
+
+    def _workflow_scope(self, clusters: Sequence[tuple[str, str]]) -> list[str]:
+        """The clusters whose jobs of a workflow the caller sees: every cluster its tokens open now."""
+        self.authorization.submitter(clusters)
+        return self.authorization.clusters_opened(self.authorization.token_hashes(clusters))
 
     def workflow(self, clusters: Sequence[tuple[str, str]], workflow_id: str) -> WorkflowView:
-        return self.workflows.view(self.authorization.submitter(clusters), workflow_id)
+        return self.workflows.view(self._workflow_scope(clusters), workflow_id)
 
     def cancel_workflow(self, clusters: Sequence[tuple[str, str]], workflow_id: str, reason: str = "") -> BatchCancel:
-        return self.workflows.cancel(self.authorization.submitter(clusters), workflow_id, reason)
+        return self.workflows.cancel(self._workflow_scope(clusters), workflow_id, reason)
 
     def job_links(self, job_id: int) -> tuple[list[str], tuple[str, str] | None]:
         """The job's dependencies as scheme:JOBID, and its (workflow id, step) when it is a workflow's."""

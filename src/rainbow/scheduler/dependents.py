@@ -167,7 +167,7 @@ class Dependents:
         if job is None or job.state != JobState.DEPEND:
             return None
         plan = json.loads(self.store.job_release(job_id) or "{}")
-        allowed = self.authorization.release_candidates(plan.get("tokens") or [])
+        allowed = self.authorization.clusters_opened(plan.get("tokens") or [])
         reachable = self.registry.reachable_among(allowed, excluding="")
         message = ""
         try:
