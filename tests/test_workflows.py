@@ -27,7 +27,7 @@ from conftest import BOTH_STORES, REGISTRATION_SECRET, example
 
 pytestmark = BOTH_STORES
 
-GLOBAL_TOKEN = "workflow-global-token"  # noqa: S105 - a test credential
+GLOBAL_TOKEN = "workflow-global-token"
 FINAL = ("completed", "failed", "cancelled")
 IO_JOBSPEC = yaml.safe_load(example("jobspec-io.yaml"))
 
@@ -194,7 +194,7 @@ def test_a_step_no_cluster_can_run_when_released_fails_with_why(grid):
         "wide": {"command": "true", "tasks": 64, "needs": "first"},
         "after": {"command": "true", "needs": "wide"},
     }})
-    first, wide, after = (step.job.id for step in workflow.steps)
+    _, wide, after = (step.job.id for step in workflow.steps)
     grid.run(lambda: grid.job(after).state in FINAL)
     job = grid.job(wide)
     assert job.state == "failed"
@@ -284,8 +284,8 @@ def test_cycles_unknown_steps_and_unknown_jobs_are_refused_and_nothing_is_stored
     with pytest.raises(InvalidArgument, match="unknown job 999999"):
         client.submit_job("true", dependencies=["afterok:999999"])
     with pytest.raises(InvalidArgument, match="unknown job 999998"):
-        client.submit_workflow({"steps": {"a": {"jobspec": {
-            **json.loads(spec), "attributes": {"system": {"dependencies": [{"scheme": "afterok", "value": 999998}]}}}}}})
+        waits = {"system": {"dependencies": [{"scheme": "afterok", "value": 999998}]}}
+        client.submit_workflow({"steps": {"a": {"jobspec": {**json.loads(spec), "attributes": waits}}}})
     with pytest.raises(InvalidArgument, match="unknown dependency scheme"):
         client.submit_job("true", dependencies=["afterwards:1"])
     assert store.count_jobs() == 0

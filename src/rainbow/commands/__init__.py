@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rainbow.commands import batch, config, delete, health, jobs, logs, receive, register, submit, update
+from rainbow.commands import batch, config, delete, health, jobs, logs, receive, register, submit, update, workflow
 from rainbow.commands.common import connection_parser
 
 __all__ = ["add_client_commands"]
@@ -12,7 +12,7 @@ __all__ = ["add_client_commands"]
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     """Add config, register, update, submit, bulksubmit, satisfy, receive, delete, status, jobs, cancel, watch,
-    logs and health."""
+    logs, health and workflow."""
     common = connection_parser()
-    for module in (config, register, update, submit, batch, receive, delete, jobs, logs, health):
+    for module in (config, register, update, submit, batch, receive, delete, jobs, logs, health, workflow):
         module.add_parsers(commands, common)

@@ -58,13 +58,18 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 def run_status(args: argparse.Namespace) -> int:
     with make_client(args, load_config(args)) as client:
         job = client.get_job(args.jobid)
+    where = f" on {job.cluster}" if job.cluster else " (not placed yet)"
     lines = [
-        f"Job {job.id} ({job.name}) on {job.cluster}: {job.state}"
+        f"Job {job.id} ({job.name}){where}: {job.state}"
         + (" (cancel requested)" if job.cancel_requested and job.state != "cancelled" else ""),
         f"  command:  {job.command or '-'}",
         f"  local id: {job.local_id or '-'}",
         f"  exit:     {_exit(job)}",
     ]
+    if job.dependencies:
+        lines.append(f"  depends:  {', '.join(job.dependencies)}")
+    if job.workflow_id:
+        lines.append(f"  workflow: {job.workflow_id} (step {job.step})")
     if job.message:
         lines.append(f"  message:  {job.message}")
     if job.output is not None:
@@ -83,7 +88,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     with make_client(args, load_config(args)) as client:
         jobs = client.list_jobs(state=args.state, cluster=args.cluster, name=args.name, limit=args.limit,
                                 batch=args.batch)
-    rows = [(j.id, j.name, j.cluster, j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
+    rows = [(j.id, j.name, j.cluster or "-", j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
     text = table(("ID", "NAME", "CLUSTER", "STATE", "LOCAL ID", "EXIT", "UPDATED"), rows) if jobs else "No jobs."
     emit(args, jobs, text)
     return 0

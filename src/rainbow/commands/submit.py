@@ -29,6 +29,9 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     submit.add_argument("-t", "--time-limit", metavar="DURATION",
                         help="time limit in Flux duration syntax (90s, 30m, 2h, 1.5d)")
     submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
+    submit.add_argument("--dependency", action="append", default=[], metavar="SCHEME:JOBID",
+                        help="wait for another job, as flux submit --dependency (after, afterany, afterok, "
+                        "afternotok, afterexcept); repeatable. The job is placed when they are satisfied")
     submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the "
                         "server's)")
     submit.add_argument("--select-option", action="append", default=[], metavar="KEY=VALUE",
@@ -68,23 +71,29 @@ def run_submit(args: argparse.Namespace) -> int:
     options = _options(args)
     with make_client(args, config) as client:
         if args.cc:
+            if args.dependency:
+                args.parser.error("--dependency: an array's copies cannot wait; submit them as a workflow")
             return batch.run_array(args, client, options)
         if args.jobspec:
             result = client.submit_jobspec(
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
-                queue=args.queue, requires=args.requires, time_limit=args.time_limit,
+                queue=args.queue, requires=args.requires, time_limit=args.time_limit, dependencies=args.dependency,
             )
         else:
             result = client.submit_job(
                 args.command, nodes=args.nodes, tasks=args.tasks, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
+                dependencies=args.dependency,
             )
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
     if args.satisfy_only:
         selected = ", ".join(result.clusters) or "none"
         text = f"Satisfy only, nothing submitted ({matched}); selected: {selected}"
+    elif not result.cluster:
+        text = (f"Submitted job {result.jobid} ({result.name}): waits for {', '.join(args.dependency)} "
+                f"and is placed when they are satisfied ({matched} now)")
     else:
         text = f"Submitted job {result.jobid} ({result.name}) to cluster {result.cluster} ({matched})"
     emit(args, result, text)
