@@ -7,7 +7,7 @@
   const page = body.dataset.page;
   if (!page || page === "signin") return;
 
-  const STATES = ["assigned", "leased", "accepted", "submitted", "running", "completed", "failed", "cancelled", "unknown"];
+  const STATES = ["depend", "assigned", "leased", "accepted", "submitted", "running", "completed", "failed", "cancelled", "unknown"];
   const COLORS = {
     assigned: "#8e8e8e", leased: "#b08d00", accepted: "#6a5acd", submitted: "#1f77b4", running: "#2ca02c",
     completed: "#17becf", failed: "#d62728", cancelled: "#7f3f00", unknown: "#e377c2",
