@@ -14,9 +14,9 @@ from rainbow.dependencies import (
     Dependency,
     ParentFacts,
     Verdict,
-    evaluate,
     find_cycle,
     from_jobspec,
+    never_reason,
     parse_dependency,
     topological,
     verdict,
@@ -54,13 +54,13 @@ def test_each_scheme_against_each_parent(parent, expected):
     assert verdict("afterstart", parent) == verdict("after", parent)
 
 
-def test_a_job_waits_while_any_condition_waits_and_is_doomed_by_the_first_that_never_holds():
-    deps = [Dependency("afterok", 1), Dependency("afterany", 2)]
-    assert evaluate(deps, {1: RAN_OK, 2: RUNNING})[0] == W
-    assert evaluate(deps, {1: RAN_OK, 2: RAN_FAILED}) == (S, "dependencies satisfied: afterok:1, afterany:2")
-    assert evaluate(deps, {1: RAN_FAILED, 2: RUNNING}) == (
-        N, "dependency afterok:1 can never be satisfied: job 1 failed (exit code 2)")
-    assert evaluate(deps, {2: RAN_OK}) == (N, "dependency afterok:1 can never be satisfied: job 1 does not exist")
+def test_why_a_dependency_can_never_be_satisfied():
+    assert never_reason(Dependency("afterok", 1), RAN_FAILED) == (
+        "dependency afterok:1 can never be satisfied: job 1 failed (exit code 2)")
+    assert never_reason(Dependency("after", 4), CANCELLED_WAITING) == (
+        "dependency after:4 can never be satisfied: job 4 cancelled")
+    assert never_reason(Dependency("afterok", 9), None) == (
+        "dependency afterok:9 can never be satisfied: job 9 does not exist")
 
 
 def test_dependencies_are_parsed_as_flux_spells_them():

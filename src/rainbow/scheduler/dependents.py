@@ -99,7 +99,7 @@ class Dependents:
         if event is not None:
             log.info("job %d (%s) %s", job.id, job.name, job.message)
             self.context.publish([event])
-            self.settle([job.id])
+            self.settle(jobs=[job.id])  # its parents may have started or ended already
         return self.store.get_job(job.id) or job
 
     def check_parents(self, dependencies: Sequence[Dependency], token_hashes: Sequence[str], field: str) -> None:
@@ -112,44 +112,46 @@ class Dependents:
         if not parents:
             return
         try:
-            children = self.store.dependents_of(parents)
-            if children:
-                self.settle(children)
+            if self.store.has_dependents(parents):
+                self.settle(parents=parents)
         except RainbowError as exc:
-            # The periodic check decides them again: nothing is lost, only later.
+            # Decided again at the next start (or periodic check on a shared store): later, never lost.
             log.error("dependents of %s not decided yet: %s", parents[:10], exc)
 
     def recover(self) -> int:
         """Decide every waiting job again (at start, and periodically); returns how many were waiting."""
         waiting = self.store.waiting_dependents()
         if waiting:
-            self.settle(waiting)
+            self.settle(jobs=waiting)
         return len(waiting)
 
-    def settle(self, job_ids: Sequence[int]) -> None:
-        """Cancel the jobs that can never run (transitively) and release the ready ones, until nothing changes.
+    def settle(self, parents: Sequence[int] = (), jobs: Sequence[int] = ()) -> None:
+        """Decide the dependencies on ``parents`` (and all of ``jobs``): cancel the jobs that can never run
+        (transitively), release the ready ones, until nothing changes.
 
-        Events published meanwhile on this thread (a release that fails, a cancellation) add their
-        dependents to the same loop instead of starting another.
+        Events published meanwhile on this thread (a release that fails, a cancellation) add their parents to
+        the same loop instead of starting another.
         """
         local = self._local
-        queue: list[int] | None = getattr(local, "queue", None)
-        if queue is not None:
-            queue.extend(job_ids)
+        pending: tuple[list[int], list[int]] | None = getattr(local, "pending", None)
+        if pending is not None:
+            pending[0].extend(parents)
+            pending[1].extend(jobs)
             return
-        local.queue = list(job_ids)
+        pending = local.pending = (list(parents), list(jobs))
         try:
-            while local.queue:
-                batch = list(dict.fromkeys(local.queue))
-                local.queue.clear()
-                ready, events = self.store.settle_dependents(batch, self.context.clock())
+            while pending[0] or pending[1]:
+                by_parent, by_job = list(dict.fromkeys(pending[0])), list(dict.fromkeys(pending[1]))
+                pending[0].clear()
+                pending[1].clear()
+                ready, events = self.store.settle_dependents(by_parent, self.context.clock(), by_job)
                 for event in events:
                     log.info("job %d cancelled: %s", event.job_id, event.message)
                 self.context.publish(events)
                 if ready:
                     self.release(ready)
         finally:
-            local.queue = None
+            local.pending = None
 
     def release(self, job_ids: Sequence[int]) -> list[JobRecord]:
         """Place jobs whose dependencies are satisfied, now, among the clusters their submitter may use now;

@@ -98,7 +98,7 @@ class Workflows:
             outside = [job.id for (job, _), new in zip(stored, jobs, strict=True)
                        if any(d.step < 0 for d in new.depends)]
             if outside:
-                self.dependents.settle(outside)  # parents outside the workflow may have ended already
+                self.dependents.settle(jobs=outside)  # parents outside the workflow may have ended already
         return workflow_id
 
     def _place_now(

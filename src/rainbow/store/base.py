@@ -318,20 +318,24 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def dependents_of(self, parents: Sequence[int]) -> list[int]:
-        """Ids of the waiting ('depend') jobs that depend on any of ``parents``."""
+    def has_dependents(self, parents: Sequence[int]) -> bool:
+        """Whether a waiting ('depend') job has a dependency not yet satisfied on any of ``parents``."""
 
     @abstractmethod
     def waiting_dependents(self) -> list[int]:
         """Ids of every job in 'depend' (oldest first)."""
 
     @abstractmethod
-    def settle_dependents(self, job_ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
-        """Decide waiting jobs with :func:`rainbow.dependencies.evaluate`, in one transaction.
+    def settle_dependents(
+        self, parents: Sequence[int], now: float, jobs: Sequence[int] = ()
+    ) -> tuple[list[int], list[JobEvent]]:
+        """Decide the dependencies not yet satisfied on ``parents`` (and every one of the waiting ``jobs``) with
+        :func:`rainbow.dependencies.verdict`, in one transaction.
 
-        A job whose dependencies can never be satisfied is cancelled with why, and its own waiting
-        dependents are decided in turn (transitively, in the same transaction). Returns (ids of the jobs
-        whose dependencies are all satisfied, to be released; events written).
+        A satisfied dependency is marked so, once; a job whose last one this was is ready. A job with a
+        dependency that can never be satisfied is cancelled with why, and the dependencies on it are decided
+        in turn (transitively, in the same transaction). Returns (ids of the ready jobs, to be released; events
+        written). ``jobs`` also returns those of them already ready (a stop came before their release).
         """
 
     @abstractmethod

@@ -31,7 +31,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from rainbow.dependencies import Dependency, ParentFacts, Verdict, evaluate, waits_for
+from rainbow.dependencies import Dependency, ParentFacts, Verdict, never_reason, verdict, waits_for
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
 from rainbow.store.base import (
@@ -510,16 +510,17 @@ class SQLStore(Store):
                 parents = [Dependency(d.scheme, d.job if d.step < 0 else stored[d.step][0].id) for d in new.depends]
                 state = JobState.DEPEND if parents else JobState.ASSIGNED
                 message = waits_for(parents) if parents else None
+                edges = list(dict.fromkeys(parents))
                 row = tx.one(
                     "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
-                    "submit_key, placement, batch_id, step, release, message) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    "submit_key, placement, batch_id, step, release, message, unsatisfied) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (new.cluster, new.name, new.jobspec, new.command, state.value, new.now, new.now,
                      json.dumps(list(new.candidates)), new.key, new.placement, new.batch, new.step, new.release,
-                     message),
+                     message, len(edges)),
                 )
                 job_id = row[0]
-                for parent in dict.fromkeys(parents):
+                for parent in edges:
                     tx.execute("INSERT INTO job_dependencies (job_id, parent_id, scheme) VALUES (%s, %s, %s)",
                                (job_id, parent.job_id, parent.scheme))
                 tx.log(job_id, new.cluster, new.name, state, new.now, message or "")
@@ -531,60 +532,78 @@ class SQLStore(Store):
         logged = iter(events)
         return [(job, next(logged) if fresh else None) for job, fresh in stored]
 
-    def dependents_of(self, parents: Sequence[int]) -> list[int]:
+    def has_dependents(self, parents: Sequence[int]) -> bool:
         if not parents:
-            return []
+            return False
         among, params = self._in("d.parent_id", list(parents))
-        rows = self._read(
-            "SELECT DISTINCT d.job_id FROM job_dependencies d JOIN jobs j ON j.id = d.job_id "  # noqa: S608
-            f"WHERE {among} AND j.state = 'depend' ORDER BY d.job_id", params,
-        )
-        return [row[0] for row in rows]
+        return bool(self._read(
+            "SELECT 1 FROM job_dependencies d JOIN jobs j ON j.id = d.job_id "  # noqa: S608
+            f"WHERE {among} AND NOT d.satisfied AND j.state = 'depend' LIMIT 1", params,
+        ))
 
     def waiting_dependents(self) -> list[int]:
         return [row[0] for row in self._read("SELECT id FROM jobs WHERE state = 'depend' ORDER BY id")]
 
-    def settle_dependents(self, job_ids: Sequence[int], now: float) -> tuple[list[int], list[JobEvent]]:
+    def settle_dependents(
+        self, parents: Sequence[int], now: float, jobs: Sequence[int] = ()
+    ) -> tuple[list[int], list[JobEvent]]:
         def settle(tx: Transaction) -> list[int]:
             ready: list[int] = []
-            frontier = sorted(set(job_ids))
-            while frontier:
-                among, params = self._in("id", frontier)
-                waiting = {row[0]: row for row in tx.all(
-                    f"SELECT id, cluster, name FROM jobs WHERE {among} AND state = 'depend' "  # noqa: S608
+            if jobs:
+                # Every dependency of these was decided before a stop that came ahead of their release.
+                among, params = self._in("id", sorted(set(jobs)))
+                ready.extend(row[0] for row in tx.all(
+                    f"SELECT id FROM jobs WHERE {among} AND state = 'depend' AND unsatisfied <= 0 "  # noqa: S608
                     f"ORDER BY id{self.ROW_LOCK}", params,
-                )}
-                if not waiting:
-                    break
-                needs = self._dependencies(tx, list(waiting))
-                facts = self._parent_facts(tx, sorted({parent for deps in needs.values() for _, parent in deps}))
-                doomed: list[int] = []
-                for job_id, (_, cluster, name) in waiting.items():
-                    dependencies = [Dependency(scheme, parent) for scheme, parent in needs.get(job_id, [])]
-                    result, reason = evaluate(dependencies, facts)
-                    if result == Verdict.SATISFIED:
+                ))
+            by_parent, by_job = sorted(set(parents)), sorted(set(jobs))
+            while by_parent or by_job:
+                edges = self._open_edges(tx, by_parent, by_job)
+                facts = self._parent_facts(tx, sorted({edge[1] for edge in edges}))
+                cancelled: list[int] = []
+                for job_id, parent, scheme, cluster, name in edges:
+                    if job_id in cancelled:
+                        continue
+                    result = verdict(scheme, facts.get(parent))
+                    if result == Verdict.SATISFIED and self._satisfy(tx, job_id, parent, scheme):
                         ready.append(job_id)
                     elif result == Verdict.NEVER:
-                        tx.execute(
-                            "UPDATE jobs SET state = 'cancelled', updated = %s, message = %s WHERE id = %s",
-                            (now, reason, job_id),
-                        )
-                        tx.log(job_id, cluster, name, JobState.CANCELLED, now, reason)
-                        doomed.append(job_id)
-                frontier = self._waiting_children(tx, doomed)
-            return ready
+                        reason = never_reason(Dependency(scheme, parent), facts.get(parent))
+                        if tx.one("UPDATE jobs SET state = 'cancelled', updated = %s, message = %s "
+                                  "WHERE id = %s AND state = 'depend' RETURNING id", (now, reason, job_id)):
+                            tx.log(job_id, cluster, name, JobState.CANCELLED, now, reason)
+                            cancelled.append(job_id)
+                # The cancelled jobs' own dependents are decided in turn, in this transaction.
+                by_parent, by_job = cancelled, []
+            return list(dict.fromkeys(ready))
 
         return self._transaction(settle)
 
-    def _dependencies(self, tx: Transaction, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
-        among, params = self._in("job_id", job_ids)
-        needs: dict[int, list[tuple[str, int]]] = {}
-        for job_id, parent, scheme in tx.all(
-            f"SELECT job_id, parent_id, scheme FROM job_dependencies WHERE {among} "  # noqa: S608
-            "ORDER BY job_id, parent_id, scheme", params,
-        ):
-            needs.setdefault(job_id, []).append((scheme, parent))
-        return needs
+    def _open_edges(self, tx: Transaction, parents: Sequence[int], jobs: Sequence[int]) -> list[tuple]:
+        """(job, parent, scheme, job's cluster, job's name) of the dependencies not yet satisfied on ``parents``
+        or of ``jobs``, of jobs still waiting; the jobs' rows locked."""
+        terms: list[str] = []
+        params: list[Any] = []
+        for column, values in (("d.parent_id", parents), ("d.job_id", jobs)):
+            if values:
+                term, values_params = self._in(column, list(values))
+                terms.append(term)
+                params.extend(values_params)
+        return tx.all(
+            "SELECT d.job_id, d.parent_id, d.scheme, j.cluster, j.name FROM job_dependencies d "  # noqa: S608
+            f"JOIN jobs j ON j.id = d.job_id WHERE ({' OR '.join(terms)}) AND NOT d.satisfied "
+            f"AND j.state = 'depend' ORDER BY d.job_id, d.parent_id, d.scheme{self.ROW_LOCK}", params,
+        )
+
+    @staticmethod
+    def _satisfy(tx: Transaction, job_id: int, parent: int, scheme: str) -> bool:
+        """Mark one dependency satisfied (once); True when it was the job's last unsatisfied one."""
+        if tx.one("UPDATE job_dependencies SET satisfied = TRUE WHERE job_id = %s AND parent_id = %s "
+                  "AND scheme = %s AND NOT satisfied RETURNING job_id", (job_id, parent, scheme)) is None:
+            return False
+        row = tx.one("UPDATE jobs SET unsatisfied = unsatisfied - 1 WHERE id = %s AND state = 'depend' "
+                     "RETURNING unsatisfied", (job_id,))
+        return row is not None and row[0] <= 0
 
     def _parent_facts(self, tx: Transaction, parents: Sequence[int]) -> dict[int, ParentFacts]:
         if not parents:
@@ -595,15 +614,6 @@ class SQLStore(Store):
             f"WHERE e.job_id = j.id AND e.state = 'running') FROM jobs j WHERE {among}", params,
         )
         return {row[0]: ParentFacts(JobState(row[1]), row[2], bool(row[3])) for row in rows}
-
-    def _waiting_children(self, tx: Transaction, parents: Sequence[int]) -> list[int]:
-        if not parents:
-            return []
-        among, params = self._in("d.parent_id", parents)
-        return [row[0] for row in tx.all(
-            "SELECT DISTINCT d.job_id FROM job_dependencies d JOIN jobs j ON j.id = d.job_id "  # noqa: S608
-            f"WHERE {among} AND j.state = 'depend' ORDER BY d.job_id", params,
-        )]
 
     def release_jobs(self, releases: Sequence[Release], now: float) -> tuple[list[JobRecord], list[JobEvent]]:
         def release(tx: Transaction) -> list[JobRecord]:
