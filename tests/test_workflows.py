@@ -327,22 +327,28 @@ def test_a_restart_in_the_middle_releases_nothing_twice_and_loses_nothing(server
         "b": {"command": "sleep 60", "needs": "a"},
         "c": {"command": "true", "needs": "b"},
         "d": {"command": "true", "needs": "c"},
+        "x": {"command": "sleep 60", "needs": "a"},
+        "y": {"command": "true", "needs": "x"},
     }})
-    a, b, c, d = (step.job.id for step in workflow.steps)
-    grid.run(lambda: grid.job(b).state == "running")  # a ran, b was released and runs
+    a, b, c, d, x, y = (step.job.id for step in workflow.steps)
+    grid.run(lambda: grid.job(b).state == "running" and grid.job(x).state == "running")
     grid.close()
     grid.server.stop()
-    # While the server is down, b's end is written to the store and nothing released c (as when a server
-    # stops between storing a report and the release it triggers).
+    # While the server is down, b and x end in the store. x's end is stored and nothing more (a server that
+    # stopped right after storing a report); b's dependent c is even decided ready, but not released (a server
+    # that stopped between the two transactions).
     store = open_store(store_target(db))
     store.report_state("gpu", b, JobState.COMPLETED, time.time(), exit_code=0)
-    assert store.get_job(c).state == JobState.DEPEND
+    store.report_state("gpu", x, JobState.COMPLETED, time.time(), exit_code=0)
+    assert store.settle_dependents([b], time.time()) == ([c], [])
+    assert (store.get_job(c).state, store.get_job(y).state) == (JobState.DEPEND, JobState.DEPEND)
     store.close()
 
     grid = Grid(server_factory(db, global_token=GLOBAL_TOKEN), tmp_path)
     grid.config = RainbowConfig.load(tmp_path / "submitter.yaml")
     grid.client = RainbowClient(grid.server.address, config_file=grid.config)
-    assert grid.job(c).state == "assigned"  # released at start: its parent ended while the server was down
+    # Both released at start.
+    assert (grid.job(c).state, grid.job(y).state) == ("assigned", "assigned")
     config = RainbowConfig.load(tmp_path / "gpu.yaml")
     link = ClusterLink(RainbowClient(grid.server.address, config_file=config, retries=0, timeout=5),
                        agent="gpu-agent-2", timeout=5)
@@ -350,10 +356,10 @@ def test_a_restart_in_the_middle_releases_nothing_twice_and_loses_nothing(server
     grid.sites["gpu"] = Site("gpu", config, Agent(link, executor, hooks=Hooks(), stream=False, interval=0.05,
                                                   cwd=str(tmp_path)))
     try:
-        grid.run(lambda: grid.job(d).state in FINAL)
-        assert [grid.job(j).state for j in (a, b, c, d)] == ["completed"] * 4
+        grid.run(lambda: grid.job(d).state in FINAL and grid.job(y).state in FINAL)
+        assert [grid.job(j).state for j in (a, b, c, d, x, y)] == ["completed"] * 6
         events = grid.events()
-        for jobid in (a, b, c, d):
+        for jobid in (a, b, c, d, x, y):
             assert sum(1 for e in events if e.job_id == jobid and e.state.value == "assigned") == 1
     finally:
         grid.close()
