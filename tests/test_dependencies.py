@@ -126,7 +126,7 @@ def test_workflow_files_are_checked_whole(tmp_path):
     assert name == "wf" and [s.name for s in steps] == ["sim", "post"]
     assert steps[1].needs == (Need("sim", "afterok"),)
     sim = parse_jobspec(steps[0].jobspec)
-    assert [(r.type, r.count) for r in sim.resources[0].with_] == [("core", 1), ("gpu", 1)]
+    assert sim.name == "sim" and [(r.type, r.count) for r in sim.resources[0].with_] == [("core", 1), ("gpu", 1)]
     assert sim.resources[0].count == 2
     assert parse_jobspec(steps[1].jobspec).command == ["post"]
     for text, message in (

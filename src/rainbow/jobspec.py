@@ -17,6 +17,7 @@ the same request as multiplying its children's counts by S; a nextgen group's
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import shlex
@@ -629,6 +630,56 @@ def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
             "resources: must be a map of groups (nextgen) or a list (Flux V1)", field="resources"
         )
     return _parse_nextgen(doc)
+
+
+# -- jobspecs that differ only in their commands ---------------------------------
+
+
+def _tasks_of(doc: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    if isinstance(doc.get("tasks"), list):
+        return "tasks", list(doc["tasks"])
+    if isinstance(doc.get("task"), Mapping):
+        return "task", [doc["task"]]
+    return None
+
+
+def shape_key(doc: Mapping[str, Any]) -> str | None:
+    """The jobspec without its name and its tasks' commands (JSON), which matching does not read: jobspecs with
+    the same key differ only in those. None for a document this cannot tell (it is parsed on its own)."""
+    found = _tasks_of(doc)
+    if found is None or not all(isinstance(task, Mapping) for task in found[1]):
+        return None
+    where, tasks = found
+    shape = {key: value for key, value in doc.items() if key not in ("name", where)}
+    shape[where] = [{key: value for key, value in task.items() if key != "command"} for task in tasks]
+    try:
+        return json.dumps(shape, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def variant(template: Jobspec, doc: Mapping[str, Any]) -> Jobspec:
+    """``doc`` parsed by reusing ``template``, a parsed jobspec with the same :func:`shape_key`: only what
+    differs (the name and the tasks' commands) is checked, as the schema would."""
+    where, tasks = _tasks_of(doc) or ("tasks", [])
+    for index, task in enumerate(tasks):
+        command = task.get("command")
+        path = f"{where}[{index}].command" if where == "tasks" else f"{where}.command"
+        if template.dialect == "v1":
+            valid = isinstance(command, list) and bool(command) and all(isinstance(a, str) for a in command)
+        else:
+            valid = command is None or (isinstance(command, str) and bool(command)) or (
+                isinstance(command, list) and bool(command) and all(isinstance(a, str) for a in command))
+        if not valid:
+            raise InvalidArgument(f"{path}: must be a non-empty string or list of strings", field=path)
+    name = template.name
+    if template.dialect == "nextgen":
+        if "name" in doc and not isinstance(doc["name"], str):
+            raise InvalidArgument("name: must be a string", field="name")
+        labels = [top.label for top in template.resources if top.label]
+        name = doc.get("name", labels[0] if len(template.resources) == 1 and labels else None)
+    return dataclasses.replace(template, tasks=list(tasks), command=_command(tasks[0]) if tasks else [],
+                               name=name, raw=dict(doc), _cache={})
 
 
 # -- building and converting ----------------------------------------------------

@@ -160,13 +160,16 @@ def step_jobspec(name: str, entry: Mapping[str, Any], base: Path | None) -> str:
         return json.dumps(source)
     nodes = entry.get("nodes", 1)
     try:
-        doc = simple(entry["command"], nodes=nodes, tasks=entry.get("tasks", nodes), name=name)
+        # The resource group is not named after the step: steps that differ only in their commands then have
+        # the same resources, which the server parses and matches once for all of them.
+        doc = simple(entry["command"], nodes=nodes, tasks=entry.get("tasks", nodes))
     except InvalidArgument as exc:
         raise InvalidArgument(f"steps.{name}.{exc.field or 'command'}: {exc}", field=f"steps.{name}") from None
     gpus = entry.get("gpus", 0)
     if gpus:
-        doc["resources"][name]["with"].append({"type": "gpu", "count": gpus})
-    return json.dumps(doc)
+        for group in doc["resources"].values():
+            group["with"].append({"type": "gpu", "count": gpus})
+    return json.dumps({"name": name, **doc})
 
 
 def load_workflow(source: str | Path | Mapping[str, Any], base: Path | None = None) -> tuple[str, list[Step]]:

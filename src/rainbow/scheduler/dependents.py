@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from rainbow.dependencies import TRIGGER_STATES, Dependency
 from rainbow.errors import InvalidArgument, RainbowError
 from rainbow.jobspec import Jobspec
-from rainbow.lifecycle import JobState
 from rainbow.scheduler.authorization import Authorization
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import Placer, placement_record
@@ -153,29 +152,34 @@ class Dependents:
         finally:
             local.pending = None
 
-    def release(self, job_ids: Sequence[int]) -> list[JobRecord]:
+    def release(self, job_ids: Sequence[int]) -> list[JobEvent]:
         """Place jobs whose dependencies are satisfied, now, among the clusters their submitter may use now;
-        all moved in one store transaction."""
-        releases = [plan for job_id in job_ids if (plan := self._placement(job_id)) is not None]
-        released, events = self.store.release_jobs(releases, self.context.clock())
-        for job in released:
-            log.info("job %d (%s): %s", job.id, job.name, job.message)
+        all moved in one store transaction. The events written (assigned, or failed: no cluster can run it)."""
+        opened: dict[tuple[str, ...], list[str]] = {}  # the few token sets of a release, each looked up once
+        releases = [self._placement(job_id, jobspec, plan, opened)
+                    for job_id, _, jobspec, plan in self.store.waiting_jobs_to_place(job_ids)]
+        events = self.store.release_jobs(releases, self.context.clock())
+        for event in events[:20]:
+            log.info("job %d (%s): %s", event.job_id, event.name, event.message)
+        if len(events) > 20:
+            log.info("%d more jobs released", len(events) - 20)
         self.context.publish(events)
-        return released
+        return events
 
-    def _placement(self, job_id: int) -> Release | None:
-        """Where a released job goes (or why it cannot run anywhere now); None when it no longer waits."""
-        job = self.store.get_job(job_id)
-        if job is None or job.state != JobState.DEPEND:
-            return None
-        plan = json.loads(self.store.job_release(job_id) or "{}")
-        allowed = self.authorization.clusters_opened(plan.get("tokens") or [])
+    def _placement(self, job_id: int, jobspec: str, plan_text: str | None,
+                   opened: dict[tuple[str, ...], list[str]]) -> Release:
+        """Where a released job goes, or why it cannot run anywhere now."""
+        plan = json.loads(plan_text or "{}")
+        tokens = tuple(plan.get("tokens") or ())
+        allowed = opened.get(tokens)
+        if allowed is None:
+            allowed = opened[tokens] = self.authorization.clusters_opened(tokens)
         reachable = self.registry.reachable_among(allowed, excluding="")
         message = ""
         try:
-            jobspec = self.placer.parse_jobspec(job.jobspec)
+            template = self.placer.template_of(jobspec)  # steps differing only in commands match once
             selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
-            placement = self.placer.place(reachable, jobspec, selector) if reachable else None
+            placement = self.placer.place(reachable, template, selector) if reachable else None
         except InvalidArgument as exc:
             placement, message = None, str(exc)
         if placement is not None and placement.selection is not None and placement.selection.clusters:

@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
+from rainbow.jobspec import Jobspec
 from rainbow.scheduler.batches import BatchCancel, Batches, batch_identity
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.dependents import Dependents, new_dependent, release_plan
 from rainbow.scheduler.submission import PendingSubmit, Submissions
 from rainbow.scheduler.validation import check_idempotency_key, check_name
+from rainbow.selection import Selector
 from rainbow.store import DependsOn, JobRecord, NewJob, WorkflowRecord
 from rainbow.workflow import Step, check_steps
 
@@ -64,7 +66,7 @@ class Workflows:
                                     field="steps")
         order = check_steps(steps)
         placer = self.submissions.placer
-        placer.selector_for(select_algorithm, select_options)
+        selector = placer.selector_for(select_algorithm, select_options)
         workflow_id = batch_identity(key)
         plan = release_plan(token_hashes, select_algorithm, select_options)
         position: dict[str, int] = {}
@@ -74,7 +76,7 @@ class Workflows:
             step = steps[index]
             field = f"steps[{index}].jobspec"
             try:
-                jobspec = placer.parse_jobspec(step.jobspec)
+                jobspec, template = placer.parse_variant(step.jobspec)
             except RainbowError as exc:
                 raise type(exc)(f"{field} ({step.name}): {exc}", field=field) from None
             if jobspec.dependencies:
@@ -86,7 +88,7 @@ class Workflows:
                 new = new_dependent(candidates[0], step.name, step.jobspec, jobspec, depends, plan, now,
                                     batch=workflow_id, step=step.name)
             else:
-                new = self._place_now(candidates, step, index, select_algorithm, select_options, workflow_id)
+                new = self._place_now(candidates, step, index, jobspec, template, selector, workflow_id)
             position[step.name] = len(jobs)
             jobs.append(new)
         stored = self.store.add_graph(jobs, (workflow_id, name or "workflow", now))
@@ -106,13 +108,16 @@ class Workflows:
         candidates: Sequence[str],
         step: Step,
         index: int,
-        select_algorithm: str,
-        select_options: Mapping[str, str] | None,
+        jobspec: Jobspec,
+        template: Jobspec,
+        selector: Selector,
         workflow_id: str,
     ) -> NewJob:
-        """A step that needs nothing is placed at submit, as SubmitJob places a job."""
+        """A step that needs nothing is placed at submit, as SubmitJob places a job (matched as ``template``,
+        the parsed jobspec steps differing only in their commands share)."""
         try:
-            pending = self.submissions.prepare(candidates, step.name, step.jobspec, select_algorithm, select_options)
+            pending = self.submissions.prepare_copy(candidates, step.name, step.jobspec, template, jobspec.command,
+                                                    selector)
         except FailedPrecondition as exc:
             raise FailedPrecondition(f"steps[{index}] ({step.name}): {exc}", field=f"steps[{index}]") from None
         assert isinstance(pending, PendingSubmit)

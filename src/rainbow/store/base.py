@@ -339,18 +339,18 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def release_jobs(self, releases: Sequence[Release], now: float) -> tuple[list[JobRecord], list[JobEvent]]:
+    def release_jobs(self, releases: Sequence[Release], now: float) -> list[JobEvent]:
         """In one transaction, move each waiting ('depend') job to its ``cluster`` (assigned), or with no cluster
-        fail it with its ``message``. A job no longer waiting (another call released or cancelled it) is left
-        as it is and not returned."""
+        fail it with its ``message``; the events written. A job no longer waiting (another call released or
+        cancelled it) is left as it is."""
+
+    @abstractmethod
+    def waiting_jobs_to_place(self, job_ids: Sequence[int]) -> list[tuple[int, str, str, str | None]]:
+        """(id, name, jobspec, release plan JSON) of those of ``job_ids`` still waiting ('depend'), by id."""
 
     @abstractmethod
     def job_dependencies(self, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
         """(scheme, parent id) of each job, by job id (jobs without dependencies are left out)."""
-
-    @abstractmethod
-    def job_release(self, job_id: int) -> str | None:
-        """How to place a dependent job when released (JSON written at submit)."""
 
     @abstractmethod
     def job_parents(self, job_ids: Sequence[int]) -> dict[int, list[ParentJob]]:

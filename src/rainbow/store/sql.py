@@ -615,32 +615,38 @@ class SQLStore(Store):
         )
         return {row[0]: ParentFacts(JobState(row[1]), row[2], bool(row[3])) for row in rows}
 
-    def release_jobs(self, releases: Sequence[Release], now: float) -> tuple[list[JobRecord], list[JobEvent]]:
-        def release(tx: Transaction) -> list[JobRecord]:
-            moved: list[JobRecord] = []
+    def release_jobs(self, releases: Sequence[Release], now: float) -> list[JobEvent]:
+        def release(tx: Transaction) -> None:
             for item in releases:
                 if item.cluster:
                     row = tx.one(
-                        "UPDATE jobs SET state = 'assigned', cluster = %s, candidates = %s, placement = %s, "  # noqa: S608
-                        f"updated = %s, message = %s WHERE id = %s AND state = 'depend' RETURNING {JOB_COLUMNS}",
+                        "UPDATE jobs SET state = 'assigned', cluster = %s, candidates = %s, placement = %s, "
+                        "updated = %s, message = %s WHERE id = %s AND state = 'depend' RETURNING cluster, name",
                         (item.cluster, json.dumps(list(item.candidates)), item.placement, now, item.message,
                          item.job_id),
                     )
                 else:
                     row = tx.one(
-                        "UPDATE jobs SET state = 'failed', updated = %s, message = %s "  # noqa: S608
-                        f"WHERE id = %s AND state = 'depend' RETURNING {JOB_COLUMNS}",
+                        "UPDATE jobs SET state = 'failed', updated = %s, message = %s "
+                        "WHERE id = %s AND state = 'depend' RETURNING cluster, name",
                         (now, item.message, item.job_id),
                     )
                 if row is not None:
-                    job = job_from_row(row)
-                    tx.log(job.id, job.cluster, job.name, job.state, now, item.message)
-                    moved.append(job)
-            return moved
+                    state = JobState.ASSIGNED if item.cluster else JobState.FAILED
+                    tx.log(item.job_id, row[0], row[1], state, now, item.message)
 
         if not releases:
-            return [], []
-        return self._transaction(release)
+            return []
+        return self._transaction(release)[1]
+
+    def waiting_jobs_to_place(self, job_ids: Sequence[int]) -> list[tuple[int, str, str, str | None]]:
+        if not job_ids:
+            return []
+        among, params = self._in("id", list(job_ids))
+        return [tuple(row) for row in self._read(  # type: ignore[misc]
+            f"SELECT id, name, jobspec, release FROM jobs WHERE {among} AND state = 'depend' ORDER BY id",  # noqa: S608
+            params,
+        )]
 
     def job_dependencies(self, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
         if not job_ids:
@@ -653,10 +659,6 @@ class SQLStore(Store):
         ):
             needs.setdefault(job_id, []).append((scheme, parent))
         return needs
-
-    def job_release(self, job_id: int) -> str | None:
-        rows = self._read("SELECT release FROM jobs WHERE id = %s", (job_id,))
-        return rows[0][0] if rows else None
 
     def job_parents(self, job_ids: Sequence[int]) -> dict[int, list[ParentJob]]:
         needs = self.job_dependencies(job_ids)
