@@ -43,6 +43,8 @@
       const row = document.querySelector('tr[data-job="' + Number(id) + '"]');
       if (row) {
         setState(row.querySelector("[data-state]"), state);
+        // A workflow's step moved: draw the DAG again (a released step now has its cluster).
+        if (page === "workflow") scheduleRefresh();
       } else if (body.dataset.firstPage === "yes") {
         scheduleRefresh();
       }
