@@ -17,7 +17,7 @@ from rainbow.agent.hooks import Hooks
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
-from rainbow.errors import InvalidArgument, PermissionDenied
+from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.graph.synthetic import Vertex, tree_jgf
 from rainbow.lifecycle import JobState
 from rainbow.protos import rainbow_pb2
@@ -363,3 +363,18 @@ def test_a_restart_in_the_middle_releases_nothing_twice_and_loses_nothing(server
             assert sum(1 for e in events if e.job_id == jobid and e.state.value == "assigned") == 1
     finally:
         grid.close()
+
+
+def test_a_workflow_is_stored_whole_or_not_at_all_and_a_resend_answers_the_first(grid):
+    grid.register("gpu", gpu_graph(), nodes=2, cores=4, gpus=2)
+    store = grid.server.scheduler.store
+    with pytest.raises(FailedPrecondition, match=r"steps\[1\] \(wide\): no listed cluster can run this job"):
+        grid.client.submit_workflow({"steps": {"small": {"command": "true"},
+                                               "wide": {"command": "true", "tasks": 64}}})
+    assert store.count_jobs() == 0
+    workflow = {"steps": {"a": {"command": "true"}, "b": {"command": "true", "needs": "a"}}}
+    first = grid.client.submit_workflow(workflow, idempotency_key="the-same-workflow")
+    again = grid.client.submit_workflow(workflow, idempotency_key="the-same-workflow")
+    assert again.workflow_id == first.workflow_id
+    assert [s.job.id for s in again.steps] == [s.job.id for s in first.steps]
+    assert store.count_jobs() == 2

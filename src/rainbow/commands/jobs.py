@@ -138,8 +138,9 @@ def run_watch(args: argparse.Namespace) -> int:
                 live.update(event)
             else:
                 detail = f" ({event.message})" if event.message else ""
-                print(f"{_when(event.time)}  job {event.jobid} ({event.name}) on {event.cluster}: "
-                      f"{event.state}{detail}", flush=True)
+                where = f" on {event.cluster}" if event.cluster else ""
+                print(f"{_when(event.time)}  job {event.jobid} ({event.name}){where}: {event.state}{detail}",
+                      flush=True)
             seen += 1
             if args.count and seen >= args.count:
                 break

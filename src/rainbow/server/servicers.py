@@ -201,8 +201,10 @@ def _steps(request: rainbow_pb2.SubmitWorkflowRequest) -> list[Step]:
 
 
 def job_event(event: JobEvent) -> rainbow_pb2.JobEvent:
+    # A job starting to wait for its dependencies is on no cluster yet.
+    cluster = "" if event.state == JobState.DEPEND else event.cluster
     return rainbow_pb2.JobEvent(
-        seq=event.seq, jobid=event.job_id, cluster=event.cluster, state=event.state.value,
+        seq=event.seq, jobid=event.job_id, cluster=cluster, state=event.state.value,
         time=event.time, message=event.message, name=event.name,
     )
 
