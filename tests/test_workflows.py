@@ -17,7 +17,7 @@ from rainbow.agent.hooks import Hooks
 from rainbow.agent.link import ClusterLink
 from rainbow.client import RainbowClient
 from rainbow.config import RainbowConfig
-from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from rainbow.graph.synthetic import Vertex, tree_jgf
 from rainbow.lifecycle import JobState
 from rainbow.protos import rainbow_pb2
@@ -281,6 +281,12 @@ def test_cycles_unknown_steps_and_unknown_jobs_are_refused_and_nothing_is_stored
             stub.SubmitWorkflow(request)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in error.value.details()
+    many = rainbow_pb2.SubmitWorkflowRequest(clusters=clusters, steps=[
+        rainbow_pb2.WorkflowStep(name="a", jobspec=spec),
+        rainbow_pb2.WorkflowStep(name="b", jobspec=spec, needs=[rainbow_pb2.WorkflowNeed(step="a")] * 40)])
+    with pytest.raises(grpc.RpcError) as error:
+        stub.SubmitWorkflow(many)
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "40 needs for 2 steps" in error.value.details()
     with pytest.raises(InvalidArgument, match="unknown job 999999"):
         client.submit_job("true", dependencies=["afterok:999999"])
     with pytest.raises(InvalidArgument, match="unknown job 999998"):
@@ -305,6 +311,16 @@ def test_a_dependency_on_a_job_the_tokens_do_not_open_is_refused(server_factory,
                 client.submit_job("true", dependencies=[f"afterok:{hidden}"])
             visible = client.submit_job("true").jobid
             assert client.submit_job("true", dependencies=[f"afterok:{visible}"]).jobid
+        # Resending another submitter's key does not answer that submitter's job.
+        mine = grid.client.submit_job("true", dependencies=[f"afterok:{hidden}"], idempotency_key="key-of-gpu")
+        assert grid.client.submit_job("true", dependencies=[f"afterok:{hidden}"],
+                                      idempotency_key="key-of-gpu").jobid == mine.jobid
+        only_big = RainbowConfig.new("only-big", host=grid.server.address, path=tmp_path / "only-big.yaml")
+        only_big.add_cluster_token("big", grid.config.token_for("big"))
+        with RainbowClient(grid.server.address, config_file=only_big) as client:
+            parent = client.submit_job("true").jobid
+            with pytest.raises(PermissionDenied, match="idempotency_key"):
+                client.submit_job("true", dependencies=[f"afterok:{parent}"], idempotency_key="key-of-gpu")
     finally:
         grid.close()
 
@@ -378,3 +394,24 @@ def test_a_workflow_is_stored_whole_or_not_at_all_and_a_resend_answers_the_first
     assert again.workflow_id == first.workflow_id
     assert [s.job.id for s in again.steps] == [s.job.id for s in first.steps]
     assert store.count_jobs() == 2
+
+
+def test_a_decision_that_fails_does_not_fail_the_report_and_is_made_by_the_next_check(grid, monkeypatch):
+    grid.register("gpu", gpu_graph(), nodes=2, cores=4, gpus=2)
+    scheduler = grid.server.scheduler
+    parent = grid.client.submit_job("true").jobid
+    child = grid.client.submit_job("true", dependencies=[f"afterok:{parent}"]).jobid
+    real = scheduler.store.settle_dependents
+    failures = []
+
+    def unavailable(*args, **kwargs):
+        failures.append(args)
+        raise Unavailable("the database is unreachable: test")
+
+    monkeypatch.setattr(scheduler.store, "settle_dependents", unavailable)
+    grid.run(lambda: grid.job(parent).state in FINAL)
+    assert grid.job(parent).state == "completed"  # its report was stored and answered
+    assert failures and grid.job(child).state == "depend" and scheduler.dependents.behind
+    monkeypatch.setattr(scheduler.store, "settle_dependents", real)
+    scheduler.check_clusters()
+    assert grid.job(child).state == "assigned" and not scheduler.dependents.behind

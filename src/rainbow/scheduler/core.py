@@ -342,11 +342,11 @@ class Scheduler:
     def check_clusters(self) -> list[str]:
         """Mark silent clusters unreachable and re-place their waiting jobs; returns newly silent ones.
 
-        On a shared store, jobs waiting for dependencies are decided again too: the replica that stored a
-        parent's last report may have stopped before it released them.
+        Jobs waiting for dependencies are decided again too on a shared store (the replica that stored a
+        parent's last report may have stopped before it released them), or after a decision failed here.
         """
         silent = self.jobs.check_clusters()
-        if self.store.shared:
+        if self.store.shared or self.dependents.behind:
             self.dependents.recover()
         return silent
 

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from rainbow.dependencies import TRIGGER_STATES, Dependency
-from rainbow.errors import InvalidArgument, RainbowError
+from rainbow.errors import InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec
 from rainbow.scheduler.authorization import Authorization
 from rainbow.scheduler.context import SchedulerContext, log
@@ -73,6 +73,8 @@ class Dependents:
         self.authorization = authorization
         self.placer = placer
         self._local = threading.local()
+        # A decision failed (the store was unreachable): the periodic check decides every waiting job again.
+        self.behind = False
 
     # -- submit ------------------------------------------------------------------
     def submit(
@@ -95,6 +97,8 @@ class Dependents:
         new = new_dependent(candidates[0], name, jobspec_text, jobspec, depends,
                             release_plan(token_hashes, select_algorithm, select_options), self.context.clock(), key)
         (job, event), = self.store.add_graph([new])
+        if event is None and not self.authorization.can_read(job, token_hashes):
+            raise PermissionDenied("idempotency_key belongs to a job your tokens do not open", field="idempotency_key")
         if event is not None:
             log.info("job %d (%s) %s", job.id, job.name, job.message)
             self.context.publish([event])
@@ -113,12 +117,14 @@ class Dependents:
         try:
             if self.store.has_dependents(parents):
                 self.settle(parents=parents)
-        except RainbowError as exc:
-            # Decided again at the next start (or periodic check on a shared store): later, never lost.
-            log.error("dependents of %s not decided yet: %s", parents[:10], exc)
+        except Exception as exc:  # the change that triggered this is stored: it must not fail for its dependents
+            # Decided again by the next periodic check (``behind``) or start: later, never lost.
+            self.behind = True
+            log.error("dependents of %s not decided yet (decided again later): %s", parents[:10], exc)
 
     def recover(self) -> int:
         """Decide every waiting job again (at start, and periodically); returns how many were waiting."""
+        self.behind = False
         waiting = self.store.waiting_dependents()
         if waiting:
             self.settle(jobs=waiting)

@@ -25,6 +25,10 @@ from rainbow.selection import Selector
 from rainbow.store import DependsOn, JobRecord, NewJob, WorkflowRecord
 from rainbow.workflow import Step, check_steps
 
+# A fan-in needs every other step (2 needs per step on average); a bound keeps a request from asking for
+# steps x steps dependency rows.
+MAX_NEEDS_PER_STEP = 16
+
 
 @dataclass(frozen=True)
 class WorkflowView:
@@ -64,6 +68,10 @@ class Workflows:
         if size > limits.max_batch_bytes:
             raise ResourceExhausted(f"steps: more than {limits.max_batch_bytes} bytes of jobspecs (max_batch_bytes)",
                                     field="steps")
+        needs = sum(len(step.needs) for step in steps)
+        if needs > MAX_NEEDS_PER_STEP * max(len(steps), 1):
+            raise ResourceExhausted(f"steps: {needs} needs for {len(steps)} steps (at most {MAX_NEEDS_PER_STEP} "
+                                    "per step on average)", field="steps")
         order = check_steps(steps)
         placer = self.submissions.placer
         selector = placer.selector_for(select_algorithm, select_options)
