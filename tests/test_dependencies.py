@@ -43,6 +43,7 @@ WAITING = ParentFacts(JobState.ASSIGNED)
     (RUNNING,               (S, W, W, W, W)),
     (RAN_OK,                (S, S, S, N, N)),
     (RAN_FAILED,            (S, S, N, S, N)),
+    (ParentFacts(JobState.FAILED, 1, False), (S, S, N, S, N)),  # ended too soon to be seen running
     (REJECTED,              (N, S, N, S, S)),
     (CANCELLED_WAITING,     (N, S, N, S, S)),
     (CANCELLED_RUNNING,     (S, S, N, S, S)),

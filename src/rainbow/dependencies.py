@@ -6,7 +6,8 @@ job (the antecedent) did:
 ============  ===================================================  =====================================
 scheme        satisfied when the parent                            never satisfied when the parent
 ============  ===================================================  =====================================
-after         started running (``afterstart`` is the same)         ended without having run
+after         started running (``afterstart`` is the same): it     ended without having run
+              was reported running, or ended with its own exit code
 afterany      ended, whatever the result                           (always satisfied once it ends)
 afterok       completed (exit code 0)                              failed or was cancelled
 afternotok    failed or was cancelled                              completed
@@ -120,7 +121,10 @@ def verdict(scheme: str, parent: ParentFacts | None) -> Verdict:
     state = parent.state
     ended = state in FINAL_STATES
     if scheme in ("after", "afterstart"):
-        if parent.started or state in (JobState.RUNNING, JobState.COMPLETED):
+        # It ran: it was reported running, or it ended with an exit code of its own (too quick to be seen running).
+        ran = parent.started or state in (JobState.RUNNING, JobState.COMPLETED) or (
+            state == JobState.FAILED and parent.exit_code is not None)
+        if ran:
             return Verdict.SATISFIED
         return Verdict.NEVER if ended else Verdict.WAIT
     if not ended:
