@@ -27,6 +27,7 @@ from bench import (
     register_bench,
     submit_bench,
     web_bench,
+    workflow_bench,
 )
 from bench.common import RESULTS, ROOT, child_env, machine, write_results
 
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "memory": lambda quick: memory_bench.run(quick),
     "lifecycle": lambda quick: lifecycle_bench.run(quick),
     "web": lambda quick: web_bench.run(quick),
+    "workflow": lambda quick: workflow_bench.run(quick),
     "match": _match,
     "fairshare": lambda quick: fairshare_bench.run(quick),
 }
@@ -110,6 +112,13 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
                      f"cluster tokens {s['cluster_tokens_rps']:,.0f} jobs/s, x{s['ratio']:.2f}", ">= 0.9"))
         rows.append((f"fair-share receive + accept {v['jobs']:,} jobs of 10 users", f"{v['round_s']:.3f} s", "",
                      "< 1 s"))
+    if "workflow" in results:
+        r = results["workflow"]
+        rows.append((f"SubmitWorkflow, {r['steps']:,}-step fan-out/fan-in", f"{r['submit_s']:.2f} s", "", "< 2 s"))
+        rows.append(("parent's completion report -> released child at its agent",
+                     f"median {r['release']['median_ms']:.1f}, max {r['release']['max_ms']:.1f} ms; fan-in "
+                     f"{r['fan_in_s'] * 1000:.0f} ms", f"fan-out of {r['steps'] - 2:,} at once: last after "
+                     f"{r['fan_out_last_s']:.2f} s", "<= 1 s"))
     if "match" in results:
         r = results["match"]
         if "mix_median_ms" in r:

@@ -40,7 +40,7 @@ ENTRY_PACKAGES = ("rainbow.commands",)
 
 # Plain data, errors and parsers every room may use.
 FOUNDATION = {"rainbow", "version", "errors", "limits", "lifecycle", "credentials", "config", "jobspec", "jgf",
-              "hostlists", "constraints", "durations", "queues", "oidc",
+              "hostlists", "constraints", "durations", "queues", "oidc", "dependencies", "workflow",
               "protos", "fairshare"}
 
 ALLOWED: dict[str, set[str]] = {
@@ -184,6 +184,8 @@ SCHEDULER_MODULES: dict[str, set[str]] = {
     "batches": {"context", "submission", "validation"},
     "users": {"context", "registry", "validation"},
     "accounts": {"context", "validation"},
+    "dependents": {"authorization", "context", "placement", "registry", "validation"},
+    "workflows": {"authorization", "batches", "context", "dependents", "submission", "validation"},
 }
 
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import batch_bench, fairshare_bench, receive_bench, submit_bench, web_bench  # noqa: E402
+from bench import batch_bench, fairshare_bench, receive_bench, submit_bench, web_bench, workflow_bench  # noqa: E402
 from bench.__main__ import summary_rows  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
@@ -85,3 +85,11 @@ def test_batch_quick(tmp_path):
     assert batch["batch_placed"] == batch["array_placed"] == 2_000 and batch["calls"] == 2
     assert batch["stored"] == batch["acknowledged"] and batch["durable"]
     assert batch["batch_jobs_per_s"] > 0 and batch["single_jobs_per_s"] > 0
+
+
+def test_workflow_quick(tmp_path):
+    result = workflow_bench.run(quick=True, steps=200, samples=3, out=tmp_path / "workflow.json")
+    assert result["steps"] == 200 and result["release"]["n"] == 3
+    assert result["fan_in_report"]["n"] == 198  # every work step was reported and join arrived after the last
+    assert 0 < result["fan_out_first_s"] <= result["fan_out_last_s"]
+    assert (tmp_path / "workflow.json").exists()

@@ -44,7 +44,8 @@ FIRST_ADDED_NUMBER = 20
 # Fields this implementation added earlier, each with a number the contract never used.
 ADDED = {("ReceiveJobsRequest", "agent"), ("SatisfyResponse", "reasons"), ("SubmitJobRequest", "idempotency_key"),
          ("ReceiveJobsResponse", "leases"), ("ReceiveJobsResponse", "lease_seconds"),
-         ("AcceptJobsRequest", "agent"), ("AcceptJobsRequest", "leases"), ("ReceiveJobsResponse", "owners")}
+         ("AcceptJobsRequest", "agent"), ("AcceptJobsRequest", "leases"), ("ReceiveJobsResponse", "owners"),
+         ("ReceiveJobsResponse", "depends")}
 
 
 def test_wire_contract_numbers():
@@ -107,4 +108,7 @@ def test_service_names_and_methods():
 def test_added_fields_use_new_numbers():
     assert rainbow_pb2.ReceiveJobsRequest.DESCRIPTOR.fields_by_name["agent"].number == 8
     assert rainbow_pb2.ReceiveJobsResponse.DESCRIPTOR.fields_by_name["owners"].number == 20
+    assert rainbow_pb2.ReceiveJobsResponse.DESCRIPTOR.fields_by_name["depends"].number == 30
+    assert {f.name: f.number for f in rainbow_pb2.JobInfo.DESCRIPTOR.fields if 30 <= f.number < 40} == {
+        "dependencies": 30, "workflow_id": 31, "step": 32}
     assert memory_pb2.SatisfyResponse.DESCRIPTOR.fields_by_name["reasons"].number == 6

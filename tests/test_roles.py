@@ -49,6 +49,9 @@ ListJobs            PD        OK     OK   OK    OK    PD      PD
 WatchJobs           PD        OK     OK   OK    OK    PD      PD
 GetBatch            PD        OK     OK   NF    OK    PD      PD
 CancelBatch         PD        OK     OK   NF    OK    PD      PD
+SubmitWorkflow      PD        OK     OK   OK    OK    PD      PD
+GetWorkflow         PD        OK     OK   NF    OK    PD      PD
+CancelWorkflow      PD        OK     OK   NF    OK    PD      PD
 AddUser             UN        UN     PD   PD    OK    UN      OK
 RemoveUser          UN        UN     PD   PD    OK    UN      OK
 NewUserToken        UN        UN     PD   PD    OK    UN      OK
@@ -64,6 +67,7 @@ GetUsage            UN        UN     PD   PD    OK    UN      OK
 Satisfy             OK        OK     OK   OK    OK    OK      OK
 GraphRegister       PD        PD     PD   PD    PD    OK      PD
 """
+WORKFLOW = {"name": "pipeline", "steps": {"make": {"command": "true"}, "use": {"command": "true", "needs": "make"}}}
 CODES = {"OK": "OK", "PD": "PERMISSION_DENIED", "UN": "UNAUTHENTICATED", "NF": "NOT_FOUND"}
 
 
@@ -82,6 +86,7 @@ class World:
     tokens: dict[str, str]  # alice, bob, root -> user token
     job: int  # alice's job
     batch: str  # alice's batch
+    workflow: str  # alice's workflow
     config: RainbowConfig
     counter: Any = None
 
@@ -108,10 +113,12 @@ def world(server_factory, tmp_path):
     with RainbowClient(server.address, user_token=tokens["alice"]) as alice:
         job = alice.submit_jobspec(simple(["true"]), name="alice-job").jobid
         batch = alice.submit_array(simple(["app", "{cc}"]), 2).batch_id
+        workflow = alice.submit_workflow(WORKFLOW).workflow_id
     with RainbowClient(server.address, user_token=tokens["bob"]) as bob:
         bob.submit_jobspec(simple(["true"]), name="bob-job")
     stubs = stubs_for(server.address, server)
-    yield World(stubs, registration.token, registration.secret, tokens, job, batch, config, itertools.count(1))
+    yield World(stubs, registration.token, registration.secret, tokens, job, batch, workflow, config,
+                itertools.count(1))
     stubs.channel.close()
 
 
@@ -182,6 +189,13 @@ def _call(world: World, rpc: str, role: str) -> str:
             clusters=_clusters(world, value) if not metadata else [], batch_id=world.batch)),
         "CancelBatch": lambda: unary(scheduler.CancelBatch, rainbow_pb2.CancelBatchRequest(
             clusters=_clusters(world, value) if not metadata else [], batch_id=world.batch)),
+        "SubmitWorkflow": lambda: unary(scheduler.SubmitWorkflow, rainbow_pb2.SubmitWorkflowRequest(
+            clusters=_clusters(world, value) if not metadata else [], name="matrix",
+            steps=[rainbow_pb2.WorkflowStep(name="only", jobspec=spec)])),
+        "GetWorkflow": lambda: unary(scheduler.GetWorkflow, rainbow_pb2.GetWorkflowRequest(
+            clusters=_clusters(world, value) if not metadata else [], workflow_id=world.workflow)),
+        "CancelWorkflow": lambda: unary(scheduler.CancelWorkflow, rainbow_pb2.CancelWorkflowRequest(
+            clusters=_clusters(world, value) if not metadata else [], workflow_id=world.workflow)),
         "AddUser": lambda: unary(scheduler.AddUser, rainbow_pb2.AddUserRequest(
             name=world.unique("someone"), secret=value)),
         "RemoveUser": lambda: unary(scheduler.RemoveUser, rainbow_pb2.UserRequest(

@@ -310,3 +310,42 @@ def test_the_job_page_explains_which_clusters_matched_and_what_selection_decided
     assert re.search(r"<b>small</b> did not match: needs 4 node", page)
     assert "chose <b>big</b>" in page and "Cluster state selection decided from" in page
     small.client.close()
+
+
+def test_the_workflow_page_draws_the_dag_escaped_and_only_for_its_clusters(server_factory, tmp_path):
+    server = server_factory(web="127.0.0.1:0")
+    keebler = register(server.address, tmp_path, "keebler")
+    (tmp_path / "t").mkdir()
+    tioga = register(server.address, tmp_path / "t", "tioga")
+    workflow = keebler.client.submit_workflow({"name": "<b>diamond</b>", "steps": {
+        "first": {"command": "true"},
+        "left": {"command": "true", "needs": "first"},
+        "right": {"command": "true", "needs": {"first": "afterany"}},
+        "last": {"command": "true", "needs": ["left", "right"]},
+    }})
+    ids = {step.name: step.job.id for step in workflow.steps}
+    site = Site(server.server.web_port)
+    site.sign_in(keebler.token)
+    page = site.get(f"/workflows/{workflow.workflow_id}")
+    assert page.status == 200
+    assert "&lt;b&gt;diamond&lt;/b&gt;" in page.text and "<b>diamond</b>" not in page.text
+    nodes = re.findall(r'<g class="step state (\w+)" data-node="(\d+)">', page.text)
+    assert nodes == [("assigned", str(ids["first"])), ("depend", str(ids["left"])), ("depend", str(ids["right"])),
+                     ("depend", str(ids["last"]))]
+    assert page.text.count('marker-end="url(#arrow)"') == 4  # one arrow per need
+    assert ">afterany</text>" in page.text  # a condition other than afterok is written on its arrow
+    # Layers left to right: first, then left and right one above the other, then last.
+    xs = dict(re.findall(r'data-node="(\d+)"><rect x="(\d+)"', page.text))
+    assert int(xs[str(ids["first"])]) < int(xs[str(ids["left"])]) == int(xs[str(ids["right"])]) < \
+        int(xs[str(ids["last"])])
+    fragment = site.get(f"/workflows/{workflow.workflow_id}?fragment=1")
+    assert fragment.status == 200 and fragment.text.lstrip().startswith("<svg")
+    job = site.get(f"/jobs/{ids['last']}").text
+    assert f'href="/workflows/{workflow.workflow_id}"' in job and "not placed yet" in job
+
+    other = Site(server.server.web_port)
+    other.sign_in(tioga.token)
+    assert other.get(f"/workflows/{workflow.workflow_id}").status == 404
+    assert site.get("/workflows/nosuchworkflow").status == 404
+    keebler.client.close()
+    tioga.client.close()

@@ -17,10 +17,11 @@ the same request as multiplying its children's counts by S; a nextgen group's
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -30,6 +31,7 @@ import semver
 import yaml
 
 from rainbow.constraints import combine, validate_constraint
+from rainbow.dependencies import Dependency, from_jobspec, to_jobspec
 from rainbow.errors import InvalidArgument
 
 MAX_NODES = 100_000
@@ -167,6 +169,7 @@ V1_SCHEMA: dict[str, Any] = {
                         "environment": {"type": "object"},
                         "queue": {"type": "string", "minLength": 1},
                         "constraints": {"type": "object"},
+                        "dependencies": {"type": "array"},
                     },
                 },
                 "user": {"type": "object"},
@@ -329,6 +332,8 @@ class Jobspec:
     queue: str | None = None
     constraints: dict[str, Any] | None = None
     duration: float = 0.0
+    # RFC 26 dependencies (``attributes.system.dependencies``): the job waits until they are satisfied.
+    dependencies: tuple[Dependency, ...] = ()
     _cache: dict[str, Any] = dc_field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -547,6 +552,10 @@ def _parse_nextgen(doc: dict[str, Any]) -> Jobspec:
     parameters = dict(attributes.get("parameter") or {})
     placement = _placement(attributes, "attributes")
     name = doc.get("name")
+    system = attributes.get("system") or {}
+    if not isinstance(system, Mapping):
+        raise InvalidArgument("attributes.system: must be a mapping", field="attributes.system")
+    dependencies = from_jobspec(system.get("dependencies"))
     if name is None:
         labels = [top.label for top in resources if top.label]
         name = labels[0] if len(resources) == 1 and labels else None
@@ -559,6 +568,7 @@ def _parse_nextgen(doc: dict[str, Any]) -> Jobspec:
         command=_command(tasks[0]) if tasks else [],
         name=name,
         raw=doc,
+        dependencies=dependencies,
         **placement,
     )
 
@@ -589,6 +599,7 @@ def _parse_v1(doc: dict[str, Any]) -> Jobspec:
         command=_command(tasks[0]),
         name=name,
         raw=doc,
+        dependencies=from_jobspec(system.get("dependencies")),
         **placement,
     )
 
@@ -621,6 +632,56 @@ def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
     return _parse_nextgen(doc)
 
 
+# -- jobspecs that differ only in their commands ---------------------------------
+
+
+def _tasks_of(doc: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    if isinstance(doc.get("tasks"), list):
+        return "tasks", list(doc["tasks"])
+    if isinstance(doc.get("task"), Mapping):
+        return "task", [doc["task"]]
+    return None
+
+
+def shape_key(doc: Mapping[str, Any]) -> str | None:
+    """The jobspec without its name and its tasks' commands (JSON), which matching does not read: jobspecs with
+    the same key differ only in those. None for a document this cannot tell (it is parsed on its own)."""
+    found = _tasks_of(doc)
+    if found is None or not all(isinstance(task, Mapping) for task in found[1]):
+        return None
+    where, tasks = found
+    shape = {key: value for key, value in doc.items() if key not in ("name", where)}
+    shape[where] = [{key: value for key, value in task.items() if key != "command"} for task in tasks]
+    try:
+        return json.dumps(shape, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def variant(template: Jobspec, doc: Mapping[str, Any]) -> Jobspec:
+    """``doc`` parsed by reusing ``template``, a parsed jobspec with the same :func:`shape_key`: only what
+    differs (the name and the tasks' commands) is checked, as the schema would."""
+    where, tasks = _tasks_of(doc) or ("tasks", [])
+    for index, task in enumerate(tasks):
+        command = task.get("command")
+        path = f"{where}[{index}].command" if where == "tasks" else f"{where}.command"
+        if template.dialect == "v1":
+            valid = isinstance(command, list) and bool(command) and all(isinstance(a, str) for a in command)
+        else:
+            valid = command is None or (isinstance(command, str) and bool(command)) or (
+                isinstance(command, list) and bool(command) and all(isinstance(a, str) for a in command))
+        if not valid:
+            raise InvalidArgument(f"{path}: must be a non-empty string or list of strings", field=path)
+    name = template.name
+    if template.dialect == "nextgen":
+        if "name" in doc and not isinstance(doc["name"], str):
+            raise InvalidArgument("name: must be a string", field="name")
+        labels = [top.label for top in template.resources if top.label]
+        name = doc.get("name", labels[0] if len(template.resources) == 1 and labels else None)
+    return dataclasses.replace(template, tasks=list(tasks), command=_command(tasks[0]) if tasks else [],
+                               name=name, raw=dict(doc), _cache={})
+
+
 # -- building and converting ----------------------------------------------------
 
 
@@ -646,6 +707,16 @@ def with_placement(
         section["constraints"] = combine(section.get("constraints"), constraints)
     if duration is not None:
         section["duration"] = 0.0 if math.isinf(duration) else float(duration)
+    return out
+
+
+def with_dependencies(doc: Mapping[str, Any], dependencies: Sequence[Dependency]) -> dict[str, Any]:
+    """A copy of a jobspec dict with ``dependencies`` added to ``attributes.system.dependencies``
+    (as ``flux submit --dependency`` adds them), each once."""
+    out = copy.deepcopy(dict(doc))
+    system = out.setdefault("attributes", {}).setdefault("system", {})
+    known = list(from_jobspec(system.get("dependencies")))
+    system["dependencies"] = to_jobspec(dict.fromkeys([*known, *dependencies]))
     return out
 
 

@@ -9,6 +9,8 @@
     leased/accepted/submitted/unknown -> assigned (elsewhere) | failed
                                          (the cluster's scheduler rejected it before it ran)
     accepted/submitted/running -> unknown   (cluster stopped reporting; reconciled when it returns)
+    depend -> assigned   (its dependencies are satisfied: matched and placed at that moment)
+    depend -> cancelled  (a dependency can never be satisfied) | failed (no cluster can run it at release)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from enum import Enum
 
 
 class JobState(str, Enum):
+    DEPEND = "depend"
     ASSIGNED = "assigned"
     LEASED = "leased"
     ACCEPTED = "accepted"

@@ -47,6 +47,7 @@ def to_flux_jobspec(
     lease: int = 0,
     user: str = "",
     group: str = "",
+    depends: str | None = None,
 ) -> dict[str, Any]:
     """The Flux V1 jobspec dict for a rainbow job.
 
@@ -64,6 +65,9 @@ def to_flux_jobspec(
         cluster can still prove the lease (:func:`lease_tag`).
     :param user: the rainbow user the job is for (``attributes.user.rainbow_user``; none when '').
     :param group: the group it is accounted to (``attributes.user.rainbow_group``; none when '').
+    :param depends: what the job depended on (JSON, as the server hands it out with the job), set as
+        ``RAINBOW_DEPENDS``. The jobspec's own ``attributes.system.dependencies`` name rainbow job ids,
+        which the cluster's scheduler does not know: rainbow already waited for them, so they are dropped.
     :raises InvalidArgument: the jobspec is invalid or has no V1 form.
     """
     from rainbow.jobspec import Jobspec, parse_jobspec, to_flux_v1
@@ -74,6 +78,7 @@ def to_flux_jobspec(
         raise InvalidArgument("tasks[0].command: the job has no command to run", field="tasks")
     attributes = spec.setdefault("attributes", {})
     system = attributes.setdefault("system", {})
+    system.pop("dependencies", None)
     if not system.get("duration"):
         system["duration"] = float(duration or 0.0)
     own_env = system.get("environment") or {}
@@ -84,6 +89,7 @@ def to_flux_jobspec(
         **{str(k): str(v) for k, v in own_env.items()},
         "RAINBOW_JOBID": str(jobid),
         "RAINBOW_CLUSTER": cluster,
+        **({"RAINBOW_DEPENDS": depends} if depends else {}),
     }
     if not system.get("cwd") and cwd:
         system["cwd"] = cwd

@@ -475,7 +475,8 @@ class Agent:
                                   "(not in its agent's --allow-user list)")
             source: Any = wire.jobspec or (simple(shlex.split(wire.command)) if wire.command else "")
             spec = to_flux_jobspec(source, jobid=wire.id, cluster=self.cluster, name=wire.name,
-                                   environment=self.environment, cwd=self.cwd, lease=lease, user=user, group=group)
+                                   environment=self.environment, cwd=self.cwd, lease=lease, user=user, group=group,
+                                   depends=getattr(wire, "depends", "") or None)
             job.hook = HookJob(wire.id, self.cluster, wire.name, spec)
             self.hooks.validate(job.hook)
             local_id = self.executor.submit(Submission(wire.id, self.cluster, wire.name, job.hook.jobspec))

@@ -87,8 +87,7 @@ class ClusterLink:
         request.sent.GetCurrentTime()
         reply = self._call(self.client.scheduler_stub.ReceiveJobs, request)
         self._note_lease(reply.lease_seconds)
-        return [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0), reply.owners.get(jobid))
-                for jobid in sorted(reply.jobs)]
+        return Job.from_reply(reply)
 
     def _note_lease(self, seconds: float) -> None:
         if seconds > 0:
@@ -157,8 +156,7 @@ class ClusterLink:
         try:
             for reply in call:
                 self._note_lease(reply.lease_seconds)
-                yield [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0), reply.owners.get(jobid))
-                       for jobid in sorted(reply.jobs)]
+                yield Job.from_reply(reply)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED and call.cancelled():
                 return

@@ -42,6 +42,8 @@ from rainbow.client.results import (
     StateUpdate,
     SubmitResult,
     User,
+    WorkflowStatus,
+    WorkflowStep,
 )
 from rainbow.client.transport import (
     DEFAULT_RETRIES,
@@ -81,6 +83,8 @@ __all__ = [
     "Usage",
     "UsageTotal",
     "User",
+    "WorkflowStatus",
+    "WorkflowStep",
     "accept_each",
     "connection_hint",
     "read_input",

@@ -35,6 +35,7 @@ from rainbow.client.results import (
     StateUpdate,
     SubmitResult,
     User,
+    WorkflowStatus,
 )
 from rainbow.client.transport import (
     DEFAULT_RETRIES,
@@ -50,11 +51,13 @@ from rainbow.client.transport import (
 )
 from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
+from rainbow.dependencies import Dependency, parse_dependency
 from rainbow.durations import parse_duration
 from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.fairshare import Limit, Standing
-from rainbow.jobspec import Jobspec, simple, with_placement
+from rainbow.jobspec import Jobspec, simple, with_dependencies, with_placement
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
+from rainbow.workflow import Step, load_workflow
 
 T = TypeVar("T")
 
@@ -320,6 +323,7 @@ class RainbowClient:
         requires: str | None = None,
         time_limit: str | float | None = None,
         priority: int = 0,
+        dependencies: Iterable[str | Dependency] = (),
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
@@ -344,6 +348,7 @@ class RainbowClient:
             requires=requires,
             time_limit=time_limit,
             priority=priority,
+            dependencies=dependencies,
         )
 
     def submit_jobspec(
@@ -359,6 +364,7 @@ class RainbowClient:
         requires: str | None = None,
         time_limit: str | float | None = None,
         priority: int = 0,
+        dependencies: Iterable[str | Dependency] = (),
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
 
@@ -375,9 +381,16 @@ class RainbowClient:
         the ones the config file names, else the server's. ``queue``, ``requires``
         and ``time_limit`` replace (the constraint: add to) the jobspec's own. ``priority`` orders the
         user's own waiting jobs (higher first, Flux's urgency); fair share between users comes first.
+
+        ``dependencies`` (``afterok:12``..., as ``flux submit --dependency``; added to the jobspec's
+        ``attributes.system.dependencies``) make the job wait until they are satisfied; it is placed then,
+        among every cluster the config's tokens open at that moment, so no cluster has to match now.
         """
         parsed, text = jobspec_input(jobspec)
         parsed, text = _placed(parsed, text, queue, requires, time_limit)
+        wanted = [d if isinstance(d, Dependency) else parse_dependency(d) for d in dependencies]
+        if wanted:
+            parsed, text = jobspec_input(with_dependencies(parsed.to_dict(), wanted))
         name = name or parsed.name or (parsed.command[0] if parsed.command else "")
         if self.user_token:
             # The server matches among every cluster the user may use: no satisfy round trip, no tokens.
@@ -385,7 +398,10 @@ class RainbowClient:
             clusters = []
         else:
             matched = self._satisfy(parsed, match_algo)
-            clusters = self._matched_clusters(matched)
+            if parsed.dependencies and not satisfy_only:
+                clusters = self._cluster_messages()  # placed when released: every cluster it may go to then
+            else:
+                clusters = self._matched_clusters(matched)
         algorithm, options = self._selection(select_algo, select_options)
         return self._submit_one(name, text, clusters, algorithm, options, satisfy_only, idempotency_key, matched,
                                 priority)
@@ -443,6 +459,44 @@ class RainbowClient:
             total_matches=matched.total_matches,
             total_mismatches=matched.total_mismatches,
         )
+
+    def submit_workflow(
+        self,
+        workflow: Path | str | Mapping[str, Any] | tuple[str, list[Step]],
+        name: str | None = None,
+        select_algo: str | None = None,
+        select_options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> WorkflowStatus:
+        """Submit a workflow (a file path, YAML text, a mapping, or (name, steps)), checked whole and stored
+        in one transaction. Steps that need nothing are placed now, the others when their needs allow,
+        among every cluster the config's tokens open then. ``idempotency_key`` as in ``submit_jobspec``.
+        """
+        if isinstance(workflow, tuple):
+            default, steps = workflow
+        else:
+            default, steps = load_workflow(Path(workflow) if isinstance(workflow, Path) else workflow)
+        algorithm, options = self._selection(select_algo, select_options)
+        request = rainbow_pb2.SubmitWorkflowRequest(
+            clusters=self._cluster_messages(), name=name or default, select_algorithm=algorithm,
+            select_options=options, idempotency_key=idempotency_key or uuid.uuid4().hex,
+            steps=[rainbow_pb2.WorkflowStep(name=step.name, jobspec=step.jobspec, needs=[
+                rainbow_pb2.WorkflowNeed(step=need.step, scheme=need.scheme) for need in step.needs])
+                for step in steps],
+        )
+        return WorkflowStatus.from_wire(self._call(self.scheduler_stub.SubmitWorkflow, request))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowStatus:
+        """A workflow's steps with their jobs (state, cluster) and needs."""
+        request = rainbow_pb2.GetWorkflowRequest(clusters=self._cluster_messages(), workflow_id=workflow_id)
+        return WorkflowStatus.from_wire(self._call(self.scheduler_stub.GetWorkflow, request))
+
+    def cancel_workflow(self, workflow_id: str, reason: str = "") -> BatchCancel:
+        """Cancel every step of a workflow that has not ended (one transaction on the server)."""
+        request = rainbow_pb2.CancelWorkflowRequest(clusters=self._cluster_messages(), workflow_id=workflow_id,
+                                                    reason=reason)
+        reply = self._call(self.scheduler_stub.CancelWorkflow, request)
+        return BatchCancel(workflow_id, reply.cancelled, reply.cancel_requested)
 
     def submit_jobs(
         self,
@@ -559,8 +613,7 @@ class RainbowClient:
         reply = self._call(self.scheduler_stub.ReceiveJobs, request)
         status = status_name(rainbow_pb2.ReceiveJobsResponse.ResultType, reply.status)
         check_status(status, f"receive jobs for {cluster}")
-        jobs = [Job.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0), reply.owners.get(jobid))
-                for jobid in sorted(reply.jobs)]
+        jobs = Job.from_reply(reply)
         if not jobs or not accept:
             return jobs
         accepted = set(self.accept_jobs([job.id for job in jobs], cluster=cluster, secret=secret,

@@ -147,9 +147,19 @@ class Job:
     # Who submitted it and the group it is accounted to ('' from servers without users).
     user: str = field(default="", compare=False)
     group: str = field(default="", compare=False)
+    # What the job depended on (JSON list: id, name, step, cluster, local_id, state, scheme per parent; "" for none).
+    depends: str = field(default="", compare=False)
 
     @classmethod
-    def from_wire(cls, jobid: int, text: str, lease: int = 0, owner: rainbow_pb2.JobOwner | None = None) -> Job:
+    def from_reply(cls, reply: Any) -> list[Job]:
+        """The jobs of a ``ReceiveJobsResponse`` (each with its lease token, owner and dependencies), by id."""
+        return [cls.from_wire(jobid, reply.jobs[jobid], reply.leases.get(jobid, 0), reply.owners.get(jobid),
+                              reply.depends.get(jobid, ""))
+                for jobid in sorted(reply.jobs)]
+
+    @classmethod
+    def from_wire(cls, jobid: int, text: str, lease: int = 0, owner: rainbow_pb2.JobOwner | None = None,
+                  depends: str = "") -> Job:
         try:
             data = json.loads(text)
         except ValueError:
@@ -165,6 +175,7 @@ class Job:
             lease=int(lease),
             user=owner.user if owner is not None else "",
             group=owner.group if owner is not None else "",
+            depends=depends,
         )
 
 
@@ -238,6 +249,10 @@ class JobStatus:
     group: str = ""
     priority: int = 0  # orders its user's own waiting jobs
     nodes: int = 0  # what it asks for (0 from servers that do not say)
+    # scheme:JOBID (RFC 26), as GetJob answers them; the workflow and step of a workflow's job
+    dependencies: tuple[str, ...] = ()
+    workflow_id: str = ""
+    step: str = ""
 
     @classmethod
     def from_wire(cls, info: rainbow_pb2.JobInfo) -> JobStatus:
@@ -262,6 +277,9 @@ class JobStatus:
             group=info.group,
             priority=info.priority,
             nodes=info.nodes,
+            dependencies=tuple(info.dependencies),
+            workflow_id=info.workflow_id,
+            step=info.step,
         )
 
 
@@ -316,3 +334,32 @@ class ClusterAccess:
     @classmethod
     def from_wire(cls, reply: rainbow_pb2.ClusterAccessResponse) -> ClusterAccess:
         return cls(reply.cluster, tuple(AccessRule(r.kind, r.name, r.allow) for r in reply.rules))
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """One step of a workflow: its job (state ``depend`` and no cluster until released) and what it needs."""
+
+    name: str
+    job: JobStatus
+    needs: tuple[tuple[str, str], ...]  # (step, scheme)
+
+
+@dataclass(frozen=True)
+class WorkflowStatus:
+    workflow_id: str
+    name: str
+    created: float
+    steps: tuple[WorkflowStep, ...]
+
+    @classmethod
+    def from_wire(cls, info: rainbow_pb2.WorkflowInfo) -> WorkflowStatus:
+        return cls(info.workflow_id, info.name, info.created, tuple(
+            WorkflowStep(step.name, JobStatus.from_wire(step.job), tuple((n.step, n.scheme) for n in step.needs))
+            for step in info.steps))
+
+    def step(self, name: str) -> WorkflowStep:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)

@@ -18,6 +18,7 @@ from rainbow.commands import (
     submit,
     update,
     users,
+    workflow,
 )
 from rainbow.commands.common import connection_parser
 
@@ -26,8 +27,8 @@ __all__ = ["add_client_commands"]
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     """Add config, register, update, submit, bulksubmit, satisfy, receive, delete, status, jobs, cancel, watch,
-    logs, health, user, cluster, share, quota and usage."""
+    logs, health, user, cluster, share, quota, usage and workflow."""
     common = connection_parser()
     for module in (config, register, update, submit, batch, receive, delete, jobs, logs, health, users, access,
-                   fairshare):
+                   fairshare, workflow):
         module.add_parsers(commands, common)

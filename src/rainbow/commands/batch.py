@@ -40,7 +40,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     batch.set_defaults(func=run_batch, parser=batch)
 
 
-WAITING = ("assigned", "leased", "accepted", "submitted")
+WAITING = ("depend", "assigned", "leased", "accepted", "submitted")
 
 
 def summary_line(summary: BatchSummary) -> str:

@@ -58,14 +58,19 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 def run_status(args: argparse.Namespace) -> int:
     with make_client(args, load_config(args)) as client:
         job = client.get_job(args.jobid)
+    where = f" on {job.cluster}" if job.cluster else " (not placed yet)"
     lines = [
-        f"Job {job.id} ({job.name}) on {job.cluster}: {job.state}"
+        f"Job {job.id} ({job.name}){where}: {job.state}"
         + (" (cancel requested)" if job.cancel_requested and job.state != "cancelled" else ""),
         f"  command:  {job.command or '-'}",
         *([f"  user:     {job.user}" + (f" (group {job.group})" if job.group else "")] if job.user else []),
         f"  local id: {job.local_id or '-'}",
         f"  exit:     {_exit(job)}",
     ]
+    if job.dependencies:
+        lines.append(f"  depends:  {', '.join(job.dependencies)}")
+    if job.workflow_id:
+        lines.append(f"  workflow: {job.workflow_id} (step {job.step})")
     if job.message:
         lines.append(f"  message:  {job.message}")
     if job.output is not None:
@@ -85,7 +90,7 @@ def run_jobs(args: argparse.Namespace) -> int:
         jobs = client.list_jobs(state=args.state, cluster=args.cluster, name=args.name, limit=args.limit,
                                 batch=args.batch)
         as_user = bool(client.user_token)
-    rows = [(j.id, j.name, j.cluster, j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
+    rows = [(j.id, j.name, j.cluster or "-", j.state, j.local_id or "-", _exit(j), _when(j.updated)) for j in jobs]
     headers = ("ID", "NAME", "CLUSTER", "STATE", "LOCAL ID", "EXIT", "UPDATED")
     if as_user:  # a user's list (an admin's holds everyone's): whose each job is
         headers = (*headers[:3], "USER", *headers[3:])
@@ -139,8 +144,9 @@ def run_watch(args: argparse.Namespace) -> int:
                 live.update(event)
             else:
                 detail = f" ({event.message})" if event.message else ""
-                print(f"{_when(event.time)}  job {event.jobid} ({event.name}) on {event.cluster}: "
-                      f"{event.state}{detail}", flush=True)
+                where = f" on {event.cluster}" if event.cluster else ""
+                print(f"{_when(event.time)}  job {event.jobid} ({event.name}){where}: {event.state}{detail}",
+                      flush=True)
             seen += 1
             if args.count and seen >= args.count:
                 break

@@ -32,6 +32,9 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                         help="orders your own waiting jobs, higher first (Flux's --urgency); fair share between "
                         "users comes first (default 0)")
     submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
+    submit.add_argument("--dependency", action="append", default=[], metavar="SCHEME:JOBID",
+                        help="wait for another job, as flux submit --dependency (after, afterany, afterok, "
+                        "afternotok, afterexcept); repeatable. The job is placed when they are satisfied")
     submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the "
                         "server's)")
     submit.add_argument("--select-option", action="append", default=[], metavar="KEY=VALUE",
@@ -71,12 +74,15 @@ def run_submit(args: argparse.Namespace) -> int:
     options = _options(args)
     with make_client(args, config) as client:
         if args.cc:
+            if args.dependency:
+                args.parser.error("--dependency: an array's copies cannot wait; submit them as a workflow")
             return batch.run_array(args, client, options)
         if args.jobspec:
             result = client.submit_jobspec(
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
                 queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.priority,
+                dependencies=args.dependency,
             )
         else:
             result = client.submit_job(
@@ -84,6 +90,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
                 priority=args.priority,
+                dependencies=args.dependency,
             )
         as_user = bool(client.user_token)
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
@@ -92,6 +99,9 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.satisfy_only:
         selected = ", ".join(result.clusters) or "none"
         text = f"Satisfy only, nothing submitted ({matched}); selected: {selected}"
+    elif not result.cluster:
+        text = (f"Submitted job {result.jobid} ({result.name}): waits for {', '.join(args.dependency)} "
+                f"and is placed when they are satisfied ({matched} now)")
     else:
         text = f"Submitted job {result.jobid} ({result.name}) to cluster {result.cluster} ({matched})"
     emit(args, result, text)

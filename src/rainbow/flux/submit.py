@@ -77,5 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     except RainbowError as exc:
         print(f"flux rainbow submit: error: {exc}", file=sys.stderr)
         return 1
-    print(f"rainbow job {result.jobid} ({name}) -> cluster {result.cluster}")
+    where = f"-> cluster {result.cluster}" if result.cluster else "waits for its dependencies (placed when released)"
+    print(f"rainbow job {result.jobid} ({name}) {where}")
     return 0

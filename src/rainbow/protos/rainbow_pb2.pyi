@@ -175,7 +175,7 @@ class ReceiveJobsRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ..., maxJobs: _Optional[int] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent: _Optional[str] = ...) -> None: ...
 
 class ReceiveJobsResponse(_message.Message):
-    __slots__ = ("request_id", "jobs", "status", "leases", "lease_seconds", "owners")
+    __slots__ = ("request_id", "jobs", "status", "leases", "lease_seconds", "owners", "depends")
     class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REQUEST_JOBS_NORESULTS: _ClassVar[ReceiveJobsResponse.ResultType]
@@ -207,19 +207,28 @@ class ReceiveJobsResponse(_message.Message):
         key: int
         value: JobOwner
         def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[JobOwner, _Mapping]] = ...) -> None: ...
+    class DependsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: str
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[str] = ...) -> None: ...
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LEASES_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OWNERS_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     jobs: _containers.ScalarMap[int, str]
     status: ReceiveJobsResponse.ResultType
     leases: _containers.ScalarMap[int, int]
     lease_seconds: float
     owners: _containers.MessageMap[int, JobOwner]
-    def __init__(self, request_id: _Optional[str] = ..., jobs: _Optional[_Mapping[int, str]] = ..., status: _Optional[_Union[ReceiveJobsResponse.ResultType, str]] = ..., leases: _Optional[_Mapping[int, int]] = ..., lease_seconds: _Optional[float] = ..., owners: _Optional[_Mapping[int, JobOwner]] = ...) -> None: ...
+    depends: _containers.ScalarMap[int, str]
+    def __init__(self, request_id: _Optional[str] = ..., jobs: _Optional[_Mapping[int, str]] = ..., status: _Optional[_Union[ReceiveJobsResponse.ResultType, str]] = ..., leases: _Optional[_Mapping[int, int]] = ..., lease_seconds: _Optional[float] = ..., owners: _Optional[_Mapping[int, JobOwner]] = ..., depends: _Optional[_Mapping[int, str]] = ...) -> None: ...
 
 class AcceptJobsRequest(_message.Message):
     __slots__ = ("cluster", "secret", "jobids", "sent", "agent", "leases")
@@ -271,7 +280,7 @@ class JobStateChange(_message.Message):
     def __init__(self, state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections", "user", "group", "priority", "nodes")
+    __slots__ = ("id", "cluster", "name", "state", "jobspec", "command", "local_id", "exit_code", "has_exit_code", "message", "created", "updated", "cancel_requested", "history", "output", "rejections", "user", "group", "priority", "nodes", "dependencies", "workflow_id", "step")
     ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +301,9 @@ class JobInfo(_message.Message):
     GROUP_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     id: int
     cluster: str
     name: str
@@ -312,7 +324,10 @@ class JobInfo(_message.Message):
     group: str
     priority: int
     nodes: int
-    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ..., user: _Optional[str] = ..., group: _Optional[str] = ..., priority: _Optional[int] = ..., nodes: _Optional[int] = ...) -> None: ...
+    dependencies: _containers.RepeatedScalarFieldContainer[str]
+    workflow_id: str
+    step: str
+    def __init__(self, id: _Optional[int] = ..., cluster: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., jobspec: _Optional[str] = ..., command: _Optional[str] = ..., local_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., message: _Optional[str] = ..., created: _Optional[float] = ..., updated: _Optional[float] = ..., cancel_requested: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[JobStateChange, _Mapping]]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., rejections: _Optional[_Iterable[_Union[JobRejection, _Mapping]]] = ..., user: _Optional[str] = ..., group: _Optional[str] = ..., priority: _Optional[int] = ..., nodes: _Optional[int] = ..., dependencies: _Optional[_Iterable[str]] = ..., workflow_id: _Optional[str] = ..., step: _Optional[str] = ...) -> None: ...
 
 class JobRejection(_message.Message):
     __slots__ = ("cluster", "reason", "time")
@@ -803,3 +818,84 @@ class UsageResponse(_message.Message):
     standings: _containers.RepeatedCompositeFieldContainer[AccountStanding]
     half_life: float
     def __init__(self, by: _Optional[str] = ..., since: _Optional[float] = ..., totals: _Optional[_Iterable[_Union[UsageTotal, _Mapping]]] = ..., standings: _Optional[_Iterable[_Union[AccountStanding, _Mapping]]] = ..., half_life: _Optional[float] = ...) -> None: ...
+
+class WorkflowNeed(_message.Message):
+    __slots__ = ("step", "scheme")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    step: str
+    scheme: str
+    def __init__(self, step: _Optional[str] = ..., scheme: _Optional[str] = ...) -> None: ...
+
+class WorkflowStep(_message.Message):
+    __slots__ = ("name", "jobspec", "needs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JOBSPEC_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    jobspec: str
+    needs: _containers.RepeatedCompositeFieldContainer[WorkflowNeed]
+    def __init__(self, name: _Optional[str] = ..., jobspec: _Optional[str] = ..., needs: _Optional[_Iterable[_Union[WorkflowNeed, _Mapping]]] = ...) -> None: ...
+
+class SubmitWorkflowRequest(_message.Message):
+    __slots__ = ("clusters", "name", "steps", "select_algorithm", "select_options", "idempotency_key")
+    class SelectOptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    SELECT_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SELECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    name: str
+    steps: _containers.RepeatedCompositeFieldContainer[WorkflowStep]
+    select_algorithm: str
+    select_options: _containers.ScalarMap[str, str]
+    idempotency_key: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., name: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class WorkflowStepInfo(_message.Message):
+    __slots__ = ("name", "job", "needs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    job: JobInfo
+    needs: _containers.RepeatedCompositeFieldContainer[WorkflowNeed]
+    def __init__(self, name: _Optional[str] = ..., job: _Optional[_Union[JobInfo, _Mapping]] = ..., needs: _Optional[_Iterable[_Union[WorkflowNeed, _Mapping]]] = ...) -> None: ...
+
+class WorkflowInfo(_message.Message):
+    __slots__ = ("workflow_id", "name", "created", "steps")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    name: str
+    created: float
+    steps: _containers.RepeatedCompositeFieldContainer[WorkflowStepInfo]
+    def __init__(self, workflow_id: _Optional[str] = ..., name: _Optional[str] = ..., created: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[WorkflowStepInfo, _Mapping]]] = ...) -> None: ...
+
+class GetWorkflowRequest(_message.Message):
+    __slots__ = ("clusters", "workflow_id")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    workflow_id: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+
+class CancelWorkflowRequest(_message.Message):
+    __slots__ = ("clusters", "workflow_id", "reason")
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    workflow_id: str
+    reason: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., workflow_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -184,6 +184,21 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.UsageResponse.FromString,
                 _registered_method=True)
+        self.SubmitWorkflow = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SubmitWorkflow',
+                request_serializer=rainbow__pb2.SubmitWorkflowRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.WorkflowInfo.FromString,
+                _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetWorkflow',
+                request_serializer=rainbow__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.WorkflowInfo.FromString,
+                _registered_method=True)
+        self.CancelWorkflow = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelWorkflow',
+                request_serializer=rainbow__pb2.CancelWorkflowRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.CancelBatchResponse.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -387,6 +402,25 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitWorkflow(self, request, context):
+        """Added: workflows, named steps with dependencies, each placed when it becomes ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -539,6 +573,21 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=rainbow__pb2.GetUsageRequest.FromString,
                     response_serializer=rainbow__pb2.UsageResponse.SerializeToString,
+            ),
+            'SubmitWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitWorkflow,
+                    request_deserializer=rainbow__pb2.SubmitWorkflowRequest.FromString,
+                    response_serializer=rainbow__pb2.WorkflowInfo.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=rainbow__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=rainbow__pb2.WorkflowInfo.SerializeToString,
+            ),
+            'CancelWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelWorkflow,
+                    request_deserializer=rainbow__pb2.CancelWorkflowRequest.FromString,
+                    response_serializer=rainbow__pb2.CancelBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1351,6 +1400,87 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetUsage',
             rainbow__pb2.GetUsageRequest.SerializeToString,
             rainbow__pb2.UsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SubmitWorkflow',
+            rainbow__pb2.SubmitWorkflowRequest.SerializeToString,
+            rainbow__pb2.WorkflowInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/GetWorkflow',
+            rainbow__pb2.GetWorkflowRequest.SerializeToString,
+            rainbow__pb2.WorkflowInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelWorkflow',
+            rainbow__pb2.CancelWorkflowRequest.SerializeToString,
+            rainbow__pb2.CancelBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,10 +24,15 @@ token holder        a token                      the clusters it opens (the dash
 user                a user token (Bearer)        their own jobs; every cluster they may use
 admin user          an admin's user token        every job; managing users and cluster access
 operator            the registration secret      managing users and cluster access
+dependent job       its submitter's token hashes the jobs it may depend on; the clusters
+                                                 it may be placed on when released
 ==================  ===========================  ==================================
 
 A token opens a cluster when it is that cluster's submit token (the global
-token, when the server has one, is every cluster's).
+token, when the server has one, is every cluster's). A job that waits for its
+dependencies keeps the hashes of the tokens it was submitted with (never the
+tokens): when it is released it may go to any cluster those tokens open then,
+a cluster registered after the submission included.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ import dataclasses
 import hmac
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -77,6 +83,31 @@ class Principal:
         """Whose jobs this principal sees: its own (a user), or anyone's (None: admins; legacy callers
         within the clusters their tokens open)."""
         return None if self.admin or self.legacy else self.user
+
+
+@dataclass(frozen=True)
+class SubmitterScope:
+    """What a dependent job's submitter may read and use, kept with the job until it is released.
+
+    Without a user token: the hashes of the submit tokens presented (they open jobs and clusters as GetJob
+    and SubmitJob check them). With one: the user, their groups and whether they are an admin, as they
+    were at submit (an OIDC user exists only in the token, so nothing is looked up again).
+    """
+
+    token_hashes: tuple[str, ...] = ()
+    user: str = ""
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+
+    def to_plan(self) -> dict[str, Any]:
+        if self.user:
+            return {"user": self.user, "groups": list(self.groups), "admin": self.admin}
+        return {"tokens": list(self.token_hashes)}
+
+    @classmethod
+    def from_plan(cls, plan: Mapping[str, Any]) -> SubmitterScope:
+        return cls(tuple(plan.get("tokens") or ()), str(plan.get("user") or ""),
+                   tuple(plan.get("groups") or ()), bool(plan.get("admin")))
 
 
 def may_use(rules: Sequence[AccessRule], user: str, groups: Sequence[str]) -> bool:
@@ -187,14 +218,69 @@ class Authorization:
         job = self.context.store.get_job(job_id) if job_id > 0 else None
         if job is None:
             raise NotFound(f"job {job_id} does not exist", field="jobid")
+        if not token or not self.can_read(job, [credentials.hash_secret(token)]):
+            raise PermissionDenied(f"the token does not open job {job_id}", field="token")
+        return job
+
+    def can_read(self, job: JobRecord, token_hashes: Sequence[str]) -> bool:
+        """Whether any of these tokens (hashed) opens the job: the rule of ``job_reader`` (GetJob)."""
         self.registry.sync_clusters([job.cluster, *job.candidates])
         with self.registry.lock:
             hashes = [entry.token_hash for c in (job.cluster, *job.candidates)
                       if (entry := self.registry.get(c)) is not None]
-        token_hash = credentials.hash_secret(token) if token else ""
-        if not token_hash or not any(hmac.compare_digest(token_hash, h) for h in hashes):
-            raise PermissionDenied(f"the token does not open job {job_id}", field="token")
-        return job
+        return any(hmac.compare_digest(mine, h) for mine in token_hashes for h in hashes)
+
+    @staticmethod
+    def token_hashes(clusters: Sequence[tuple[str, str]]) -> list[str]:
+        """The hashes of the tokens a submitter presented (what a dependent job keeps, see the module doc)."""
+        return sorted({credentials.hash_secret(token) for _, token in clusters if token})
+
+    def submitter_scope(self, principal: Principal, clusters: Sequence[tuple[str, str]]) -> SubmitterScope:
+        """What a submitter of dependent jobs may read and use: its tokens (no user token) or its user."""
+        if principal.legacy:
+            return SubmitterScope(tuple(self.token_hashes(clusters)))
+        return SubmitterScope(user=principal.user, groups=principal.groups, admin=principal.admin)
+
+    def scope_reads(self, job: JobRecord, scope: SubmitterScope) -> bool:
+        """Whether the scope opens the job: GetJob's rule for its tokens, or the user's own job (an admin: any)."""
+        if scope.user:
+            return scope.admin or job.user == scope.user
+        return self.can_read(job, scope.token_hashes)
+
+    def scope_clusters(self, scope: SubmitterScope) -> list[str]:
+        """The registered clusters the scope may use now: where a released job may go (a cluster registered
+        after the submit included)."""
+        if not scope.user:
+            return self.clusters_opened(scope.token_hashes)
+        self.registry.sync_clusters()
+        with self.registry.lock:
+            return [name for name in self.registry.names
+                    if may_use(self.registry.get(name).access, scope.user, scope.groups)]
+
+    def dependency_parents(self, job_ids: Sequence[int], scope: SubmitterScope, field: str) -> None:
+        """Allow depending on these jobs: each exists and the submitter may read it (as GetJob would).
+
+        InvalidArgument names the jobs that do not exist; PermissionDenied those the submitter may not read.
+        """
+        store = self.context.store
+        jobs = {job_id: store.get_job(job_id) for job_id in dict.fromkeys(job_ids)}
+        unknown = [str(job_id) for job_id, job in jobs.items() if job is None]
+        if unknown:
+            raise InvalidArgument(f"{field}: unknown job {', '.join(unknown)}", field=field)
+        hidden = [str(job_id) for job_id, job in jobs.items()
+                  if job is not None and not self.scope_reads(job, scope)]
+        if hidden:
+            whose = f"job {', '.join(hidden)} belongs to another user" if scope.user else \
+                f"your tokens do not open job {', '.join(hidden)}"
+            raise PermissionDenied(f"{field}: {whose}", field=field)
+
+    def clusters_opened(self, token_hashes: Sequence[str]) -> list[str]:
+        """The registered clusters these tokens (hashed) open now: where a released job may go, and which
+        clusters' jobs a workflow's submitter sees (a step may run on a cluster registered after the submit)."""
+        self.registry.sync_clusters()
+        with self.registry.lock:
+            return [name for name in self.registry.names
+                    if any(hmac.compare_digest(self.registry.get(name).token_hash, h) for h in token_hashes)]
 
     def watch_scope(self, clusters: Sequence[tuple[str, str]], job_id: int | None) -> list[str] | None:
         """Clusters whose events a watcher may see; None for one job (it follows the job anywhere)."""

@@ -43,7 +43,10 @@ class SchedulerContext:
     on_timing: Callable[[str, float], None] = _ignore_timing
     # (cluster, re-placed): a cluster's scheduler rejected a job before it ran (the server counts them).
     on_rejection: Callable[[str, bool], None] = _ignore_rejection
+    # Hears every job event after ``on_events``: the scheduler decides the jobs that depend on them.
+    on_job_events: Callable[[list[JobEvent]], None] = _ignore_events
 
     def publish(self, events: list[JobEvent]) -> None:
         if events:
             self.on_events(events)
+            self.on_job_events(events)

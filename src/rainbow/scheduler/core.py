@@ -12,6 +12,7 @@ streams can wake up.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,20 +20,24 @@ from typing import Any
 from rainbow.fairshare import Limit
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
+from rainbow.lifecycle import JobState
 from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys
 from rainbow.scheduler.accounts import Accounts, UsageReport, parse_accounts
 from rainbow.scheduler.authorization import DEFAULT_LEGACY_USER, Authorization, Principal
 from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner
 from rainbow.scheduler.context import SchedulerContext
+from rainbow.scheduler.dependents import Dependents
 from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterRegistry, Registration
 from rainbow.scheduler.submission import PendingSubmit, SatisfyOutcome, Submissions, SubmitOutcome
 from rainbow.scheduler.users import Users
 from rainbow.scheduler.validation import check_name, check_queues_state, parse_state_payload
+from rainbow.scheduler.workflows import Workflows, WorkflowView
 from rainbow.selection import Selector, get_selector
 from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, NewJob, Store, UserRecord
+from rainbow.workflow import Step
 
 
 class _Shared:
@@ -84,6 +89,9 @@ class Scheduler:
         self.jobs = JobLifecycle(self.context, self.registry, self.placer)
         self.batches = Batches(self.context, self.submissions)
         self.accounts = Accounts(self.context)
+        self.dependents = Dependents(self.context, self.registry, self.authorization, self.placer)
+        self.workflows = Workflows(self.context, self.submissions, self.dependents, self.batches)
+        self.context.on_job_events = self.dependents.on_events
 
     # -- settings and hooks (shared by every part through the context) --------
     store = property(lambda self: self.context.store)
@@ -267,6 +275,17 @@ class Scheduler:
                             or self.accounts.counts_waiting()):
             return None
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
+        if not satisfy_only:
+            jobspec = self.placer.cached_jobspec(jobspec_text) if cached_only else self.placer.parse_jobspec(
+                jobspec_text)
+            if jobspec is not None and jobspec.dependencies:
+                if cached_only:
+                    return None  # stored in a transaction of its own, on a worker thread
+                job = self.dependents.submit(
+                    candidates, self.authorization.submitter_scope(principal, clusters),
+                    (principal.user, principal.group), name, jobspec_text, jobspec, select_algorithm,
+                    select_options, key, admit=lambda jobs: self.accounts.admit(jobs, priority))
+                return SubmitOutcome(job, [job.cluster] if job.state != JobState.DEPEND else [])
         prepared = self.submissions.prepare(candidates, name, jobspec_text, select_algorithm, select_options,
                                             satisfy_only, cached_only, key, (principal.user, principal.group),
                                             excluded)
@@ -317,6 +336,63 @@ class Scheduler:
         names, user = self.authorization.reader(clusters, user_token)
         return names, batch_id, user
 
+    # -- dependencies and workflows -----------------------------------------------------------
+    def submit_workflow(
+        self,
+        clusters: Sequence[tuple[str, str]],
+        name: str,
+        steps: Sequence[Step],
+        select_algorithm: str = "",
+        select_options: Mapping[str, str] | None = None,
+        key: str = "",
+        user_token: str = "",
+        priority: int = 0,
+    ) -> WorkflowView:
+        """Store a workflow's steps in one transaction (those that need nothing placed now); the workflow."""
+        principal, candidates, _ = self.authorization.submit_scope(clusters, user_token)
+        workflow_id = self.workflows.submit(
+            candidates, self.authorization.submitter_scope(principal, clusters), (principal.user, principal.group),
+            name, steps, select_algorithm, select_options, key,
+            admit=lambda jobs: self.accounts.admit(jobs, priority))
+        return self.workflow(clusters, workflow_id, user_token)
+
+    def _workflow_scope(
+        self, clusters: Sequence[tuple[str, str]], user_token: str
+    ) -> tuple[list[str] | None, str | None]:
+        """Whose jobs of a workflow the caller sees: (clusters, None: any; owner, None: anyone). Without a
+        user token every cluster its tokens open now; with one the user's own jobs (an admin's: anyone's)."""
+        if user_token:
+            return self.authorization.reader(clusters, user_token)
+        self.authorization.legacy()
+        self.authorization.submitter(clusters)
+        return self.authorization.clusters_opened(self.authorization.token_hashes(clusters)), None
+
+    def workflow(self, clusters: Sequence[tuple[str, str]], workflow_id: str, user_token: str = "") -> WorkflowView:
+        candidates, user = self._workflow_scope(clusters, user_token)
+        return self.workflows.view(candidates, workflow_id, user)
+
+    def cancel_workflow(
+        self, clusters: Sequence[tuple[str, str]], workflow_id: str, reason: str = "", user_token: str = ""
+    ) -> BatchCancel:
+        candidates, user = self._workflow_scope(clusters, user_token)
+        return self.workflows.cancel(candidates, workflow_id, reason, user)
+
+    def job_links(self, job_id: int) -> tuple[list[str], tuple[str, str] | None]:
+        """The job's dependencies as scheme:JOBID, and its (workflow id, step) when it is a workflow's."""
+        needs = self.store.job_dependencies([job_id]).get(job_id, [])
+        return [f"{scheme}:{parent}" for scheme, parent in needs], self.store.job_step(job_id)
+
+    def depends_of(self, jobs: Sequence[JobRecord]) -> dict[int, str]:
+        """What each job handed out depended on, as the JSON its agent sets as ``RAINBOW_DEPENDS``."""
+        parents = self.store.job_parents([job.id for job in jobs])
+        return {job_id: json.dumps([
+            {"id": p.id, "name": p.name, "step": p.step or "", "cluster": p.cluster, "local_id": p.local_id or "",
+             "state": p.state.value, "scheme": p.scheme} for p in listed]) for job_id, listed in parents.items()}
+
+    def recover_dependents(self) -> int:
+        """Decide every job waiting for dependencies (at start: parents may have ended while it was down)."""
+        return self.dependents.recover()
+
     # -- the job lifecycle: cluster agents -------------------------------------------------
     def receive(self, cluster: str, secret: str, max_jobs: int, owner: str, window: int = 0) -> list[JobRecord]:
         """Lease waiting jobs to ``owner``: at most ``max_jobs``, and with a ``window`` at most that many
@@ -365,13 +441,27 @@ class Scheduler:
         return self.jobs.heartbeat(self.authorization.cluster_agent(cluster, secret), held, owner)
 
     def check_clusters(self) -> list[str]:
-        """Mark silent clusters unreachable and re-place their waiting jobs; returns newly silent ones."""
-        return self.jobs.check_clusters()
+        """Mark silent clusters unreachable and re-place their waiting jobs; returns newly silent ones.
+
+        Jobs waiting for dependencies are decided again too on a shared store (the replica that stored a
+        parent's last report may have stopped before it released them), or after a decision failed here.
+        """
+        silent = self.jobs.check_clusters()
+        if self.store.shared or self.dependents.behind:
+            self.dependents.recover()
+        return silent
 
     # -- the job lifecycle: submitters -------------------------------------------------------
     def get_job(self, job_id: int, token: str, user_token: str = "") -> tuple[JobRecord, list[JobEvent]]:
         job, history = self.jobs.history(self.authorization.job_owner(job_id, token, user_token))
         return self.accounts.explain(job), history
+
+    def get_job_with_links(
+        self, job_id: int, token: str, user_token: str = ""
+    ) -> tuple[JobRecord, list[JobEvent], list[str], tuple[str, str] | None]:
+        """``get_job`` with ``job_links``."""
+        job, history = self.get_job(job_id, token, user_token)
+        return (job, history, *self.job_links(job_id))
 
     def list_jobs(
         self,

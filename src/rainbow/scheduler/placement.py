@@ -21,7 +21,7 @@ from typing import Any
 
 from rainbow.errors import InvalidArgument, ResourceExhausted
 from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
-from rainbow.jobspec import Jobspec, parse_jobspec
+from rainbow.jobspec import Jobspec, parse_jobspec, shape_key, variant
 from rainbow.queues import STATE_KEY as QUEUES_KEY
 from rainbow.queues import QueueSet
 from rainbow.scheduler.context import SchedulerContext, log
@@ -137,6 +137,8 @@ class Placer:
         self._matches = LRU(1024)
         # queues JSON text (cluster state key) -> QueueSet, shared by clusters reporting the same queues
         self._queue_sets = LRU(256)
+        # shape_key -> the parsed jobspec of that shape that jobspecs differing only in commands share
+        self._shapes = LRU(1024)
         self._rng = random.Random()
 
     # -- parse -------------------------------------------------------------
@@ -150,6 +152,40 @@ class Placer:
             raise InvalidArgument("jobspec is required", field="jobspec")
         self.check_size(text)
         return self._jobspecs.get(text, lambda: parse_jobspec(text))
+
+    def parse_variant(self, text: str) -> tuple[Jobspec, Jobspec]:
+        """(the jobspec, the one to match it with): jobspecs (JSON) that differ only in their name and commands,
+        such as a workflow's steps, are validated in full once and share one parsed jobspec, so one match."""
+        self.check_size(text)
+        if not text.lstrip().startswith("{"):
+            parsed = self.parse_jobspec(text)
+            return parsed, parsed
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            parsed = self.parse_jobspec(text)
+            return parsed, parsed
+        key = shape_key(doc) if isinstance(doc, dict) else None
+        template = self._shapes.peek(key) if key is not None else None
+        if template is None:
+            parsed = self.parse_jobspec(text)
+            if key is not None:
+                self._shapes.get(key, lambda: parsed)
+            return parsed, parsed
+        return variant(template, doc), template
+
+    def template_of(self, text: str) -> Jobspec:
+        """The parsed jobspec to match ``text`` with (``parse_variant``'s second), for text already checked."""
+        if text.lstrip().startswith("{"):
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                doc = None
+            key = shape_key(doc) if isinstance(doc, dict) else None
+            template = self._shapes.peek(key) if key is not None else None
+            if template is not None:
+                return template
+        return self.parse_variant(text)[1]
 
     def cached_jobspec(self, text: str) -> Jobspec | None:
         return self._jobspecs.peek(text)

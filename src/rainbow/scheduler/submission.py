@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rainbow.errors import FailedPrecondition, PermissionDenied
+from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, node_count
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import PLACEMENT_STATES, Placement, Placer, placement_record
@@ -85,6 +85,12 @@ def submit_decision(
     return PendingSubmit(new, selection, reasons, tuple(candidates))
 
 
+def _no_dependencies() -> None:
+    """Jobs placed at once (a batch, an array) cannot wait: dependencies go through SubmitJob or a workflow."""
+    raise InvalidArgument("attributes.system.dependencies: a job of a batch or an array cannot have dependencies "
+                          "(submit it alone, or as a workflow step)", field="attributes.system.dependencies")
+
+
 def _log_selection(level: int, job_name: str, selection: Selection) -> None:
     if log.isEnabledFor(level):
         log.log(level, "selection for job %r among %s: %s", job_name, list(selection.candidates), selection.reason)
@@ -125,6 +131,8 @@ class Submissions:
         if inputs is None:
             return None
         jobspec, selector = inputs
+        if jobspec.dependencies and not satisfy_only:
+            _no_dependencies()
         placement = self.placer.place(candidates, jobspec, selector, cached_only)
         if placement is None:
             return None
@@ -154,6 +162,8 @@ class Submissions:
         is still selected on its own (a selector may spread them).
         """
         self.placer.check_size(jobspec_text)
+        if template.dependencies:
+            _no_dependencies()
         placement = self.placer.place(candidates, template, selector)
         assert placement is not None
         states = None

@@ -221,6 +221,10 @@ class RainbowServer:
                     f"{exc.strerror or exc}", field="metrics_port",
                 ) from None
         self._health_task = asyncio.create_task(self._watch_health())
+        # Parents may have ended while the server was down: their waiting dependents are decided now.
+        waiting = await asyncio.get_running_loop().run_in_executor(self.executor, self.scheduler.recover_dependents)
+        if waiting:
+            log.info("%d jobs were waiting for dependencies at start; decided again", waiting)
         if self.scheduler.cluster_timeout > 0:
             self._checker = asyncio.create_task(self._check_clusters())
         return port

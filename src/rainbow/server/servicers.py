@@ -22,14 +22,16 @@ from typing import Any, TypeVar
 import grpc
 
 from rainbow.errors import InvalidArgument, RainbowError, Unauthenticated
-from rainbow.lifecycle import FINAL_STATES, parse_state
+from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.scheduler import Scheduler, SubmitOutcome
+from rainbow.scheduler.workflows import WorkflowView
 from rainbow.server.accounting import quota_from_message, quotas_reply, standing_message, usage_reply
 from rainbow.server.events import EventHub
 from rainbow.server.metrics import Metrics
 from rainbow.server.writer import JobWriter
 from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, UserRecord
+from rainbow.workflow import Need, Step
 
 log = logging.getLogger("rainbow.server")
 
@@ -168,10 +170,20 @@ def _request_id() -> str:
     return os.urandom(16).hex()
 
 
-def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_pb2.JobInfo:
+def placed_cluster(job: JobRecord) -> str:
+    """The cluster a job is on; none while it waits for its dependencies (it is placed when released)."""
+    return "" if job.state == JobState.DEPEND else job.cluster
+
+
+def job_info(
+    job: JobRecord,
+    history: list[JobEvent] | None = None,
+    dependencies: list[str] | None = None,
+    step: tuple[str, str] | None = None,
+) -> rainbow_pb2.JobInfo:
     info = rainbow_pb2.JobInfo(
         id=job.id,
-        cluster=job.cluster,
+        cluster=placed_cluster(job),
         name=job.name,
         state=job.state.value,
         jobspec=job.jobspec,
@@ -195,12 +207,32 @@ def job_info(job: JobRecord, history: list[JobEvent] | None = None) -> rainbow_p
         info.output.CopyFrom(rainbow_pb2.JobOutput(**json.loads(job.output)))
     for rejection in job.rejections:
         info.rejections.add(cluster=rejection.cluster, reason=rejection.reason, time=rejection.time)
+    info.dependencies.extend(dependencies or [])
+    if step is not None:
+        info.workflow_id, info.step = step
     return info
 
 
+def workflow_info(view: WorkflowView) -> rainbow_pb2.WorkflowInfo:
+    record = view.record
+    info = rainbow_pb2.WorkflowInfo(workflow_id=record.id, name=record.name, created=record.created)
+    for step, job, needs in view.steps:
+        entry = info.steps.add(name=step.name, job=job_info(job, step=(record.id, step.name)))
+        for name, scheme in needs:
+            entry.needs.add(step=name, scheme=scheme)
+    return info
+
+
+def _steps(request: rainbow_pb2.SubmitWorkflowRequest) -> list[Step]:
+    return [Step(step.name, step.jobspec, tuple(Need(need.step, need.scheme or "afterok") for need in step.needs))
+            for step in request.steps]
+
+
 def job_event(event: JobEvent) -> rainbow_pb2.JobEvent:
+    # A job starting to wait for its dependencies is on no cluster yet.
+    cluster = "" if event.state == JobState.DEPEND else event.cluster
     return rainbow_pb2.JobEvent(
-        seq=event.seq, jobid=event.job_id, cluster=event.cluster, state=event.state.value,
+        seq=event.seq, jobid=event.job_id, cluster=cluster, state=event.state.value,
         time=event.time, message=event.message, name=event.name, user=event.user, group=event.group,
     )
 
@@ -270,7 +302,8 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             reason = ""
             if outcome.selection is not None:
                 reason = f" among {list(outcome.selection.candidates)}, {outcome.selection.reason}"
-            _detail.set(f": job {job.id} ({job.name}) assigned to cluster {job.cluster}{reason}")
+            where = f"assigned to cluster {job.cluster}" if job.state != JobState.DEPEND else "waits (depend)"
+            _detail.set(f": job {job.id} ({job.name}) {where}{reason}")
         reply = rainbow_pb2.SubmitJobResponse(
             request_id=_request_id(),
             status=rainbow_pb2.SubmitJobResponse.SUBMIT_SUCCESS,
@@ -278,7 +311,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         )
         if outcome.job is not None:
             reply.jobid = outcome.job.id
-            reply.cluster = outcome.job.cluster
+            reply.cluster = placed_cluster(outcome.job)
         return reply
 
     @rpc
@@ -301,7 +334,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         _detail.set(f": batch {outcome.batch_id}, {placed} of {len(outcome.results)} jobs stored")
         return reply
 
-    def _jobs_reply(self, jobs: list[JobRecord]) -> rainbow_pb2.ReceiveJobsResponse:
+    async def _jobs_reply(self, jobs: list[JobRecord]) -> rainbow_pb2.ReceiveJobsResponse:
         reply = rainbow_pb2.ReceiveJobsResponse(request_id=_request_id(), lease_seconds=self.scheduler.lease_seconds)
         if not jobs:
             reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_NORESULTS
@@ -313,6 +346,9 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
                 owner = reply.owners[job.id]
                 owner.user = job.user
                 owner.group = job.group
+        # What each job depended on, beside the job (the jobs map keeps its JSON as it is).
+        for job_id, parents in (await self.run(self.scheduler.depends_of, jobs)).items():
+            reply.depends[job_id] = parents
         reply.status = rainbow_pb2.ReceiveJobsResponse.REQUEST_JOBS_SUCCESS
         return reply
 
@@ -320,7 +356,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     async def ReceiveJobs(self, request, context):
         owner = request.agent or context.peer()
         jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, request.maxJobs, owner)
-        return self._jobs_reply(jobs)
+        return await self._jobs_reply(jobs)
 
     @stream
     async def StreamJobs(self, request, context):
@@ -341,7 +377,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
                 renewed = self.scheduler.clock()
             jobs = await self.run(self.scheduler.receive, request.cluster, request.secret, window, owner, window)
             if jobs:
-                yield self._jobs_reply(jobs)
+                yield await self._jobs_reply(jobs)
                 continue
             await self.hub.wait(version, timeout=min(1.0, every))
 
@@ -388,8 +424,9 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
 
     @rpc
     async def GetJob(self, request, context):
-        job, history = await self.run(self.scheduler.get_job, request.jobid, request.token, user_token(context))
-        return job_info(job, history)
+        job, history, dependencies, step = await self.run(self.scheduler.get_job_with_links, request.jobid,
+                                                          request.token, user_token(context))
+        return job_info(job, history, dependencies, step)
 
     @rpc
     async def ListJobs(self, request, context):
@@ -416,6 +453,28 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         job = await self.run(self.scheduler.cancel, request.jobid, request.token, request.reason,
                              user_token(context))
         return rainbow_pb2.CancelJobResponse(state=job.state.value, cancel_requested=job.cancel_requested)
+
+    @rpc
+    async def SubmitWorkflow(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        view = await self.run(functools.partial(
+            self.scheduler.submit_workflow, clusters, request.name, _steps(request), request.select_algorithm,
+            dict(request.select_options), request.idempotency_key, user_token(context)))
+        _detail.set(f": workflow {view.record.id} ({view.record.name}), {len(view.steps)} steps")
+        return workflow_info(view)
+
+    @rpc
+    async def GetWorkflow(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        view = await self.run(self.scheduler.workflow, clusters, request.workflow_id, user_token(context))
+        return workflow_info(view)
+
+    @rpc
+    async def CancelWorkflow(self, request, context):
+        clusters = [(c.name, c.token) for c in request.clusters]
+        outcome = await self.run(self.scheduler.cancel_workflow, clusters, request.workflow_id, request.reason,
+                                 user_token(context))
+        return rainbow_pb2.CancelBatchResponse(cancelled=outcome.cancelled, cancel_requested=outcome.requested)
 
     @stream
     async def WatchJobs(self, request, context):

@@ -121,6 +121,49 @@ class AccessRule:
 
 
 @dataclass(frozen=True)
+class DependsOn:
+    """A dependency of a job to store: ``scheme`` on an existing job (``job``), or on the job at index ``step``
+    of the same ``Store.add_graph`` call."""
+
+    scheme: str
+    job: int = 0
+    step: int = -1
+
+
+@dataclass(frozen=True)
+class ParentJob:
+    """A job another depends on, as its dependent sees it (``RAINBOW_DEPENDS``)."""
+
+    id: int
+    name: str
+    step: str | None
+    cluster: str
+    local_id: str | None
+    state: JobState
+    scheme: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """A waiting job released (``Store.release_jobs``): placed on ``cluster``, or failed (no cluster)."""
+
+    job_id: int
+    cluster: str | None
+    message: str
+    candidates: tuple[str, ...] = ()
+    placement: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowRecord:
+    id: str
+    name: str
+    created: float
+    # (step name, job id), in the order the steps were stored
+    steps: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class NewJob:
     """A job to queue (the arguments of ``Store.add_job``), for ``Store.add_jobs``."""
 
@@ -132,11 +175,15 @@ class NewJob:
     candidates: tuple[str, ...] = ()
     key: str | None = None
     placement: str | None = None  # JSON: why the job went where it did (see ``Store.job_placement``)
-    batch: str | None = None  # the SubmitJobs call it came in
+    batch: str | None = None  # the SubmitJobs call (or the workflow) it came in
     user: str = ""
     group: str = ""
     nodes: int = 1
     priority: int = 0
+    # Dependencies (``Store.add_graph`` only): the job is stored waiting ('depend') until they are satisfied.
+    depends: tuple[DependsOn, ...] = ()
+    step: str | None = None  # its step name in its workflow
+    release: str | None = None  # JSON: how to place it when released (see ``Store.release_job``)
 
 
 # (waiting jobs of the cluster, held jobs per owner and cluster, how many) -> the ids to lease, in order.
@@ -299,6 +346,64 @@ class Store(ABC):
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
+
+    # -- dependencies and workflows ------------------------------------------
+    @abstractmethod
+    def add_graph(
+        self, jobs: Sequence[NewJob], workflow: tuple[str, str, float] | None = None
+    ) -> list[tuple[JobRecord, JobEvent | None]]:
+        """Store jobs and their dependencies in one transaction (``DependsOn.step`` names an earlier job of
+        ``jobs``). A job with dependencies waits in ``depend``, the others are ``assigned``.
+
+        ``workflow`` is (id, name, created): a workflow whose id is already stored gives back its jobs, no
+        events (a resend). As with ``add_job``, a key already used gives back the earlier job, no event.
+        """
+
+    @abstractmethod
+    def has_dependents(self, parents: Sequence[int]) -> bool:
+        """Whether a waiting ('depend') job has a dependency not yet satisfied on any of ``parents``."""
+
+    @abstractmethod
+    def waiting_dependents(self) -> list[int]:
+        """Ids of every job in 'depend' (oldest first)."""
+
+    @abstractmethod
+    def settle_dependents(
+        self, parents: Sequence[int], now: float, jobs: Sequence[int] = ()
+    ) -> tuple[list[int], list[JobEvent]]:
+        """Decide the dependencies not yet satisfied on ``parents`` (and every one of the waiting ``jobs``) with
+        :func:`rainbow.dependencies.verdict`, in one transaction.
+
+        A satisfied dependency is marked so, once; a job whose last one this was is ready. A job with a
+        dependency that can never be satisfied is cancelled with why, and the dependencies on it are decided
+        in turn (transitively, in the same transaction). Returns (ids of the ready jobs, to be released; events
+        written). ``jobs`` also returns those of them already ready (a stop came before their release).
+        """
+
+    @abstractmethod
+    def release_jobs(self, releases: Sequence[Release], now: float) -> list[JobEvent]:
+        """In one transaction, move each waiting ('depend') job to its ``cluster`` (assigned), or with no cluster
+        fail it with its ``message``; the events written. A job no longer waiting (another call released or
+        cancelled it) is left as it is."""
+
+    @abstractmethod
+    def waiting_jobs_to_place(self, job_ids: Sequence[int]) -> list[tuple[int, str, str, str | None]]:
+        """(id, name, jobspec, release plan JSON) of those of ``job_ids`` still waiting ('depend'), by id."""
+
+    @abstractmethod
+    def job_dependencies(self, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+        """(scheme, parent id) of each job, by job id (jobs without dependencies are left out)."""
+
+    @abstractmethod
+    def job_parents(self, job_ids: Sequence[int]) -> dict[int, list[ParentJob]]:
+        """The parents of each job with dependencies, by job id."""
+
+    @abstractmethod
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
+
+    @abstractmethod
+    def job_step(self, job_id: int) -> tuple[str, str] | None:
+        """(workflow id, step name) of a workflow's job; None for a job submitted alone."""
 
     @abstractmethod
     def lease_jobs(

@@ -121,11 +121,12 @@ def report_outcome(
 
 
 def cancels_now(job: JobRecord, now: float) -> bool:
-    """Whether a cancel request ends the job at once: nobody holds it (assigned, or its lease ran out).
+    """Whether a cancel request ends the job at once: nobody holds it (waiting for its dependencies,
+    assigned, or its lease ran out).
 
     Other jobs that have not ended are flagged for their agent to cancel; ended jobs stay as they are.
     """
-    return job.state == JobState.ASSIGNED or (
+    return job.state in (JobState.ASSIGNED, JobState.DEPEND) or (
         job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
     )
 

@@ -119,6 +119,23 @@ SQLITE_MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (kind, name, cluster)
         )""",
     ],
+    # Dependencies (RFC 26) and workflows: a dependent job waits in state 'depend' with what it needs here (each
+    # dependency marked once satisfied; ``unsatisfied`` counts the others) and how to place it when released
+    # (``release``, JSON); a workflow's jobs carry its id as their batch_id.
+    [
+        """CREATE TABLE job_dependencies (
+            job_id INTEGER NOT NULL,
+            parent_id INTEGER NOT NULL,
+            scheme TEXT NOT NULL,
+            satisfied INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_id, parent_id, scheme)
+        )""",
+        "CREATE INDEX job_dependencies_by_parent ON job_dependencies (parent_id, job_id)",
+        "CREATE TABLE workflows (id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL)",
+        "ALTER TABLE jobs ADD COLUMN step TEXT",
+        "ALTER TABLE jobs ADD COLUMN release TEXT",
+        "ALTER TABLE jobs ADD COLUMN unsatisfied INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -242,5 +259,19 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
             max_nodes INTEGER,
             PRIMARY KEY (kind, name, cluster)
         )""",
+    ],
+    [
+        """CREATE TABLE job_dependencies (
+            job_id INTEGER NOT NULL,
+            parent_id INTEGER NOT NULL,
+            scheme TEXT NOT NULL,
+            satisfied BOOLEAN NOT NULL DEFAULT FALSE,
+            PRIMARY KEY (job_id, parent_id, scheme)
+        )""",
+        "CREATE INDEX job_dependencies_by_parent ON job_dependencies (parent_id, job_id)",
+        "CREATE TABLE workflows (id TEXT PRIMARY KEY, name TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)",
+        "ALTER TABLE jobs ADD COLUMN step TEXT",
+        "ALTER TABLE jobs ADD COLUMN release TEXT",
+        "ALTER TABLE jobs ADD COLUMN unsatisfied INTEGER NOT NULL DEFAULT 0",
     ],
 ]

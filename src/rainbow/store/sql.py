@@ -31,10 +31,24 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from rainbow.dependencies import Dependency, ParentFacts, Verdict, never_reason, verdict, waits_for
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
 from rainbow.store.accounts import AccountsSQL
-from rainbow.store.base import AccessRule, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store, UserRecord
+from rainbow.store.base import (
+    AccessRule,
+    ClusterRecord,
+    HeldJob,
+    JobEvent,
+    JobPage,
+    JobRecord,
+    NewJob,
+    ParentJob,
+    Release,
+    Store,
+    UserRecord,
+    WorkflowRecord,
+)
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
@@ -160,6 +174,8 @@ class SQLStore(AccountsSQL, Store):
             if tx.one(f"SELECT name FROM clusters WHERE name = %s{self.ROW_LOCK}", (name,)) is None:  # noqa: S608
                 return False
             tx.execute("DELETE FROM job_events WHERE cluster = %s", (name,))
+            tx.execute("DELETE FROM job_dependencies WHERE job_id IN (SELECT id FROM jobs WHERE cluster = %s)",
+                       (name,))
             tx.execute("DELETE FROM jobs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM subsystems WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM cluster_access WHERE cluster = %s", (name,))
@@ -477,6 +493,205 @@ class SQLStore(AccountsSQL, Store):
     def get_job(self, job_id: int) -> JobRecord | None:
         rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))  # noqa: S608
         return job_from_row(rows[0]) if rows else None
+
+    # -- dependencies and workflows ------------------------------------------
+    def add_graph(
+        self, jobs: Sequence[NewJob], workflow: tuple[str, str, float] | None = None
+    ) -> list[tuple[JobRecord, JobEvent | None]]:
+        def insert_graph(tx: Transaction) -> list[tuple[JobRecord, bool]]:
+            if workflow is not None and tx.one(
+                "INSERT INTO workflows (id, name, created) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING "
+                "RETURNING id", workflow,
+            ) is None:
+                rows = tx.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = %s ORDER BY id",  # noqa: S608
+                              (workflow[0],))
+                return [(job_from_row(row), False) for row in rows]
+            stored: list[tuple[JobRecord, bool]] = []
+            for new in jobs:
+                known = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s",  # noqa: S608
+                               (new.key,)) if new.key else None
+                if known is not None:
+                    stored.append((job_from_row(known), False))
+                    continue
+                parents = [Dependency(d.scheme, d.job if d.step < 0 else stored[d.step][0].id) for d in new.depends]
+                state = JobState.DEPEND if parents else JobState.ASSIGNED
+                message = waits_for(parents) if parents else None
+                edges = list(dict.fromkeys(parents))
+                row = tx.one(
+                    "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
+                    'submit_key, placement, batch_id, step, release, message, unsatisfied, "user", grp, nodes, '
+                    "priority) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "RETURNING id",
+                    (new.cluster, new.name, new.jobspec, new.command, state.value, new.now, new.now,
+                     json.dumps(list(new.candidates)), new.key, new.placement, new.batch, new.step, new.release,
+                     message, len(edges), new.user, new.group, new.nodes, new.priority),
+                )
+                job_id = row[0]
+                for parent in edges:
+                    tx.execute("INSERT INTO job_dependencies (job_id, parent_id, scheme) VALUES (%s, %s, %s)",
+                               (job_id, parent.job_id, parent.scheme))
+                tx.log(job_id, new.cluster, new.name, state, new.now, message or "")
+                stored.append((JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, state, new.now,
+                                         new.now, message=message, candidates=new.candidates), True))
+            return stored
+
+        stored, events = self._transaction(insert_graph)
+        logged = iter(events)
+        return [(job, next(logged) if fresh else None) for job, fresh in stored]
+
+    def has_dependents(self, parents: Sequence[int]) -> bool:
+        if not parents:
+            return False
+        among, params = self._in("d.parent_id", list(parents))
+        return bool(self._read(
+            "SELECT 1 FROM job_dependencies d JOIN jobs j ON j.id = d.job_id "  # noqa: S608
+            f"WHERE {among} AND NOT d.satisfied AND j.state = 'depend' LIMIT 1", params,
+        ))
+
+    def waiting_dependents(self) -> list[int]:
+        return [row[0] for row in self._read("SELECT id FROM jobs WHERE state = 'depend' ORDER BY id")]
+
+    def settle_dependents(
+        self, parents: Sequence[int], now: float, jobs: Sequence[int] = ()
+    ) -> tuple[list[int], list[JobEvent]]:
+        def settle(tx: Transaction) -> list[int]:
+            ready: list[int] = []
+            if jobs:
+                # Every dependency of these was decided before a stop that came ahead of their release.
+                among, params = self._in("id", sorted(set(jobs)))
+                ready.extend(row[0] for row in tx.all(
+                    f"SELECT id FROM jobs WHERE {among} AND state = 'depend' AND unsatisfied <= 0 "  # noqa: S608
+                    f"ORDER BY id{self.ROW_LOCK}", params,
+                ))
+            by_parent, by_job = sorted(set(parents)), sorted(set(jobs))
+            while by_parent or by_job:
+                edges = self._open_edges(tx, by_parent, by_job)
+                facts = self._parent_facts(tx, sorted({edge[1] for edge in edges}))
+                cancelled: list[int] = []
+                for job_id, parent, scheme, cluster, name in edges:
+                    if job_id in cancelled:
+                        continue
+                    result = verdict(scheme, facts.get(parent))
+                    if result == Verdict.SATISFIED and self._satisfy(tx, job_id, parent, scheme):
+                        ready.append(job_id)
+                    elif result == Verdict.NEVER:
+                        reason = never_reason(Dependency(scheme, parent), facts.get(parent))
+                        if tx.one("UPDATE jobs SET state = 'cancelled', updated = %s, message = %s "
+                                  "WHERE id = %s AND state = 'depend' RETURNING id", (now, reason, job_id)):
+                            tx.log(job_id, cluster, name, JobState.CANCELLED, now, reason)
+                            cancelled.append(job_id)
+                # The cancelled jobs' own dependents are decided in turn, in this transaction.
+                by_parent, by_job = cancelled, []
+            return list(dict.fromkeys(ready))
+
+        return self._transaction(settle)
+
+    def _open_edges(self, tx: Transaction, parents: Sequence[int], jobs: Sequence[int]) -> list[tuple]:
+        """(job, parent, scheme, job's cluster, job's name) of the dependencies not yet satisfied on ``parents``
+        or of ``jobs``, of jobs still waiting; the jobs' rows locked."""
+        terms: list[str] = []
+        params: list[Any] = []
+        for column, values in (("d.parent_id", parents), ("d.job_id", jobs)):
+            if values:
+                term, values_params = self._in(column, list(values))
+                terms.append(term)
+                params.extend(values_params)
+        return tx.all(
+            "SELECT d.job_id, d.parent_id, d.scheme, j.cluster, j.name FROM job_dependencies d "  # noqa: S608
+            f"JOIN jobs j ON j.id = d.job_id WHERE ({' OR '.join(terms)}) AND NOT d.satisfied "
+            f"AND j.state = 'depend' ORDER BY d.job_id, d.parent_id, d.scheme{self.ROW_LOCK}", params,
+        )
+
+    @staticmethod
+    def _satisfy(tx: Transaction, job_id: int, parent: int, scheme: str) -> bool:
+        """Mark one dependency satisfied (once); True when it was the job's last unsatisfied one."""
+        if tx.one("UPDATE job_dependencies SET satisfied = TRUE WHERE job_id = %s AND parent_id = %s "
+                  "AND scheme = %s AND NOT satisfied RETURNING job_id", (job_id, parent, scheme)) is None:
+            return False
+        row = tx.one("UPDATE jobs SET unsatisfied = unsatisfied - 1 WHERE id = %s AND state = 'depend' "
+                     "RETURNING unsatisfied", (job_id,))
+        return row is not None and row[0] <= 0
+
+    def _parent_facts(self, tx: Transaction, parents: Sequence[int]) -> dict[int, ParentFacts]:
+        if not parents:
+            return {}
+        among, params = self._in("j.id", parents)
+        rows = tx.all(
+            "SELECT j.id, j.state, j.exit_code, EXISTS (SELECT 1 FROM job_events e "  # noqa: S608
+            f"WHERE e.job_id = j.id AND e.state = 'running') FROM jobs j WHERE {among}", params,
+        )
+        return {row[0]: ParentFacts(JobState(row[1]), row[2], bool(row[3])) for row in rows}
+
+    def release_jobs(self, releases: Sequence[Release], now: float) -> list[JobEvent]:
+        def release(tx: Transaction) -> None:
+            for item in releases:
+                if item.cluster:
+                    row = tx.one(
+                        "UPDATE jobs SET state = 'assigned', cluster = %s, candidates = %s, placement = %s, "
+                        "updated = %s, message = %s WHERE id = %s AND state = 'depend' RETURNING cluster, name",
+                        (item.cluster, json.dumps(list(item.candidates)), item.placement, now, item.message,
+                         item.job_id),
+                    )
+                else:
+                    row = tx.one(
+                        "UPDATE jobs SET state = 'failed', updated = %s, message = %s "
+                        "WHERE id = %s AND state = 'depend' RETURNING cluster, name",
+                        (now, item.message, item.job_id),
+                    )
+                if row is not None:
+                    state = JobState.ASSIGNED if item.cluster else JobState.FAILED
+                    tx.log(item.job_id, row[0], row[1], state, now, item.message)
+
+        if not releases:
+            return []
+        return self._transaction(release)[1]
+
+    def waiting_jobs_to_place(self, job_ids: Sequence[int]) -> list[tuple[int, str, str, str | None]]:
+        if not job_ids:
+            return []
+        among, params = self._in("id", list(job_ids))
+        return [tuple(row) for row in self._read(  # type: ignore[misc]
+            f"SELECT id, name, jobspec, release FROM jobs WHERE {among} AND state = 'depend' ORDER BY id",  # noqa: S608
+            params,
+        )]
+
+    def job_dependencies(self, job_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+        if not job_ids:
+            return {}
+        among, params = self._in("job_id", list(job_ids))
+        needs: dict[int, list[tuple[str, int]]] = {}
+        for job_id, parent, scheme in self._read(
+            f"SELECT job_id, parent_id, scheme FROM job_dependencies WHERE {among} "  # noqa: S608
+            "ORDER BY job_id, parent_id, scheme", params,
+        ):
+            needs.setdefault(job_id, []).append((scheme, parent))
+        return needs
+
+    def job_parents(self, job_ids: Sequence[int]) -> dict[int, list[ParentJob]]:
+        needs = self.job_dependencies(job_ids)
+        if not needs:
+            return {}
+        parents = sorted({parent for deps in needs.values() for _, parent in deps})
+        among, params = self._in("id", parents)
+        rows = {row[0]: row for row in self._read(
+            f"SELECT id, name, step, cluster, local_id, state FROM jobs WHERE {among}", params  # noqa: S608
+        )}
+        return {
+            job_id: [ParentJob(parent, row[1], row[2], row[3], row[4], JobState(row[5]), scheme)
+                     for scheme, parent in deps if (row := rows.get(parent)) is not None]
+            for job_id, deps in needs.items()
+        }
+
+    def job_step(self, job_id: int) -> tuple[str, str] | None:
+        rows = self._read("SELECT batch_id, step FROM jobs WHERE id = %s AND step IS NOT NULL", (job_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        rows = self._read("SELECT id, name, created FROM workflows WHERE id = %s", (workflow_id,))
+        if not rows:
+            return None
+        steps = self._read("SELECT step, id FROM jobs WHERE batch_id = %s ORDER BY id", (workflow_id,))
+        return WorkflowRecord(rows[0][0], rows[0][1], rows[0][2], tuple((step or "", job_id) for step, job_id in steps))
 
     def list_jobs(
         self,

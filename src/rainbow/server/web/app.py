@@ -25,7 +25,14 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
-from rainbow.errors import FailedPrecondition, NotFound, PermissionDenied, RainbowError, Unauthenticated
+from rainbow.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RainbowError,
+    Unauthenticated,
+)
 from rainbow.lifecycle import JobState
 from rainbow.scheduler import Scheduler
 from rainbow.server.events import EventHub
@@ -114,6 +121,7 @@ class Dashboard:
             web.get("/jobs/{id}", self.job),
             web.post("/jobs/{id}/cancel", self.cancel),
             web.get("/clusters/{name}", self.cluster),
+            web.get("/workflows/{id}", self.workflow),
             web.get("/events", self.events),
             web.static("/static", HERE / "static"),
         ])
@@ -284,7 +292,8 @@ class Dashboard:
         since = await self.run(self.scheduler.store.last_event_seq)  # before the read: the stream starts there
         job, history = await self._job(request, identity)
         placement = views.placement(await self.run(self.scheduler.store.job_placement, job.id))
-        return self._render("job.html", request, job=job, history=history, placement=placement,
+        step = await self.run(self.scheduler.store.job_step, job.id)
+        return self._render("job.html", request, job=job, history=history, placement=placement, step=step,
                             output=views.output(job), final=views.is_final(job),
                             notice=request.query.get("notice", ""), since=since)
 
@@ -312,6 +321,24 @@ class Dashboard:
         counts = await self.counts.get()
         row = views.cluster_row(record, self.scheduler.cluster_graph(name), counts, detail=True)
         return self._render("cluster.html", request, cluster=row, now=time.time())
+
+    async def workflow(self, request: web.Request) -> web.Response:
+        """A workflow's DAG (server-drawn SVG, every value escaped) and its steps; live like the job table."""
+        identity = self._require(request)
+        pairs = [(name, identity.token) for name in await self._clusters(identity)]
+        if not pairs:
+            raise web.HTTPNotFound(text="no such workflow (or the token does not open its clusters)")
+        since = await self.run(self.scheduler.store.last_event_seq)  # before the read: the stream starts there
+        try:
+            view = await self.run(self.scheduler.workflow, pairs, request.match_info["id"])
+        except (NotFound, InvalidArgument) as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        except PermissionDenied as exc:
+            raise web.HTTPForbidden(text=str(exc)) from None
+        steps = [(step.name, job, needs) for step, job, needs in view.steps]
+        template = "workflowdag.html" if request.query.get("fragment") else "workflow.html"
+        return self._render(template, request, workflow=view.record, steps=steps,
+                            layout=views.workflow_layout(steps), since=since)
 
     # -- live ---------------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:

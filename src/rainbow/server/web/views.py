@@ -135,3 +135,36 @@ def newest_states(events: Sequence[JobEvent]) -> dict[int, str]:
 def event_json(event: JobEvent) -> str:
     return json.dumps({"seq": event.seq, "job": event.job_id, "cluster": event.cluster, "name": event.name,
                        "state": event.state.value, "time": event.time, "message": event.message})
+
+
+# The workflow page's DAG: boxes of NODE_W x NODE_H, layers GAP_X apart left to right, rows GAP_Y apart.
+NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 180, 54, 70, 18, 10
+
+
+def workflow_layout(steps: Sequence[tuple[str, JobRecord, Sequence[tuple[str, str]]]]) -> dict[str, Any]:
+    """Where the workflow page draws each step and each need (pure): a step's layer (column) is one more than
+    the deepest step it needs; edges run from a needed step's right side to the needing step's left side.
+    ``steps`` come in an order where each follows its needs (as a workflow is stored)."""
+    layer: dict[str, int] = {}
+    rows: dict[int, int] = {}
+    nodes = []
+    for name, job, needs in steps:
+        depth = 1 + max((layer.get(need, -1) for need, _ in needs), default=-1)
+        layer[name] = depth
+        row = rows.get(depth, 0)
+        rows[depth] = row + 1
+        nodes.append({"name": name, "job": job.id, "state": job.state.value,
+                      "cluster": "" if job.state == JobState.DEPEND else job.cluster,
+                      "x": MARGIN + depth * (NODE_W + GAP_X), "y": MARGIN + row * (NODE_H + GAP_Y)})
+    where = {node["name"]: node for node in nodes}
+    edges = []
+    for name, _, needs in steps:
+        child = where[name]
+        for need, scheme in needs:
+            parent = where.get(need)
+            if parent is not None:
+                edges.append({"x1": parent["x"] + NODE_W, "y1": parent["y"] + NODE_H // 2, "x2": child["x"],
+                              "y2": child["y"] + NODE_H // 2, "scheme": scheme})
+    width = MARGIN * 2 + (max(layer.values(), default=0) + 1) * (NODE_W + GAP_X) - GAP_X
+    height = MARGIN * 2 + max(rows.values(), default=1) * (NODE_H + GAP_Y) - GAP_Y
+    return {"nodes": nodes, "edges": edges, "width": width, "height": height, "node_w": NODE_W, "node_h": NODE_H}

@@ -7,7 +7,7 @@
   const page = body.dataset.page;
   if (!page || page === "signin") return;
 
-  const STATES = ["assigned", "leased", "accepted", "submitted", "running", "completed", "failed", "cancelled", "unknown"];
+  const STATES = ["depend", "assigned", "leased", "accepted", "submitted", "running", "completed", "failed", "cancelled", "unknown"];
   const COLORS = {
     assigned: "#8e8e8e", leased: "#b08d00", accepted: "#6a5acd", submitted: "#1f77b4", running: "#2ca02c",
     completed: "#17becf", failed: "#d62728", cancelled: "#7f3f00", unknown: "#e377c2",
@@ -43,6 +43,8 @@
       const row = document.querySelector('tr[data-job="' + Number(id) + '"]');
       if (row) {
         setState(row.querySelector("[data-state]"), state);
+        // A workflow's step moved: draw the DAG again (a released step now has its cluster).
+        if (page === "workflow") scheduleRefresh();
       } else if (body.dataset.firstPage === "yes") {
         scheduleRefresh();
       }
