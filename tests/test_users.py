@@ -237,6 +237,8 @@ def test_cluster_rules_decide_where_a_users_jobs_may_go(server, people, operator
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert caught.value.details() == f"user '{name}' may not use cluster 'quebec'"
     with user_client(server, people["carol"]) as carol:
+        placed = server.scheduler.store.job_placement(carol.submit_jobspec(simple(["true"])).jobid)
+        assert json.loads(placed)["unmatched"] == {"quebec": "user carol may not use this cluster (its access rules)"}
         satisfied = carol.satisfy(simple(["true"]))
         assert satisfied.clusters == ("keebler",)
         assert "may not use this cluster" in satisfied.reasons["quebec"]
