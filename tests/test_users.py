@@ -157,11 +157,10 @@ def test_the_cli_adds_a_user_and_saves_the_token(server, tmp_path):
     assert printed["user"] == "alice"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     saved = RainbowConfig.load(path)
-    assert (saved.user_name, saved.user_token) == ("alice", printed["token"])
+    assert (saved.user_name, saved.user_token, saved.host) == ("alice", printed["token"], server.address)
     register(server.address, tmp_path)
     submitted = subprocess.run(
-        [sys.executable, "-m", "rainbow", "submit", "--host", server.address, "--json", "--command", "true",
-         "--config-path", str(path)],
+        [sys.executable, "-m", "rainbow", "submit", "--json", "--command", "true", "--config-path", str(path)],
         capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
     )
     assert submitted.returncode == 0, submitted.stderr
@@ -238,6 +237,8 @@ def test_cluster_rules_decide_where_a_users_jobs_may_go(server, people, operator
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert caught.value.details() == f"user '{name}' may not use cluster 'quebec'"
     with user_client(server, people["carol"]) as carol:
+        placed = server.scheduler.store.job_placement(carol.submit_jobspec(simple(["true"])).jobid)
+        assert json.loads(placed)["unmatched"] == {"quebec": "user carol may not use this cluster (its access rules)"}
         satisfied = carol.satisfy(simple(["true"]))
         assert satisfied.clusters == ("keebler",)
         assert "may not use this cluster" in satisfied.reasons["quebec"]

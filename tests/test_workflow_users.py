@@ -4,13 +4,13 @@ on jobs its user may read, and is released only to the clusters its user may use
 from __future__ import annotations
 
 import pytest
+from test_workflows import FINAL, Grid, big_graph, gpu_graph
 
 from rainbow.client import RainbowClient
 from rainbow.errors import NotFound, PermissionDenied
 from rainbow.jobspec import simple
 
 from conftest import BOTH_STORES, REGISTRATION_SECRET
-from test_workflows import FINAL, Grid, big_graph, gpu_graph
 
 pytestmark = BOTH_STORES
 

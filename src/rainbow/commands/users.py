@@ -77,7 +77,8 @@ def _save(args: argparse.Namespace, config: RainbowConfig | None, user: User) ->
         return None
     if config is None or config.path is None:
         path, _ = config_path(args.config_path)
-        config = RainbowConfig({}, path)
+        # a new file: with the server it was made on, so the user's commands need no --host
+        config = RainbowConfig({"graphdatabase": {"host": args.host}} if args.host else {}, path)
     config.set_user(user.name, user.token)
     return config.save()
 

@@ -80,7 +80,7 @@ def submit_decision(
     job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
     matching = tuple(c for c in candidates if c not in reasons)
     new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), now, matching,
-                 key or None, placement_record(selection, reasons, candidates, states or {}),
+                 key or None, placement_record(selection, {**reasons, **(excluded or {})}, candidates, states or {}),
                  user=owner[0], group=owner[1], nodes=node_count(jobspec))
     return PendingSubmit(new, selection, reasons, tuple(candidates))
 
