@@ -342,14 +342,16 @@ class Accounts:
         return dataclasses.replace(job, message=f"waiting: {reason}") if reason else job
 
     # -- accounting ------------------------------------------------------------------------------
+    def current(self) -> list[Standing]:
+        """Every association's standing, read afresh, by bank then user."""
+        with self._lock:
+            self._view = None
+        return sorted(self.view().standings.values(), key=lambda s: (s.bank, s.user))
+
     def report(self, by: str = "user", since: float | None = None) -> UsageReport:
         if by not in TOTALS_BY:
             raise InvalidArgument(f"by: one of {', '.join(TOTALS_BY)} (got {by!r})", field="by")
         since = 0.0 if since is None else since
         if not math.isfinite(since):
             raise InvalidArgument("since: a time (seconds since the epoch)", field="since")
-        with self._lock:
-            self._view = None
-        view = self.view()
-        ordered = sorted(view.standings.values(), key=lambda s: (s.bank, s.user))
-        return UsageReport(by, since, self.store.job_totals(by, since), ordered, self.half_life)
+        return UsageReport(by, since, self.store.job_totals(by, since), self.current(), self.half_life)

@@ -108,7 +108,8 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE jobs ADD COLUMN started REAL",
         "ALTER TABLE jobs ADD COLUMN ended REAL",
-        "CREATE INDEX jobs_by_ended ON jobs (ended)",
+        # a lease takes each owner's best waiting jobs from here, not every waiting job of the cluster
+        'CREATE INDEX jobs_waiting_by_owner ON jobs (cluster, state, "user", grp, priority DESC, id)',
         """CREATE TABLE quotas (
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -232,7 +233,8 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE jobs ADD COLUMN started DOUBLE PRECISION",
         "ALTER TABLE jobs ADD COLUMN ended DOUBLE PRECISION",
-        "CREATE INDEX jobs_by_ended ON jobs (ended)",
+        # a lease takes each owner's best waiting jobs from here, not every waiting job of the cluster
+        'CREATE INDEX jobs_waiting_by_owner ON jobs (cluster, state, "user", grp, priority DESC, id)',
         """CREATE TABLE quotas (
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
