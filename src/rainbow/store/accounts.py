@@ -123,13 +123,12 @@ class AccountsSQL:
 
     def count_queued(self, kind: str, name: str, cluster: str = "") -> int:
         """Jobs of a user (``kind`` "user") or group waiting in rainbow, on ``cluster`` ('' : any)."""
+        # by cluster and state first: the (cluster, state, owner...) index holds only what waits to be read
         column = '"user"' if kind == "user" else "grp"
-        terms = [f"{column} = %s", QUEUED]
-        params: list[Any] = [name]
-        if cluster:
-            terms.append("cluster = %s")
-            params.append(cluster)
-        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {' AND '.join(terms)}", params)[0][0]  # noqa: S608
+        where = "cluster = %s" if cluster else "cluster IN (SELECT name FROM clusters)"
+        params: list[Any] = [cluster, name] if cluster else [name]
+        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND {QUEUED} AND {column} = %s",  # noqa: S608
+                          params)[0][0]
 
     # -- usage ----------------------------------------------------------------------------------------
     def ended_runs(self, since: float) -> list[tuple[int, UsageRecord]]:
