@@ -140,6 +140,14 @@ def decayed_usage(records: Iterable[UsageRecord], now: float, half_life: float) 
     return usage
 
 
+def decay(usage: Mapping[tuple[str, str], float], seconds: float, half_life: float) -> dict[tuple[str, str], float]:
+    """Decayed usage ``seconds`` later: each value times ``2^(-seconds/half_life)`` (unchanged without decay)."""
+    if not (half_life > 0 and math.isfinite(half_life)):
+        return dict(usage)
+    factor = 2.0 ** (-max(seconds, 0.0) / half_life)
+    return {key: value * factor for key, value in usage.items()}
+
+
 def _bank_path(banks: Mapping[str, Bank], name: str) -> list[str]:
     """The bank and its ancestors up to (not including) the root; a cycle or unknown parent ends at the root."""
     path: list[str] = []

@@ -29,6 +29,7 @@ from rainbow.fairshare import (
     Limit,
     Standing,
     Waiting,
+    decay,
     decayed_usage,
     hand_out,
     standings,
@@ -45,6 +46,8 @@ MAX_PRIORITY = 1_000_000
 MAX_QUOTA = 1_000_000_000
 # Usage older than this many half-lives weighs less than 2^-20: it is not read.
 HORIZON_HALF_LIVES = 20
+# Runs that ended this long before the last read are read again (a slow commit, another replica's clock).
+LATE_ENDS = 300.0
 MAX_ACCOUNTS = 10_000  # banks plus users in one accounts file
 
 _COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_SHARES}
@@ -88,6 +91,36 @@ class UsageReport:
     totals: list[JobTotal]
     standings: list[Standing]
     half_life: float
+
+
+class EndedUsage:
+    """The decayed usage of every run that ended, kept up to date by reading only the runs that ended since.
+
+    Decay multiplies every run's decayed node-seconds alike, so the sum of the runs read before is decayed as
+    one number per association and only new ends are added; a run is counted once (by id) however often it
+    is read again within ``LATE_ENDS``.
+    """
+
+    def __init__(self) -> None:
+        self.usage: dict[tuple[str, str], float] = {}
+        self.read: float | None = None
+        self.counted: dict[int, float] = {}  # job id -> end, of the runs that ended within LATE_ENDS of the read
+
+    def update(self, store: Any, now: float, half_life: float) -> dict[tuple[str, str], float]:
+        decays = half_life > 0 and math.isfinite(half_life)
+        if self.read is None or now < self.read:
+            since = now - HORIZON_HALF_LIVES * half_life if decays else -math.inf
+            self.usage, self.counted = {}, {}
+        else:
+            since = self.read - LATE_ENDS
+            self.usage = decay(self.usage, now - self.read, half_life)
+        new = [(job_id, run) for job_id, run in store.ended_runs(since) if job_id not in self.counted]
+        for key, used in decayed_usage([run for _, run in new], now, half_life).items():
+            self.usage[key] = self.usage.get(key, 0.0) + used
+        self.counted.update((job_id, run.end or now) for job_id, run in new)
+        self.counted = {job_id: end for job_id, end in self.counted.items() if end >= now - LATE_ENDS}
+        self.read = now
+        return self.usage
 
 
 @dataclass(frozen=True)
@@ -167,6 +200,8 @@ class Accounts:
         self.refresh = 10.0  # seconds the usage, tree and quotas read from the store are reused
         self._lock = threading.Lock()
         self._view: _View | None = None
+        self._ended = EndedUsage()
+        self._reading = threading.Lock()  # one thread reads usage from the store at a time
         self._quotas: tuple[float, list[Limit]] | None = None
         self._held_back: dict[str, dict[int, str]] = {}  # cluster -> job id -> why the last hand-out skipped it
 
@@ -306,19 +341,20 @@ class Accounts:
     # -- the hand-out ------------------------------------------------------------------------------
     def view(self) -> _View:
         """Each association's standing and everyone's decayed usage, read at most every ``refresh`` seconds."""
-        now = self.context.clock()
-        with self._lock:
-            cached = self._view
-        if cached is not None and now - cached.read < self.refresh:
-            return cached
-        decays = self.half_life > 0 and math.isfinite(self.half_life)
-        since = now - HORIZON_HALF_LIVES * self.half_life if decays else -math.inf
-        usage = decayed_usage(self.store.usage_records(since), now, self.half_life)
-        banks, associations = self.store.account_tree()
-        view = _View(now, standings(banks, associations, usage), sum(usage.values()))
-        with self._lock:
-            self._view = view
-        return view
+        with self._reading:
+            now = self.context.clock()
+            with self._lock:
+                cached = self._view
+            if cached is not None and 0 <= now - cached.read < self.refresh:
+                return cached
+            usage = dict(self._ended.update(self.store, now, self.half_life))
+            for key, used in decayed_usage(self.store.open_runs(), now, self.half_life).items():
+                usage[key] = usage.get(key, 0.0) + used
+            banks, associations = self.store.account_tree()
+            view = _View(now, standings(banks, associations, usage), sum(usage.values()))
+            with self._lock:
+                self._view = view
+            return view
 
     def order(self, cluster: str) -> LeaseOrder:
         """The store's lease order for ``cluster``: fair share, then priority, then submission; quotas hold back."""
@@ -342,14 +378,16 @@ class Accounts:
         return dataclasses.replace(job, message=f"waiting: {reason}") if reason else job
 
     # -- accounting ------------------------------------------------------------------------------
+    def current(self) -> list[Standing]:
+        """Every association's standing, read afresh, by bank then user."""
+        with self._lock:
+            self._view = None
+        return sorted(self.view().standings.values(), key=lambda s: (s.bank, s.user))
+
     def report(self, by: str = "user", since: float | None = None) -> UsageReport:
         if by not in TOTALS_BY:
             raise InvalidArgument(f"by: one of {', '.join(TOTALS_BY)} (got {by!r})", field="by")
         since = 0.0 if since is None else since
         if not math.isfinite(since):
             raise InvalidArgument("since: a time (seconds since the epoch)", field="since")
-        with self._lock:
-            self._view = None
-        view = self.view()
-        ordered = sorted(view.standings.values(), key=lambda s: (s.bank, s.user))
-        return UsageReport(by, since, self.store.job_totals(by, since), ordered, self.half_life)
+        return UsageReport(by, since, self.store.job_totals(by, since), self.current(), self.half_life)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rainbow.fairshare import Limit
+from rainbow.fairshare import Limit, Standing
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
 from rainbow.lifecycle import JobState
@@ -482,11 +482,11 @@ class Scheduler:
     # -- fair share, quotas and accounting (operator) ------------------------------------------
     def set_shares(
         self, kind: str, name: str, shares: int, parent: str = "", secret: str = "", user_token: str = ""
-    ) -> UsageReport:
-        """A user's or group's shares (a group's parent bank too); the standings after."""
+    ) -> list[Standing]:
+        """A user's or group's shares (a group's parent bank too); every association's standing after."""
         self.authorization.operator(secret, user_token)
         self.accounts.set_shares(kind, name, shares, parent or None)
-        return self.accounts.report()
+        return self.accounts.current()
 
     def load_accounts(self, text: str, secret: str = "", user_token: str = "") -> list[tuple[str, str]]:
         """Banks, users and shares from an accounts file (YAML or JSON), in one transaction: (user, token) of

@@ -552,9 +552,9 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
     # -- fair share, quotas and accounting ---------------------------------------
     @rpc
     async def SetShares(self, request, context):
-        report = await self.run(self.scheduler.set_shares, request.kind, request.name, request.shares,
-                                request.parent, request.secret, user_token(context))
-        return rainbow_pb2.SharesResponse(standings=[standing_message(s) for s in report.standings])
+        standings = await self.run(self.scheduler.set_shares, request.kind, request.name, request.shares,
+                                   request.parent, request.secret, user_token(context))
+        return rainbow_pb2.SharesResponse(standings=[standing_message(s) for s in standings])
 
     @rpc
     async def LoadAccounts(self, request, context):

@@ -123,24 +123,27 @@ class AccountsSQL:
 
     def count_queued(self, kind: str, name: str, cluster: str = "") -> int:
         """Jobs of a user (``kind`` "user") or group waiting in rainbow, on ``cluster`` ('' : any)."""
+        # by cluster and state first: the (cluster, state, owner...) index holds only what waits to be read
         column = '"user"' if kind == "user" else "grp"
-        terms = [f"{column} = %s", QUEUED]
-        params: list[Any] = [name]
-        if cluster:
-            terms.append("cluster = %s")
-            params.append(cluster)
-        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {' AND '.join(terms)}", params)[0][0]  # noqa: S608
+        where = "cluster = %s" if cluster else "cluster IN (SELECT name FROM clusters)"
+        params: list[Any] = [cluster, name] if cluster else [name]
+        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND {QUEUED} AND {column} = %s",  # noqa: S608
+                          params)[0][0]
 
     # -- usage ----------------------------------------------------------------------------------------
-    def usage_records(self, since: float) -> list[UsageRecord]:
-        """Runs that may have used nodes since ``since``: started, and not ended before it."""
-        rows = self._read(
-            'SELECT "user", grp, nodes, started, ended, state, updated FROM jobs '
-            "WHERE started IS NOT NULL AND (ended IS NULL OR ended >= %s)",
-            (since,),
-        )
-        return [UsageRecord(user, grp, nodes, started, _end(ended, state, updated))
-                for user, grp, nodes, started, ended, state, updated in rows]
+    def ended_runs(self, since: float) -> list[tuple[int, UsageRecord]]:
+        """(job id, run) of the jobs that ended (after they started) at ``since`` or later."""
+        rows = self._read('SELECT id, "user", grp, nodes, started, ended FROM jobs WHERE ended >= %s', (since,))
+        return [(job_id, UsageRecord(user, grp, nodes, started, ended))
+                for job_id, user, grp, nodes, started, ended in rows]
+
+    def open_runs(self) -> list[UsageRecord]:
+        """Runs without a reported end: running now (end None), or over by another way than a report (their
+        last change is their end)."""
+        rows = self._read('SELECT "user", grp, nodes, started, state, updated FROM jobs '
+                          "WHERE ended IS NULL AND started IS NOT NULL")
+        return [UsageRecord(user, grp, nodes, started, updated if state in _FINAL else None)
+                for user, grp, nodes, started, state, updated in rows]
 
     def job_totals(self, by: str, since: float) -> list[JobTotal]:
         """Jobs per ``by`` ("user", "group", "cluster") and state, with the node-seconds they ran, of the jobs
@@ -153,13 +156,6 @@ class AccountsSQL:
             (since,),
         )
         return [JobTotal(key, state, count, float(seconds or 0.0)) for key, state, count, seconds in rows]
-
-
-def _end(ended: float | None, state: str, updated: float) -> float | None:
-    """When a run ended: as reported, else its last change when it is over (None: still running)."""
-    if ended is not None:
-        return ended
-    return updated if state in _FINAL else None
 
 
 def _upsert_bank(tx: Any, bank: Bank, set_parent: bool, set_shares: bool) -> None:

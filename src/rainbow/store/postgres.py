@@ -488,16 +488,36 @@ def _reason(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+_LIGHT = 'id, "user", grp, priority, nodes, cancel_requested'  # what a lease order sees of a waiting job
+
+
+def _candidates(tx: _Tx, cluster: str, now: float, limit: int) -> list[tuple]:
+    """What a lease order chooses from: of the assigned jobs, each owner's first ``limit`` by priority and id
+    (all when < 1), from the (cluster, state, owner, priority, id) index; and every leased job whose lease ran
+    out."""
+    expired = tx.all(
+        f"SELECT {_LIGHT} FROM jobs WHERE cluster = %s AND state = 'leased' AND lease_expires <= %s",  # noqa: S608
+        (cluster, now),
+    )
+    if limit < 1:
+        return tx.all(f"SELECT {_LIGHT} FROM jobs WHERE cluster = %s AND state = 'assigned'",  # noqa: S608
+                      (cluster,)) + expired
+    return tx.all(
+        f"SELECT {_LIGHT} FROM (SELECT DISTINCT \"user\" AS u, grp AS g FROM jobs "  # noqa: S608 - constants
+        "WHERE cluster = %s AND state = 'assigned') owners CROSS JOIN LATERAL (SELECT * FROM jobs "
+        "WHERE cluster = %s AND state = 'assigned' AND \"user\" = owners.u AND grp = owners.g "
+        "ORDER BY priority DESC, id LIMIT %s) best",
+        (cluster, cluster, limit),
+    ) + expired
+
+
 def _ordered(tx: _Tx, cluster: str, now: float, limit: int, order: LeaseOrder) -> list[tuple]:
     """The waiting jobs ``order`` picks, locked, in its order, after those whose cancel was requested.
 
     The candidates are read without locks; the picked ones are then locked with ``SKIP LOCKED`` (a job
     another replica leased meanwhile is left out: this hand-out is shorter by it).
     """
-    light = tx.all(
-        f'SELECT id, "user", grp, priority, nodes, cancel_requested FROM jobs WHERE cluster = %s AND {WAITING}',  # noqa: S608
-        (cluster, now),
-    )
+    light = _candidates(tx, cluster, now, limit)
     cancelled = [row[0] for row in light if row[5]]
     waiting = [Waiting(row[0], row[1], row[2], row[3], row[4]) for row in light if not row[5]]
     held = [Held(*row) for row in tx.all(

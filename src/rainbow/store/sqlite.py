@@ -372,13 +372,32 @@ class SQLiteStore(SQLStore):
 _LIGHT = 'id, "user", grp, priority, nodes, cancel_requested'  # what a lease order sees of a waiting job
 
 
-def _ordered(db: sqlite3.Connection, cluster: str, now: float, limit: int, order: LeaseOrder) -> list[tuple]:
-    """The waiting jobs ``order`` picks (in its order), after those whose cancel was requested (all of them)."""
-    light = db.execute(  # two range scans of the (cluster, state, id) index, as in ``_waiting``
-        f"SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'assigned' "  # noqa: S608 - constants
-        f"UNION ALL SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'leased' AND lease_expires <= ?",
-        (cluster, cluster, now),
+def _candidates(db: sqlite3.Connection, cluster: str, now: float, limit: int) -> list[tuple]:
+    """What a lease order chooses from: of the assigned jobs, each owner's first ``limit`` by priority and id
+    (all when < 1; no owner can give more), from the (cluster, state, owner, priority, id) index; and every
+    leased job whose lease ran out."""
+    expired = db.execute(
+        f"SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'leased' AND lease_expires <= ?",  # noqa: S608
+        (cluster, now),
     ).fetchall()
+    if limit < 1:
+        return db.execute(f"SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'assigned'",  # noqa: S608
+                          (cluster,)).fetchall() + expired
+    owners = db.execute('SELECT DISTINCT "user", grp FROM jobs WHERE cluster = ? AND state = \'assigned\'',
+                        (cluster,)).fetchall()
+    rows: list[tuple] = []
+    for user, group in owners:
+        rows += db.execute(
+            f"SELECT {_LIGHT} FROM jobs WHERE cluster = ? AND state = 'assigned' AND \"user\" = ? AND grp = ? "  # noqa: S608
+            "ORDER BY priority DESC, id LIMIT ?",
+            (cluster, user, group, limit),
+        ).fetchall()
+    return rows + expired
+
+
+def _ordered(db: sqlite3.Connection, cluster: str, now: float, limit: int, order: LeaseOrder) -> list[tuple]:
+    """The waiting jobs ``order`` picks (in its order), after those whose cancel was requested."""
+    light = _candidates(db, cluster, now, limit)
     cancelled = [row[0] for row in light if row[5]]
     waiting = [Waiting(row[0], row[1], row[2], row[3], row[4]) for row in light if not row[5]]
     held = [Held(*row) for row in db.execute(
@@ -388,7 +407,7 @@ def _ordered(db: sqlite3.Connection, cluster: str, now: float, limit: int, order
     ).fetchall()]
     ids = [*cancelled, *order(waiting, held, limit)] if waiting else cancelled
     found: dict[int, tuple] = {}
-    if len(ids) * 2 > len(light):  # most of them: the two range scans are cheaper than looking each one up
+    if len(ids) * 2 > len(light) and limit < 1:  # all of them: the two range scans are cheaper than look-ups
         found.update((row[0], row) for row in SQLiteStore._waiting(db, cluster, now, -1))
     else:
         for start in range(0, len(ids), 500):
