@@ -155,6 +155,7 @@ def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F8
     out = run_in_flux(tmp_path, """
         flux queue start --all --quiet
         flux python -m rainbow.submit --config-path cfg.yaml --dry-run --queue debug --requires pdebug -t 20m true
+        flux queue disable --quiet --message="closed for maintenance" debug
         echo REGISTER
         flux python -m rainbow.register --dry-run --config-path cfg.yaml --cluster-name tioga
     """)
@@ -166,7 +167,9 @@ def test_register_and_run_in_the_right_queue(flux_python, tmp_path):  # noqa: F8
     graph = ClusterGraph.from_jgf(registered)
     debug, batch = graph.queues.get("debug"), graph.queues.get("batch")
     assert (debug.requires, debug.max_size["nnodes"], debug.duration, debug.default) == (("pdebug",), 2, 1800, False)
-    assert (batch.requires, batch.default, batch.started) == (("pbatch",), True, True)
+    assert (debug.enabled, debug.reason) == (False, "closed for maintenance")
+    assert (batch.requires, batch.default, batch.started, batch.enabled, batch.reason) == (("pbatch",), True, True,
+                                                                                          True, "")
     # memory from each broker's hwloc topology (every broker of a test instance runs on this one host)
     vertices = json.loads(registered)["graph"]["nodes"].values()
     sizes = [v["metadata"]["size"] for v in vertices if v["metadata"]["type"] == "memory"]
