@@ -166,7 +166,9 @@ def test_executor_reports_queues_in_its_state(flux_fake):
     state = executor.resources().state()
     assert QueueSet.from_json(state["queues"]).names == ["debug", "batch"]
     instance.set_queue("debug", enabled=False, reason="drained")
-    assert not QueueSet.from_json(executor.resources().state()["queues"]).get("debug").enabled
+    debug = QueueSet.from_json(executor.resources().state()["queues"]).get("debug")
+    assert (debug.enabled, debug.reason) == (False, "drained")
+    assert QueueSet.from_json(executor.resources().state()["queues"]).get("batch").reason == ""
 
 
 def test_registration_puts_the_queues_in_the_graph(flux_fake, tmp_path):

@@ -18,6 +18,8 @@ used are those of flux-core 0.84+ (checked against 0.88):
   as flux-core resolves them from the ``config.get`` RPC; ``parent`` of an RFC 33 virtual queue only
   in flux-core releases after 0.88) and ``h.rpc("config.get")`` for each queue's ``requires`` (its
   node set)
+- ``h.rpc("job-manager.queue-status", {"name": queue})`` for a disabled queue's ``disable_reason``
+  (``QueueInfo`` has no reason)
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def instance_queues(handle: Any) -> QueueSet:
             default=bool(info.is_default),
             enabled=bool(info.enabled),
             started=bool(info.started),
+            reason="" if info.enabled else _disable_reason(handle, info.name),
             requires=tuple(requires or ()),
             min_size={k: float(getattr(limits.min, k)) for k, _ in SIZES},
             max_size={k: float(getattr(limits.max, k)) for k, _ in SIZES},
@@ -123,6 +126,16 @@ def instance_queues(handle: Any) -> QueueSet:
             default_duration=float(info.defaults.duration) or math.inf,
         ))
     return QueueSet(tuple(queues)) if queues else QueueSet()
+
+
+def _disable_reason(handle: Any, queue: str) -> str:
+    """Why a queue is disabled (``flux queue disable --message``), as the job manager keeps it."""
+    try:
+        status = handle.rpc("job-manager.queue-status", {"name": queue} if queue else {}).get() or {}
+    except OSError as exc:
+        log.warning("job-manager.queue-status %s: %s", queue or "(anonymous queue)", exc.strerror or exc)
+        return ""
+    return str(status.get("disable_reason") or "")
 
 
 def instance_memory(handle: Any, ranks: Iterable[int]) -> dict[int, int]:

@@ -53,9 +53,24 @@ class Flux:
     def rpc(self, topic: str, payload: Any = None, nodeid: int = FLUX_NODEID_ANY, flags: int = 0) -> Any:
         if topic == "config.get":
             return _RPC(self.instance.config)
+        if topic == "job-manager.queue-status":
+            return self._queue_status((payload or {}).get("name"))
         if topic == "resource.topo-get":
             rank = 0 if nodeid == FLUX_NODEID_ANY else nodeid
             if not 0 <= rank < len(self.instance.xml) or self.instance.xml[rank] is None:
                 return _Failed(OSError(errno.EHOSTUNREACH, "No route to host"))
             return _RPC(self.instance.xml[rank])
         return _Failed(OSError(errno.ENOSYS, f"Unknown service method '{topic}'"))
+
+    def _queue_status(self, name: str | None) -> Any:
+        """``{"enable", "start"}`` plus ``disable_reason`` for a disabled queue, as the job manager answers; a
+        name the configuration does not have is an error, and so is none when it has queues."""
+        queues = self.instance.config.get("queues", {})
+        if (name or "") not in queues and (name or queues):
+            error = f"'{name}' is not a valid queue" if name else "a named queue is required"
+            return _Failed(OSError(errno.EINVAL, error))
+        state = self.instance.queue_state.get(name or "", {})
+        status = {"enable": state.get("enabled", True), "start": state.get("started", False)}
+        if not status["enable"]:
+            status["disable_reason"] = state.get("reason", "")
+        return _RPC(status)
