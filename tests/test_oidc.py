@@ -164,3 +164,22 @@ def test_the_server_refuses_incomplete_oidc_settings_in_one_line(tmp_path, jwks_
     assert result.stderr.strip() == ("rainbow: error: OIDC needs --oidc-jwks, --oidc-issuer and --oidc-audience "
                                      "together")
     assert not db.exists()
+
+
+def test_a_server_without_the_oidc_extra_starts_and_oidc_names_the_extra():
+    """PyJWT is the oidc extra: the server, the scheduler and the CLI import without it, and asking for OIDC
+    says which extra to install."""
+    code = (
+        "import sys; sys.modules['jwt'] = None\n"
+        "import rainbow.server.serve, rainbow.scheduler, rainbow.cli\n"
+        "from rainbow.errors import FailedPrecondition\n"
+        "from rainbow.oidc import OIDCKeys, OIDCSettings\n"
+        "try:\n"
+        "    OIDCKeys(OIDCSettings('keys.json', 'https://issuer', 'rainbow'))\n"
+        "except FailedPrecondition as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    assert "rainbow-scheduler[oidc]" in result.stdout

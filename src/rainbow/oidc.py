@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import jwt
+from rainbow.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 
-from rainbow.errors import InvalidArgument, Unauthenticated
+if TYPE_CHECKING:
+    import jwt
 
 # Asymmetric algorithms only: a provider signs with its private key, rainbow holds only public keys.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
@@ -29,6 +31,16 @@ class OIDCSettings:
     audience: str
     user_claim: str = "sub"
     groups_claim: str = "groups"
+
+
+def pyjwt() -> ModuleType:
+    """PyJWT, which only a server checking OIDC tokens needs (the ``oidc`` extra)."""
+    try:
+        import jwt
+    except ImportError:
+        raise FailedPrecondition("OIDC needs the oidc extra (PyJWT is not installed): "
+                                 "pip install 'rainbow-scheduler[oidc]'", field="oidc-jwks") from None
+    return jwt
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -54,6 +66,7 @@ class OIDCKeys:
         if not (settings.jwks and settings.issuer and settings.audience):
             raise InvalidArgument("OIDC needs --oidc-jwks, --oidc-issuer and --oidc-audience together", field="oidc")
         self.settings = settings
+        self.jwt = jwt = pyjwt()
         self._client: jwt.PyJWKClient | None = None
         self._keys: jwt.PyJWKSet | None = None
         if settings.jwks.startswith(("https://", "http://")):
@@ -70,6 +83,7 @@ class OIDCKeys:
 
     def signing_key(self, token: str) -> Any:
         """The public key the token says signed it; Unauthenticated when there is none such."""
+        jwt = self.jwt
         try:
             if self._client is not None:
                 return self._client.get_signing_key_from_jwt(token).key

@@ -45,8 +45,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from rainbow import credentials
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from rainbow.oidc import ALGORITHMS, OIDCKeys, claim_groups, looks_like_jwt
@@ -339,6 +337,7 @@ class Authorization:
         assert self.oidc is not None
         settings = self.oidc.settings
         key = self.oidc.signing_key(token)
+        jwt = self.oidc.jwt
         try:
             claims = jwt.decode(token, key, algorithms=list(ALGORITHMS), audience=settings.audience,
                                 issuer=settings.issuer, options={"require": ["exp", "iss", "aud"]})
