@@ -104,13 +104,15 @@ def test_hand_out_alternates_users_without_usage():
 
 def test_priority_orders_a_users_own_jobs_only():
     waiting = [Waiting(1, "alice", ROOT), Waiting(2, "alice", ROOT, priority=5), Waiting(3, "bob", ROOT)]
-    assert hand_out(waiting, 0).ids == [2, 3, 1]
+    assert hand_out(waiting, 2).ids == [2, 3]
+    # when every waiting job goes (and no quota applies) their order changes nothing: submission order
+    assert hand_out(waiting, 0).ids == hand_out(waiting, 3).ids == [1, 2, 3]
 
 
 def test_held_jobs_count_against_their_user():
     waiting = [Waiting(1, "alice", ROOT), Waiting(2, "bob", ROOT)]
     held = [Held("alice", ROOT, "keebler", 3, 3)]
-    assert hand_out(waiting, 0, "keebler", held=held).ids == [2, 1]
+    assert hand_out(waiting, 1, "keebler", held=held).ids == [2]
 
 
 def test_usage_decides_and_shares_weigh_it():
@@ -182,6 +184,9 @@ def test_hand_out_is_an_ordered_selection(jobs, limit):
     waiting = [Waiting(i + 1, user, ROOT, priority, nodes) for i, (user, priority, nodes) in enumerate(jobs)]
     ids = hand_out(waiting, limit).ids
     assert len(ids) == len(set(ids)) == (len(waiting) if limit < 1 else min(limit, len(waiting)))
+    if len(ids) == len(waiting):
+        assert ids == sorted(ids)
+        return
     by_id = {job.id: job for job in waiting}
     for user in {job.user for job in waiting}:
         mine = [by_id[i] for i in ids if by_id[i].user == user]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 ROOT = ""  # the root bank: users without a group, banks without a parent
 DEFAULT_HALF_LIFE = 7 * 24 * 3600.0
@@ -77,9 +78,8 @@ class Standing:
     factor: float
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """A waiting job as the hand-out sees it."""
+class Waiting(NamedTuple):
+    """A waiting job as the hand-out sees it (a tuple: a lease builds thousands)."""
 
     id: int
     user: str
@@ -88,8 +88,7 @@ class Waiting:
     nodes: int = 1
 
 
-@dataclass(frozen=True)
-class Held:
+class Held(NamedTuple):
     """Jobs of an association handed out on a cluster and not yet ended: how many, on how many nodes."""
 
     user: str
@@ -270,10 +269,16 @@ def hand_out(
     """Which waiting jobs of ``cluster`` to hand out (at most ``limit``; < 1: all), best first.
 
     Order: fair share (lowest ``(U_E * total_usage + charge) / S`` first), then the job's priority (higher
-    first), then submission (lower id first). ``standing`` comes from ``standings``; an association missing
+    first), then submission (lower id first); when every waiting job goes and no quota applies, the order
+    among them changes nothing and is submission order. ``standing`` comes from ``standings``; an association missing
     from it has no usage and ``default_shares`` (None: the smallest known, else 1). A job that would take
     its user or group past a ``max_running`` or ``max_nodes`` quota is held back (with why).
     """
+    wanted = limit if limit >= 1 else len(waiting)
+    quotas = [q for q in limits if q.max_running is not None or q.max_nodes is not None]
+    if wanted >= len(waiting) and not quotas:
+        # every waiting job goes: the order among them changes nothing, submission order it is
+        return HandOut(sorted(job.id for job in waiting))
     standing = standing or {}
     if default_shares is None:
         known = [s.norm_shares for s in standing.values() if s.norm_shares > 0]
@@ -298,16 +303,15 @@ def hand_out(
             virtual = base / shares if shares > 0 else math.inf
             keyed.append((virtual, -job.priority, job.id, job))
     keyed.sort(key=lambda item: item[:3])
-    wanted = limit if limit >= 1 else len(keyed)
-    if not any(limit.max_running is not None or limit.max_nodes is not None for limit in limits):
+    if not quotas:
         return HandOut([item[3].id for item in keyed[:wanted]])
-    counts = held_counts(held, limits)
+    counts = held_counts(held, quotas)
     ids: list[int] = []
     held_back: dict[int, str] = {}
     for *_, job in keyed:
         if len(ids) >= wanted:
             break
-        terms = _quota_terms(limits, cluster, job.user, job.bank)
+        terms = _quota_terms(quotas, cluster, job.user, job.bank)
         reason = _over(terms, counts, job)
         if reason:
             held_back[job.id] = reason
