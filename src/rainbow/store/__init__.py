@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 
 from rainbow.errors import FailedPrecondition
-from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, NewJob, Store
+from rainbow.store.base import (
+    PAGE_SORTS,
+    ClusterRecord,
+    HeldJob,
+    JobEvent,
+    JobPage,
+    JobRecord,
+    NewJob,
+    Store,
+    StoredGraph,
+)
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -43,6 +53,6 @@ def open_store(target: str, **options) -> Store:
 
 
 __all__ = [
-    "PAGE_SORTS", "ClusterRecord", "HeldJob", "JobEvent", "JobPage", "JobRecord", "NewJob", "Store",
+    "PAGE_SORTS", "ClusterRecord", "HeldJob", "JobEvent", "JobPage", "JobRecord", "NewJob", "Store", "StoredGraph",
     "is_postgres", "open_store", "redact",
 ]

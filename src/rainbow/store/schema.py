@@ -72,6 +72,16 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
     # The batch (SubmitJobs call) a job was submitted in.
     ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
+    # The SHA-256 of the cluster's JGF, and its graph in compact form (rainbow.graph.compact) naming the
+    # JGF it was built from: a restart loads it instead of parsing the JGF again.
+    [
+        "ALTER TABLE clusters ADD COLUMN nodes_sha256 TEXT",
+        """CREATE TABLE cluster_graphs (
+            cluster TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
+            nodes_sha256 TEXT NOT NULL,
+            data BLOB NOT NULL
+        )""",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -149,4 +159,12 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     ],
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
     ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
+    [
+        "ALTER TABLE clusters ADD COLUMN nodes_sha256 TEXT",
+        """CREATE TABLE cluster_graphs (
+            cluster TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
+            nodes_sha256 TEXT NOT NULL,
+            data BYTEA NOT NULL
+        )""",
+    ],
 ]

@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from rainbow.errors import Aborted
+from rainbow.jgf import digest
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
-from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store
+from rainbow.store.base import ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Store, StoredGraph
 from rainbow.store.rows import (
     CLUSTER_COLUMNS,
     EVENT_COLUMNS,
@@ -119,10 +120,10 @@ class SQLStore(Store):
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         def insert_cluster(tx: Transaction) -> bool:
             added = tx.one(
-                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, state, created, updated, version, "
-                "last_seen, reachable) VALUES (%s, %s, %s, %s, '{}', %s, %s, 1, %s, TRUE) "
+                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, nodes_sha256, state, created, updated, "
+                "version, last_seen, reachable) VALUES (%s, %s, %s, %s, %s, '{}', %s, %s, 1, %s, TRUE) "
                 "ON CONFLICT (name) DO NOTHING RETURNING name",
-                (name, secret_hash, token_hash, nodes, now, now, now),
+                (name, secret_hash, token_hash, nodes, digest(nodes), now, now, now),
             )
             if added is not None:
                 tx.notify(name)
@@ -145,12 +146,46 @@ class SQLStore(Store):
     def replace_nodes(self, name: str, nodes: str, now: float) -> None:
         def replace(tx: Transaction) -> None:
             tx.execute(
-                "UPDATE clusters SET nodes = %s, version = version + 1, updated = %s WHERE name = %s",
-                (nodes, now, name),
+                "UPDATE clusters SET nodes = %s, nodes_sha256 = %s, version = version + 1, updated = %s "
+                "WHERE name = %s",
+                (nodes, digest(nodes), now, name),
             )
+            tx.execute("DELETE FROM cluster_graphs WHERE cluster = %s", (name,))
             tx.notify(name)
 
         self._transaction(replace)
+
+    def get_graph(self, name: str) -> StoredGraph | None:
+        rows = self._read(
+            "SELECT c.nodes_sha256, g.nodes_sha256, g.data FROM clusters c "
+            "LEFT JOIN cluster_graphs g ON g.cluster = c.name WHERE c.name = %s",
+            (name,),
+        )
+        if not rows:
+            return None
+        current, built_from, data = rows[0]
+        return StoredGraph(current, built_from, bytes(data) if data is not None else None)
+
+    def put_graph(self, name: str, built_from: str, data: bytes) -> bool:
+        def put(tx: Transaction) -> bool:
+            row = tx.one(f"SELECT nodes_sha256 FROM clusters WHERE name = %s{self.KEY_LOCK}", (name,))  # noqa: S608
+            if row is None:
+                return False
+            current = row[0]
+            if current is None:
+                # Stored before digests were kept: the digest of the JGF as it is now, once.
+                current = digest(tx.one("SELECT nodes FROM clusters WHERE name = %s", (name,))[0])
+                tx.execute("UPDATE clusters SET nodes_sha256 = %s WHERE name = %s", (current, name))
+            if current != built_from:
+                return False
+            tx.execute(
+                "INSERT INTO cluster_graphs (cluster, nodes_sha256, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (cluster) DO UPDATE SET nodes_sha256 = excluded.nodes_sha256, data = excluded.data",
+                (name, built_from, data),
+            )
+            return True
+
+        return self._transaction(put)[0]
 
     def delete_cluster(self, name: str) -> bool:
         def delete(tx: Transaction) -> bool:
@@ -160,6 +195,7 @@ class SQLStore(Store):
             tx.execute("DELETE FROM job_events WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM jobs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM subsystems WHERE cluster = %s", (name,))
+            tx.execute("DELETE FROM cluster_graphs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM clusters WHERE name = %s", (name,))
             tx.notify(name)
             return True
