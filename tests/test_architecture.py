@@ -181,7 +181,7 @@ SCHEDULER_MODULES: dict[str, set[str]] = {
     "placement": {"context", "registry"},
     "submission": {"context", "placement", "registry", "validation"},
     "lifecycle": {"context", "placement", "registry", "text", "validation"},
-    "batches": {"context", "submission", "validation"},
+    "batches": {"context", "placement", "submission", "validation"},
 }
 
 

@@ -152,3 +152,23 @@ def test_an_array_with_cc_outside_the_command_parses_each_copy(cluster):
     stored_specs = [yaml.safe_load(cluster.client.get_job(job.jobid).jobspec) for job in result.jobs]
     assert [s["attributes"]["user"]["seed"] for s in stored_specs] == ["seed-4", "seed-5"]
     assert [cluster.client.get_job(job.jobid).command for job in result.jobs] == ["app --seed 4", "app --seed 5"]
+
+
+def test_a_sweep_is_stored_job_by_job_and_a_bad_command_in_it_refuses_it_whole(cluster):
+    """Jobs differing only in their commands share one parse and match; each keeps its own command and text."""
+    specs = [simple(["app", f"--seed={n}"]) for n in range(6)]
+    result = cluster.client.submit_jobs(specs)
+    jobs = {job.jobid: cluster.client.get_job(job.jobid) for job in result.jobs}
+    assert [jobs[job.jobid].command for job in result.jobs] == [f"app --seed={n}" for n in range(6)]
+    assert [json.loads(jobs[job.jobid].jobspec) for job in result.jobs] == specs
+
+    bad = simple(["app", "--seed=9"])
+    bad["tasks"][0]["command"] = []
+    entries = [rainbow_pb2.SubmitJobsRequest.Job(jobspec=json.dumps(spec)) for spec in [*specs[:3], bad, *specs[3:]]]
+    token = rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=cluster.config.token_for("keebler"))
+    with pytest.raises(grpc.RpcError) as refused:
+        cluster.client.scheduler_stub.SubmitJobs(rainbow_pb2.SubmitJobsRequest(clusters=[token], jobs=entries))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith("jobs[3].tasks[0].command: ")
+    assert refused.value.details().endswith("tasks[0].command: must not be empty")
+    assert len(stored(cluster)) == 6

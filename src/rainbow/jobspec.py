@@ -17,6 +17,7 @@ the same request as multiplying its children's counts by S; a nextgen group's
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import shlex
@@ -619,6 +620,70 @@ def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
             "resources: must be a map of groups (nextgen) or a list (Flux V1)", field="resources"
         )
     return _parse_nextgen(doc)
+
+
+def load_json(text: str) -> dict[str, Any] | None:
+    """A JSON jobspec text as a fresh dict, within the size and depth bounds; None for anything else
+    (YAML, invalid, too large: ``parse_jobspec`` then parses it, or says what is wrong)."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        doc = json.loads(text)
+        # Each value takes at least one character, each level of nesting a bracket: a text short and flat
+        # enough cannot break the bounds, and is not walked.
+        if len(text) > MAX_NODES or text.count("{") + text.count("[") > MAX_DEPTH * 3:
+            _check_shape(doc)
+    except (ValueError, RecursionError, InvalidArgument):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _task_list(doc: Mapping[str, Any]) -> list[Any] | None:
+    if "tasks" in doc:
+        tasks = doc["tasks"]
+        return tasks if isinstance(tasks, list) else None
+    task = doc.get("task")
+    return [task] if task is not None else []
+
+
+def command_shape(doc: Mapping[str, Any]) -> str | None:
+    """The text of a jobspec dict with its tasks' commands left out (a present command becomes null); two
+    jobspecs of equal shapes differ at most in their commands (keys in another order make another shape).
+    None when the tasks are not a list of mappings (then there is no shape to share)."""
+    tasks = _task_list(doc)
+    if tasks is None or not all(isinstance(task, dict) for task in tasks):
+        return None
+    blank = [{**task, "command": None} if "command" in task else task for task in tasks]
+    key = "tasks" if "tasks" in doc else "task"
+    shaped = {**doc, key: blank if key == "tasks" else blank[0]} if tasks else doc
+    try:
+        return json.dumps(shaped, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _surely_valid_command(command: Any, dialect: str) -> bool:
+    """A command both dialects' schemas accept (a non-empty list of strings; nextgen also a non-empty string)."""
+    if isinstance(command, list):
+        return bool(command) and all(isinstance(arg, str) for arg in command)
+    return dialect == "nextgen" and isinstance(command, str) and bool(command)
+
+
+def with_commands(template: Jobspec, doc: dict[str, Any]) -> Jobspec | None:
+    """The jobspec ``parse_jobspec`` makes of ``doc``, whose ``command_shape`` is ``template``'s.
+
+    Everything but the commands is the template's (the same text parses the
+    same); the commands are ``doc``'s. None when one of them is not surely
+    valid: then parse ``doc`` itself, which names what is wrong.
+    """
+    tasks = _task_list(doc)
+    if tasks is None or any(
+        "command" in task and not _surely_valid_command(task["command"], template.dialect) for task in tasks
+    ):
+        return None
+    tasks = list(tasks)
+    command = _command(tasks[0]) if tasks else []
+    return dataclasses.replace(template, tasks=tasks, command=command, raw=doc, _cache={})
 
 
 # -- building and converting ----------------------------------------------------

@@ -425,7 +425,10 @@ class RainbowClient:
         entries = []
         for job in jobs:
             name, spec = job if isinstance(job, tuple) else ("", job)
-            entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=jobspec_input(spec)[1]))
+            parsed, text = jobspec_input(spec)
+            if isinstance(spec, (Mapping, Jobspec)):
+                text = parsed.to_json()  # JSON: a sweep's jobspecs then share one parse on the server
+            entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=text))
         return self._submit_batch(entries, "", select_algo, select_options, idempotency_key)
 
     def submit_array(

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
 from rainbow.hostlists import expand_idset, idset_size
+from rainbow.jobspec import Jobspec
 from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.placement import BatchPlacement
 from rainbow.scheduler.submission import PendingSubmit, Submissions
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.store import JobRecord
@@ -46,10 +48,6 @@ def batch_identity(key: str) -> str:
     if not key:
         return secrets.token_hex(8)
     return hashlib.sha256(b"batch\0" + key.encode()).hexdigest()[:16]
-
-
-def _in_batch(pending: PendingSubmit, batch_id: str) -> PendingSubmit:
-    return dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id))
 
 
 @contextmanager
@@ -125,18 +123,25 @@ class Batches:
             expanded = expand_array(*jobs[0], ids)
         else:
             expanded = [job for job in listed if isinstance(job, tuple)]
+        placer = self.submissions.placer
+        batch: BatchPlacement | None = None
         placed: list[PendingSubmit | str] = []
         for index, (name, text) in enumerate(expanded):
             with _naming(index):
-                try:
-                    pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
-                                                       key=_job_key(batch_id, index, key))
-                except FailedPrecondition as exc:
-                    placed.append(str(exc))
-                    continue
-            assert isinstance(pending, PendingSubmit)
-            placed.append(_in_batch(pending, batch_id))
+                jobspec, placed_by = placer.parse_for_placement(text)
+                if batch is None:
+                    batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
+                placed.append(self._place(batch, index, name, text, jobspec, placed_by, _job_key(batch_id, index, key),
+                                          batch_id))
         return batch_id, placed
+
+    def _place(self, batch: BatchPlacement, index: int, name: str, text: str, jobspec: Jobspec, placed_by: Jobspec,
+               key: str, batch_id: str) -> PendingSubmit | str:
+        """One job of the batch placed (in the batch), or why no cluster takes it."""
+        try:
+            return self.submissions.prepare_in_batch(batch, name, text, jobspec, placed_by, key, batch_id)
+        except FailedPrecondition as exc:
+            return str(exc)
 
     def _copies(
         self,
@@ -151,25 +156,22 @@ class Batches:
         """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
         on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
         name, text = job
+        placer = self.submissions.placer
         with _naming(0):
-            template = self.submissions.placer.parse_jobspec(text)
-            selector = self.submissions.placer.selector_for(select_algorithm, select_options)
+            template = placer.parse_jobspec(text)
+            selector = placer.selector_for(select_algorithm, select_options)
         if text.count("{cc}") != sum(arg.count("{cc}") for arg in template.command):
             return None
+        batch = BatchPlacement(placer, candidates, selector)
         placed: list[PendingSubmit | str] = []
         for index, cc_id in enumerate(ids):
             value = str(cc_id)
-            command = [arg.replace("{cc}", value) for arg in template.command]
+            copy_text = text.replace("{cc}", value)
             with _naming(index):
-                try:
-                    pending = self.submissions.prepare_copy(
-                        candidates, name.replace("{cc}", value), text.replace("{cc}", value), template, command,
-                        selector, _job_key(batch_id, index, key))
-                except FailedPrecondition as exc:
-                    placed.append(str(exc))
-                    continue
-            assert isinstance(pending, PendingSubmit)
-            placed.append(_in_batch(pending, batch_id))
+                placer.check_size(copy_text)
+                copy = dataclasses.replace(template, command=[arg.replace("{cc}", value) for arg in template.command])
+                placed.append(self._place(batch, index, name.replace("{cc}", value), copy_text, copy, template,
+                                          _job_key(batch_id, index, key), batch_id))
         return placed
 
     def submit(

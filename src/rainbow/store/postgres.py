@@ -136,11 +136,12 @@ class _Tx:
         ).fetchone()[0]
         first = last - len(self._pending) + 1
         events = [JobEvent(first + i, *pending) for i, pending in enumerate(self._pending)]
-        self.cursor.executemany(
-            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(e.seq, e.job_id, encode_text(e.cluster), encode_text(e.name), e.state.value, e.time,
-              encode_text(e.message)) for e in events],
+        self.cursor.execute(
+            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) SELECT * FROM "
+            "unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[])",
+            ([e.seq for e in events], [e.job_id for e in events], [encode_text(e.cluster) for e in events],
+             [encode_text(e.name) for e in events], [e.state.value for e in events], [e.time for e in events],
+             [encode_text(e.message) for e in events]),
         )
         return events
 
@@ -370,23 +371,55 @@ class PostgresStore(SQLStore):
 
     def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
         def insert_jobs(tx: _Tx) -> list[tuple[JobRecord, bool]]:
-            stored: list[tuple[JobRecord, bool]] = []
-            for new in jobs:
-                candidates = json.dumps(list(new.candidates))
-                row = tx.one(
-                    "INSERT INTO jobs (cluster, name, jobspec, command, state, created, updated, candidates, "
-                    "submit_key, placement, batch_id) VALUES (%s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s, %s) "
+            """Jobs whose key is stored are read; the others get ids from the identity's sequence and are
+            written by one multi-row INSERT (over arrays), which skips a key another replica stored meanwhile."""
+            keys = list(dict.fromkeys(new.key for new in jobs if new.key is not None))
+            known: dict[str, JobRecord] = {}
+            if keys:
+                rows = tx.all(f"SELECT {JOB_COLUMNS}, submit_key FROM jobs WHERE submit_key = ANY(%s)", (keys,))  # noqa: S608
+                known = {row[-1]: job_from_row(row) for row in rows}
+            fresh: list[int] = []
+            claimed: set[str] = set()
+            for index, new in enumerate(jobs):
+                if new.key is not None:
+                    if new.key in known or new.key in claimed:
+                        continue
+                    claimed.add(new.key)
+                fresh.append(index)
+            ids: dict[int, int] = {}
+            inserted: set[int] = set()
+            if fresh:
+                drawn = tx.all("SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, %s)",
+                               (len(fresh),))
+                ids = {index: row[0] for index, row in zip(fresh, drawn, strict=True)}
+                chosen = [jobs[index] for index in fresh]
+                inserted = {row[0] for row in tx.all(
+                    "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, "
+                    "submit_key, placement, batch_id) OVERRIDING SYSTEM VALUE "
+                    "SELECT i, c, n, j, cmd, 'assigned', t, t, cand, k, p, b FROM unnest(%s::int[], %s::text[], "
+                    "%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[], "
+                    "%s::text[]) AS u(i, c, n, j, cmd, t, cand, k, p, b) "
                     "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id",
-                    (new.cluster, new.name, new.jobspec, new.command, new.now, new.now, candidates, new.key,
-                     new.placement, new.batch),
-                )
-                if row is None:
-                    known = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (new.key,))  # noqa: S608
-                    stored.append((job_from_row(known), False))
+                    ([ids[index] for index in fresh], [new.cluster for new in chosen], [new.name for new in chosen],
+                     [new.jobspec for new in chosen], [new.command for new in chosen], [new.now for new in chosen],
+                     [json.dumps(list(new.candidates)) for new in chosen], [new.key for new in chosen],
+                     [new.placement for new in chosen], [new.batch for new in chosen]),
+                )}
+            stored: list[tuple[JobRecord, bool]] = []
+            for index, new in enumerate(jobs):
+                job_id = ids.get(index)
+                if job_id is not None and job_id in inserted:
+                    tx.log(job_id, new.cluster, new.name, JobState.ASSIGNED, new.now)
+                    job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
+                                    new.now, new.now, candidates=new.candidates)
+                    if new.key is not None:
+                        known[new.key] = job
+                    stored.append((job, True))
                     continue
-                tx.log(row[0], new.cluster, new.name, JobState.ASSIGNED, new.now)
-                stored.append((JobRecord(row[0], new.cluster, new.name, new.jobspec, new.command,
-                                         JobState.ASSIGNED, new.now, new.now, candidates=new.candidates), True))
+                if new.key not in known:  # stored by another replica after the first read
+                    row = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE submit_key = %s", (new.key,))  # noqa: S608
+                    known[new.key] = job_from_row(row)
+                stored.append((known[new.key], False))
             return stored
 
         stored, events = self._transaction(insert_jobs)
