@@ -72,15 +72,18 @@ SQLITE_MIGRATIONS: list[list[str]] = [
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
     # The batch (SubmitJobs call) a job was submitted in.
     ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
-    # The SHA-256 of the cluster's JGF, and its graph in compact form (rainbow.graph.compact) naming the
-    # JGF it was built from: a restart loads it instead of parsing the JGF again.
+    # Per cluster: the SHA-256 of its JGF and its graph in compact form (rainbow.graph.compact) with the
+    # digest of the JGF it was built from, so a restart loads it instead of parsing the JGF again. The
+    # index covers every column but the JGF: listing clusters then never reads through the JGFs' pages.
     [
-        "ALTER TABLE clusters ADD COLUMN nodes_sha256 TEXT",
         """CREATE TABLE cluster_graphs (
             cluster TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
             nodes_sha256 TEXT NOT NULL,
-            data BLOB NOT NULL
+            built_from TEXT,
+            data BLOB
         )""",
+        "CREATE INDEX clusters_without_nodes ON clusters "
+        "(name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable)",
     ],
 ]
 
@@ -159,12 +162,13 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
     ],
     ["ALTER TABLE jobs ADD COLUMN rejections TEXT NOT NULL DEFAULT '[]'"],
     ["ALTER TABLE jobs ADD COLUMN batch_id TEXT", "CREATE INDEX jobs_by_batch ON jobs (batch_id, id)"],
+    # (PostgreSQL keeps large values out of line: listing clusters needs no index to skip the JGFs.)
     [
-        "ALTER TABLE clusters ADD COLUMN nodes_sha256 TEXT",
         """CREATE TABLE cluster_graphs (
             cluster TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
             nodes_sha256 TEXT NOT NULL,
-            data BYTEA NOT NULL
+            built_from TEXT,
+            data BYTEA
         )""",
     ],
 ]

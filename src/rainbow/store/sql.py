@@ -120,12 +120,13 @@ class SQLStore(Store):
     def add_cluster(self, name: str, nodes: str, secret_hash: str, token_hash: str, now: float) -> bool:
         def insert_cluster(tx: Transaction) -> bool:
             added = tx.one(
-                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, nodes_sha256, state, created, updated, "
-                "version, last_seen, reachable) VALUES (%s, %s, %s, %s, %s, '{}', %s, %s, 1, %s, TRUE) "
+                "INSERT INTO clusters (name, secret_hash, token_hash, nodes, state, created, updated, version, "
+                "last_seen, reachable) VALUES (%s, %s, %s, %s, '{}', %s, %s, 1, %s, TRUE) "
                 "ON CONFLICT (name) DO NOTHING RETURNING name",
-                (name, secret_hash, token_hash, nodes, digest(nodes), now, now, now),
+                (name, secret_hash, token_hash, nodes, now, now, now),
             )
             if added is not None:
+                tx.execute("INSERT INTO cluster_graphs (cluster, nodes_sha256) VALUES (%s, %s)", (name, digest(nodes)))
                 tx.notify(name)
             return added is not None
 
@@ -146,43 +147,39 @@ class SQLStore(Store):
     def replace_nodes(self, name: str, nodes: str, now: float) -> None:
         def replace(tx: Transaction) -> None:
             tx.execute(
-                "UPDATE clusters SET nodes = %s, nodes_sha256 = %s, version = version + 1, updated = %s "
-                "WHERE name = %s",
-                (nodes, digest(nodes), now, name),
+                "UPDATE clusters SET nodes = %s, version = version + 1, updated = %s WHERE name = %s",
+                (nodes, now, name),
             )
-            tx.execute("DELETE FROM cluster_graphs WHERE cluster = %s", (name,))
+            _set_digest(tx, name, digest(nodes))
             tx.notify(name)
 
         self._transaction(replace)
 
     def get_graph(self, name: str) -> StoredGraph | None:
         rows = self._read(
-            "SELECT c.nodes_sha256, g.nodes_sha256, g.data FROM clusters c "
+            "SELECT c.name, g.nodes_sha256, g.built_from, g.data FROM clusters c "
             "LEFT JOIN cluster_graphs g ON g.cluster = c.name WHERE c.name = %s",
             (name,),
         )
         if not rows:
             return None
-        current, built_from, data = rows[0]
+        _, current, built_from, data = rows[0]
         return StoredGraph(current, built_from, bytes(data) if data is not None else None)
 
     def put_graph(self, name: str, built_from: str, data: bytes) -> bool:
         def put(tx: Transaction) -> bool:
-            row = tx.one(f"SELECT nodes_sha256 FROM clusters WHERE name = %s{self.KEY_LOCK}", (name,))  # noqa: S608
-            if row is None:
+            if tx.one(f"SELECT name FROM clusters WHERE name = %s{self.KEY_LOCK}", (name,)) is None:  # noqa: S608
                 return False
-            current = row[0]
-            if current is None:
-                # Stored before digests were kept: the digest of the JGF as it is now, once.
+            row = tx.one("SELECT nodes_sha256 FROM cluster_graphs WHERE cluster = %s", (name,))
+            if row is not None:
+                current = row[0]
+            else:  # registered before digests were kept: the digest of the JGF as it is now, once
                 current = digest(tx.one("SELECT nodes FROM clusters WHERE name = %s", (name,))[0])
-                tx.execute("UPDATE clusters SET nodes_sha256 = %s WHERE name = %s", (current, name))
+                _set_digest(tx, name, current)
             if current != built_from:
                 return False
-            tx.execute(
-                "INSERT INTO cluster_graphs (cluster, nodes_sha256, data) VALUES (%s, %s, %s) "
-                "ON CONFLICT (cluster) DO UPDATE SET nodes_sha256 = excluded.nodes_sha256, data = excluded.data",
-                (name, built_from, data),
-            )
+            tx.execute("UPDATE cluster_graphs SET built_from = %s, data = %s WHERE cluster = %s",
+                       (built_from, data, name))
             return True
 
         return self._transaction(put)[0]
@@ -610,3 +607,12 @@ def _cancel(tx: Transaction, job: JobRecord, reason: str, now: float) -> JobReco
         (reason, now, job.id),
     )
     return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})
+
+
+def _set_digest(tx: Transaction, cluster: str, nodes_sha256: str) -> None:
+    """The digest of the cluster's JGF as now stored; a compact graph of another JGF goes."""
+    tx.execute(
+        "INSERT INTO cluster_graphs (cluster, nodes_sha256) VALUES (%s, %s) ON CONFLICT (cluster) DO UPDATE "
+        "SET nodes_sha256 = excluded.nodes_sha256, built_from = NULL, data = NULL",
+        (cluster, nodes_sha256),
+    )
