@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,8 +63,20 @@ def _naming(index: int) -> Iterator[None]:
         raise type(exc)(f"{field}: {exc}", field=field) from None
 
 
-def _job_key(batch_id: str, index: int, key: str) -> str:
-    return f"batch:{batch_id}:{index}" if key else ""
+def _job_key(keyspace: str, index: int) -> str:
+    """A job's own idempotency key: its call's key's identity (``batch_identity``) and its index there."""
+    return f"batch:{keyspace}:{index}" if keyspace else ""
+
+
+_BATCH_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def _joined(batch_id: str) -> str:
+    """The batch a call adds its jobs to: one this server answered (16 hex digits)."""
+    if not _BATCH_ID.fullmatch(batch_id):
+        raise InvalidArgument(f"batch_id: {batch_id[:40]!r} is not a batch id (16 hex digits, as SubmitJobs "
+                              "answers it)", field="batch_id")
+    return batch_id
 
 
 class Batches:
@@ -109,15 +122,17 @@ class Batches:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        join: str = "",
     ) -> tuple[str, list[PendingSubmit | str]]:
         """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
-        or why no cluster takes it."""
+        or why no cluster takes it. ``join`` names an earlier batch to add the jobs to."""
         check_idempotency_key(key, self.context.limits)
+        batch_id = _joined(join) if join else batch_identity(key)
+        keyspace = batch_identity(key) if key else ""
         listed = self.jobs_of(jobs, cc)
-        batch_id = batch_identity(key)
         if cc:
             ids = [cc_id for cc_id in listed if isinstance(cc_id, int)]
-            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, key, batch_id)
+            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, keyspace, batch_id)
             if copies is not None:
                 return batch_id, copies
             expanded = expand_array(*jobs[0], ids)
@@ -131,7 +146,7 @@ class Batches:
                 jobspec, placed_by = placer.parse_for_placement(text)
                 if batch is None:
                     batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
-                placed.append(self._place(batch, index, name, text, jobspec, placed_by, _job_key(batch_id, index, key),
+                placed.append(self._place(batch, index, name, text, jobspec, placed_by, _job_key(keyspace, index),
                                           batch_id))
         return batch_id, placed
 
@@ -150,7 +165,7 @@ class Batches:
         ids: Sequence[int],
         select_algorithm: str,
         select_options: Mapping[str, str] | None,
-        key: str,
+        keyspace: str,
         batch_id: str,
     ) -> list[PendingSubmit | str] | None:
         """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
@@ -171,7 +186,7 @@ class Batches:
                 placer.check_size(copy_text)
                 copy = dataclasses.replace(template, command=[arg.replace("{cc}", value) for arg in template.command])
                 placed.append(self._place(batch, index, name.replace("{cc}", value), copy_text, copy, template,
-                                          _job_key(batch_id, index, key), batch_id))
+                                          _job_key(keyspace, index), batch_id))
         return placed
 
     def submit(
@@ -182,9 +197,11 @@ class Batches:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        join: str = "",
     ) -> BatchOutcome:
-        """Place the jobs, store the placed ones in one transaction, then announce them."""
-        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key)
+        """Place the jobs, store the placed ones in one transaction, then announce them (in batch ``join``,
+        when given: the chunks of one submission)."""
+        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, join)
         pending = [p for p in placed if isinstance(p, PendingSubmit)]
         stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
         outcomes = iter(self.submissions.complete(pending, stored, log_each=False))

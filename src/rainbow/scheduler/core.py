@@ -222,10 +222,12 @@ class Scheduler:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        join: str = "",
     ) -> BatchOutcome:
-        """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction."""
+        """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction
+        (added to batch ``join`` when given)."""
         candidates = self.authorization.submitter(clusters)
-        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key)
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, join)
 
     def batch_states(self, clusters: Sequence[tuple[str, str]], batch_id: str) -> dict[str, int]:
         return self.batches.states(self.authorization.submitter(clusters), batch_id)

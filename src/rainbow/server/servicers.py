@@ -256,9 +256,11 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         jobs = [(job.name, job.jobspec) for job in request.jobs]
         outcome = await self.run(
             functools.partial(self.scheduler.submit_batch, clusters, jobs, request.cc, request.select_algorithm,
-                              dict(request.select_options), request.idempotency_key)
+                              dict(request.select_options), request.idempotency_key, request.batch_id)
         )
-        reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id)
+        limits = self.scheduler.limits
+        reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id, max_batch_jobs=limits.max_batch_jobs,
+                                               max_batch_bytes=limits.max_batch_bytes)
         placed = 0
         for result in outcome.results:
             if isinstance(result, str):
