@@ -9,6 +9,7 @@ credentials first (``authorization``); the registry only keeps and changes.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -130,12 +131,20 @@ class ClusterRegistry:
             log.warning("cluster %s: the compact graph was not stored (%s); the next start rebuilds it", name, exc)
 
     def _load_clusters(self) -> None:
-        for record in self.store.list_clusters():
-            self._clusters[record.name] = ClusterEntry(
-                record.name, record.secret_hash, record.token_hash, record.state,
-                self._build_graph(record.name), record.reachable, (record.created, record.version),
-                record.updated,
-            )
+        # The graphs are millions of objects that live as long as the server: the cyclic collector would
+        # walk those already loaded again and again while the next are made (most of a large start's time).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for record in self.store.list_clusters():
+                self._clusters[record.name] = ClusterEntry(
+                    record.name, record.secret_hash, record.token_hash, record.state,
+                    self._build_graph(record.name), record.reachable, (record.created, record.version),
+                    record.updated,
+                )
+        finally:
+            if collecting:
+                gc.enable()
         log.info("loaded %s from the store", plural(len(self._clusters), "cluster"))
 
     # -- replicas: changes made through another server --------------------
