@@ -143,7 +143,7 @@ class Batches:
         placed: list[PendingSubmit | str] = []
         for index, (name, text) in enumerate(expanded):
             with _naming(index):
-                jobspec, placed_by = placer.parse_for_placement(text)
+                jobspec, placed_by = placer.parse_for_placement(text, remember=False)
                 if batch is None:
                     batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
                 placed.append(self._place(batch, index, name, text, jobspec, placed_by, _job_key(keyspace, index),

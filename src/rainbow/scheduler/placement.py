@@ -151,19 +151,23 @@ class Placer:
     def parse_jobspec(self, text: str) -> Jobspec:
         return self.parse_for_placement(text)[0]
 
-    def parse_for_placement(self, text: str) -> tuple[Jobspec, Jobspec]:
+    def parse_for_placement(self, text: str, remember: bool = True) -> tuple[Jobspec, Jobspec]:
         """The jobspec of ``text`` and the one to match and select it by.
 
         A parameter sweep sends jobspecs that differ only in their commands,
         which neither matching nor selection reads: the first of a command shape
         is parsed and validated in full and placed; the others take its parse
         with their own commands (``jobspec.with_commands``), and are placed by
-        it, so its match results serve them all.
+        it, so its match results serve them all. ``remember`` False: the text is not
+        kept for next time (the distinct texts of a batch would only push out those
+        that single submissions repeat).
         """
         if not text:
             raise InvalidArgument("jobspec is required", field="jobspec")
         self.check_size(text)
-        return self._jobspecs.get(text, lambda: self._parse(text))
+        if remember:
+            return self._jobspecs.get(text, lambda: self._parse(text))
+        return self._jobspecs.peek(text) or self._parse(text)
 
     def _parse(self, text: str) -> tuple[Jobspec, Jobspec]:
         doc = load_json(text)
