@@ -234,7 +234,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         if prepared is None:
             prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key))
         outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
-        if outcome.job is not None:
+        if outcome.job is not None and log.isEnabledFor(logging.DEBUG):  # the request's debug line only
             job = outcome.job
             reason = ""
             if outcome.selection is not None:
