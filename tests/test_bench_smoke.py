@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import batch_bench, receive_bench, submit_bench, web_bench  # noqa: E402
+from bench import batch_bench, receive_bench, restart_bench, submit_bench, web_bench  # noqa: E402
 from bench.__main__ import summary_rows  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
@@ -74,3 +74,10 @@ def test_batch_quick(tmp_path):
     assert batch["batch_placed"] == batch["array_placed"] == 2_000 and batch["calls"] == 2
     assert batch["stored"] == batch["acknowledged"] and batch["durable"]
     assert batch["batch_jobs_per_s"] > 0 and batch["single_jobs_per_s"] > 0
+
+
+def test_restart_quick(tmp_path):
+    restart = restart_bench.run(quick=True, out=tmp_path / "restart.json")
+    assert restart["from_jgf"]["placed_on"] and restart["compact"]["placed_on"]
+    assert restart["compact_s"] > 0 and restart["from_jgf_s"] > 0
+    assert summary_rows({"restart": restart})[0][0] == "restart, 10 clusters x 100 nodes"
