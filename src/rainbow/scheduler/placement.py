@@ -53,11 +53,30 @@ def select_cluster(
     rng: random.Random | None = None,
 ) -> Placement:
     """Choose among the candidates that matched and are known (have a state in ``states``)."""
+    return select_among(*selection_inputs(candidates, results, states), selector, parameters, rng)
+
+
+def selection_inputs(
+    candidates: Sequence[str], results: Mapping[str, MatchResult], states: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, str], list[str], dict[str, Mapping[str, Any]]]:
+    """Why each candidate that did not match does not; the matching known ones, and their states."""
     reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
     matching = [c for c in candidates if results[c].ok and c in states]
+    return reasons, matching, {c: states[c] for c in matching}
+
+
+def select_among(
+    reasons: dict[str, str],
+    matching: list[str],
+    states: Mapping[str, Mapping[str, Any]],
+    selector: Selector,
+    parameters: Mapping[str, Any],
+    rng: random.Random | None = None,
+) -> Placement:
+    """``select_cluster`` over its ``selection_inputs``."""
     if not matching:
         return Placement(None, reasons)
-    return Placement(selector.select(matching, {c: states[c] for c in matching}, parameters, rng=rng), reasons)
+    return Placement(selector.select(matching, states, parameters, rng=rng), reasons)
 
 
 # How many clusters' state keys a job's placement record keeps (the chosen one first).
@@ -274,8 +293,8 @@ class BatchPlacement:
         self.placer = placer
         self.candidates = candidates
         self.selector = selector
-        # id(jobspec) -> (the jobspec, which keeps its id, its match results, the states of the matching)
-        self._inputs: dict[int, tuple[Jobspec, Mapping[str, MatchResult], dict[str, Any]]] = {}
+        # id(jobspec) -> (the jobspec, which keeps its id, and its selection_inputs)
+        self._inputs: dict[int, tuple[Jobspec, tuple[dict[str, str], list[str], dict[str, Any]]]] = {}
         self._states: dict[tuple[str, ...], dict[str, Any]] = {}
         self._records: dict[tuple, str] = {}
 
@@ -290,9 +309,8 @@ class BatchPlacement:
             with placer.registry.lock:
                 states = {c: entry.state for c in self.candidates
                           if results[c].ok and (entry := placer.registry.get(c))}
-            inputs = self._inputs[id(jobspec)] = (jobspec, results, states)
-        _, results, states = inputs
-        return select_cluster(self.candidates, results, states, self.selector, jobspec.parameters, self.placer._rng)
+            inputs = self._inputs[id(jobspec)] = (jobspec, selection_inputs(self.candidates, results, states))
+        return select_among(*inputs[1], self.selector, jobspec.parameters, self.placer._rng)
 
     def states(self, names: Sequence[str]) -> dict[str, Any]:
         """The state keys of ``names`` (read once per batch)."""
