@@ -25,6 +25,7 @@ from bench import (
     queue_scale_bench,
     receive_bench,
     register_bench,
+    restart_bench,
     submit_bench,
     web_bench,
     workflow_bench,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "receive": lambda quick: receive_bench.run(quick),
     "queue_scale": lambda quick: queue_scale_bench.run(quick),
     "register": lambda quick: register_bench.run(quick),
+    "restart": lambda quick: restart_bench.run(quick),
     "memory": lambda quick: memory_bench.run(quick),
     "lifecycle": lambda quick: lifecycle_bench.run(quick),
     "web": lambda quick: web_bench.run(quick),
@@ -85,6 +87,14 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
         rows.append((f"register {r['nodes']:,} nodes ({r['vertices']:,} vertices)", f"{r['register_s']:.1f} s",
                      f"bare parse {r['bare_parse']['parse_s']:.1f} s (x{r['ratio_to_parse']:.2f}), gRPC transfer "
                      f"{r['echo_transfer_s']:.1f} s", "< 30 s"))
+    if "restart" in results:
+        r = results["restart"]
+        rows.append((f"restart, {r['clusters']} clusters x {r['nodes_per_cluster']:,} nodes", f"{r['compact_s']:.2f} s "
+                     f"(server CPU {r['compact']['server_cpu_s']:.2f} s)", f"from JGF {r['from_jgf_s']:.1f} s, "
+                     f"x{r['ratio']:.1f}", "< 5 s"))
+    if "receive" in results and "array_round_s" in results["receive"]:
+        r = results["receive"]
+        rows.append((f"receive + accept a {r['jobs']:,}-copy array", f"{r['array_round_s']:.3f} s", "", "< 1 s"))
     if "memory" in results:
         r = results["memory"]
         rows.append((f"memory: {r['clusters']} clusters x {r['nodes_per_cluster']:,} nodes, {r['jobs']:,} jobs",

@@ -85,13 +85,23 @@ def run(quick: bool = False, jobs: int | None = None, chunk: int = 10_000, n_clu
         db = Path(tmp) / "batch.db"
         with rainbow_server(db, "--max-batch-jobs", str(max(chunk, 1))) as server:
             register_clusters(server.address, [(n, cluster_jgf(k, name=n)) for n, k in zip(names, nodes, strict=True)])
+            cpu = [server.cpu_seconds()]
             batch_s, batch_placed, calls = submit_batches(server.address, names, jobs, chunk, array=False)
+            cpu.append(server.cpu_seconds())
             array_s, array_placed, _ = submit_batches(server.address, names, jobs, chunk, array=True)
+            cpu.append(server.cpu_seconds())
             single = run_load(server.address, single_payloads(names), method=SUBMIT_METHOD, clients=32,
                               processes=processes, duration=duration)
+            cpu.append(server.cpu_seconds())
             results["server_memory_mb"] = server.memory()
         stored = count_jobs(db)
     acknowledged = batch_placed + array_placed + single.acknowledged
+    # The server's CPU per job: what the machine's other work changes least (the single run's
+    # acknowledged jobs include those of its warm-up second, as its CPU does).
+    single_jobs = single.acknowledged
+    cpu_us = {"batch": (cpu[1] - cpu[0]) / max(batch_placed, 1) * 1e6,
+              "array": (cpu[2] - cpu[1]) / max(array_placed, 1) * 1e6,
+              "single": (cpu[3] - cpu[2]) / max(single_jobs, 1) * 1e6}
     batch_rate, array_rate = batch_placed / batch_s, array_placed / array_s
     results.update({
         "calls": calls,
@@ -100,6 +110,9 @@ def run(quick: bool = False, jobs: int | None = None, chunk: int = 10_000, n_clu
         "single": single.as_dict(), "single_jobs_per_s": single.rps,
         "ratio_batch": batch_rate / single.rps if single.rps else float("nan"),
         "ratio_array": array_rate / single.rps if single.rps else float("nan"),
+        "server_cpu_us_per_job": cpu_us,
+        "cpu_ratio_batch": cpu_us["single"] / cpu_us["batch"] if cpu_us["batch"] else float("nan"),
+        "cpu_ratio_array": cpu_us["single"] / cpu_us["array"] if cpu_us["array"] else float("nan"),
         "acknowledged": acknowledged, "stored": stored, "durable": stored >= acknowledged,
         "errors": single.errors + (jobs - batch_placed) + (jobs - array_placed),
     })
@@ -111,7 +124,9 @@ def run(quick: bool = False, jobs: int | None = None, chunk: int = 10_000, n_clu
           f"[{verdict(batch_rate >= 20_000)} >= 20,000]; as arrays {array_rate:,.0f} jobs/s; single SubmitJob "
           f"(32 clients) {single.rps:,.0f} jobs/s -> x{results['ratio_batch']:.1f} "
           f"[{verdict(results['ratio_batch'] >= 10)} >= 10x], arrays x{results['ratio_array']:.1f}; "
-          f"{acknowledged:,} acknowledged, {stored:,} stored", flush=True)
+          f"{acknowledged:,} acknowledged, {stored:,} stored; server CPU per job: batch {cpu_us['batch']:.0f} us, "
+          f"array {cpu_us['array']:.0f} us, single {cpu_us['single']:.0f} us (x{results['cpu_ratio_batch']:.1f}, "
+          f"x{results['cpu_ratio_array']:.1f})", flush=True)
     write_results("batch", results, out)
     return results
 

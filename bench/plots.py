@@ -161,4 +161,36 @@ def draw(results: Path, quick: bool = False) -> list[Path]:
         right.set_title(f"submits while {life['watch']['streams']} WatchJobs streams follow "
                         f"(all {life['watch']['exact_streams']} exact)", fontsize=9)
         save(fig, "lifecycle")
+    batch = _load(results, "batch")
+    if batch and "server_cpu_us_per_job" in batch:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+        labels = ["SubmitJob\n(32 clients)", "SubmitJobs\ndistinct jobspecs", "SubmitJobs\narrays"]
+        colors = [COLORS["baseline"], COLORS["after"], COLORS["second"]]
+        _bars(left, labels, [batch["single_jobs_per_s"], batch["batch_jobs_per_s"], batch["array_jobs_per_s"]],
+              colors, "jobs / s")
+        left.set_title(f"{batch['jobs']:,} one-node jobs over 10 clusters (wall time)", fontsize=10)
+        cpu = batch["server_cpu_us_per_job"]
+        _bars(right, labels, [cpu["single"], cpu["batch"], cpu["array"]], colors, "server CPU per job (us)")
+        right.set_title(f"server CPU per job: x{batch['cpu_ratio_batch']:.1f} and x{batch['cpu_ratio_array']:.1f} "
+                        "of SubmitJob", fontsize=10)
+        save(fig, "batch")
+    restart = _load(results, "restart")
+    if restart:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        jgf, compact = restart["from_jgf"], restart["compact"]
+        labels = ["from JGF\n(before)", "compact graphs\n(after)"]
+        x = range(len(labels))
+        ax.bar([i - 0.2 for i in x], [jgf["serving_s"], compact["serving_s"]], width=0.4,
+               color=[COLORS["before"], COLORS["after"]], label="process start to serving")
+        ax.bar([i + 0.2 for i in x], [jgf["server_cpu_s"], compact["server_cpu_s"]], width=0.4,
+               color=[COLORS["before"], COLORS["after"]], alpha=0.5, label="server CPU")
+        for i, (wall, cpu_s) in enumerate([(jgf["serving_s"], jgf["server_cpu_s"]),
+                                           (compact["serving_s"], compact["server_cpu_s"])]):
+            ax.annotate(f"{wall:.1f} s", (i - 0.2, wall), ha="center", va="bottom", fontsize=8)
+            ax.annotate(f"{cpu_s:.1f} s", (i + 0.2, cpu_s), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(list(x), labels, fontsize=8)
+        ax.set_ylabel("seconds")
+        ax.set_title(f"restart, {restart['clusters']} clusters x {restart['nodes_per_cluster']:,} nodes: "
+                     "wall (solid), server CPU (light)", fontsize=10)
+        save(fig, "restart")
     return drawn

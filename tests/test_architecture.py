@@ -181,11 +181,11 @@ SCHEDULER_MODULES: dict[str, set[str]] = {
     "placement": {"context", "registry"},
     "submission": {"context", "placement", "registry", "validation"},
     "lifecycle": {"context", "placement", "registry", "text", "validation"},
-    "batches": {"context", "submission", "validation"},
+    "batches": {"context", "placement", "submission", "validation"},
     "users": {"context", "registry", "validation"},
     "accounts": {"context", "validation"},
     "dependents": {"authorization", "context", "placement", "registry", "validation"},
-    "workflows": {"authorization", "batches", "context", "dependents", "submission", "validation"},
+    "workflows": {"authorization", "batches", "context", "dependents", "placement", "submission", "validation"},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -82,3 +83,55 @@ def test_bulksubmit_reads_commands_and_reports_what_was_not_placed(address, rain
     data = json.loads(piped.stdout)
     assert data["jobs"][0]["jobid"] == 0 and "no listed cluster" in data["jobs"][0]["error"]
     assert len(rainbow.json("jobs", "--config-path", config)) == 3
+
+
+@pytest.fixture
+def small_address(tmp_path):
+    """A server taking at most 20 jobs per SubmitJobs call."""
+    proc, address, _lines = start_server_process(tmp_path / "small.db", "--secret", REGISTRATION_SECRET,
+                                                 "--max-batch-jobs", "20")
+    yield address
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def test_large_submissions_go_in_chunks_with_progress_only_on_a_terminal(small_address, rainbow, tmp_path):
+    config = registered(rainbow, small_address, tmp_path)
+    commands = tmp_path / "commands.txt"
+    commands.write_text("".join(f"app --seed={n}\n" for n in range(55)))
+    result = rainbow("bulksubmit", "--file", str(commands), "--config-path", config, "--json")
+    data = json.loads(result.stdout)
+    assert len(data["jobs"]) == 55 and all(job["jobid"] and not job["error"] for job in data["jobs"])
+    assert result.stderr == ""  # not a terminal: no progress line
+    assert rainbow.json("batch", data["batch_id"], "--config-path", config)[0]["total"] == 55
+
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rainbow", "submit", "--cc", "1-45", "--command", "app {cc}", "--config-path",
+             config], stdout=subprocess.PIPE, stderr=follower, text=True, timeout=120, cwd=tmp_path,
+            env=subprocess_env())
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert done.returncode == 0
+    assert re.fullmatch(r"Submitted 45 of 45 jobs as batch [0-9a-f]{16}: ids \d+-\d+ on keebler \(45\)\n",
+                        done.stdout), done.stdout
+    lines = [line.strip() for line in shown.decode().replace("\r\n", "\n").split("\r") if line.strip()]
+    done_counts = [int(re.fullmatch(r"submitted (\d+) of 45 jobs \(\d+%\)", line).group(1)) for line in lines]
+    assert len(done_counts) >= 3 and done_counts[-1] == 45 and lines[-1] == "submitted 45 of 45 jobs (100%)"
+    assert all(0 < b - a <= 20 for a, b in zip([0, *done_counts], done_counts, strict=False))

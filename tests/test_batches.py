@@ -10,7 +10,7 @@ import yaml
 from test_agent_local import FINAL, register, run_until
 
 from rainbow.client import RainbowClient
-from rainbow.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from rainbow.errors import InvalidArgument, NotFound, PermissionDenied
 from rainbow.jobspec import simple
 from rainbow.limits import Limits
 from rainbow.protos import rainbow_pb2
@@ -82,16 +82,30 @@ def test_one_bad_jobspec_refuses_the_whole_batch(cluster):
     assert cluster.client.submit_jobs([simple(["true"])]).placed  # the server keeps serving
 
 
+def raw_submit(cluster, jobs: list[dict], **fields) -> rainbow_pb2.SubmitJobsResponse:
+    """One SubmitJobs call as given (the client would split what the server does not take at once)."""
+    token = rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=cluster.config.token_for("keebler"))
+    entries = [rainbow_pb2.SubmitJobsRequest.Job(jobspec=json.dumps(spec)) for spec in jobs]
+    return cluster.client.scheduler_stub.SubmitJobs(
+        rainbow_pb2.SubmitJobsRequest(clusters=[token], jobs=entries, **fields))
+
+
 def test_limits_refuse_with_resource_exhausted(cluster):
-    with pytest.raises(ResourceExhausted, match="max_batch_jobs"):
-        cluster.client.submit_jobs([simple(["true"])] * 51)
-    with pytest.raises(ResourceExhausted, match="max_batch_jobs"):
-        cluster.client.submit_array(simple(["true"]), 51)
-    with pytest.raises(ResourceExhausted, match="max_batch_bytes"):
-        cluster.client.submit_jobs([simple(["echo", "x" * 4000])] * 20)
+    for jobs, fields, limit in [([simple(["true"])] * 51, {}, "max_batch_jobs"),
+                                ([simple(["true"])], {"cc": "1-51"}, "max_batch_jobs"),
+                                ([simple(["echo", "x" * 4000])] * 20, {}, "max_batch_bytes")]:
+        with pytest.raises(grpc.RpcError) as refused:
+            raw_submit(cluster, jobs, **fields)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert limit in refused.value.details()
     with pytest.raises(InvalidArgument, match="cc"):
         cluster.client.submit_array(simple(["true"]), "5-2")
+    with pytest.raises(grpc.RpcError) as refused:
+        raw_submit(cluster, [simple(["true"])], batch_id="not-a-batch")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "batch_id" in refused.value.details()
     assert stored(cluster) == []
+    answer = raw_submit(cluster, [simple(["true"])])
+    assert (answer.max_batch_jobs, answer.max_batch_bytes) == (50, 64 * 1024)  # what a client sizes chunks by
 
 
 def test_a_resent_batch_answers_the_jobs_stored_the_first_time(cluster):
@@ -152,3 +166,51 @@ def test_an_array_with_cc_outside_the_command_parses_each_copy(cluster):
     stored_specs = [yaml.safe_load(cluster.client.get_job(job.jobid).jobspec) for job in result.jobs]
     assert [s["attributes"]["user"]["seed"] for s in stored_specs] == ["seed-4", "seed-5"]
     assert [cluster.client.get_job(job.jobid).command for job in result.jobs] == ["app --seed 4", "app --seed 5"]
+
+
+def test_a_sweep_is_stored_job_by_job_and_a_bad_command_in_it_refuses_it_whole(cluster):
+    """Jobs differing only in their commands share one parse and match; each keeps its own command and text."""
+    specs = [simple(["app", f"--seed={n}"]) for n in range(6)]
+    result = cluster.client.submit_jobs(specs)
+    jobs = {job.jobid: cluster.client.get_job(job.jobid) for job in result.jobs}
+    assert [jobs[job.jobid].command for job in result.jobs] == [f"app --seed={n}" for n in range(6)]
+    assert [json.loads(jobs[job.jobid].jobspec) for job in result.jobs] == specs
+
+    bad = simple(["app", "--seed=9"])
+    bad["tasks"][0]["command"] = []
+    entries = [rainbow_pb2.SubmitJobsRequest.Job(jobspec=json.dumps(spec)) for spec in [*specs[:3], bad, *specs[3:]]]
+    token = rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=cluster.config.token_for("keebler"))
+    with pytest.raises(grpc.RpcError) as refused:
+        cluster.client.scheduler_stub.SubmitJobs(rainbow_pb2.SubmitJobsRequest(clusters=[token], jobs=entries))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith("jobs[3].tasks[0].command: ")
+    assert refused.value.details().endswith("tasks[0].command: must not be empty")
+    assert len(stored(cluster)) == 6
+
+
+def test_a_large_submission_goes_in_chunks_within_the_limits_as_one_batch(cluster):
+    """120 jobs against a server taking 50 per call (and 64 KiB): the client halves the refused first chunk,
+    then sizes chunks to the limits the server answers; one batch id, every job stored once."""
+    progress: list[tuple[int, int]] = []
+    specs = [simple(["app", f"--seed={n}"]) for n in range(120)]
+    result = cluster.client.submit_jobs(specs, idempotency_key="big-sweep", progress=lambda *p: progress.append(p))
+    assert len(result.placed) == 120 and progress[-1] == (120, 120)
+    assert len(progress) >= 3 and all(done <= 50 * (i + 1) for i, (done, _) in enumerate(progress))
+    jobs = stored(cluster)
+    assert sorted(job.command for job in jobs) == sorted(f"app --seed={n}" for n in range(120))
+    assert cluster.client.batch_summary(result.batch_id).total == 120
+    again = cluster.client.submit_jobs(specs, idempotency_key="big-sweep")  # a retry: nothing stored twice
+    assert [job.jobid for job in again.jobs] == [job.jobid for job in result.jobs]
+    assert len(stored(cluster)) == 120
+
+    big = [simple(["echo", "x" * 3000, str(n)]) for n in range(40)]  # 40 jobs pass the job limit, not the bytes
+    assert len(cluster.client.submit_jobs(big).placed) == 40
+
+    array = cluster.client.submit_array(simple(["app", "{cc}"]), "1-130", idempotency_key="big-array")
+    assert len(array.placed) == 130
+    assert cluster.client.batch_summary(array.batch_id).total == 130
+    commands = {cluster.client.get_job(job.jobid).command for job in array.jobs}
+    assert commands == {f"app {n}" for n in range(1, 131)}
+    assert len(cluster.client.submit_array(simple(["app", "{cc}"]), "1-130", idempotency_key="big-array").placed) \
+        == 130
+    assert len(stored(cluster)) == 120 + 40 + 130

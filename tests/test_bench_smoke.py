@@ -9,7 +9,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import batch_bench, fairshare_bench, receive_bench, submit_bench, web_bench, workflow_bench  # noqa: E402
+from bench import (  # noqa: E402
+    batch_bench,
+    fairshare_bench,
+    receive_bench,
+    restart_bench,
+    submit_bench,
+    web_bench,
+    workflow_bench,
+)
 from bench.__main__ import summary_rows  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
@@ -93,3 +101,10 @@ def test_workflow_quick(tmp_path):
     assert result["fan_in_report"]["n"] == 198  # every work step was reported and join arrived after the last
     assert 0 < result["fan_out_first_s"] <= result["fan_out_last_s"]
     assert (tmp_path / "workflow.json").exists()
+
+
+def test_restart_quick(tmp_path):
+    restart = restart_bench.run(quick=True, out=tmp_path / "restart.json")
+    assert restart["from_jgf"]["placed_on"] and restart["compact"]["placed_on"]
+    assert restart["compact_s"] > 0 and restart["from_jgf_s"] > 0
+    assert summary_rows({"restart": restart})[0][0] == "restart, 10 clusters x 100 nodes"

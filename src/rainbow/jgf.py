@@ -22,6 +22,7 @@ the stdlib's private C scanner, ijson, orjson and ``json.loads``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from array import array
@@ -542,3 +543,8 @@ def read_jgf(
     if data.n == 0:
         raise InvalidArgument("graph.nodes: the graph has no vertices", field="graph.nodes")
     return data
+
+
+def digest(text: str) -> str:
+    """The SHA-256 (hex) of a JGF text as stored: what a compact graph names as its source."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

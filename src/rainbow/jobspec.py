@@ -632,54 +632,77 @@ def parse_jobspec(source: str | bytes | Mapping[str, Any]) -> Jobspec:
     return _parse_nextgen(doc)
 
 
-# -- jobspecs that differ only in their commands ---------------------------------
-
-
-def _tasks_of(doc: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
-    if isinstance(doc.get("tasks"), list):
-        return "tasks", list(doc["tasks"])
-    if isinstance(doc.get("task"), Mapping):
-        return "task", [doc["task"]]
-    return None
-
-
-def shape_key(doc: Mapping[str, Any]) -> str | None:
-    """The jobspec without its name and its tasks' commands (JSON), which matching does not read: jobspecs with
-    the same key differ only in those. None for a document this cannot tell (it is parsed on its own)."""
-    found = _tasks_of(doc)
-    if found is None or not all(isinstance(task, Mapping) for task in found[1]):
+def load_json(text: str) -> dict[str, Any] | None:
+    """A JSON jobspec text as a fresh dict, within the size and depth bounds; None for anything else
+    (YAML, invalid, too large: ``parse_jobspec`` then parses it, or says what is wrong)."""
+    if not text.lstrip().startswith("{"):
         return None
-    where, tasks = found
-    shape = {key: value for key, value in doc.items() if key not in ("name", where)}
-    shape[where] = [{key: value for key, value in task.items() if key != "command"} for task in tasks]
     try:
-        return json.dumps(shape, sort_keys=True)
-    except (TypeError, ValueError):
+        doc = json.loads(text)
+        # Each value takes at least one character, each level of nesting a bracket: a text short and flat
+        # enough cannot break the bounds, and is not walked.
+        if len(text) > MAX_NODES or text.count("{") + text.count("[") > MAX_DEPTH * 3:
+            _check_shape(doc)
+    except (ValueError, RecursionError, InvalidArgument):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _task_list(doc: Mapping[str, Any]) -> list[Any] | None:
+    if "tasks" in doc:
+        tasks = doc["tasks"]
+        return tasks if isinstance(tasks, list) else None
+    task = doc.get("task")
+    return [task] if task is not None else []
+
+
+def command_shape(doc: Mapping[str, Any]) -> str | None:
+    """The text of a jobspec dict with its tasks' commands and its (nextgen) name left out (a present command
+    becomes null); two jobspecs of equal shapes differ at most in their commands and names (keys in another
+    order make another shape), as a sweep's jobs or a workflow's steps do. None when the tasks are not a list
+    of mappings (then there is no shape to share)."""
+    tasks = _task_list(doc)
+    if tasks is None or not all(isinstance(task, dict) for task in tasks):
+        return None
+    blank = [{**task, "command": None} if "command" in task else task for task in tasks]
+    key = "tasks" if "tasks" in doc else "task"
+    shaped = {**doc, key: blank if key == "tasks" else blank[0]} if tasks else dict(doc)
+    shaped.pop("name", None)
+    try:
+        # repr: JSON's values (str, int, float, bool, None, list, dict) print apart, and faster than dumps.
+        return repr(shaped)
+    except RecursionError:
         return None
 
 
-def variant(template: Jobspec, doc: Mapping[str, Any]) -> Jobspec:
-    """``doc`` parsed by reusing ``template``, a parsed jobspec with the same :func:`shape_key`: only what
-    differs (the name and the tasks' commands) is checked, as the schema would."""
-    where, tasks = _tasks_of(doc) or ("tasks", [])
-    for index, task in enumerate(tasks):
-        command = task.get("command")
-        path = f"{where}[{index}].command" if where == "tasks" else f"{where}.command"
-        if template.dialect == "v1":
-            valid = isinstance(command, list) and bool(command) and all(isinstance(a, str) for a in command)
-        else:
-            valid = command is None or (isinstance(command, str) and bool(command)) or (
-                isinstance(command, list) and bool(command) and all(isinstance(a, str) for a in command))
-        if not valid:
-            raise InvalidArgument(f"{path}: must be a non-empty string or list of strings", field=path)
+def _surely_valid_command(command: Any, dialect: str) -> bool:
+    """A command both dialects' schemas accept (a non-empty list of strings; nextgen also a non-empty string)."""
+    if isinstance(command, list):
+        return bool(command) and all(isinstance(arg, str) for arg in command)
+    return dialect == "nextgen" and isinstance(command, str) and bool(command)
+
+
+def with_commands(template: Jobspec, doc: dict[str, Any]) -> Jobspec | None:
+    """The jobspec ``parse_jobspec`` makes of ``doc``, whose ``command_shape`` is ``template``'s.
+
+    Everything but the commands and the name is the template's (the same text
+    parses the same); those are ``doc``'s. None when one of them is not surely
+    valid: then parse ``doc`` itself, which names what is wrong.
+    """
+    tasks = _task_list(doc)
+    if tasks is None or any(
+        "command" in task and not _surely_valid_command(task["command"], template.dialect) for task in tasks
+    ):
+        return None
     name = template.name
     if template.dialect == "nextgen":
         if "name" in doc and not isinstance(doc["name"], str):
-            raise InvalidArgument("name: must be a string", field="name")
+            return None
         labels = [top.label for top in template.resources if top.label]
         name = doc.get("name", labels[0] if len(template.resources) == 1 and labels else None)
-    return dataclasses.replace(template, tasks=list(tasks), command=_command(tasks[0]) if tasks else [],
-                               name=name, raw=dict(doc), _cache={})
+    tasks = list(tasks)
+    command = _command(tasks[0]) if tasks else []
+    return dataclasses.replace(template, tasks=tasks, command=command, name=name, raw=doc, _cache={})
 
 
 # -- building and converting ----------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from rainbow.client.accounting import Usage, quota_from_wire, quota_to_wire, standing_from_wire
+from rainbow.client.chunks import ChunkLimits, check_array_size, chunk_end, job_bytes, refused_for_size
 from rainbow.client.inputs import PathOrText, graph_text, jobspec_input, option_text, read_input, state_payload
 from rainbow.client.results import (
     BatchCancel,
@@ -53,8 +54,9 @@ from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
 from rainbow.dependencies import Dependency, parse_dependency
 from rainbow.durations import parse_duration
-from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied
+from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted
 from rainbow.fairshare import Limit, Standing
+from rainbow.hostlists import encode_idset, expand_idset, idset_size
 from rainbow.jobspec import Jobspec, simple, with_dependencies, with_placement
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
 from rainbow.workflow import Step, load_workflow
@@ -505,19 +507,30 @@ class RainbowClient:
         select_options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         priority: int = 0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> BatchResult:
-        """Submit many jobspecs (or (name, jobspec) pairs) in one call, stored in one transaction.
+        """Submit many jobspecs (or (name, jobspec) pairs) as one batch.
 
         Each job is placed as ``submit_jobspec`` places it, among the clusters
         whose tokens the config holds. A job no cluster can run comes back with
         its ``error``; an invalid one refuses the whole batch (nothing stored).
         ``idempotency_key`` names the batch, as in ``submit_jobspec``.
+
+        A submission larger than the server takes in one call goes in chunks
+        (``rainbow.client.chunks``), each stored in one transaction with a key
+        of its own (derived from ``idempotency_key``: a resend stores nothing
+        twice), all in one batch; ``progress(done, total)`` follows each chunk.
         """
         entries = []
         for job in jobs:
             name, spec = job if isinstance(job, tuple) else ("", job)
-            entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=jobspec_input(spec)[1]))
-        return self._submit_batch(entries, "", select_algo, select_options, idempotency_key, priority)
+            parsed, text = jobspec_input(spec)
+            if isinstance(spec, (Mapping, Jobspec)):
+                text = parsed.to_json()  # JSON: a sweep's jobspecs then share one parse on the server
+            entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=text))
+        sizes = [job_bytes(entry.name, entry.jobspec) for entry in entries]
+        return self._submit_batch(len(entries), sizes, lambda start, end: (entries[start:end], ""), select_algo,
+                                  select_options, idempotency_key, priority, progress)
 
     def submit_array(
         self,
@@ -531,11 +544,13 @@ class RainbowClient:
         requires: str | None = None,
         time_limit: str | float | None = None,
         priority: int = 0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> BatchResult:
         """Submit copies of one jobspec: ``count`` copies (ids 1..count) or one per id of an idset ("1-10,20").
 
         Every ``{cc}`` in the jobspec (its command and arguments) and in ``name`` becomes the copy's id.
         ``queue``, ``requires`` and ``time_limit`` are applied as ``submit_jobspec`` applies them.
+        Large arrays go in chunks of ids, as ``submit_jobs`` sends large batches.
         """
         cc = f"1-{count}" if isinstance(count, int) else count
         if isinstance(count, int) and count < 1:
@@ -543,17 +558,31 @@ class RainbowClient:
         parsed, text = jobspec_input(jobspec)
         parsed, text = _placed(parsed, text, queue, requires, time_limit)
         entry = rainbow_pb2.SubmitJobsRequest.Job(name=name or "", jobspec=text)
-        return self._submit_batch([entry], cc, select_algo, select_options, idempotency_key, priority)
+        check_array_size(idset_size(cc))
+        try:
+            ids = expand_idset(cc)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"cc: {exc}", field="cc") from None
+
+        def chunk(start: int, end: int) -> tuple[list, str]:
+            return [entry], cc if (start, end) == (0, len(ids)) else encode_idset(ids[start:end])
+
+        sizes = [job_bytes(entry.name, entry.jobspec)] * len(ids)
+        return self._submit_batch(max(len(ids), 1), sizes or [0], chunk, select_algo, select_options,
+                                  idempotency_key, priority, progress)
 
     def _submit_batch(
         self,
-        entries: list[rainbow_pb2.SubmitJobsRequest.Job],
-        cc: str,
+        total: int,
+        sizes: list[int],
+        chunk: Callable[[int, int], tuple[list[rainbow_pb2.SubmitJobsRequest.Job], str]],
         select_algo: str | None,
         select_options: Mapping[str, Any] | None,
         idempotency_key: str | None,
-        priority: int = 0,
+        priority: int,
+        progress: Callable[[int, int], None] | None,
     ) -> BatchResult:
+        """SubmitJobs calls for jobs ``[0, total)``: ``chunk(start, end)`` gives a call's jobs and idset."""
         config = self.config
         tokens = [(c.get("name", ""), c.get("token", "")) for c in config.clusters] if config else []
         clusters = [rainbow_pb2.SubmitJobRequest.Cluster(name=n, token=t) for n, t in tokens if n and t]
@@ -564,17 +593,38 @@ class RainbowClient:
             raise PermissionDenied(f"no submit tokens{where}: register a cluster with --save, or add its token "
                                    "under 'clusters'", field="clusters")
         algorithm, options = self._selection(select_algo, select_options)
-        request = rainbow_pb2.SubmitJobsRequest(
-            clusters=clusters,
-            jobs=entries,
-            cc=cc,
-            select_algorithm=algorithm,
-            select_options=options,
-            idempotency_key=idempotency_key or uuid.uuid4().hex,
-            priority=priority,
-        )
-        reply = self._call(self.scheduler_stub.SubmitJobs, request)
-        return BatchResult(reply.batch_id, tuple(BatchJob(j.jobid, j.cluster, j.error) for j in reply.jobs))
+        key = idempotency_key or uuid.uuid4().hex
+        limits = ChunkLimits()
+        batch_id = ""
+        results: list[BatchJob] = []
+        start = 0
+        while start < total:
+            end = chunk_end(sizes, start, limits)
+            entries, cc = chunk(start, end)
+            request = rainbow_pb2.SubmitJobsRequest(
+                clusters=clusters,
+                jobs=entries,
+                cc=cc,
+                select_algorithm=algorithm,
+                select_options=options,
+                idempotency_key=key if (start, end) == (0, total) else f"{key}.{start}",
+                batch_id=batch_id,
+                priority=priority,
+            )
+            try:
+                reply = self._call(self.scheduler_stub.SubmitJobs, request)
+            except ResourceExhausted as exc:
+                if end - start <= 1 or not refused_for_size(exc):
+                    raise
+                limits = limits.halved(end - start)  # refused whole: nothing of it was stored
+                continue
+            batch_id = batch_id or reply.batch_id
+            results.extend(BatchJob(j.jobid, j.cluster, j.error) for j in reply.jobs)
+            limits = ChunkLimits.learned(reply.max_batch_jobs, reply.max_batch_bytes)
+            start = end
+            if progress is not None:
+                progress(start, total)
+        return BatchResult(batch_id, tuple(results))
 
     def _selection(
         self, algorithm: str | None, options: Mapping[str, Any] | None

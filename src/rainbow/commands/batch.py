@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rainbow.client import BatchResult, BatchSummary, RainbowClient
@@ -74,6 +75,20 @@ def summary(result: BatchResult) -> str:
     return "\n".join(lines)
 
 
+def progress_line(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    """A progress line on stderr, rewritten after each chunk, when stderr is a terminal (never with --json)."""
+    if args.json or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        sys.stderr.write(f"\rsubmitted {done:,} of {total:,} jobs ({100 * done // total}%)")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
 def run_array(args: argparse.Namespace, client: RainbowClient, options: dict[str, str] | None) -> int:
     """``rainbow submit --cc``: copies of the command or jobspec, ``{cc}`` replaced by each id."""
     if args.satisfy_only:
@@ -89,6 +104,7 @@ def run_array(args: argparse.Namespace, client: RainbowClient, options: dict[str
     result = client.submit_array(
         spec, args.cc, name=name, select_algo=args.select_algorithm, select_options=options,
         queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.priority,
+        progress=progress_line(args),
     )
     emit(args, result, summary(result))
     return 0
@@ -111,6 +127,7 @@ def run_bulksubmit(args: argparse.Namespace) -> int:
         jobs = [(shlex.split(c)[0], simple(shlex.split(c), nodes=args.nodes, tasks=tasks)) for c in commands]
     with make_client(args, config) as client:
         result = client.submit_jobs(jobs, select_algo=args.select_algorithm,
-                                    idempotency_key=args.idempotency_key, priority=args.priority)
+                                    idempotency_key=args.idempotency_key, priority=args.priority,
+                                    progress=progress_line(args))
     emit(args, result, summary(result))
     return 0

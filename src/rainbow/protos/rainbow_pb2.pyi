@@ -502,7 +502,7 @@ class JobEvent(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
-    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key", "priority")
+    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key", "priority", "batch_id")
     class Job(_message.Message):
         __slots__ = ("name", "jobspec")
         NAME_FIELD_NUMBER: _ClassVar[int]
@@ -524,6 +524,7 @@ class SubmitJobsRequest(_message.Message):
     SELECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsRequest.Job]
     cc: str
@@ -531,10 +532,11 @@ class SubmitJobsRequest(_message.Message):
     select_options: _containers.ScalarMap[str, str]
     idempotency_key: str
     priority: int
-    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+    batch_id: str
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., batch_id: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
-    __slots__ = ("batch_id", "jobs")
+    __slots__ = ("batch_id", "jobs", "max_batch_jobs", "max_batch_bytes")
     class Result(_message.Message):
         __slots__ = ("jobid", "cluster", "error")
         JOBID_FIELD_NUMBER: _ClassVar[int]
@@ -546,9 +548,13 @@ class SubmitJobsResponse(_message.Message):
         def __init__(self, jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_JOBS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsResponse.Result]
-    def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsResponse.Result, _Mapping]]] = ...) -> None: ...
+    max_batch_jobs: int
+    max_batch_bytes: int
+    def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsResponse.Result, _Mapping]]] = ..., max_batch_jobs: _Optional[int] = ..., max_batch_bytes: _Optional[int] = ...) -> None: ...
 
 class GetBatchRequest(_message.Message):
     __slots__ = ("clusters", "batch_id")

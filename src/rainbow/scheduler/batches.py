@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
 from rainbow.hostlists import expand_idset, idset_size
+from rainbow.jobspec import Jobspec
 from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.placement import BatchPlacement
 from rainbow.scheduler.submission import PendingSubmit, Submissions
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.store import JobRecord, NewJob
@@ -48,8 +51,32 @@ def batch_identity(key: str) -> str:
     return hashlib.sha256(b"batch\0" + key.encode()).hexdigest()[:16]
 
 
-def _in_batch(pending: PendingSubmit, batch_id: str) -> PendingSubmit:
-    return dataclasses.replace(pending, job=dataclasses.replace(pending.job, batch=batch_id))
+@contextmanager
+def _naming(index: int) -> Iterator[None]:
+    """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
+    try:
+        yield
+    except FailedPrecondition:
+        raise
+    except RainbowError as exc:
+        field = f"jobs[{index}].{exc.field or 'jobspec'}"
+        raise type(exc)(f"{field}: {exc}", field=field) from None
+
+
+def _job_key(keyspace: str, index: int) -> str:
+    """A job's own idempotency key: its call's key's identity (``batch_identity``) and its index there."""
+    return f"batch:{keyspace}:{index}" if keyspace else ""
+
+
+_BATCH_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def _joined(batch_id: str) -> str:
+    """The batch a call adds its jobs to: one this server answered (16 hex digits)."""
+    if not _BATCH_ID.fullmatch(batch_id):
+        raise InvalidArgument(f"batch_id: {batch_id[:40]!r} is not a batch id (16 hex digits, as SubmitJobs "
+                              "answers it)", field="batch_id")
+    return batch_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,22 +90,6 @@ class Owner:
     @property
     def stamp(self) -> tuple[str, str]:
         return self.user, self.group
-
-
-@contextmanager
-def _naming(index: int) -> Iterator[None]:
-    """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
-    try:
-        yield
-    except FailedPrecondition:
-        raise
-    except RainbowError as exc:
-        field = f"jobs[{index}].{exc.field or 'jobspec'}"
-        raise type(exc)(f"{field}: {exc}", field=field) from None
-
-
-def _job_key(batch_id: str, index: int, key: str) -> str:
-    return f"batch:{batch_id}:{index}" if key else ""
 
 
 class Batches:
@@ -124,35 +135,45 @@ class Batches:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        join: str = "",
         owner: Owner | None = None,
     ) -> tuple[str, list[PendingSubmit | str]]:
         """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
-        or why no cluster takes it."""
+        or why no cluster takes it. ``join`` names an earlier batch to add the jobs to; ``owner`` owns them."""
         check_idempotency_key(key, self.context.limits)
         owner = owner or Owner()
+        batch_id = _joined(join) if join else batch_identity(key)
+        keyspace = batch_identity(key) if key else ""
         listed = self.jobs_of(jobs, cc)
-        batch_id = batch_identity(key)
         if cc:
             ids = [cc_id for cc_id in listed if isinstance(cc_id, int)]
-            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, key, batch_id, owner)
+            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, keyspace, batch_id,
+                                  owner)
             if copies is not None:
                 return batch_id, copies
             expanded = expand_array(*jobs[0], ids)
         else:
             expanded = [job for job in listed if isinstance(job, tuple)]
+        placer = self.submissions.placer
+        batch: BatchPlacement | None = None
         placed: list[PendingSubmit | str] = []
         for index, (name, text) in enumerate(expanded):
             with _naming(index):
-                try:
-                    pending = self.submissions.prepare(candidates, name, text, select_algorithm, select_options,
-                                                       key=_job_key(batch_id, index, key), owner=owner.stamp,
-                                                       excluded=owner.excluded)
-                except FailedPrecondition as exc:
-                    placed.append(str(exc))
-                    continue
-            assert isinstance(pending, PendingSubmit)
-            placed.append(_in_batch(pending, batch_id))
+                jobspec, placed_by = placer.parse_for_placement(text, remember=False)
+                if batch is None:
+                    batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
+                placed.append(self._place(batch, index, name, text, jobspec, placed_by, _job_key(keyspace, index),
+                                          batch_id, owner))
         return batch_id, placed
+
+    def _place(self, batch: BatchPlacement, index: int, name: str, text: str, jobspec: Jobspec, placed_by: Jobspec,
+               key: str, batch_id: str, owner: Owner) -> PendingSubmit | str:
+        """One job of the batch placed (in the batch), or why no cluster takes it."""
+        try:
+            return self.submissions.prepare_in_batch(batch, name, text, jobspec, placed_by, key, batch_id,
+                                                     owner.stamp, owner.excluded)
+        except FailedPrecondition as exc:
+            return str(exc)
 
     def _copies(
         self,
@@ -161,32 +182,29 @@ class Batches:
         ids: Sequence[int],
         select_algorithm: str,
         select_options: Mapping[str, str] | None,
-        key: str,
+        keyspace: str,
         batch_id: str,
         owner: Owner,
     ) -> list[PendingSubmit | str] | None:
         """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
         on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
         name, text = job
+        placer = self.submissions.placer
         with _naming(0):
-            template = self.submissions.placer.parse_jobspec(text)
-            selector = self.submissions.placer.selector_for(select_algorithm, select_options)
+            template = placer.parse_jobspec(text)
+            selector = placer.selector_for(select_algorithm, select_options)
         if text.count("{cc}") != sum(arg.count("{cc}") for arg in template.command):
             return None
+        batch = BatchPlacement(placer, candidates, selector)
         placed: list[PendingSubmit | str] = []
         for index, cc_id in enumerate(ids):
             value = str(cc_id)
-            command = [arg.replace("{cc}", value) for arg in template.command]
+            copy_text = text.replace("{cc}", value)
             with _naming(index):
-                try:
-                    pending = self.submissions.prepare_copy(
-                        candidates, name.replace("{cc}", value), text.replace("{cc}", value), template, command,
-                        selector, _job_key(batch_id, index, key), owner.stamp, owner.excluded)
-                except FailedPrecondition as exc:
-                    placed.append(str(exc))
-                    continue
-            assert isinstance(pending, PendingSubmit)
-            placed.append(_in_batch(pending, batch_id))
+                placer.check_size(copy_text)
+                copy = dataclasses.replace(template, command=[arg.replace("{cc}", value) for arg in template.command])
+                placed.append(self._place(batch, index, name.replace("{cc}", value), copy_text, copy, template,
+                                          _job_key(keyspace, index), batch_id, owner))
         return placed
 
     def submit(
@@ -197,14 +215,16 @@ class Batches:
         select_algorithm: str = "",
         select_options: Mapping[str, str] | None = None,
         key: str = "",
+        join: str = "",
         owner: Owner | None = None,
         admit: Callable[[Sequence[NewJob]], list[NewJob]] | None = None,
     ) -> BatchOutcome:
-        """Place the jobs, store the placed ones in one transaction, then announce them.
+        """Place the jobs, store the placed ones in one transaction, then announce them (in batch ``join``,
+        when given: the chunks of one submission).
 
         ``admit`` sees every placed job before the write (it may change them, or refuse the whole batch).
         """
-        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, owner)
+        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, join, owner)
         pending = [p for p in placed if isinstance(p, PendingSubmit)]
         if admit is not None and pending:
             admitted = admit([p.job for p in pending])

@@ -276,8 +276,11 @@ class Scheduler:
             return None
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         if not satisfy_only:
-            jobspec = self.placer.cached_jobspec(jobspec_text) if cached_only else self.placer.parse_jobspec(
-                jobspec_text)
+            if cached_only:
+                cached = self.placer.cached_jobspec(jobspec_text)
+                jobspec = cached[0] if cached is not None else None
+            else:
+                jobspec = self.placer.parse_jobspec(jobspec_text)
             if jobspec is not None and jobspec.dependencies:
                 if cached_only:
                     return None  # stored in a transaction of its own, on a worker thread
@@ -309,15 +312,17 @@ class Scheduler:
         key: str = "",
         user_token: str = "",
         priority: int = 0,
+        join: str = "",
     ) -> BatchOutcome:
-        """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction."""
+        """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction
+        (added to batch ``join`` when given)."""
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         owner = Owner(principal.user, principal.group, excluded)
 
         def admit(jobs: Sequence[NewJob]) -> list[NewJob]:
             return self.accounts.admit(jobs, priority)
 
-        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, owner, admit)
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, join, owner, admit)
 
     def batch_states(
         self, clusters: Sequence[tuple[str, str]], batch_id: str, user_token: str = ""

@@ -189,7 +189,8 @@ class Dependents:
         reachable = self.registry.reachable_among(allowed, excluding="")
         message = ""
         try:
-            template = self.placer.template_of(jobspec)  # steps differing only in commands match once
+            # steps differing only in their commands and names match once
+            template = self.placer.parse_for_placement(jobspec, remember=False)[1]
             selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
             placement = self.placer.place(reachable, template, selector) if reachable else None
         except InvalidArgument as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from rainbow.errors import InvalidArgument, ResourceExhausted
 from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
-from rainbow.jobspec import Jobspec, parse_jobspec, shape_key, variant
+from rainbow.jobspec import Jobspec, command_shape, load_json, parse_jobspec, with_commands
 from rainbow.queues import STATE_KEY as QUEUES_KEY
 from rainbow.queues import QueueSet
 from rainbow.scheduler.context import SchedulerContext, log
@@ -53,11 +53,30 @@ def select_cluster(
     rng: random.Random | None = None,
 ) -> Placement:
     """Choose among the candidates that matched and are known (have a state in ``states``)."""
+    return select_among(*selection_inputs(candidates, results, states), selector, parameters, rng)
+
+
+def selection_inputs(
+    candidates: Sequence[str], results: Mapping[str, MatchResult], states: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, str], list[str], dict[str, Mapping[str, Any]]]:
+    """Why each candidate that did not match does not; the matching known ones, and their states."""
     reasons = {c: results[c].reason or "does not match" for c in candidates if not results[c].ok}
     matching = [c for c in candidates if results[c].ok and c in states]
+    return reasons, matching, {c: states[c] for c in matching}
+
+
+def select_among(
+    reasons: dict[str, str],
+    matching: list[str],
+    states: Mapping[str, Mapping[str, Any]],
+    selector: Selector,
+    parameters: Mapping[str, Any],
+    rng: random.Random | None = None,
+) -> Placement:
+    """``select_cluster`` over its ``selection_inputs``."""
     if not matching:
         return Placement(None, reasons)
-    return Placement(selector.select(matching, {c: states[c] for c in matching}, parameters, rng=rng), reasons)
+    return Placement(selector.select(matching, states, parameters, rng=rng), reasons)
 
 
 # How many clusters' state keys a job's placement record keeps (the chosen one first).
@@ -130,15 +149,16 @@ class Placer:
         self.registry = registry
         self.match_algorithm = match_algorithm or "match"
         self.selector = selector
+        # jobspec text -> (its Jobspec, the Jobspec to place it by: the first parsed of its command shape)
         self._jobspecs = LRU(1024)
+        # command shape (jobspec.command_shape) -> the first Jobspec parsed of that shape
+        self._shapes = LRU(1024)
         self._selectors = LRU(256)
         # (id of a Jobspec, algorithm) -> (that Jobspec, {cluster: (graph state, result)}); the entry holds
         # the Jobspec, so its id cannot be reused by another one while the entry lives.
         self._matches = LRU(1024)
         # queues JSON text (cluster state key) -> QueueSet, shared by clusters reporting the same queues
         self._queue_sets = LRU(256)
-        # shape_key -> the parsed jobspec of that shape that jobspecs differing only in commands share
-        self._shapes = LRU(1024)
         self._rng = random.Random()
 
     # -- parse -------------------------------------------------------------
@@ -148,46 +168,40 @@ class Placer:
             raise ResourceExhausted(f"jobspec is larger than {limit} bytes", field="jobspec")
 
     def parse_jobspec(self, text: str) -> Jobspec:
+        return self.parse_for_placement(text)[0]
+
+    def parse_for_placement(self, text: str, remember: bool = True) -> tuple[Jobspec, Jobspec]:
+        """The jobspec of ``text`` and the one to match and select it by.
+
+        A parameter sweep sends jobspecs that differ only in their commands,
+        which neither matching nor selection reads: the first of a command shape
+        is parsed and validated in full and placed; the others take its parse
+        with their own commands (``jobspec.with_commands``), and are placed by
+        it, so its match results serve them all. ``remember`` False: the text is not
+        kept for next time (the distinct texts of a batch would only push out those
+        that single submissions repeat).
+        """
         if not text:
             raise InvalidArgument("jobspec is required", field="jobspec")
         self.check_size(text)
-        return self._jobspecs.get(text, lambda: parse_jobspec(text))
+        if remember:
+            return self._jobspecs.get(text, lambda: self._parse(text))
+        return self._jobspecs.peek(text) or self._parse(text)
 
-    def parse_variant(self, text: str) -> tuple[Jobspec, Jobspec]:
-        """(the jobspec, the one to match it with): jobspecs (JSON) that differ only in their name and commands,
-        such as a workflow's steps, are validated in full once and share one parsed jobspec, so one match."""
-        self.check_size(text)
-        if not text.lstrip().startswith("{"):
-            parsed = self.parse_jobspec(text)
-            return parsed, parsed
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            parsed = self.parse_jobspec(text)
-            return parsed, parsed
-        key = shape_key(doc) if isinstance(doc, dict) else None
-        template = self._shapes.peek(key) if key is not None else None
-        if template is None:
-            parsed = self.parse_jobspec(text)
-            if key is not None:
-                self._shapes.get(key, lambda: parsed)
-            return parsed, parsed
-        return variant(template, doc), template
+    def _parse(self, text: str) -> tuple[Jobspec, Jobspec]:
+        doc = load_json(text)
+        shape = command_shape(doc) if doc is not None else None
+        if shape is not None:
+            template = self._shapes.peek(shape)
+            if template is not None and (jobspec := with_commands(template, doc)) is not None:
+                return jobspec, template
+        jobspec = parse_jobspec(text)
+        if shape is not None:
+            self._shapes.get(shape, lambda: jobspec)
+        return jobspec, jobspec
 
-    def template_of(self, text: str) -> Jobspec:
-        """The parsed jobspec to match ``text`` with (``parse_variant``'s second), for text already checked."""
-        if text.lstrip().startswith("{"):
-            try:
-                doc = json.loads(text)
-            except ValueError:
-                doc = None
-            key = shape_key(doc) if isinstance(doc, dict) else None
-            template = self._shapes.peek(key) if key is not None else None
-            if template is not None:
-                return template
-        return self.parse_variant(text)[1]
-
-    def cached_jobspec(self, text: str) -> Jobspec | None:
+    def cached_jobspec(self, text: str) -> tuple[Jobspec, Jobspec] | None:
+        """What ``parse_for_placement`` answers for ``text``, if it is cached."""
         return self._jobspecs.peek(text)
 
     # -- selectors ---------------------------------------------------------
@@ -263,3 +277,55 @@ class Placer:
         if placement.selection is not None:
             self.context.on_timing("selection", time.perf_counter() - matched)
         return placement
+
+
+class BatchPlacement:
+    """Placing the many jobs of one batch among the same candidates with one selector.
+
+    Each distinct jobspec to place by (``Placer.parse_for_placement``) is
+    matched once, with the candidates' states read once; every job is still
+    selected on its own (a selector may spread them), and jobs placed alike
+    share their placement record. What ``Placer.place`` decides for one job,
+    this decides for each.
+    """
+
+    def __init__(self, placer: Placer, candidates: Sequence[str], selector: Selector) -> None:
+        self.placer = placer
+        self.candidates = candidates
+        self.selector = selector
+        # id(jobspec) -> (the jobspec, which keeps its id, and its selection_inputs)
+        self._inputs: dict[int, tuple[Jobspec, tuple[dict[str, str], list[str], dict[str, Any]]]] = {}
+        self._states: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._records: dict[tuple, str] = {}
+
+    def place(self, jobspec: Jobspec) -> Placement:
+        inputs = self._inputs.get(id(jobspec))
+        if inputs is None:
+            placer = self.placer
+            started = time.perf_counter()
+            results = placer.match(self.candidates, jobspec, "")
+            assert results is not None
+            placer.context.on_timing("match", time.perf_counter() - started)
+            with placer.registry.lock:
+                states = {c: entry.state for c in self.candidates
+                          if results[c].ok and (entry := placer.registry.get(c))}
+            inputs = self._inputs[id(jobspec)] = (jobspec, selection_inputs(self.candidates, results, states))
+        return select_among(*inputs[1], self.selector, jobspec.parameters, self.placer._rng)
+
+    def states(self, names: Sequence[str]) -> dict[str, Any]:
+        """The state keys of ``names`` (read once per batch)."""
+        key = tuple(names)
+        hit = self._states.get(key)
+        if hit is None:
+            hit = self._states[key] = self.placer.registry.states(names)
+        return hit
+
+    def record(self, jobspec: Jobspec, selection: Selection, reasons: Mapping[str, str],
+               states: Mapping[str, Any]) -> str:
+        """``placement_record``, written once per jobspec and selection outcome."""
+        key = (id(jobspec), selection.algorithm, selection.reason, selection.trace, tuple(selection.candidates),
+               id(states))
+        hit = self._records.get(key)
+        if hit is None:
+            hit = self._records[key] = placement_record(selection, reasons, self.candidates, states)
+        return hit

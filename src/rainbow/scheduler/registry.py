@@ -9,14 +9,15 @@ credentials first (``authorization``); the registry only keeps and changes.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rainbow import credentials
+from rainbow import credentials, jgf
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound
-from rainbow.graph import ClusterGraph
+from rainbow.graph import ClusterGraph, compact
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.text import graph_summary, plural
 from rainbow.store import AccessRule
@@ -93,7 +94,11 @@ class ClusterRegistry:
     # -- loading -----------------------------------------------------------
     def _build_graph(self, name: str) -> ClusterGraph | None:
         try:
-            graph = ClusterGraph.from_jgf(self.store.get_nodes(name) or "", name=name)
+            graph = self._stored_graph(name)
+            if graph is None:
+                nodes = self.store.get_nodes(name) or ""
+                graph = ClusterGraph.from_jgf(nodes, name=name)
+                self._keep_compact(name, self._compact(graph, nodes))
             for subsystem, nodes in self.store.list_subsystems(name).items():
                 graph.add_subsystem(subsystem, nodes)
         except InvalidArgument as exc:
@@ -101,16 +106,51 @@ class ClusterRegistry:
             return None
         return graph
 
+    def _stored_graph(self, name: str) -> ClusterGraph | None:
+        """The cluster graph from its stored compact form, if that is intact and of the stored JGF."""
+        stored = self.store.get_graph(name)
+        if stored is None or stored.data is None or stored.nodes_sha256 is None:
+            return None
+        if stored.built_from != stored.nodes_sha256:
+            log.info("cluster %s: the stored compact graph is of an older JGF; rebuilding it", name)
+            return None
+        try:
+            return compact.load(stored.data, stored.nodes_sha256, name=name)
+        except compact.CompactGraphError as exc:
+            log.warning("cluster %s: the stored compact graph is not usable (%s); rebuilding it", name, exc)
+            return None
+
+    @staticmethod
+    def _compact(graph: ClusterGraph, nodes: str) -> tuple[str, bytes]:
+        """A freshly built graph's compact form (taken before subsystems are added) and its JGF's digest."""
+        source = jgf.digest(nodes)
+        return source, compact.dump(graph.state, source)
+
+    def _keep_compact(self, name: str, form: tuple[str, bytes]) -> None:
+        """Store a compact graph for the next start; without it a start only takes longer, so a failure is logged."""
+        try:
+            self.store.put_graph(name, *form)
+        except Exception as exc:
+            log.warning("cluster %s: the compact graph was not stored (%s); the next start rebuilds it", name, exc)
+
     def _load_clusters(self) -> None:
         rules: dict[str, list[AccessRule]] = {}
         for rule in self.store.list_access():
             rules.setdefault(rule.cluster, []).append(rule)
-        for record in self.store.list_clusters():
-            self._clusters[record.name] = ClusterEntry(
-                record.name, record.secret_hash, record.token_hash, record.state,
-                self._build_graph(record.name), record.reachable, (record.created, record.version),
-                record.updated, tuple(rules.get(record.name, ())),
-            )
+        # The graphs are millions of objects that live as long as the server: the cyclic collector would
+        # walk those already loaded again and again while the next are made (most of a large start's time).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for record in self.store.list_clusters():
+                self._clusters[record.name] = ClusterEntry(
+                    record.name, record.secret_hash, record.token_hash, record.state,
+                    self._build_graph(record.name), record.reachable, (record.created, record.version),
+                    record.updated, tuple(rules.get(record.name, ())),
+                )
+        finally:
+            if collecting:
+                gc.enable()
         log.info("loaded %s from the store", plural(len(self._clusters), "cluster"))
 
     # -- replicas: changes made through another server --------------------
@@ -238,6 +278,7 @@ class ClusterRegistry:
             if name in self._clusters:
                 return Registration(created=False)
         graph = self._load_graph(nodes, name)
+        form = self._compact(graph, nodes)
         token = self.global_token or credentials.new_secret()
         cluster_secret = credentials.new_secret()
         now = self.context.clock()
@@ -247,6 +288,7 @@ class ClusterRegistry:
             if not self.store.add_cluster(name, nodes, entry.secret_hash, entry.token_hash, now):
                 return Registration(created=False)
             self._clusters[name] = entry
+        self._keep_compact(name, form)
         log.info("registered cluster %s (%s)", name, graph_summary(graph))
         return Registration(created=True, token=token, secret=cluster_secret)
 
@@ -276,6 +318,7 @@ class ClusterRegistry:
         if not nodes:
             raise InvalidArgument("payload (the cluster JGF) is required", field="payload")
         graph = self._load_graph(nodes, cluster)
+        form = self._compact(graph, nodes)
         with self.lock:
             for subsystem, text in self.store.list_subsystems(cluster).items():
                 try:
@@ -286,6 +329,7 @@ class ClusterRegistry:
                     ) from None
             self.store.replace_nodes(cluster, nodes, self.context.clock())
             entry.graph = graph
+        self._keep_compact(cluster, form)
         log.info("cluster %s replaced its graph (%s)", cluster, graph_summary(graph))
 
     def delete_cluster(self, name: str) -> None:

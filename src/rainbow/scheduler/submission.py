@@ -7,7 +7,6 @@ many requests in one transaction between them. Credentials are checked before
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shlex
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, node_count
 from rainbow.scheduler.context import SchedulerContext, log
-from rainbow.scheduler.placement import PLACEMENT_STATES, Placement, Placer, placement_record
+from rainbow.scheduler.placement import PLACEMENT_STATES, BatchPlacement, Placement, Placer, placement_record
 from rainbow.scheduler.registry import ClusterRegistry
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.selection import Selection, Selector
@@ -61,11 +60,14 @@ def submit_decision(
     states: Mapping[str, Any] | None = None,
     owner: tuple[str, str] = ("", ""),
     excluded: Mapping[str, str] | None = None,
+    record: str | None = None,
+    batch: str | None = None,
 ) -> SubmitOutcome | PendingSubmit:
     """What a placement means for a submission: the job to store, the clusters that satisfy it
     (``satisfy_only``), or FailedPrecondition when no listed cluster can run it. ``states`` are the
-    cluster states selection decided from, kept in the job's placement record. ``owner`` is the job's
-    (user, group); ``excluded`` the clusters its user may not use, with why (they join the explanation)."""
+    cluster states selection decided from, kept in the job's placement record (``record``, when the
+    caller wrote it already). ``owner`` is the job's (user, group); ``excluded`` the clusters its user may
+    not use, with why (they join the explanation); ``batch`` is the SubmitJobs call it came in."""
     selection, reasons = placement.selection, placement.reasons
     if selection is None:
         if satisfy_only:
@@ -79,9 +81,10 @@ def submit_decision(
         raise FailedPrecondition(selection.reason, field="select_algorithm")
     job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
     matching = tuple(c for c in candidates if c not in reasons)
+    if record is None:
+        record = placement_record(selection, {**reasons, **(excluded or {})}, candidates, states or {})
     new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), now, matching,
-                 key or None, placement_record(selection, {**reasons, **(excluded or {})}, candidates, states or {}),
-                 user=owner[0], group=owner[1], nodes=node_count(jobspec))
+                 key or None, record, batch, user=owner[0], group=owner[1], nodes=node_count(jobspec))
     return PendingSubmit(new, selection, reasons, tuple(candidates))
 
 
@@ -130,10 +133,10 @@ class Submissions:
         inputs = self._inputs(jobspec_text, select_algorithm, select_options, cached_only)
         if inputs is None:
             return None
-        jobspec, selector = inputs
+        (jobspec, template), selector = inputs
         if jobspec.dependencies and not satisfy_only:
             _no_dependencies()
-        placement = self.placer.place(candidates, jobspec, selector, cached_only)
+        placement = self.placer.place(candidates, template, selector, cached_only)
         if placement is None:
             return None
         states = None
@@ -144,46 +147,47 @@ class Submissions:
         return submit_decision(placement, candidates, name, jobspec_text, jobspec, self.context.clock(), key,
                                satisfy_only, states, owner, excluded)
 
-    def prepare_copy(
+    def prepare_in_batch(
         self,
-        candidates: Sequence[str],
+        batch: BatchPlacement,
         name: str,
         jobspec_text: str,
-        template: Jobspec,
-        command: list[str],
-        selector: Selector,
+        jobspec: Jobspec,
+        placed_by: Jobspec,
         key: str = "",
+        batch_id: str | None = None,
         owner: tuple[str, str] = ("", ""),
         excluded: Mapping[str, str] | None = None,
-    ) -> SubmitOutcome | PendingSubmit:
-        """Place one copy of an array whose copies differ from ``template`` only in their ``command``.
-
-        The copies share the template's parsed jobspec and so its remembered match results; each copy
-        is still selected on its own (a selector may spread them).
-        """
-        self.placer.check_size(jobspec_text)
-        if template.dependencies:
+    ) -> PendingSubmit:
+        """Place one job of a batch (``batch_id``) as ``prepare`` would: ``jobspec`` is the job's, ``placed_by`` the
+        jobspec it is matched and selected by (``Placer.parse_for_placement``); FailedPrecondition when no
+        candidate can run it. ``owner`` and ``excluded`` as for ``submit_decision``."""
+        if jobspec.dependencies:
             _no_dependencies()
-        placement = self.placer.place(candidates, template, selector)
-        assert placement is not None
-        states = None
+        placement = batch.place(placed_by)
+        record = None
         if placement.selection is not None:
-            _log_selection(logging.DEBUG, name or template.name, placement.selection)
-            states = self.registry.states(_recorded_states(placement.selection))
-        copy = dataclasses.replace(template, command=command)
-        return submit_decision(placement, candidates, name, jobspec_text, copy, self.context.clock(), key,
-                               False, states, owner, excluded)
+            _log_selection(logging.DEBUG, name or jobspec.name, placement.selection)
+            if placement.selection.clusters:
+                states = batch.states(_recorded_states(placement.selection))
+                record = batch.record(placed_by, placement.selection, {**placement.reasons, **(excluded or {})},
+                                      states)
+        pending = submit_decision(placement, batch.candidates, name, jobspec_text, jobspec, self.context.clock(),
+                                  key, owner=owner, excluded=excluded, record=record, batch=batch_id)
+        assert isinstance(pending, PendingSubmit)
+        return pending
 
     def _inputs(
         self, jobspec_text: str, select_algorithm: str, select_options: Mapping[str, str] | None, cached_only: bool
-    ) -> tuple[Jobspec, Selector] | None:
+    ) -> tuple[tuple[Jobspec, Jobspec], Selector] | None:
+        """The jobspec with the one to place it by (``Placer.parse_for_placement``), and the selector."""
         if not cached_only:
-            jobspec = self.placer.parse_jobspec(jobspec_text)
+            parsed = self.placer.parse_for_placement(jobspec_text)
         else:
-            jobspec = self.placer.cached_jobspec(jobspec_text)
-            if jobspec is None or not self.placer.has_selector(select_algorithm, select_options):
+            parsed = self.placer.cached_jobspec(jobspec_text)
+            if parsed is None or not self.placer.has_selector(select_algorithm, select_options):
                 return None
-        return jobspec, self.placer.selector_for(select_algorithm, select_options)
+        return parsed, self.placer.selector_for(select_algorithm, select_options)
 
     def complete(
         self,

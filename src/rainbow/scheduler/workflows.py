@@ -20,9 +20,9 @@ from rainbow.scheduler.authorization import SubmitterScope
 from rainbow.scheduler.batches import BatchCancel, Batches, batch_identity
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.dependents import Dependents, new_dependent, release_plan
-from rainbow.scheduler.submission import PendingSubmit, Submissions
+from rainbow.scheduler.placement import BatchPlacement
+from rainbow.scheduler.submission import Submissions
 from rainbow.scheduler.validation import check_idempotency_key, check_name
-from rainbow.selection import Selector
 from rainbow.store import DependsOn, JobRecord, NewJob, WorkflowRecord
 from rainbow.workflow import Step, check_steps
 
@@ -78,7 +78,7 @@ class Workflows:
                                     "per step on average)", field="steps")
         order = check_steps(steps)
         placer = self.submissions.placer
-        selector = placer.selector_for(select_algorithm, select_options)
+        batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
         workflow_id = batch_identity(key)
         plan = release_plan(scope, select_algorithm, select_options)
         position: dict[str, int] = {}
@@ -88,7 +88,7 @@ class Workflows:
             step = steps[index]
             field = f"steps[{index}].jobspec"
             try:
-                jobspec, template = placer.parse_variant(step.jobspec)
+                jobspec, template = placer.parse_for_placement(step.jobspec, remember=False)
             except RainbowError as exc:
                 raise type(exc)(f"{field} ({step.name}): {exc}", field=field) from None
             if jobspec.dependencies:
@@ -100,7 +100,7 @@ class Workflows:
                 new = new_dependent(candidates[0], step.name, step.jobspec, jobspec, depends, plan, now,
                                     batch=workflow_id, step=step.name, owner=owner)
             else:
-                new = self._place_now(candidates, step, index, jobspec, template, selector, workflow_id, owner)
+                new = self._place_now(batch, step, index, jobspec, template, workflow_id, owner)
             position[step.name] = len(jobs)
             jobs.append(new)
         stored = self.store.add_graph(admit(jobs), (workflow_id, name or "workflow", now))
@@ -117,24 +117,22 @@ class Workflows:
 
     def _place_now(
         self,
-        candidates: Sequence[str],
+        batch: BatchPlacement,
         step: Step,
         index: int,
         jobspec: Jobspec,
         template: Jobspec,
-        selector: Selector,
         workflow_id: str,
         owner: tuple[str, str],
     ) -> NewJob:
-        """A step that needs nothing is placed at submit, as SubmitJob places a job (matched as ``template``,
-        the parsed jobspec steps differing only in their commands share)."""
+        """A step that needs nothing is placed at submit, as SubmitJobs places a batch's job (matched as
+        ``template``, the parsed jobspec steps differing only in their commands and names share)."""
         try:
-            pending = self.submissions.prepare_copy(candidates, step.name, step.jobspec, template, jobspec.command,
-                                                    selector, owner=owner)
+            pending = self.submissions.prepare_in_batch(batch, step.name, step.jobspec, jobspec, template,
+                                                        batch_id=workflow_id, owner=owner)
         except FailedPrecondition as exc:
             raise FailedPrecondition(f"steps[{index}] ({step.name}): {exc}", field=f"steps[{index}]") from None
-        assert isinstance(pending, PendingSubmit)
-        return dataclasses.replace(pending.job, batch=workflow_id, step=step.name)
+        return dataclasses.replace(pending.job, step=step.name)
 
     def view(self, candidates: Sequence[str] | None, workflow_id: str, user: str | None = None) -> WorkflowView:
         """The workflow and its steps, when the caller's clusters (None: any) hold its jobs and, with ``user``,

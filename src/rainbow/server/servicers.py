@@ -297,7 +297,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
             prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key,
                                                         user_token=bearer, priority=request.priority))
         outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
-        if outcome.job is not None:
+        if outcome.job is not None and log.isEnabledFor(logging.DEBUG):  # the request's debug line only
             job = outcome.job
             reason = ""
             if outcome.selection is not None:
@@ -321,9 +321,11 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         outcome = await self.run(
             functools.partial(self.scheduler.submit_batch, clusters, jobs, request.cc, request.select_algorithm,
                               dict(request.select_options), request.idempotency_key, user_token(context),
-                              request.priority)
+                              request.priority, request.batch_id)
         )
-        reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id)
+        limits = self.scheduler.limits
+        reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id, max_batch_jobs=limits.max_batch_jobs,
+                                               max_batch_bytes=limits.max_batch_bytes)
         placed = 0
         for result in outcome.results:
             if isinstance(result, str):

@@ -20,6 +20,7 @@ from rainbow.store.base import (
     ParentJob,
     Release,
     Store,
+    StoredGraph,
     UserRecord,
     WorkflowRecord,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "ParentJob",
     "Release",
     "Store",
+    "StoredGraph",
     "UserRecord",
     "WorkflowRecord",
     "is_postgres",

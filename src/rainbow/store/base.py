@@ -35,6 +35,20 @@ class ClusterRecord:
 
 
 @dataclass(frozen=True)
+class StoredGraph:
+    """A cluster's JGF digest and the compact graph stored for it (``rainbow.graph.compact``).
+
+    ``nodes_sha256`` is the digest of the cluster's stored JGF (None for one stored
+    before digests were kept); ``built_from`` the digest of the JGF the compact
+    graph ``data`` was built from (None, with ``data``, when there is none).
+    """
+
+    nodes_sha256: str | None
+    built_from: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Rejection:
     """A cluster's scheduler refused the job before it ran there (``reason`` in its own words)."""
 
@@ -258,6 +272,17 @@ class Store(ABC):
     @abstractmethod
     def replace_nodes(self, name: str, nodes: str, now: float) -> None:
         """Replace the JGF of an existing cluster."""
+
+    @abstractmethod
+    def get_graph(self, name: str) -> StoredGraph | None:
+        """The digest of the cluster's JGF and its stored compact graph; None when the cluster is unknown."""
+
+    @abstractmethod
+    def put_graph(self, name: str, built_from: str, data: bytes) -> bool:
+        """Store the compact graph built from the JGF of digest ``built_from``, if that is still the cluster's.
+
+        False (nothing stored) when the cluster is unknown or its JGF changed meanwhile.
+        """
 
     @abstractmethod
     def delete_cluster(self, name: str) -> bool:

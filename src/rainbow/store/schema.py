@@ -140,6 +140,19 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN release TEXT",
         "ALTER TABLE jobs ADD COLUMN unsatisfied INTEGER NOT NULL DEFAULT 0",
     ],
+    # Per cluster: the SHA-256 of its JGF and its graph in compact form (rainbow.graph.compact) with the
+    # digest of the JGF it was built from, so a restart loads it instead of parsing the JGF again. The
+    # index covers every column but the JGF: listing clusters then never reads through the JGFs' pages.
+    [
+        """CREATE TABLE cluster_graphs (
+            cluster TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
+            nodes_sha256 TEXT NOT NULL,
+            built_from TEXT,
+            data BLOB
+        )""",
+        "CREATE INDEX clusters_without_nodes ON clusters "
+        "(name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable)",
+    ],
 ]
 
 # PostgreSQL: the same tables, plus what several replicas sharing one database need.
@@ -281,5 +294,14 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN step TEXT",
         "ALTER TABLE jobs ADD COLUMN release TEXT",
         "ALTER TABLE jobs ADD COLUMN unsatisfied INTEGER NOT NULL DEFAULT 0",
+    ],
+    # (PostgreSQL keeps large values out of line: listing clusters needs no index to skip the JGFs.)
+    [
+        """CREATE TABLE cluster_graphs (
+            cluster TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
+            nodes_sha256 TEXT NOT NULL,
+            built_from TEXT,
+            data BYTEA
+        )""",
     ],
 ]

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from rainbow.dependencies import Dependency, ParentFacts, Verdict, never_reason, verdict, waits_for
 from rainbow.errors import Aborted
+from rainbow.jgf import digest
 from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
 from rainbow.store.accounts import AccountsSQL
 from rainbow.store.base import (
@@ -46,6 +47,7 @@ from rainbow.store.base import (
     ParentJob,
     Release,
     Store,
+    StoredGraph,
     UserRecord,
     WorkflowRecord,
 )
@@ -141,6 +143,7 @@ class SQLStore(AccountsSQL, Store):
                 (name, secret_hash, token_hash, nodes, now, now, now),
             )
             if added is not None:
+                tx.execute("INSERT INTO cluster_graphs (cluster, nodes_sha256) VALUES (%s, %s)", (name, digest(nodes)))
                 tx.notify(name)
             return added is not None
 
@@ -164,9 +167,39 @@ class SQLStore(AccountsSQL, Store):
                 "UPDATE clusters SET nodes = %s, version = version + 1, updated = %s WHERE name = %s",
                 (nodes, now, name),
             )
+            _set_digest(tx, name, digest(nodes))
             tx.notify(name)
 
         self._transaction(replace)
+
+    def get_graph(self, name: str) -> StoredGraph | None:
+        rows = self._read(
+            "SELECT c.name, g.nodes_sha256, g.built_from, g.data FROM clusters c "
+            "LEFT JOIN cluster_graphs g ON g.cluster = c.name WHERE c.name = %s",
+            (name,),
+        )
+        if not rows:
+            return None
+        _, current, built_from, data = rows[0]
+        return StoredGraph(current, built_from, bytes(data) if data is not None else None)
+
+    def put_graph(self, name: str, built_from: str, data: bytes) -> bool:
+        def put(tx: Transaction) -> bool:
+            if tx.one(f"SELECT name FROM clusters WHERE name = %s{self.KEY_LOCK}", (name,)) is None:  # noqa: S608
+                return False
+            row = tx.one("SELECT nodes_sha256 FROM cluster_graphs WHERE cluster = %s", (name,))
+            if row is not None:
+                current = row[0]
+            else:  # registered before digests were kept: the digest of the JGF as it is now, once
+                current = digest(tx.one("SELECT nodes FROM clusters WHERE name = %s", (name,))[0])
+                _set_digest(tx, name, current)
+            if current != built_from:
+                return False
+            tx.execute("UPDATE cluster_graphs SET built_from = %s, data = %s WHERE cluster = %s",
+                       (built_from, data, name))
+            return True
+
+        return self._transaction(put)[0]
 
     def delete_cluster(self, name: str) -> bool:
         def delete(tx: Transaction) -> bool:
@@ -179,6 +212,7 @@ class SQLStore(AccountsSQL, Store):
             tx.execute("DELETE FROM jobs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM subsystems WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM cluster_access WHERE cluster = %s", (name,))
+            tx.execute("DELETE FROM cluster_graphs WHERE cluster = %s", (name,))
             tx.execute("DELETE FROM clusters WHERE name = %s", (name,))
             tx.notify(name)
             return True
@@ -885,3 +919,12 @@ def _cancel(tx: Transaction, job: JobRecord, reason: str, now: float) -> JobReco
         (reason, now, job.id),
     )
     return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})
+
+
+def _set_digest(tx: Transaction, cluster: str, nodes_sha256: str) -> None:
+    """The digest of the cluster's JGF as now stored; a compact graph of another JGF goes."""
+    tx.execute(
+        "INSERT INTO cluster_graphs (cluster, nodes_sha256) VALUES (%s, %s) ON CONFLICT (cluster) DO UPDATE "
+        "SET nodes_sha256 = excluded.nodes_sha256, built_from = NULL, data = NULL",
+        (cluster, nodes_sha256),
+    )

@@ -257,6 +257,7 @@ class SQLiteStore(SQLStore):
         job_id = _next_id(db, "jobs", "id")
         seq = _next_id(db, "job_events", "seq")
         job_rows, event_rows = [], []
+        listed: dict[tuple[str, ...], str] = {}  # candidates -> their JSON (the jobs of a batch share a few)
         results: list[tuple[JobRecord, JobEvent | None]] = []
         for queued in batch:
             new = queued.job
@@ -264,9 +265,12 @@ class SQLiteStore(SQLStore):
                 results.append((known[new.key], None))
                 continue
             now = new.now
+            candidates = listed.get(new.candidates)
+            if candidates is None:
+                candidates = listed[new.candidates] = json.dumps(list(new.candidates))
             job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
-                             json.dumps(list(new.candidates)), new.key, new.placement, new.batch, new.user,
-                             new.group, new.nodes, new.priority))
+                             candidates, new.key, new.placement, new.batch, new.user, new.group, new.nodes,
+                             new.priority))
             event_rows.append((seq, job_id, new.cluster, new.name, now))
             job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
                             now, now, candidates=new.candidates, user=new.user, group=new.group, nodes=new.nodes,
