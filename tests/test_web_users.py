@@ -92,3 +92,17 @@ def test_without_a_legacy_identity_submit_tokens_do_not_sign_in(server_factory, 
     assert refused.status == 403 and "opens no cluster" in refused.text
     assert signed_in(server, token).get("/jobs").status == 200
     cluster.client.close()
+
+
+def test_a_workflow_page_opens_to_its_owner_and_an_admin_only(site):
+    server, tokens, _ = site
+    with RainbowClient(server.address, user_token=tokens["alice"]) as client:
+        workflow = client.submit_workflow({"name": "pair-of-alice", "steps": {
+            "first": {"command": "true"}, "then": {"command": "true", "needs": "first"}}})
+    path = f"/workflows/{workflow.workflow_id}"
+    page = signed_in(server, tokens["alice"]).get(path)
+    assert page.status == 200 and "pair-of-alice" in page.text
+    refused = signed_in(server, tokens["bob"]).get(path)
+    assert refused.status == 404 and "pair-of-alice" not in refused.text
+    admin = signed_in(server, tokens["root"]).get(path)
+    assert admin.status == 200 and "pair-of-alice" in admin.text

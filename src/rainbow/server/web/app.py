@@ -325,15 +325,17 @@ class Dashboard:
     async def workflow(self, request: web.Request) -> web.Response:
         """A workflow's DAG (server-drawn SVG, every value escaped) and its steps; live like the job table."""
         identity = self._require(request)
-        pairs = [(name, identity.token) for name in await self._clusters(identity)]
-        if not pairs:
+        names = await self._clusters(identity)
+        token, user_token = self._as(identity)
+        pairs = [] if user_token else [(name, token) for name in names]
+        if not pairs and not user_token:
             raise web.HTTPNotFound(text="no such workflow (or the token does not open its clusters)")
         since = await self.run(self.scheduler.store.last_event_seq)  # before the read: the stream starts there
         try:
-            view = await self.run(self.scheduler.workflow, pairs, request.match_info["id"])
+            view = await self.run(self.scheduler.workflow, pairs, request.match_info["id"], user_token)
         except (NotFound, InvalidArgument) as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        except PermissionDenied as exc:
+        except (PermissionDenied, Unauthenticated) as exc:
             raise web.HTTPForbidden(text=str(exc)) from None
         steps = [(step.name, job, needs) for step, job, needs in view.steps]
         template = "workflowdag.html" if request.query.get("fragment") else "workflow.html"
