@@ -189,6 +189,33 @@ def test_a_group_quota_on_one_cluster(site, tmp_path):
         submit(alice, 1)
 
 
+PAIR = {"name": "pair", "steps": {"first": {"command": "true"}, "then": {"command": "true", "needs": "first"}}}
+
+
+def test_max_waiting_counts_jobs_waiting_for_their_dependencies(site):
+    site.operator.set_quota(user="alice", max_waiting=2, secret=REGISTRATION_SECRET)
+    with site.user("alice") as alice:
+        workflow = alice.submit_workflow(PAIR)
+        assert [step.job.state for step in workflow.steps] == ["assigned", "depend"]
+        with pytest.raises(ResourceExhausted, match="2 are waiting and this submit adds 1"):
+            submit(alice, 1)
+        with pytest.raises(ResourceExhausted, match="2 are waiting and this submit adds 2"):
+            alice.submit_workflow(PAIR | {"name": "again"})
+        (dependent,) = [step.job.id for step in workflow.steps if step.name == "then"]
+        with pytest.raises(ResourceExhausted, match="this submit adds 1"):
+            alice.submit_jobspec(simple(["true"]), dependencies=[f"afterany:{dependent}"])
+        alice.cancel_workflow(workflow.workflow_id)
+        submit(alice, 2)
+
+
+def test_a_quota_on_one_cluster_leaves_jobs_waiting_for_dependencies_out(site):
+    site.operator.set_quota(user="alice", cluster="keebler", max_waiting=1, secret=REGISTRATION_SECRET)
+    with site.user("alice") as alice:
+        alice.submit_workflow(PAIR)  # the step waiting for "first" is listed on keebler but not placed there
+        with pytest.raises(ResourceExhausted, match="1 are waiting and this submit adds 1"):
+            submit(alice, 1)
+
+
 def test_max_running_holds_jobs_back_until_running_jobs_end(site):
     site.operator.set_quota(user="alice", max_running=2, secret=REGISTRATION_SECRET)
     stub, secret = site.cluster.client.scheduler_stub, site.cluster.config.cluster_secret

@@ -326,8 +326,10 @@ class Accounts:
             return list(jobs)
         for quota in quotas:
             owner = "user" if quota.kind == "user" else "group"
+            # A job stored waiting for dependencies counts where it is placed once released, not where it is
+            # listed meanwhile: against a quota naming no cluster only.
             adding = sum(1 for job in jobs if getattr(job, owner) == quota.name
-                         and (not quota.cluster or job.cluster == quota.cluster))
+                         and (not quota.cluster or (job.cluster == quota.cluster and not job.depends)))
             if not adding:
                 continue
             queued = self.store.count_queued(quota.kind, quota.name, quota.cluster)

@@ -17,8 +17,10 @@ T = TypeVar("T")
 
 # Jobs handed out and not ended: what max-running / max-nodes and the fair-share charge count (one parameter: now).
 HELD = "((state = 'leased' AND lease_expires > %s) OR state IN ('accepted', 'submitted', 'running'))"
-# Jobs still waiting in rainbow (what max-waiting counts): assigned or leased, not yet on a cluster.
+# Jobs still waiting in rainbow (what max-waiting counts): assigned or leased, not yet on a cluster; and for a
+# quota naming no cluster also those waiting for their dependencies (their listing cluster is not where they run).
 QUEUED = "state IN ('assigned', 'leased')"
+QUEUED_OR_DEPEND = "state IN ('assigned', 'leased', 'depend')"
 # What ``rainbow usage --by`` may group on: the column of each.
 TOTAL_KEYS = {"user": '"user"', "group": "grp", "cluster": "cluster"}
 _FINAL = tuple(sorted(state.value for state in FINAL_STATES))
@@ -122,12 +124,14 @@ class AccountsSQL:
         return [Limit(*row) for row in rows]
 
     def count_queued(self, kind: str, name: str, cluster: str = "") -> int:
-        """Jobs of a user (``kind`` "user") or group waiting in rainbow, on ``cluster`` ('' : any)."""
+        """Jobs of a user (``kind`` "user") or group waiting in rainbow, on ``cluster`` ('' : any, counting
+        the jobs waiting for their dependencies too; on one cluster only those placed there)."""
         # by cluster and state first: the (cluster, state, owner...) index holds only what waits to be read
         column = '"user"' if kind == "user" else "grp"
         where = "cluster = %s" if cluster else "cluster IN (SELECT name FROM clusters)"
+        states = QUEUED if cluster else QUEUED_OR_DEPEND
         params: list[Any] = [cluster, name] if cluster else [name]
-        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND {QUEUED} AND {column} = %s",  # noqa: S608
+        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND {states} AND {column} = %s",  # noqa: S608
                           params)[0][0]
 
     # -- usage ----------------------------------------------------------------------------------------

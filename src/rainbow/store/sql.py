@@ -566,7 +566,8 @@ class SQLStore(AccountsSQL, Store):
                                (job_id, parent.job_id, parent.scheme))
                 tx.log(job_id, new.cluster, new.name, state, new.now, message or "")
                 stored.append((JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, state, new.now,
-                                         new.now, message=message, candidates=new.candidates), True))
+                                         new.now, message=message, candidates=new.candidates, user=new.user,
+                                         group=new.group, nodes=new.nodes, priority=new.priority), True))
             return stored
 
         stored, events = self._transaction(insert_graph)
