@@ -15,7 +15,7 @@ from rainbow.jobspec import simple
 from rainbow.limits import Limits
 from rainbow.protos import rainbow_pb2
 
-from conftest import BOTH_STORES
+from conftest import BOTH_STORES, REGISTRATION_SECRET
 
 pytestmark = BOTH_STORES
 
@@ -214,3 +214,57 @@ def test_a_large_submission_goes_in_chunks_within_the_limits_as_one_batch(cluste
     assert len(cluster.client.submit_array(simple(["app", "{cc}"]), "1-130", idempotency_key="big-array").placed) \
         == 130
     assert len(stored(cluster)) == 120 + 40 + 130
+
+
+def join(client: RainbowClient, batch_id: str, clusters=()) -> rainbow_pb2.SubmitJobsResponse:
+    """A SubmitJobs call adding one job to batch ``batch_id`` (as a client's later chunk does)."""
+    entries = [rainbow_pb2.SubmitJobsRequest.Job(jobspec=json.dumps(simple(["true"])))]
+    return client.scheduler_stub.SubmitJobs(
+        rainbow_pb2.SubmitJobsRequest(clusters=list(clusters), jobs=entries, batch_id=batch_id))
+
+
+def test_a_batch_is_joined_only_by_who_may_see_all_its_jobs(server_factory, tmp_path):
+    server = server_factory()
+    keebler = register(server.address, tmp_path, "keebler")
+    (tmp_path / "t").mkdir()
+    tioga = register(server.address, tmp_path / "t", "tioga")
+    with RainbowClient(server.address) as operator:
+        tokens = {name: operator.add_user(name, admin=name == "root", secret=REGISTRATION_SECRET).token
+                  for name in ("alice", "bob", "root")}
+    users = {name: RainbowClient(server.address, user_token=token) for name, token in tokens.items()}
+    try:
+        batch = users["alice"].submit_jobs([simple(["true"])], idempotency_key="sweep").batch_id
+        assert len(join(users["alice"], batch).jobs) == 1
+        with pytest.raises(grpc.RpcError) as refused:
+            join(users["bob"], batch)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "batch_id" in refused.value.details() and "may not see" in refused.value.details()
+        assert users["bob"].list_jobs() == []
+        assert len(join(users["root"], batch).jobs) == 1  # an admin sees every job
+        assert users["root"].batch_summary(batch).total == 3
+
+        # Without a user token: the clusters the tokens open must hold every job of the batch.
+        on_keebler = keebler.client.submit_jobs([simple(["true"])]).batch_id
+        tioga_token = rainbow_pb2.SubmitJobRequest.Cluster(name="tioga", token=tioga.config.token_for("tioga"))
+        with pytest.raises(grpc.RpcError) as refused:
+            join(tioga.client, on_keebler, [tioga_token])
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        keebler_token = rainbow_pb2.SubmitJobRequest.Cluster(name="keebler", token=keebler.config.token_for("keebler"))
+        assert len(join(keebler.client, on_keebler, [keebler_token]).jobs) == 1
+
+        # A workflow's id is not a batch's, even under the same idempotency key.
+        workflow = users["alice"].submit_workflow({"name": "w", "steps": {"only": {"command": "true"}}},
+                                                  idempotency_key="sweep")
+        assert workflow.workflow_id != batch
+        with pytest.raises(grpc.RpcError) as refused:
+            join(users["alice"], workflow.workflow_id)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED and "workflow" in refused.value.details()
+
+        # A batch holding nothing (a first chunk no cluster took, or an id nobody was answered) is joinable.
+        assert len(join(users["bob"], "0123456789abcdef").jobs) == 1
+        assert users["bob"].batch_summary("0123456789abcdef").states == {"assigned": 1}
+    finally:
+        for client in users.values():
+            client.close()
+        keebler.client.close()
+        tioga.client.close()

@@ -51,6 +51,13 @@ def batch_identity(key: str) -> str:
     return hashlib.sha256(b"batch\0" + key.encode()).hexdigest()[:16]
 
 
+def workflow_identity(key: str) -> str:
+    """A workflow's id: as ``batch_identity``, derived apart so a batch and a workflow sharing a key differ."""
+    if not key:
+        return secrets.token_hex(8)
+    return hashlib.sha256(b"workflow\0" + key.encode()).hexdigest()[:16]
+
+
 @contextmanager
 def _naming(index: int) -> Iterator[None]:
     """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
@@ -71,7 +78,7 @@ def _job_key(keyspace: str, index: int) -> str:
 _BATCH_ID = re.compile(r"[0-9a-f]{16}")
 
 
-def _joined(batch_id: str) -> str:
+def joined(batch_id: str) -> str:
     """The batch a call adds its jobs to: one this server answered (16 hex digits)."""
     if not _BATCH_ID.fullmatch(batch_id):
         raise InvalidArgument(f"batch_id: {batch_id[:40]!r} is not a batch id (16 hex digits, as SubmitJobs "
@@ -142,7 +149,7 @@ class Batches:
         or why no cluster takes it. ``join`` names an earlier batch to add the jobs to; ``owner`` owns them."""
         check_idempotency_key(key, self.context.limits)
         owner = owner or Owner()
-        batch_id = _joined(join) if join else batch_identity(key)
+        batch_id = joined(join) if join else batch_identity(key)
         keyspace = batch_identity(key) if key else ""
         listed = self.jobs_of(jobs, cc)
         if cc:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rainbow.errors import PermissionDenied
 from rainbow.fairshare import Limit, Standing
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
@@ -25,7 +26,7 @@ from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys
 from rainbow.scheduler.accounts import Accounts, UsageReport, parse_accounts
 from rainbow.scheduler.authorization import DEFAULT_LEGACY_USER, Authorization, Principal
-from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner
+from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner, joined
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.dependents import Dependents
 from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
@@ -318,11 +319,30 @@ class Scheduler:
         (added to batch ``join`` when given)."""
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         owner = Owner(principal.user, principal.group, excluded)
+        if join:
+            self._check_join(joined(join), clusters, principal.owner_filter, user_token)
 
         def admit(jobs: Sequence[NewJob]) -> list[NewJob]:
             return self.accounts.admit(jobs, priority)
 
         return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, join, owner, admit)
+
+    def _check_join(
+        self, batch_id: str, clusters: Sequence[tuple[str, str]], user: str | None, user_token: str
+    ) -> None:
+        """PermissionDenied unless the caller may add jobs to batch ``batch_id``: not a workflow, and every job
+        it holds is one the caller may see (a user's own, an admin's any; a legacy caller's: on the clusters
+        its tokens open). A batch holding nothing yet is joinable: the chunk that named it may have stored
+        nothing (no cluster took its jobs), and an id nobody was answered holds nothing to guard."""
+        if self.store.get_workflow(batch_id) is not None:
+            raise PermissionDenied(f"batch_id {batch_id} is a workflow's id: jobs join batches only",
+                                   field="batch_id")
+        held = sum(self.store.batch_states(batch_id, None, None).values())
+        if not held:
+            return
+        names = None if user_token else self.authorization.clusters_opened(self.authorization.token_hashes(clusters))
+        if sum(self.store.batch_states(batch_id, names, user).values()) != held:
+            raise PermissionDenied(f"batch_id {batch_id} holds jobs you may not see", field="batch_id")
 
     def batch_states(
         self, clusters: Sequence[tuple[str, str]], batch_id: str, user_token: str = ""

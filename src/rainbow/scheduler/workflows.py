@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
 from rainbow.jobspec import Jobspec
 from rainbow.scheduler.authorization import SubmitterScope
-from rainbow.scheduler.batches import BatchCancel, Batches, batch_identity
+from rainbow.scheduler.batches import BatchCancel, Batches, workflow_identity
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.dependents import Dependents, new_dependent, release_plan
 from rainbow.scheduler.placement import BatchPlacement
@@ -79,7 +79,7 @@ class Workflows:
         order = check_steps(steps)
         placer = self.submissions.placer
         batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
-        workflow_id = batch_identity(key)
+        workflow_id = workflow_identity(key)
         plan = release_plan(scope, select_algorithm, select_options)
         position: dict[str, int] = {}
         jobs: list[NewJob] = []
