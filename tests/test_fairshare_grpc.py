@@ -4,6 +4,7 @@ what a quota refuses or holds back, and what ``rainbow usage`` adds up from the 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from test_agent_local import FINAL, Cluster, register, run_until
 from rainbow.client import RainbowClient
 from rainbow.errors import InvalidArgument, NotFound, ResourceExhausted
 from rainbow.jobspec import simple
+from rainbow.limits import Limits
 from rainbow.protos import rainbow_pb2
 
 from conftest import BOTH_STORES, REGISTRATION_SECRET, ManualClock, subprocess_env
@@ -187,6 +189,22 @@ def test_a_group_quota_on_one_cluster(site, tmp_path):
     assert site.operator.list_quotas(secret=REGISTRATION_SECRET) == []
     with site.user("alice") as alice:
         submit(alice, 1)
+
+
+def test_a_chunk_refused_by_a_quota_says_what_earlier_chunks_stored(server_factory, tmp_path):
+    site = make_site(server_factory, tmp_path, limits=Limits(max_batch_jobs=2))
+    site.operator.set_quota(user="alice", max_waiting=3, secret=REGISTRATION_SECRET)
+    with site.user("alice") as alice:
+        with pytest.raises(ResourceExhausted) as refused:
+            alice.submit_jobs([simple(["echo", str(n)]) for n in range(5)])
+        named = re.search(r"this submit adds 2 \(2 of 5 jobs stored in batch ([0-9a-f]{16})\)$", str(refused.value))
+        assert named is not None
+        batch = named.group(1)
+        assert len(alice.list_jobs()) == 2
+        assert type(refused.value) is ResourceExhausted  # the class the server answered with
+        assert alice.batch_summary(batch).total == 2
+    site.operator.close()
+    site.cluster.client.close()
 
 
 PAIR = {"name": "pair", "steps": {"first": {"command": "true"}, "then": {"command": "true", "needs": "first"}}}

@@ -54,7 +54,14 @@ from rainbow.config import DEFAULT_HOST, RainbowConfig, with_port
 from rainbow.constraints import parse_requires
 from rainbow.dependencies import Dependency, parse_dependency
 from rainbow.durations import parse_duration
-from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted
+from rainbow.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    RainbowError,
+    ResourceExhausted,
+)
 from rainbow.fairshare import Limit, Standing
 from rainbow.hostlists import encode_idset, expand_idset, idset_size
 from rainbow.jobspec import Jobspec, simple, with_dependencies, with_placement
@@ -612,12 +619,19 @@ class RainbowClient:
                 priority=priority,
             )
             try:
-                reply = self._call(self.scheduler_stub.SubmitJobs, request)
-            except ResourceExhausted as exc:
-                if end - start <= 1 or not refused_for_size(exc):
-                    raise
-                limits = limits.halved(end - start)  # refused whole: nothing of it was stored
-                continue
+                try:
+                    reply = self._call(self.scheduler_stub.SubmitJobs, request)
+                except ResourceExhausted as exc:
+                    if end - start <= 1 or not refused_for_size(exc):
+                        raise
+                    limits = limits.halved(end - start)  # refused whole: nothing of it was stored
+                    continue
+            except RainbowError as exc:
+                if not batch_id:
+                    raise  # the first call: nothing was stored
+                stored = sum(1 for job in results if not job.error)
+                raise type(exc)(f"{exc} ({stored} of {total} jobs stored in batch {batch_id})",
+                                field=exc.field) from exc
             batch_id = batch_id or reply.batch_id
             results.extend(BatchJob(j.jobid, j.cluster, j.error) for j in reply.jobs)
             limits = ChunkLimits.learned(reply.max_batch_jobs, reply.max_batch_bytes)
