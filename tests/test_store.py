@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rainbow.lifecycle import JobState
-from rainbow.store import NewJob, open_store
+from rainbow.store import DependsOn, NewJob, open_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -314,3 +314,15 @@ def test_a_job_that_ran_cannot_be_rejected(store):
     store.report_state("a", job.id, JobState.RUNNING, 3.0, local_id="f1")
     unchanged, events = store.reject_job("a", job.id, "late", 4.0, None, "failed")
     assert (unchanged.state, events, unchanged.rejections) == (JobState.RUNNING, [], ())
+
+
+def test_a_graph_answers_its_jobs_as_stored(store):
+    store.add_cluster("a", "{}", "sh", "th", 1.0)
+    owned = {"user": "alice", "group": "physics", "nodes": 4, "priority": 5}
+    stored = store.add_graph([NewJob("a", "first", "spec", "cmd", 1.0, ("a",), **owned),
+                              NewJob("a", "then", "spec", "cmd", 1.0, ("a",), depends=(DependsOn("afterok", step=0),),
+                                     **owned)])
+    for job, event in stored:
+        assert event is not None
+        assert (job.user, job.group, job.nodes, job.priority) == ("alice", "physics", 4, 5)
+        assert job == store.get_job(job.id)

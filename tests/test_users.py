@@ -316,3 +316,32 @@ def test_the_cli_manages_users_and_cluster_rules(server, tmp_path):
                                       "registration secret")
     removed = rainbow("user", "remove", "alice", "--user-token", root)
     assert removed.returncode == 0 and "no longer works" in removed.stdout
+
+
+def test_workflow_steps_carry_priority_and_name_the_clusters_their_user_may_not_use(server, people, tmp_path):
+    quebec = register(server.address, tmp_path, "quebec")
+    quebec.client.set_cluster_access("quebec", user="bob", allow=False)
+    store = server.scheduler.store
+    with user_client(server, people["bob"]) as bob:
+        workflow = bob.submit_workflow({"name": "pair", "steps": {
+            "first": {"command": "true"}, "then": {"command": "true", "needs": {"first": "afterany"}}}}, priority=7)
+        ids = {step.name: step.job.id for step in workflow.steps}
+        assert [store.get_job(ids[step]).priority for step in ("first", "then")] == [7, 7]
+        refused = {"quebec": "user bob may not use this cluster (its access rules)"}
+        assert json.loads(store.job_placement(ids["first"]))["unmatched"] == refused
+        bob.cancel_job(ids["first"])  # afterany: its end releases "then"
+        released = bob.get_job(ids["then"])
+        assert (released.state, released.cluster) == ("assigned", "keebler")
+        assert json.loads(store.job_placement(ids["then"]))["unmatched"] == refused
+    quebec.client.close()
+
+
+def test_workflow_submit_takes_a_priority_on_the_command_line(server, people, tmp_path):
+    workflow = tmp_path / "pair.yaml"
+    workflow.write_text("name: pair\nsteps:\n  first:\n    command: 'true'\n")
+    done = subprocess.run([sys.executable, "-m", "rainbow", "workflow", "submit", str(workflow), "--priority", "3",
+                           "--json", "--host", server.address, "--user-token", people["alice"]],
+                          capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    (step,) = json.loads(done.stdout)["steps"]
+    assert server.scheduler.store.get_job(step["job"]["id"]).priority == 3

@@ -809,6 +809,11 @@ def node_count(jobspec: Jobspec) -> int:
     return cached
 
 
+def job_name(name: str, jobspec: Jobspec) -> str:
+    """The name a job is stored under: the one given, else the jobspec's, else its command's program."""
+    return name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
+
+
 def to_flux_v1(jobspec: Jobspec) -> dict[str, Any]:
     """A Flux canonical V1 dict (``node > slot > core[,gpu]``) that ``flux.job.JobspecV1`` accepts.
 

@@ -476,10 +476,12 @@ class RainbowClient:
         select_algo: str | None = None,
         select_options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        priority: int = 0,
     ) -> WorkflowStatus:
         """Submit a workflow (a file path, YAML text, a mapping, or (name, steps)), checked whole and stored
         in one transaction. Steps that need nothing are placed now, the others when their needs allow,
-        among every cluster the config's tokens open then. ``idempotency_key`` as in ``submit_jobspec``.
+        among every cluster the config's tokens open then. ``idempotency_key`` and ``priority`` (every
+        step's) as in ``submit_jobspec``.
         """
         if isinstance(workflow, tuple):
             default, steps = workflow
@@ -488,7 +490,7 @@ class RainbowClient:
         algorithm, options = self._selection(select_algo, select_options)
         request = rainbow_pb2.SubmitWorkflowRequest(
             clusters=self._cluster_messages(), name=name or default, select_algorithm=algorithm,
-            select_options=options, idempotency_key=idempotency_key or uuid.uuid4().hex,
+            select_options=options, idempotency_key=idempotency_key or uuid.uuid4().hex, priority=priority,
             steps=[rainbow_pb2.WorkflowStep(name=step.name, jobspec=step.jobspec, needs=[
                 rainbow_pb2.WorkflowNeed(step=need.step, scheme=need.scheme) for need in step.needs])
                 for step in steps],

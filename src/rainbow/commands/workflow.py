@@ -27,6 +27,9 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     submit.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the server's)")
     submit.add_argument("--idempotency-key", metavar="KEY",
                         help="name of this submission: sending it again returns the workflow stored the first time")
+    submit.add_argument("--priority", "--urgency", type=int, default=0, metavar="N",
+                        help="every step's order among your own waiting jobs, higher first (Flux's --urgency); "
+                        "fair share between users comes first (default 0)")
     add_config_path(submit, required=True)
     submit.set_defaults(func=run_submit, parser=submit)
     status = actions.add_parser("status", parents=[common], help="draw a workflow's steps: state, cluster, needs")
@@ -79,7 +82,7 @@ def draw(workflow: WorkflowStatus) -> str:
 def run_submit(args: argparse.Namespace) -> int:
     with make_client(args, load_config(args)) as client:
         workflow = client.submit_workflow(args.file, name=args.name, select_algo=args.select_algorithm,
-                                          idempotency_key=args.idempotency_key)
+                                          idempotency_key=args.idempotency_key, priority=args.priority)
     lines = [f"Submitted workflow {workflow.workflow_id} ({workflow.name}): {len(workflow.steps)} steps"]
     width = max(len(step.name) for step in workflow.steps)
     for step in workflow.steps:

@@ -844,7 +844,7 @@ class WorkflowStep(_message.Message):
     def __init__(self, name: _Optional[str] = ..., jobspec: _Optional[str] = ..., needs: _Optional[_Iterable[_Union[WorkflowNeed, _Mapping]]] = ...) -> None: ...
 
 class SubmitWorkflowRequest(_message.Message):
-    __slots__ = ("clusters", "name", "steps", "select_algorithm", "select_options", "idempotency_key")
+    __slots__ = ("clusters", "name", "steps", "select_algorithm", "select_options", "idempotency_key", "priority")
     class SelectOptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -858,13 +858,15 @@ class SubmitWorkflowRequest(_message.Message):
     SELECT_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     SELECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     name: str
     steps: _containers.RepeatedCompositeFieldContainer[WorkflowStep]
     select_algorithm: str
     select_options: _containers.ScalarMap[str, str]
     idempotency_key: str
-    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., name: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    priority: int
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., name: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[WorkflowStep, _Mapping]]] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class WorkflowStepInfo(_message.Message):
     __slots__ = ("name", "job", "needs")

@@ -245,15 +245,22 @@ class Authorization:
             return scope.admin or job.user == scope.user
         return self.can_read(job, scope.token_hashes)
 
-    def scope_clusters(self, scope: SubmitterScope) -> list[str]:
+    def scope_clusters(self, scope: SubmitterScope) -> tuple[list[str], dict[str, str]]:
         """The registered clusters the scope may use now: where a released job may go (a cluster registered
-        after the submit included)."""
+        after the submit included); and, for a user, those the user may not use, with why (as SubmitJob
+        names them)."""
         if not scope.user:
-            return self.clusters_opened(scope.token_hashes)
+            return self.clusters_opened(scope.token_hashes), {}
         self.registry.sync_clusters()
+        usable: list[str] = []
+        excluded: dict[str, str] = {}
         with self.registry.lock:
-            return [name for name in self.registry.names
-                    if may_use(self.registry.get(name).access, scope.user, scope.groups)]
+            for name in self.registry.names:
+                if may_use(self.registry.get(name).access, scope.user, scope.groups):
+                    usable.append(name)
+                else:
+                    excluded[name] = f"user {scope.user} may not use this cluster (its access rules)"
+        return usable, excluded
 
     def dependency_parents(self, job_ids: Sequence[int], scope: SubmitterScope, field: str) -> None:
         """Allow depending on these jobs: each exists and the submitter may read it (as GetJob would).

@@ -374,11 +374,11 @@ class Scheduler:
         priority: int = 0,
     ) -> WorkflowView:
         """Store a workflow's steps in one transaction (those that need nothing placed now); the workflow."""
-        principal, candidates, _ = self.authorization.submit_scope(clusters, user_token)
+        principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         workflow_id = self.workflows.submit(
             candidates, self.authorization.submitter_scope(principal, clusters), (principal.user, principal.group),
             name, steps, select_algorithm, select_options, key,
-            admit=lambda jobs: self.accounts.admit(jobs, priority))
+            admit=lambda jobs: self.accounts.admit(jobs, priority), excluded=excluded)
         return self.workflow(clusters, workflow_id, user_token)
 
     def _workflow_scope(

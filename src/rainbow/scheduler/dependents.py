@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from rainbow.dependencies import TRIGGER_STATES, Dependency
 from rainbow.errors import InvalidArgument, PermissionDenied
-from rainbow.jobspec import Jobspec, node_count
+from rainbow.jobspec import Jobspec, job_name, node_count
 from rainbow.scheduler.authorization import Authorization, SubmitterScope
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import Placer, placement_record
@@ -39,10 +39,6 @@ def release_plan(scope: SubmitterScope, algorithm: str, options: Mapping[str, st
     """How a dependent job is placed when released (JSON kept with it): what its submitter may use (which
     clusters it may go to then) and the selection it asked for."""
     return json.dumps({**scope.to_plan(), "algorithm": algorithm or "", "options": dict(options or {})})
-
-
-def job_name(name: str, jobspec: Jobspec) -> str:
-    return name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
 
 
 def new_dependent(
@@ -167,7 +163,8 @@ class Dependents:
     def release(self, job_ids: Sequence[int]) -> list[JobEvent]:
         """Place jobs whose dependencies are satisfied, now, among the clusters their submitter may use now;
         all moved in one store transaction. The events written (assigned, or failed: no cluster can run it)."""
-        opened: dict[SubmitterScope, list[str]] = {}  # the few submitters of a release, each looked up once
+        # the few submitters of a release, each looked up once: (clusters they may use, those they may not)
+        opened: dict[SubmitterScope, tuple[list[str], dict[str, str]]] = {}
         releases = [self._placement(job_id, jobspec, plan, opened)
                     for job_id, _, jobspec, plan in self.store.waiting_jobs_to_place(job_ids)]
         events = self.store.release_jobs(releases, self.context.clock())
@@ -179,13 +176,15 @@ class Dependents:
         return events
 
     def _placement(self, job_id: int, jobspec: str, plan_text: str | None,
-                   opened: dict[SubmitterScope, list[str]]) -> Release:
-        """Where a released job goes, or why it cannot run anywhere now."""
+                   opened: dict[SubmitterScope, tuple[list[str], dict[str, str]]]) -> Release:
+        """Where a released job goes, or why it cannot run anywhere now (naming, as SubmitJob does, the
+        clusters its user may not use)."""
         plan = json.loads(plan_text or "{}")
         scope = SubmitterScope.from_plan(plan)
-        allowed = opened.get(scope)
-        if allowed is None:
-            allowed = opened[scope] = self.authorization.scope_clusters(scope)
+        access = opened.get(scope)
+        if access is None:
+            access = opened[scope] = self.authorization.scope_clusters(scope)
+        allowed, excluded = access
         reachable = self.registry.reachable_among(allowed, excluding="")
         message = ""
         try:
@@ -199,11 +198,14 @@ class Dependents:
             selection = placement.selection
             target = selection.clusters[0]
             matching = tuple(c for c in reachable if c not in placement.reasons)
-            record = placement_record(selection, placement.reasons, reachable, self.registry.states([target]))
+            record = placement_record(selection, {**placement.reasons, **excluded}, reachable,
+                                      self.registry.states([target]))
             return Release(job_id, target, f"dependencies satisfied: placed on {target} ({selection.reason})",
                            matching, record)
         if placement is not None:
             message = placement.explanation
         elif not message:
             message = "none of the submitter's clusters is registered and reachable"
+        if excluded:
+            message = "; ".join([message, *(f"{c}: {r}" for c, r in excluded.items())])
         return Release(job_id, None, f"dependencies satisfied, but no cluster can run it now: {message}")

@@ -173,10 +173,11 @@ class Placer:
     def parse_for_placement(self, text: str, remember: bool = True) -> tuple[Jobspec, Jobspec]:
         """The jobspec of ``text`` and the one to match and select it by.
 
-        A parameter sweep sends jobspecs that differ only in their commands,
-        which neither matching nor selection reads: the first of a command shape
-        is parsed and validated in full and placed; the others take its parse
-        with their own commands (``jobspec.with_commands``), and are placed by
+        A parameter sweep (or a workflow's steps) sends jobspecs that differ only
+        in their commands and names, which neither matching nor selection reads:
+        the first of a command shape is parsed and validated in full and placed;
+        the others take its parse with their own commands and names
+        (``jobspec.with_commands``), and are placed by
         it, so its match results serve them all. ``remember`` False: the text is not
         kept for next time (the distinct texts of a batch would only push out those
         that single submissions repeat).

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from rainbow.jobspec import Jobspec, node_count
+from rainbow.jobspec import Jobspec, job_name, node_count
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import PLACEMENT_STATES, BatchPlacement, Placement, Placer, placement_record
 from rainbow.scheduler.registry import ClusterRegistry
@@ -79,12 +79,11 @@ def submit_decision(
         return SubmitOutcome(None, list(selection.clusters), selection, {**reasons, **(excluded or {})})
     if not selection.clusters:
         raise FailedPrecondition(selection.reason, field="select_algorithm")
-    job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
     matching = tuple(c for c in candidates if c not in reasons)
     if record is None:
         record = placement_record(selection, {**reasons, **(excluded or {})}, candidates, states or {})
-    new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), now, matching,
-                 key or None, record, batch, user=owner[0], group=owner[1], nodes=node_count(jobspec))
+    new = NewJob(selection.clusters[0], job_name(name, jobspec), jobspec_text, shlex.join(jobspec.command), now,
+                 matching, key or None, record, batch, user=owner[0], group=owner[1], nodes=node_count(jobspec))
     return PendingSubmit(new, selection, reasons, tuple(candidates))
 
 

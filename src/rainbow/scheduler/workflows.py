@@ -60,9 +60,11 @@ class Workflows:
         select_options: Mapping[str, str] | None = None,
         key: str = "",
         admit: Callable[[list[NewJob]], list[NewJob]] = list,
+        excluded: Mapping[str, str] | None = None,
     ) -> str:
         """Store every step in one transaction; the workflow id. ``owner`` (user, group) owns every step;
-        ``admit`` stamps their priority and checks the owner's quotas (``Accounts.admit``)."""
+        ``admit`` stamps their priority and checks the owner's quotas (``Accounts.admit``); ``excluded``: the
+        clusters the owner may not use, with why (named in the placement records of steps placed now)."""
         limits = self.context.limits
         check_idempotency_key(key, limits)
         check_name(name or "workflow", "name", limits)
@@ -100,7 +102,7 @@ class Workflows:
                 new = new_dependent(candidates[0], step.name, step.jobspec, jobspec, depends, plan, now,
                                     batch=workflow_id, step=step.name, owner=owner)
             else:
-                new = self._place_now(batch, step, index, jobspec, template, workflow_id, owner)
+                new = self._place_now(batch, step, index, jobspec, template, workflow_id, owner, excluded)
             position[step.name] = len(jobs)
             jobs.append(new)
         stored = self.store.add_graph(admit(jobs), (workflow_id, name or "workflow", now))
@@ -124,12 +126,13 @@ class Workflows:
         template: Jobspec,
         workflow_id: str,
         owner: tuple[str, str],
+        excluded: Mapping[str, str] | None = None,
     ) -> NewJob:
         """A step that needs nothing is placed at submit, as SubmitJobs places a batch's job (matched as
         ``template``, the parsed jobspec steps differing only in their commands and names share)."""
         try:
             pending = self.submissions.prepare_in_batch(batch, step.name, step.jobspec, jobspec, template,
-                                                        batch_id=workflow_id, owner=owner)
+                                                        batch_id=workflow_id, owner=owner, excluded=excluded)
         except FailedPrecondition as exc:
             raise FailedPrecondition(f"steps[{index}] ({step.name}): {exc}", field=f"steps[{index}]") from None
         return dataclasses.replace(pending.job, step=step.name)

@@ -461,7 +461,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         clusters = [(c.name, c.token) for c in request.clusters]
         view = await self.run(functools.partial(
             self.scheduler.submit_workflow, clusters, request.name, _steps(request), request.select_algorithm,
-            dict(request.select_options), request.idempotency_key, user_token(context)))
+            dict(request.select_options), request.idempotency_key, user_token(context), request.priority))
         _detail.set(f": workflow {view.record.id} ({view.record.name}), {len(view.steps)} steps")
         return workflow_info(view)
 
