@@ -61,7 +61,9 @@ def test_a_users_step_is_released_only_to_a_cluster_they_may_use_then(users):
     assert grid.job(first).cluster == "gpu"
     job = alice.get_job(wide)
     assert job.state == "failed" and "no cluster can run it now" in job.message
-    assert "gpu:" in job.message and "big" not in job.message  # only alice's clusters were considered
+    # only alice's clusters were considered; the one she may not use is named as SubmitJob names it
+    assert "gpu: needs 64 cores" in job.message
+    assert "big: user alice may not use this cluster (its access rules)" in job.message
     assert [step.job.user for step in alice.get_workflow(workflow.workflow_id).steps] == ["alice", "alice"]
 
     grid.client.set_cluster_access("big", user="alice", remove=True, secret=REGISTRATION_SECRET)
