@@ -421,3 +421,16 @@ def test_the_commands(site, tmp_path, backend):
     assert "FAIRSHARE" in usage.stdout
     bad = rainbow("usage", "--since", "yesterday-ish", "--secret", REGISTRATION_SECRET)
     assert bad.returncode == 1 and "since" in bad.stderr
+
+
+def test_bad_fair_share_settings_refuse_to_start(tmp_path, backend):
+    if backend != "sqlite":
+        pytest.skip("settings are checked before any store is opened")
+    from test_server_command import one_line_error, run_server
+
+    db = tmp_path / "rainbow.db"
+    line = one_line_error(run_server("--host", "127.0.0.1:0", "--db", str(db), "--fairshare-half-life", "soon"))
+    assert line.startswith("rainbow: error: fairshare-half-life: 'soon' is not a duration")
+    line = one_line_error(run_server("--host", "127.0.0.1:0", "--db", str(db), "--fairshare-refresh", "-1"))
+    assert line == "rainbow: error: --fairshare-half-life and --fairshare-refresh: 0 or more"
+    assert not db.exists()

@@ -111,15 +111,14 @@ def open_scheduler(config: ServerConfig) -> Scheduler:
     """Open the store and build the scheduler; refuses bad settings with InvalidArgument."""
     config.apply_config_file()
     oidc = OIDCKeys(config.oidc) if config.oidc is not None else None  # checked before the store is touched
+    if config.fairshare_half_life < 0 or config.fairshare_refresh < 0:
+        raise InvalidArgument("--fairshare-half-life and --fairshare-refresh: 0 or more", field="fairshare")
     target = config.store_target
     path = sqlite_path(target)
     if config.cleanup and path is not None:
         remove_sqlite(path)
     options = {"pool_size": config.workers + 2} if is_postgres(target) else {}
     store: Store = open_store(target, **options)
-    if config.fairshare_half_life < 0 or config.fairshare_refresh < 0:
-        store.close()
-        raise InvalidArgument("--fairshare-half-life and --fairshare-refresh: 0 or more", field="fairshare")
     try:
         scheduler = Scheduler(
             store,

@@ -17,10 +17,6 @@ T = TypeVar("T")
 
 # Jobs handed out and not ended: what max-running / max-nodes and the fair-share charge count (one parameter: now).
 HELD = "((state = 'leased' AND lease_expires > %s) OR state IN ('accepted', 'submitted', 'running'))"
-# Jobs still waiting in rainbow (what max-waiting counts): assigned or leased, not yet on a cluster; and for a
-# quota naming no cluster also those waiting for their dependencies (their listing cluster is not where they run).
-QUEUED = "state IN ('assigned', 'leased')"
-QUEUED_OR_DEPEND = "state IN ('assigned', 'leased', 'depend')"
 # What ``rainbow usage --by`` may group on: the column of each.
 TOTAL_KEYS = {"user": '"user"', "group": "grp", "cluster": "cluster"}
 _FINAL = tuple(sorted(state.value for state in FINAL_STATES))
@@ -125,19 +121,21 @@ class AccountsSQL:
 
     def count_queued(self, kind: str, name: str, cluster: str = "") -> int:
         """Jobs of a user (``kind`` "user") or group waiting in rainbow, on ``cluster`` ('' : any, counting
-        the jobs waiting for their dependencies too; on one cluster only those placed there)."""
-        # by cluster and state first: the (cluster, state, owner...) index holds only what waits to be read
+        the jobs waiting for their dependencies too, whose listing cluster is not where they will run; on one
+        cluster only those placed there)."""
+        # by cluster and state first: the indexes hold only what waits to be read (never the owner's history)
         column = '"user"' if kind == "user" else "grp"
         where = "cluster = %s" if cluster else "cluster IN (SELECT name FROM clusters)"
-        states = QUEUED if cluster else QUEUED_OR_DEPEND
-        params: list[Any] = [cluster, name] if cluster else [name]
-        return self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND {states} AND {column} = %s",  # noqa: S608
-                          params)[0][0]
+        scope = [cluster] if cluster else []
+        states = ("assigned", "leased") if cluster else ("assigned", "leased", "depend")
+        return sum(self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND state = '{state}' "  # noqa: S608
+                              f"AND {column} = %s", [*scope, name])[0][0] for state in states)
 
     # -- usage ----------------------------------------------------------------------------------------
     def ended_runs(self, since: float) -> list[tuple[int, UsageRecord]]:
         """(job id, run) of the jobs that ended (after they started) at ``since`` or later."""
-        rows = self._read('SELECT id, "user", grp, nodes, started, ended FROM jobs WHERE ended >= %s', (since,))
+        rows = self._read('SELECT id, "user", grp, nodes, started, ended FROM jobs '
+                          "WHERE ended IS NOT NULL AND ended >= %s", (since,))
         return [(job_id, UsageRecord(user, grp, nodes, started, ended))
                 for job_id, user, grp, nodes, started, ended in rows]
 

@@ -108,11 +108,13 @@ SQLITE_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE jobs ADD COLUMN started REAL",
         "ALTER TABLE jobs ADD COLUMN ended REAL",
-        # a lease takes each owner's best waiting jobs from here, not every waiting job of the cluster
-        'CREATE INDEX jobs_waiting_by_owner ON jobs (cluster, state, "user", grp, priority DESC, id)',
-        # fair share reads the runs that ended lately, and those still open, without reading every job
-        "CREATE INDEX jobs_by_ended ON jobs (ended)",
-        "CREATE INDEX jobs_open_runs ON jobs (started) WHERE ended IS NULL",
+        # A lease takes each owner's best assigned jobs from here, not every waiting job of the cluster; fair
+        # share reads the runs that ended lately and those still open. Partial: a job is in each only while
+        # it is in that state (the submit, lease and accept paths touch them once at most).
+        """CREATE INDEX jobs_assigned_by_owner ON jobs (cluster, state, "user", grp, priority DESC, id)
+            WHERE state = 'assigned'""",
+        "CREATE INDEX jobs_by_ended ON jobs (ended) WHERE ended IS NOT NULL",
+        "CREATE INDEX jobs_open_runs ON jobs (started) WHERE ended IS NULL AND started IS NOT NULL",
         """CREATE TABLE quotas (
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -266,11 +268,13 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE jobs ADD COLUMN started DOUBLE PRECISION",
         "ALTER TABLE jobs ADD COLUMN ended DOUBLE PRECISION",
-        # a lease takes each owner's best waiting jobs from here, not every waiting job of the cluster
-        'CREATE INDEX jobs_waiting_by_owner ON jobs (cluster, state, "user", grp, priority DESC, id)',
-        # fair share reads the runs that ended lately, and those still open, without reading every job
-        "CREATE INDEX jobs_by_ended ON jobs (ended)",
-        "CREATE INDEX jobs_open_runs ON jobs (started) WHERE ended IS NULL",
+        # A lease takes each owner's best assigned jobs from here, not every waiting job of the cluster; fair
+        # share reads the runs that ended lately and those still open. Partial: a job is in each only while
+        # it is in that state (the submit, lease and accept paths touch them once at most).
+        """CREATE INDEX jobs_assigned_by_owner ON jobs (cluster, state, "user", grp, priority DESC, id)
+            WHERE state = 'assigned'""",
+        "CREATE INDEX jobs_by_ended ON jobs (ended) WHERE ended IS NOT NULL",
+        "CREATE INDEX jobs_open_runs ON jobs (started) WHERE ended IS NULL AND started IS NOT NULL",
         """CREATE TABLE quotas (
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
