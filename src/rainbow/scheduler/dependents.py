@@ -29,7 +29,7 @@ from rainbow.errors import InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, node_count
 from rainbow.scheduler.authorization import Authorization, SubmitterScope
 from rainbow.scheduler.context import SchedulerContext, log
-from rainbow.scheduler.placement import Placer, placement_record
+from rainbow.scheduler.placement import BatchPlacement, Placer
 from rainbow.scheduler.registry import ClusterRegistry
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.store import DependsOn, JobEvent, JobRecord, NewJob, Release
@@ -166,9 +166,14 @@ class Dependents:
 
     def release(self, job_ids: Sequence[int]) -> list[JobEvent]:
         """Place jobs whose dependencies are satisfied, now, among the clusters their submitter may use now;
-        all moved in one store transaction. The events written (assigned, or failed: no cluster can run it)."""
-        opened: dict[SubmitterScope, list[str]] = {}  # the few submitters of a release, each looked up once
-        releases = [self._placement(job_id, jobspec, plan, opened)
+        all moved in one store transaction. The events written (assigned, or failed: no cluster can run it).
+
+        The jobs of one release that share a submitter and a selection are placed as a batch's jobs are
+        (``BatchPlacement``): each distinct jobspec shape matched once, the states read once; each job still
+        selected on its own.
+        """
+        batches: dict[str, BatchPlacement | None] = {}  # release plan (JSON text) -> how its jobs are placed
+        releases = [self._placement(job_id, jobspec, plan, batches)
                     for job_id, _, jobspec, plan in self.store.waiting_jobs_to_place(job_ids)]
         events = self.store.release_jobs(releases, self.context.clock())
         for event in events[:20]:
@@ -178,28 +183,37 @@ class Dependents:
         self.context.publish(events)
         return events
 
-    def _placement(self, job_id: int, jobspec: str, plan_text: str | None,
-                   opened: dict[SubmitterScope, list[str]]) -> Release:
-        """Where a released job goes, or why it cannot run anywhere now."""
+    def _batch(self, plan_text: str) -> BatchPlacement | None:
+        """How the jobs of one release plan (submitter and selection) are placed now; None when none of the
+        submitter's clusters is registered and reachable."""
         plan = json.loads(plan_text or "{}")
-        scope = SubmitterScope.from_plan(plan)
-        allowed = opened.get(scope)
-        if allowed is None:
-            allowed = opened[scope] = self.authorization.scope_clusters(scope)
+        allowed = self.authorization.scope_clusters(SubmitterScope.from_plan(plan))
         reachable = self.registry.reachable_among(allowed, excluding="")
+        if not reachable:
+            return None
+        selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
+        return BatchPlacement(self.placer, reachable, selector)
+
+    def _placement(self, job_id: int, jobspec: str, plan_text: str | None,
+                   batches: dict[str, BatchPlacement | None]) -> Release:
+        """Where a released job goes, or why it cannot run anywhere now."""
+        plan_text = plan_text or ""
         message = ""
         try:
+            if plan_text not in batches:
+                batches[plan_text] = self._batch(plan_text)
+            batch = batches[plan_text]
             # steps differing only in their commands and names match once
-            template = self.placer.parse_for_placement(jobspec, remember=False)[1]
-            selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
-            placement = self.placer.place(reachable, template, selector) if reachable else None
+            template = self.placer.template_of(jobspec)
+            placement = batch.place(template) if batch is not None else None
         except InvalidArgument as exc:
-            placement, message = None, str(exc)
-        if placement is not None and placement.selection is not None and placement.selection.clusters:
+            batch, placement, message = None, None, str(exc)
+        if batch is not None and placement is not None and placement.selection is not None \
+                and placement.selection.clusters:
             selection = placement.selection
             target = selection.clusters[0]
-            matching = tuple(c for c in reachable if c not in placement.reasons)
-            record = placement_record(selection, placement.reasons, reachable, self.registry.states([target]))
+            matching = tuple(c for c in batch.candidates if c not in placement.reasons)
+            record = batch.record(template, selection, placement.reasons, batch.states([target]))
             return Release(job_id, target, f"dependencies satisfied: placed on {target} ({selection.reason})",
                            matching, record)
         if placement is not None:
