@@ -23,13 +23,14 @@ import json
 import shlex
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from rainbow.dependencies import TRIGGER_STATES, Dependency
 from rainbow.errors import InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, job_name, node_count
 from rainbow.scheduler.authorization import Authorization, SubmitterScope
 from rainbow.scheduler.context import SchedulerContext, log
-from rainbow.scheduler.placement import Placer, placement_record
+from rainbow.scheduler.placement import BatchPlacement, Placer
 from rainbow.scheduler.registry import ClusterRegistry
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.store import DependsOn, JobEvent, JobRecord, NewJob, Release
@@ -59,6 +60,16 @@ def new_dependent(
     return NewJob(home, job_name(name, jobspec), jobspec_text, shlex.join(jobspec.command), now, (home,),
                   key or None, None, batch=batch, user=owner[0], group=owner[1], nodes=node_count(jobspec),
                   depends=tuple(depends), step=step, release=release)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a release places the jobs of one plan: among the clusters its submitter may use (None: none is
+    reachable), the clusters left out with why, or why it cannot place them at all."""
+
+    batch: BatchPlacement | None
+    excluded: Mapping[str, str]
+    error: str = ""
 
 
 class Dependents:
@@ -162,11 +173,19 @@ class Dependents:
 
     def release(self, job_ids: Sequence[int]) -> list[JobEvent]:
         """Place jobs whose dependencies are satisfied, now, among the clusters their submitter may use now;
-        all moved in one store transaction. The events written (assigned, or failed: no cluster can run it)."""
-        # the few submitters of a release, each looked up once: (clusters they may use, those they may not)
-        opened: dict[SubmitterScope, tuple[list[str], dict[str, str]]] = {}
-        releases = [self._placement(job_id, jobspec, plan, opened)
-                    for job_id, _, jobspec, plan in self.store.waiting_jobs_to_place(job_ids)]
+        all moved in one store transaction. The events written (assigned, or failed: no cluster can run it).
+
+        The jobs of one release that share a submitter and a selection are placed as a batch's jobs are
+        (``BatchPlacement``): each distinct jobspec shape matched once, the states read once; each job still
+        selected on its own.
+        """
+        plans: dict[str, _Plan] = {}  # release plan (JSON text) -> how its jobs are placed
+        releases = []
+        for job_id, _, jobspec, plan_text in self.store.waiting_jobs_to_place(job_ids):
+            plan = plans.get(plan_text or "")
+            if plan is None:
+                plan = plans[plan_text or ""] = self._plan(plan_text or "")
+            releases.append(self._placement(job_id, jobspec, plan))
         events = self.store.release_jobs(releases, self.context.clock())
         for event in events[:20]:
             log.info("job %d (%s): %s", event.job_id, event.name, event.message)
@@ -175,31 +194,35 @@ class Dependents:
         self.context.publish(events)
         return events
 
-    def _placement(self, job_id: int, jobspec: str, plan_text: str | None,
-                   opened: dict[SubmitterScope, tuple[list[str], dict[str, str]]]) -> Release:
+    def _plan(self, plan_text: str) -> _Plan:
+        """How the jobs of one release plan (submitter and selection) are placed now."""
+        plan = json.loads(plan_text or "{}")
+        allowed, excluded = self.authorization.scope_clusters(SubmitterScope.from_plan(plan))
+        reachable = self.registry.reachable_among(allowed, excluding="")
+        try:
+            selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
+        except InvalidArgument as exc:
+            return _Plan(None, excluded, str(exc))
+        return _Plan(BatchPlacement(self.placer, reachable, selector) if reachable else None, excluded)
+
+    def _placement(self, job_id: int, jobspec: str, plan: _Plan) -> Release:
         """Where a released job goes, or why it cannot run anywhere now (naming, as SubmitJob does, the
         clusters its user may not use)."""
-        plan = json.loads(plan_text or "{}")
-        scope = SubmitterScope.from_plan(plan)
-        access = opened.get(scope)
-        if access is None:
-            access = opened[scope] = self.authorization.scope_clusters(scope)
-        allowed, excluded = access
-        reachable = self.registry.reachable_among(allowed, excluding="")
-        message = ""
-        try:
-            # steps differing only in their commands and names match once
-            template = self.placer.parse_for_placement(jobspec, remember=False)[1]
-            selector = self.placer.selector_for(plan.get("algorithm") or "", plan.get("options") or None)
-            placement = self.placer.place(reachable, template, selector) if reachable else None
-        except InvalidArgument as exc:
-            placement, message = None, str(exc)
-        if placement is not None and placement.selection is not None and placement.selection.clusters:
+        batch, excluded, message = plan.batch, plan.excluded, plan.error
+        placement = None
+        if batch is not None:
+            try:
+                # steps differing only in their commands and names match once
+                template = self.placer.template_of(jobspec)
+                placement = batch.place(template)
+            except InvalidArgument as exc:
+                message = str(exc)
+        if batch is not None and placement is not None and placement.selection is not None \
+                and placement.selection.clusters:
             selection = placement.selection
             target = selection.clusters[0]
-            matching = tuple(c for c in reachable if c not in placement.reasons)
-            record = placement_record(selection, {**placement.reasons, **excluded}, reachable,
-                                      self.registry.states([target]))
+            matching = tuple(c for c in batch.candidates if c not in placement.reasons)
+            record = batch.record(template, selection, {**placement.reasons, **excluded}, batch.states([target]))
             return Release(job_id, target, f"dependencies satisfied: placed on {target} ({selection.reason})",
                            matching, record)
         if placement is not None:

@@ -201,6 +201,14 @@ class Placer:
             self._shapes.get(shape, lambda: jobspec)
         return jobspec, jobspec
 
+    def template_of(self, text: str) -> Jobspec:
+        """The jobspec to match and select ``text`` by, for a text checked before (a waiting job's): the first
+        parsed of its command shape when there is one, without making the text's own jobspec."""
+        doc = load_json(text)
+        shape = command_shape(doc) if doc is not None else None
+        template = self._shapes.peek(shape) if shape is not None else None
+        return template if template is not None else self.parse_for_placement(text, remember=False)[1]
+
     def cached_jobspec(self, text: str) -> tuple[Jobspec, Jobspec] | None:
         """What ``parse_for_placement`` answers for ``text``, if it is cached."""
         return self._jobspecs.peek(text)

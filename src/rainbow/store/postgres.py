@@ -124,6 +124,9 @@ class _Tx:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return [_row(r) for r in self.execute(sql, params).fetchall()]
 
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.cursor.executemany(sql, [[_param(p) for p in row] for row in rows])
+
     def log(self, job_id: int, cluster: str, name: str, state: JobState, now: float, message: str = "") -> None:
         self._pending.append((job_id, cluster, name, state, now, message))
 

@@ -87,6 +87,9 @@ class Transaction(Protocol):
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
 
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement run for each of ``rows`` (no results)."""
+
     def log(self, job_id: int, cluster: str, name: str, state: JobState, now: float, message: str = "") -> None:
         """Write a job event when the transaction ends (numbered in the order of these calls)."""
 
@@ -659,23 +662,26 @@ class SQLStore(AccountsSQL, Store):
 
     def release_jobs(self, releases: Sequence[Release], now: float) -> list[JobEvent]:
         def release(tx: Transaction) -> None:
-            for item in releases:
-                if item.cluster:
-                    row = tx.one(
-                        "UPDATE jobs SET state = 'assigned', cluster = %s, candidates = %s, placement = %s, "
-                        "updated = %s, message = %s WHERE id = %s AND state = 'depend' RETURNING cluster, name",
-                        (item.cluster, json.dumps(list(item.candidates)), item.placement, now, item.message,
-                         item.job_id),
-                    )
-                else:
-                    row = tx.one(
-                        "UPDATE jobs SET state = 'failed', updated = %s, message = %s "
-                        "WHERE id = %s AND state = 'depend' RETURNING cluster, name",
-                        (now, item.message, item.job_id),
-                    )
-                if row is not None:
-                    state = JobState.ASSIGNED if item.cluster else JobState.FAILED
-                    tx.log(item.job_id, row[0], row[1], state, now, item.message)
+            """The jobs still waiting are read (and locked) at once, then moved by two statements run per
+            row: a job released meanwhile (by another server) is left as it is."""
+            among, params = self._in("id", [item.job_id for item in releases])
+            waiting = {row[0]: (row[1], row[2]) for row in tx.all(
+                f"SELECT id, cluster, name FROM jobs WHERE {among} AND state = 'depend'{self.ROW_LOCK}",  # noqa: S608
+                params)}
+            moving = [item for item in releases if item.job_id in waiting]
+            listed: dict[tuple[str, ...], str] = {}  # the released jobs share a few candidate lists
+            placed = [(item.cluster, listed.setdefault(item.candidates, json.dumps(list(item.candidates))),
+                       item.placement, now, item.message, item.job_id) for item in moving if item.cluster]
+            if placed:
+                tx.many("UPDATE jobs SET state = 'assigned', cluster = %s, candidates = %s, placement = %s, "
+                        "updated = %s, message = %s WHERE id = %s", placed)
+            failed = [(now, item.message, item.job_id) for item in moving if not item.cluster]
+            if failed:
+                tx.many("UPDATE jobs SET state = 'failed', updated = %s, message = %s WHERE id = %s", failed)
+            for item in moving:
+                home, name = waiting[item.job_id]
+                state = JobState.ASSIGNED if item.cluster else JobState.FAILED
+                tx.log(item.job_id, item.cluster or home, name, state, now, item.message)
 
         if not releases:
             return []

@@ -79,6 +79,9 @@ class _Transaction:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self.execute(sql, params).fetchall()
 
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.db.executemany(_qmark(sql), rows)
+
     def log(self, job_id: int, cluster: str, name: str, state: JobState, now: float, message: str = "") -> None:
         self._pending.append((job_id, cluster, name, state, now, message))
 
