@@ -189,3 +189,25 @@ def test_bad_server_config_refuses_to_start(tmp_path):
     )
     assert result.returncode != 0
     assert "calc" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_batch_and_an_array_spread_over_the_clusters_job_by_job(rainbow):
+    """The random selector draws every job of a batch on its own: a batch and an array of one jobspec reach
+    every matching cluster, and each job's placement record names its own cluster."""
+    clusters = setup(rainbow)
+    jobspec = example("jobspec-constraint.yaml")
+    batch = rainbow.scheduler.SubmitJobs(rainbow_pb2.SubmitJobsRequest(
+        clusters=clusters, jobs=[rainbow_pb2.SubmitJobsRequest.Job(name=f"j{i}", jobspec=jobspec) for i in range(60)]))
+    array = rainbow.scheduler.SubmitJobs(rainbow_pb2.SubmitJobsRequest(
+        clusters=clusters, jobs=[rainbow_pb2.SubmitJobsRequest.Job(name="a{cc}", jobspec=jobspec)], cc="1-60"))
+    store = rainbow.server.scheduler.store
+    for reply in (batch, array):
+        assert [job.error for job in reply.jobs] == [""] * 60
+        # Each cluster is drawn with probability 1/3: missing one of three in 60 draws is about 1e-10.
+        assert {job.cluster for job in reply.jobs} == set(STATES)
+        for job in reply.jobs:
+            record = json.loads(store.job_placement(job.jobid))
+            assert record["chosen"] == job.cluster == store.get_job(job.jobid).cluster
+            assert record["reason"] == f"random: picked {job.cluster!r} among 3"
+            assert record["matched"] == list(STATES) and record["listed"] == list(STATES)
+            assert next(iter(record["states"])) == job.cluster

@@ -228,20 +228,15 @@ class Batches:
         pending = [p for p in placed if isinstance(p, PendingSubmit)]
         if admit is not None and pending:
             admitted = admit([p.job for p in pending])
-            pending = [dataclasses.replace(p, job=job) for p, job in zip(pending, admitted, strict=True)]
+            pending = [p if job is p.job else dataclasses.replace(p, job=job)
+                       for p, job in zip(pending, admitted, strict=True)]
         stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
-        outcomes = iter(self.submissions.complete(pending, stored, log_each=False))
-        results: list[JobRecord | str] = []
-        for item in placed:
-            if isinstance(item, str):
-                results.append(item)
-                continue
-            outcome = next(outcomes)
-            if isinstance(outcome, Exception):
-                results.append(str(outcome))
-            else:
-                assert outcome.job is not None
-                results.append(outcome.job)
+        outcomes = iter(self.submissions.announce(pending, stored, log_each=False))
+        results: list[JobRecord | str] = [
+            item if isinstance(item, str) else
+            (outcome if isinstance(outcome := next(outcomes), JobRecord) else str(outcome))
+            for item in placed
+        ]
         log.info("batch %s: %d of %d jobs stored", batch_id, len(pending), len(placed))
         return BatchOutcome(batch_id, results)
 
