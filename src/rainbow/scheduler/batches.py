@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
 from rainbow.hostlists import expand_idset, idset_size
-from rainbow.jobspec import Jobspec
+from rainbow.jobspec import Jobspec, copy_with
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import BatchPlacement
 from rainbow.scheduler.submission import PendingSubmit, Submissions
@@ -202,7 +202,7 @@ class Batches:
             copy_text = text.replace("{cc}", value)
             with _naming(index):
                 placer.check_size(copy_text)
-                copy = dataclasses.replace(template, command=[arg.replace("{cc}", value) for arg in template.command])
+                copy = copy_with(template, command=[arg.replace("{cc}", value) for arg in template.command])
                 placed.append(self._place(batch, index, name.replace("{cc}", value), copy_text, copy, template,
                                           _job_key(keyspace, index), batch_id, owner))
         return placed
