@@ -165,6 +165,8 @@ class Placer:
         self._matches = LRU(1024)
         # queues JSON text (cluster state key) -> QueueSet, shared by clusters reporting the same queues
         self._queue_sets = LRU(256)
+        # what a placement record says -> (the cluster states it holds, which keep their ids, and its JSON)
+        self._records = LRU(1024)
         self._rng = random.Random()
 
     # -- parse -------------------------------------------------------------
@@ -283,6 +285,22 @@ class Placer:
         if placement.selection is not None:
             self.context.on_timing("selection", time.perf_counter() - matched)
         return placement
+
+    def record(self, selection: Selection, reasons: Mapping[str, str], candidates: Sequence[str]) -> str:
+        """``placement_record`` of a job placed by ``selection`` from the clusters' current states (the chosen
+        one's first), remembered: single submissions of the same jobspecs make the same few records. A
+        cluster's state is replaced, never changed, when its agent reports, so a state's identity (held
+        by the entry, which keeps it alive) stands for its content."""
+        with self.registry.lock:
+            states = tuple((c, entry.state) for c in recorded_states(selection) if (entry := self.registry.get(c)))
+        key = (tuple(candidates), tuple(reasons.items()), selection.algorithm, selection.reason, selection.trace,
+               selection.candidates, tuple((c, id(state)) for c, state in states))
+        hit = self._records.peek(key)
+        if hit is None:
+            text = placement_record(selection, reasons, candidates, {c: dict(state) for c, state in states})
+            hit = self._records.get(key, lambda: (states, text))
+        return hit[1]
+
 
 
 class BatchPlacement:

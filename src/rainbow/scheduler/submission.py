@@ -16,7 +16,7 @@ from typing import Any
 from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, node_count
 from rainbow.scheduler.context import SchedulerContext, log
-from rainbow.scheduler.placement import BatchPlacement, Placement, Placer, placement_record, recorded_states
+from rainbow.scheduler.placement import BatchPlacement, Placement, Placer, placement_record
 from rainbow.scheduler.registry import ClusterRegistry
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.selection import Selection, Selector
@@ -133,13 +133,14 @@ class Submissions:
         placement = self.placer.place(candidates, template, selector, cached_only)
         if placement is None:
             return None
-        states = None
+        record = None
         if placement.selection is not None:
             _log_selection(logging.INFO if satisfy_only else logging.DEBUG, name or jobspec.name, placement.selection)
-            if not satisfy_only:
-                states = self.registry.states(recorded_states(placement.selection))
+            if not satisfy_only and placement.selection.clusters:
+                record = self.placer.record(placement.selection, {**placement.reasons, **(excluded or {})},
+                                            candidates)
         return submit_decision(placement, candidates, name, jobspec_text, jobspec, self.context.clock(), key,
-                               satisfy_only, states, owner, excluded)
+                               satisfy_only, None, owner, excluded, record)
 
     def prepare_in_batch(
         self,
