@@ -7,12 +7,13 @@ accept a command that the full parse would refuse.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
 
 from rainbow.errors import InvalidArgument
-from rainbow.jobspec import MAX_NODES, command_shape, load_json, parse_jobspec, simple, with_commands
+from rainbow.jobspec import MAX_NODES, command_shape, copy_with, load_json, parse_jobspec, simple, with_commands
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterRegistry
@@ -60,6 +61,17 @@ def test_a_jobspec_of_the_same_shape_is_its_own_full_parse(doc, command):
     assert fast == full
     assert fast.command == full.command == command
     assert fast.tasks == full.tasks and fast.raw == full.raw and fast.name == full.name
+
+
+def test_copy_with_makes_what_dataclasses_replace_makes():
+    template = parse_jobspec(json.dumps(V1))
+    copied = copy_with(template, command=["app", "--case=2"])
+    replaced = dataclasses.replace(template, command=["app", "--case=2"])
+    assert copied == replaced and copied is not template and template.command == ["app", "--case=1"]
+    assert vars(copied) == vars(replaced) and copied._cache is template._cache
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copied.command = []  # type: ignore[misc]
+    assert copy_with(template, _cache={})._cache == {} and template._cache is not copy_with(template, _cache={})._cache
 
 
 def test_a_string_command_takes_the_same_path_in_nextgen():

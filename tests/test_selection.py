@@ -161,6 +161,31 @@ def test_random_shuffles_and_keeps_everyone() -> None:
     assert seen == set(NAMES)
 
 
+def test_random_select_many_draws_each_job_uniformly_and_shares_equal_selections() -> None:
+    selector = get_selector("random")
+    selections = selector.select_many([*NAMES, NAMES[0]], STATES, {}, 4000, rng=random.Random(3))
+    assert len(selections) == 4000
+    counts = {name: sum(1 for s in selections if s.cluster == name) for name in NAMES}
+    # 1,000 expected each; 850 is more than 5 standard deviations (27) away.
+    assert all(850 < count < 1150 for count in counts.values()), counts
+    alone = selector.select(NAMES, STATES, {}, rng=random.Random(0))
+    for selection in selections:
+        assert sorted(selection.clusters) == sorted(alone.clusters)
+        assert selection.reason == f"random: picked {selection.cluster!r} among 4"
+        assert (selection.algorithm, selection.candidates, selection.trace) == ("random", tuple(NAMES),
+                                                                             (selection.reason,))
+    assert len({id(s) for s in selections}) == len(NAMES)
+
+
+def test_select_many_of_any_selector_is_one_select_per_job() -> None:
+    selector = get_selector("least-loaded")
+    assert not selector.draws_many
+    many = selector.select_many(NAMES, STATES, {}, 3, rng=random.Random(1))
+    assert [s.clusters for s in many] == [selector.select(NAMES, STATES, {}).clusters] * 3
+    assert get_selector("random").select_many(NAMES, STATES, {}, 0) == []
+    assert [s.clusters for s in get_selector("random").select_many([], STATES, {}, 2)] == [[], []]
+
+
 def test_random_is_reproducible_with_rng_and_ignores_state() -> None:
     selector = get_selector("random")
     first = selector.select(NAMES, {}, {}, rng=random.Random(7))

@@ -189,3 +189,53 @@ def test_bad_server_config_refuses_to_start(tmp_path):
     )
     assert result.returncode != 0
     assert "calc" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_batch_and_an_array_spread_over_the_clusters_job_by_job(rainbow):
+    """The random selector draws every job of a batch on its own: a batch and an array of one jobspec reach
+    every matching cluster, and each job's placement record names its own cluster."""
+    clusters = setup(rainbow)
+    jobspec = example("jobspec-constraint.yaml")
+    batch = rainbow.scheduler.SubmitJobs(rainbow_pb2.SubmitJobsRequest(
+        clusters=clusters, jobs=[rainbow_pb2.SubmitJobsRequest.Job(name=f"j{i}", jobspec=jobspec) for i in range(60)]))
+    array = rainbow.scheduler.SubmitJobs(rainbow_pb2.SubmitJobsRequest(
+        clusters=clusters, jobs=[rainbow_pb2.SubmitJobsRequest.Job(name="a{cc}", jobspec=jobspec)], cc="1-60"))
+    store = rainbow.server.scheduler.store
+    for reply in (batch, array):
+        assert [job.error for job in reply.jobs] == [""] * 60
+        # Each cluster is drawn with probability 1/3: missing one of three in 60 draws is about 1e-10.
+        assert {job.cluster for job in reply.jobs} == set(STATES)
+        for job in reply.jobs:
+            record = json.loads(store.job_placement(job.jobid))
+            assert record["chosen"] == job.cluster == store.get_job(job.jobid).cluster
+            assert record["reason"] == f"random: picked {job.cluster!r} among 3"
+            assert record["matched"] == list(STATES) and record["listed"] == list(STATES)
+            assert next(iter(record["states"])) == job.cluster
+
+
+def test_a_placement_record_holds_the_cluster_states_of_its_submit(rainbow):
+    """Records are remembered for submissions placed alike, but never across a state report: the record
+    of a job keeps the states selection decided from at its submit."""
+    clusters, secrets = [], {}
+    for name, state in STATES.items():
+        reply = rainbow.scheduler.Register(rainbow_pb2.RegisterRequest(
+            name=name, secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")))
+        secrets[name] = reply.secret
+        rainbow.scheduler.UpdateState(
+            rainbow_pb2.UpdateStateRequest(cluster=name, secret=reply.secret, payload=json.dumps(state)))
+        clusters.append(Cluster(name=name, token=reply.token))
+    store = rainbow.server.scheduler.store
+
+    def records() -> list[dict]:
+        ids = [submit(rainbow, clusters).jobid for _ in range(12)]
+        return [json.loads(store.job_placement(jobid)) for jobid in ids]
+
+    before = records()
+    assert {record["states"]["red"]["nodes_free"] for record in before} == {20}
+    for name in STATES:
+        rainbow.scheduler.UpdateState(rainbow_pb2.UpdateStateRequest(
+            cluster=name, secret=secrets[name], payload=json.dumps({"nodes_free": 7})))
+    after = records()
+    assert {record["states"]["red"]["nodes_free"] for record in after} == {7}
+    assert all(record["states"]["red"] == {**STATES["red"], "nodes_free": 7} for record in after)
+    assert all(record["chosen"] == next(iter(record["states"])) for record in before + after)

@@ -17,7 +17,6 @@ the same request as multiplying its children's counts by S; a nextgen group's
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import shlex
@@ -702,7 +701,15 @@ def with_commands(template: Jobspec, doc: dict[str, Any]) -> Jobspec | None:
         name = doc.get("name", labels[0] if len(template.resources) == 1 and labels else None)
     tasks = list(tasks)
     command = _command(tasks[0]) if tasks else []
-    return dataclasses.replace(template, tasks=tasks, command=command, name=name, raw=doc, _cache={})
+    return copy_with(template, tasks=tasks, command=command, name=name, raw=doc, _cache={})
+
+
+def copy_with(jobspec: Jobspec, **changes: Any) -> Jobspec:
+    """What ``dataclasses.replace(jobspec, **changes)`` makes, without running ``__init__`` again: for the
+    copies of a checked jobspec a sweep or an array makes, one per job."""
+    copied = object.__new__(Jobspec)
+    copied.__dict__.update(jobspec.__dict__, **changes)
+    return copied
 
 
 # -- building and converting ----------------------------------------------------

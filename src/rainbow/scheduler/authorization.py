@@ -37,7 +37,6 @@ a cluster registered after the submission included.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import threading
 import time
@@ -419,7 +418,7 @@ class Authorization:
         if not bearer:
             principal = self.legacy()
             names = self.submitter(clusters)
-            return dataclasses.replace(principal, clusters_scope=tuple(names)), names, {}
+            return Principal(principal.user, legacy=True, clusters_scope=tuple(names)), names, {}
         principal = self.user(bearer)
         listed = list(dict.fromkeys(name for name, _ in clusters))
         for index, name in enumerate(listed):

@@ -12,13 +12,12 @@ import dataclasses
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
 from rainbow.hostlists import expand_idset, idset_size
-from rainbow.jobspec import Jobspec
+from rainbow.jobspec import Jobspec, copy_with
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import BatchPlacement
 from rainbow.scheduler.submission import PendingSubmit, Submissions
@@ -58,16 +57,23 @@ def workflow_identity(key: str) -> str:
     return hashlib.sha256(b"workflow\0" + key.encode()).hexdigest()[:16]
 
 
-@contextmanager
-def _naming(index: int) -> Iterator[None]:
-    """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field."""
-    try:
-        yield
-    except FailedPrecondition:
-        raise
-    except RainbowError as exc:
-        field = f"jobs[{index}].{exc.field or 'jobspec'}"
-        raise type(exc)(f"{field}: {exc}", field=field) from None
+class _Naming:
+    """Re-raise an error of one job (other than "no cluster can run it") naming the job's index and field.
+
+    Entered once around a batch's loop, which sets ``index`` as it goes (not once per job: a batch has
+    thousands).
+    """
+
+    def __init__(self) -> None:
+        self.index = 0
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, RainbowError) and not isinstance(exc, FailedPrecondition):
+            field = f"jobs[{self.index}].{exc.field or 'jobspec'}"
+            raise type(exc)(f"{field}: {exc}", field=field) from None
 
 
 def _job_key(keyspace: str, index: int) -> str:
@@ -164,13 +170,14 @@ class Batches:
         placer = self.submissions.placer
         batch: BatchPlacement | None = None
         placed: list[PendingSubmit | str] = []
-        for index, (name, text) in enumerate(expanded):
-            with _naming(index):
+        naming = _Naming()
+        with naming:
+            for naming.index, (name, text) in enumerate(expanded):
                 jobspec, placed_by = placer.parse_for_placement(text, remember=False)
                 if batch is None:
                     batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
-                placed.append(self._place(batch, index, name, text, jobspec, placed_by, _job_key(keyspace, index),
-                                          batch_id, owner))
+                placed.append(self._place(batch, naming.index, name, text, jobspec, placed_by,
+                                          _job_key(keyspace, naming.index), batch_id, owner))
         return batch_id, placed
 
     def _place(self, batch: BatchPlacement, index: int, name: str, text: str, jobspec: Jobspec, placed_by: Jobspec,
@@ -197,21 +204,22 @@ class Batches:
         on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
         name, text = job
         placer = self.submissions.placer
-        with _naming(0):
+        with _Naming():
             template = placer.parse_jobspec(text)
             selector = placer.selector_for(select_algorithm, select_options)
         if text.count("{cc}") != sum(arg.count("{cc}") for arg in template.command):
             return None
         batch = BatchPlacement(placer, candidates, selector)
         placed: list[PendingSubmit | str] = []
-        for index, cc_id in enumerate(ids):
-            value = str(cc_id)
-            copy_text = text.replace("{cc}", value)
-            with _naming(index):
+        naming = _Naming()
+        with naming:
+            for naming.index, cc_id in enumerate(ids):
+                value = str(cc_id)
+                copy_text = text.replace("{cc}", value)
                 placer.check_size(copy_text)
-                copy = dataclasses.replace(template, command=[arg.replace("{cc}", value) for arg in template.command])
-                placed.append(self._place(batch, index, name.replace("{cc}", value), copy_text, copy, template,
-                                          _job_key(keyspace, index), batch_id, owner))
+                copy = copy_with(template, command=[arg.replace("{cc}", value) for arg in template.command])
+                placed.append(self._place(batch, naming.index, name.replace("{cc}", value), copy_text, copy,
+                                          template, _job_key(keyspace, naming.index), batch_id, owner))
         return placed
 
     def submit(
@@ -235,20 +243,15 @@ class Batches:
         pending = [p for p in placed if isinstance(p, PendingSubmit)]
         if admit is not None and pending:
             admitted = admit([p.job for p in pending])
-            pending = [dataclasses.replace(p, job=job) for p, job in zip(pending, admitted, strict=True)]
+            pending = [p if job is p.job else dataclasses.replace(p, job=job)
+                       for p, job in zip(pending, admitted, strict=True)]
         stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
-        outcomes = iter(self.submissions.complete(pending, stored, log_each=False))
-        results: list[JobRecord | str] = []
-        for item in placed:
-            if isinstance(item, str):
-                results.append(item)
-                continue
-            outcome = next(outcomes)
-            if isinstance(outcome, Exception):
-                results.append(str(outcome))
-            else:
-                assert outcome.job is not None
-                results.append(outcome.job)
+        outcomes = iter(self.submissions.announce(pending, stored, log_each=False))
+        results: list[JobRecord | str] = [
+            item if isinstance(item, str) else
+            (outcome if isinstance(outcome := next(outcomes), JobRecord) else str(outcome))
+            for item in placed
+        ]
         log.info("batch %s: %d of %d jobs stored", batch_id, len(pending), len(placed))
         return BatchOutcome(batch_id, results)
 

@@ -294,7 +294,9 @@ class Scheduler:
                                             satisfy_only, cached_only, key, (principal.user, principal.group),
                                             excluded)
         if isinstance(prepared, PendingSubmit):
-            prepared = dataclasses.replace(prepared, job=self.accounts.admit([prepared.job], priority)[0])
+            admitted = self.accounts.admit([prepared.job], priority)[0]
+            if admitted is not prepared.job:
+                prepared = dataclasses.replace(prepared, job=admitted)
         return prepared
 
     def complete_submits(

@@ -21,7 +21,7 @@ from typing import Any
 
 from rainbow.errors import InvalidArgument, ResourceExhausted
 from rainbow.graph import ClusterGraph, MatchResult, get_match_algorithm, match
-from rainbow.jobspec import Jobspec, command_shape, load_json, parse_jobspec, with_commands
+from rainbow.jobspec import Jobspec, command_shape, load_json, node_count, parse_jobspec, with_commands
 from rainbow.queues import STATE_KEY as QUEUES_KEY
 from rainbow.queues import QueueSet
 from rainbow.scheduler.context import SchedulerContext, log
@@ -81,6 +81,12 @@ def select_among(
 
 # How many clusters' state keys a job's placement record keeps (the chosen one first).
 PLACEMENT_STATES = 8
+
+
+def recorded_states(selection: Selection) -> list[str]:
+    """The clusters whose state a placement record keeps: the chosen one and a few others (a record is
+    kept with every job, so it stays small however many clusters matched)."""
+    return list(dict.fromkeys(c for c in (selection.cluster, *selection.candidates) if c))[:PLACEMENT_STATES]
 
 
 def placement_record(
@@ -159,6 +165,8 @@ class Placer:
         self._matches = LRU(1024)
         # queues JSON text (cluster state key) -> QueueSet, shared by clusters reporting the same queues
         self._queue_sets = LRU(256)
+        # what a placement record says -> (the cluster states it holds, which keep their ids, and its JSON)
+        self._records = LRU(1024)
         self._rng = random.Random()
 
     # -- parse -------------------------------------------------------------
@@ -287,27 +295,52 @@ class Placer:
             self.context.on_timing("selection", time.perf_counter() - matched)
         return placement
 
+    def record(self, selection: Selection, reasons: Mapping[str, str], candidates: Sequence[str]) -> str:
+        """``placement_record`` of a job placed by ``selection`` from the clusters' current states (the chosen
+        one's first), remembered: single submissions of the same jobspecs make the same few records. A
+        cluster's state is replaced, never changed, when its agent reports, so a state's identity (held
+        by the entry, which keeps it alive) stands for its content."""
+        with self.registry.lock:
+            states = tuple((c, entry.state) for c in recorded_states(selection) if (entry := self.registry.get(c)))
+        key = (tuple(candidates), tuple(reasons.items()), selection.algorithm, selection.reason, selection.trace,
+               selection.candidates, tuple((c, id(state)) for c, state in states))
+        hit = self._records.peek(key)
+        if hit is None:
+            text = placement_record(selection, reasons, candidates, {c: dict(state) for c, state in states})
+            hit = self._records.get(key, lambda: (states, text))
+        return hit[1]
+
+
 
 class BatchPlacement:
     """Placing the many jobs of one batch among the same candidates with one selector.
 
     Each distinct jobspec to place by (``Placer.parse_for_placement``) is
     matched once, with the candidates' states read once; every job is still
-    selected on its own (a selector may spread them), and jobs placed alike
-    share their placement record. What ``Placer.place`` decides for one job,
-    this decides for each.
+    selected on its own (a selector may spread them), many at a time when the
+    selector decides many at once (``Selector.draws_many``), and jobs placed
+    alike share their placement record. What ``Placer.place`` decides for one
+    job, this decides for each.
     """
+
+    # The most selections drawn ahead for one jobspec (a batch draws 1, 2, 4, ... as its jobs come).
+    MAX_DRAW = 4096
 
     def __init__(self, placer: Placer, candidates: Sequence[str], selector: Selector) -> None:
         self.placer = placer
         self.candidates = candidates
+        self.listed = tuple(candidates)
         self.selector = selector
         # id(jobspec) -> (the jobspec, which keeps its id, and its selection_inputs)
         self._inputs: dict[int, tuple[Jobspec, tuple[dict[str, str], list[str], dict[str, Any]]]] = {}
+        # id(jobspec) -> placements drawn ahead (popped from the end), and how many were drawn so far
+        self._drawn: dict[int, tuple[list[Placement], int]] = {}
         self._states: dict[tuple[str, ...], dict[str, Any]] = {}
         self._records: dict[tuple, str] = {}
+        # (id(jobspec), id(selection)) -> (both, which keep their ids, and what jobs placed alike share)
+        self._shared: dict[tuple[int, int], tuple[Jobspec, Selection, PlacedAlike]] = {}
 
-    def place(self, jobspec: Jobspec) -> Placement:
+    def _selection_inputs(self, jobspec: Jobspec) -> tuple[dict[str, str], list[str], dict[str, Any]]:
         inputs = self._inputs.get(id(jobspec))
         if inputs is None:
             placer = self.placer
@@ -319,7 +352,21 @@ class BatchPlacement:
                 states = {c: entry.state for c in self.candidates
                           if results[c].ok and (entry := placer.registry.get(c))}
             inputs = self._inputs[id(jobspec)] = (jobspec, selection_inputs(self.candidates, results, states))
-        return select_among(*inputs[1], self.selector, jobspec.parameters, self.placer._rng)
+        return inputs[1]
+
+    def place(self, jobspec: Jobspec) -> Placement:
+        reasons, matching, states = self._selection_inputs(jobspec)
+        if not matching or not self.selector.draws_many:
+            return select_among(reasons, matching, states, self.selector, jobspec.parameters, self.placer._rng)
+        ahead, drawn = self._drawn.get(id(jobspec), ([], 0))
+        if not ahead:
+            count = min(max(drawn, 1), self.MAX_DRAW)
+            selections = self.selector.select_many(matching, states, jobspec.parameters, count, rng=self.placer._rng)
+            shared: dict[int, Placement] = {}
+            ahead = [shared.get(id(s)) or shared.setdefault(id(s), Placement(s, reasons)) for s in selections]
+            ahead.reverse()
+            self._drawn[id(jobspec)] = (ahead, drawn + count)
+        return ahead.pop()
 
     def states(self, names: Sequence[str]) -> dict[str, Any]:
         """The state keys of ``names`` (read once per batch)."""
@@ -338,3 +385,28 @@ class BatchPlacement:
         if hit is None:
             hit = self._records[key] = placement_record(selection, reasons, self.candidates, states)
         return hit
+
+    def placed_alike(self, jobspec: Jobspec, placement: Placement, excluded: Mapping[str, str] | None
+                     ) -> PlacedAlike:
+        """What every job placed by ``jobspec`` with ``placement``'s selection (which chose a cluster) shares;
+        ``excluded`` (the clusters the batch's owner may not use) is the same for every job of the batch."""
+        selection = placement.selection
+        assert selection is not None and selection.clusters
+        key = (id(jobspec), id(selection))
+        hit = self._shared.get(key)
+        if hit is None:
+            reasons = placement.reasons
+            states = self.states(recorded_states(selection))
+            record = self.record(jobspec, selection, {**reasons, **(excluded or {})}, states)
+            matching = tuple(c for c in self.candidates if c not in reasons)
+            hit = self._shared[key] = (jobspec, selection, PlacedAlike(record, matching, node_count(jobspec)))
+        return hit[2]
+
+
+@dataclass(frozen=True)
+class PlacedAlike:
+    """What the jobs of a batch placed by one jobspec and one selection share."""
+
+    record: str  # their placement record (JSON)
+    matching: tuple[str, ...]  # the candidates that matched
+    nodes: int  # nodes each asks for (the jobspec placed by has their resources)

@@ -16,7 +16,7 @@ from typing import Any
 from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, job_name, node_count
 from rainbow.scheduler.context import SchedulerContext, log
-from rainbow.scheduler.placement import PLACEMENT_STATES, BatchPlacement, Placement, Placer, placement_record
+from rainbow.scheduler.placement import BatchPlacement, Placement, Placer, placement_record
 from rainbow.scheduler.registry import ClusterRegistry
 from rainbow.scheduler.validation import check_idempotency_key
 from rainbow.selection import Selection, Selector
@@ -100,12 +100,6 @@ def _log_selection(level: int, job_name: str, selection: Selection) -> None:
             log.debug("  %s", line)
 
 
-def _recorded_states(selection: Selection) -> list[str]:
-    """The clusters whose state a placement record keeps: the chosen one and a few others (a record is
-    kept with every job, so it stays small however many clusters matched)."""
-    return list(dict.fromkeys(c for c in (selection.cluster, *selection.candidates) if c))[:PLACEMENT_STATES]
-
-
 class Submissions:
     def __init__(self, context: SchedulerContext, registry: ClusterRegistry, placer: Placer) -> None:
         self.context = context
@@ -138,13 +132,14 @@ class Submissions:
         placement = self.placer.place(candidates, template, selector, cached_only)
         if placement is None:
             return None
-        states = None
+        record = None
         if placement.selection is not None:
             _log_selection(logging.INFO if satisfy_only else logging.DEBUG, name or jobspec.name, placement.selection)
-            if not satisfy_only:
-                states = self.registry.states(_recorded_states(placement.selection))
+            if not satisfy_only and placement.selection.clusters:
+                record = self.placer.record(placement.selection, {**placement.reasons, **(excluded or {})},
+                                            candidates)
         return submit_decision(placement, candidates, name, jobspec_text, jobspec, self.context.clock(), key,
-                               satisfy_only, states, owner, excluded)
+                               satisfy_only, None, owner, excluded, record)
 
     def prepare_in_batch(
         self,
@@ -164,17 +159,19 @@ class Submissions:
         if jobspec.dependencies:
             _no_dependencies()
         placement = batch.place(placed_by)
-        record = None
-        if placement.selection is not None:
-            _log_selection(logging.DEBUG, name or jobspec.name, placement.selection)
-            if placement.selection.clusters:
-                states = batch.states(_recorded_states(placement.selection))
-                record = batch.record(placed_by, placement.selection, {**placement.reasons, **(excluded or {})},
-                                      states)
-        pending = submit_decision(placement, batch.candidates, name, jobspec_text, jobspec, self.context.clock(),
-                                  key, owner=owner, excluded=excluded, record=record, batch=batch_id)
-        assert isinstance(pending, PendingSubmit)
-        return pending
+        selection = placement.selection
+        if selection is not None and log.isEnabledFor(logging.DEBUG):
+            _log_selection(logging.DEBUG, name or jobspec.name, selection)
+        if selection is None or not selection.clusters:
+            submit_decision(placement, batch.candidates, name, jobspec_text, jobspec, self.context.clock(), key,
+                            owner=owner, excluded=excluded, batch=batch_id)
+            raise AssertionError("submit_decision refuses a placement without a cluster")
+        alike = batch.placed_alike(placed_by, placement, excluded)
+        job_name = name or jobspec.name or (jobspec.command[0] if jobspec.command else "job")
+        new = NewJob(selection.clusters[0], job_name, jobspec_text, shlex.join(jobspec.command), self.context.clock(),
+                     alike.matching, key or None, alike.record, batch_id, user=owner[0], group=owner[1],
+                     nodes=alike.nodes)
+        return PendingSubmit(new, selection, placement.reasons, batch.listed)
 
     def _inputs(
         self, jobspec_text: str, select_algorithm: str, select_options: Mapping[str, str] | None, cached_only: bool
@@ -194,7 +191,19 @@ class Submissions:
         stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception],
         log_each: bool = True,
     ) -> list[SubmitOutcome | Exception]:
-        """Announce jobs the store has written (``stored`` lines up with ``prepared``).
+        """Announce jobs the store has written (``stored`` lines up with ``prepared``); ``announce``, each
+        stored job as the outcome of its submission."""
+        return [job if isinstance(job, Exception) else
+                SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons)
+                for pending, job in zip(prepared, self.announce(prepared, stored, log_each), strict=True)]
+
+    def announce(
+        self,
+        prepared: Sequence[PendingSubmit],
+        stored: Sequence[tuple[JobRecord, JobEvent | None] | Exception],
+        log_each: bool = True,
+    ) -> list[JobRecord | Exception]:
+        """Announce jobs the store has written (``stored`` lines up with ``prepared``): each job, or why not.
 
         ``log_each`` False: the placements are logged at debug (a batch logs one line of its own).
 
@@ -202,9 +211,10 @@ class Submissions:
         event: it is answered again, not announced again. The server's one log
         line per request is a debug line; the placement is logged here.
         """
-        outcomes: list[SubmitOutcome | Exception] = []
+        outcomes: list[JobRecord | Exception] = []
         events: list[JobEvent] = []
         level = logging.INFO if log_each else logging.DEBUG
+        logged = log.isEnabledFor(level)
         for pending, result in zip(prepared, stored, strict=True):
             if isinstance(result, Exception):
                 outcomes.append(result)
@@ -218,9 +228,10 @@ class Submissions:
                 log.info("job %d resent with its idempotency key: not stored again", job.id)
             else:
                 events.append(event)
-            log.log(level, "job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
-                    pending.selection.reason)
-            outcomes.append(SubmitOutcome(job, [job.cluster], pending.selection, pending.reasons))
+            if logged:
+                log.log(level, "job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
+                        pending.selection.reason)
+            outcomes.append(job)
         self.context.publish(events)
         return outcomes
 

@@ -85,6 +85,24 @@ class Selector(abc.ABC):
         whatever the cluster; anything a cluster's state gets wrong drops that cluster.
         """
 
+    # Whether ``select_many`` decides many jobs for less than as many ``select`` calls, each job's draw
+    # independent of the others' (then a batch may draw ahead of the jobs it places).
+    draws_many: ClassVar[bool] = False
+
+    def select_many(
+        self,
+        candidates: Sequence[str],
+        states: Mapping[str, Mapping[str, Any]],
+        parameters: Mapping[str, Any] | None,
+        count: int,
+        *,
+        rng: random.Random | None = None,
+    ) -> list[Selection]:
+        """``count`` selections for as many jobs placed alike, each what ``select`` decides for one job (a
+        selector that spreads jobs spreads these). Only ``clusters[0]`` of each is the job's: the order of
+        the others may differ from ``select``'s."""
+        return [self.select(candidates, states, parameters, rng=rng) for _ in range(count)]
+
 
 def options_mapping(options: object) -> Mapping[str, Any]:
     if options is None:
