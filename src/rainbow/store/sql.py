@@ -606,18 +606,20 @@ class SQLStore(AccountsSQL, Store):
                 edges = self._open_edges(tx, by_parent, by_job)
                 facts = self._parent_facts(tx, sorted({edge[1] for edge in edges}))
                 cancelled: list[int] = []
+                satisfied: list[tuple[int, int, str]] = []
                 for job_id, parent, scheme, cluster, name in edges:
                     if job_id in cancelled:
                         continue
                     result = verdict(scheme, facts.get(parent))
-                    if result == Verdict.SATISFIED and self._satisfy(tx, job_id, parent, scheme):
-                        ready.append(job_id)
+                    if result == Verdict.SATISFIED:
+                        satisfied.append((job_id, parent, scheme))
                     elif result == Verdict.NEVER:
                         reason = never_reason(Dependency(scheme, parent), facts.get(parent))
                         if tx.one("UPDATE jobs SET state = 'cancelled', updated = %s, message = %s "
                                   "WHERE id = %s AND state = 'depend' RETURNING id", (now, reason, job_id)):
                             tx.log(job_id, cluster, name, JobState.CANCELLED, now, reason)
                             cancelled.append(job_id)
+                ready.extend(self._satisfy(tx, [edge for edge in satisfied if edge[0] not in cancelled]))
                 # The cancelled jobs' own dependents are decided in turn, in this transaction.
                 by_parent, by_job = cancelled, []
             return list(dict.fromkeys(ready))
@@ -640,15 +642,22 @@ class SQLStore(AccountsSQL, Store):
             f"AND j.state = 'depend' ORDER BY d.job_id, d.parent_id, d.scheme{self.ROW_LOCK}", params,
         )
 
-    @staticmethod
-    def _satisfy(tx: Transaction, job_id: int, parent: int, scheme: str) -> bool:
-        """Mark one dependency satisfied (once); True when it was the job's last unsatisfied one."""
-        if tx.one("UPDATE job_dependencies SET satisfied = TRUE WHERE job_id = %s AND parent_id = %s "
-                  "AND scheme = %s AND NOT satisfied RETURNING job_id", (job_id, parent, scheme)) is None:
-            return False
-        row = tx.one("UPDATE jobs SET unsatisfied = unsatisfied - 1 WHERE id = %s AND state = 'depend' "
-                     "RETURNING unsatisfied", (job_id,))
-        return row is not None and row[0] <= 0
+    def _satisfy(self, tx: Transaction, edges: Sequence[tuple[int, int, str]]) -> list[int]:
+        """Mark dependencies (job, parent, scheme) satisfied, each once (``_open_edges`` read them open and
+        locked their jobs); the jobs whose last unsatisfied one this was."""
+        if not edges:
+            return []
+        tx.many("UPDATE job_dependencies SET satisfied = TRUE WHERE job_id = %s AND parent_id = %s AND scheme = %s",
+                edges)
+        counts: dict[int, int] = {}
+        for job_id, _, _ in edges:
+            counts[job_id] = counts.get(job_id, 0) + 1
+        tx.many("UPDATE jobs SET unsatisfied = unsatisfied - %s WHERE id = %s AND state = 'depend'",
+                [(count, job_id) for job_id, count in counts.items()])
+        among, params = self._in("id", list(counts))
+        return [row[0] for row in tx.all(
+            f"SELECT id FROM jobs WHERE {among} AND state = 'depend' AND unsatisfied <= 0 ORDER BY id",  # noqa: S608
+            params)]
 
     def _parent_facts(self, tx: Transaction, parents: Sequence[int]) -> dict[int, ParentFacts]:
         if not parents:
