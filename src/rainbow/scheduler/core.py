@@ -162,10 +162,6 @@ class Scheduler:
         return self.registry.update_state(entry, updates)
 
     # -- authorization -------------------------------------------------------------
-    def authorize_clusters(self, clusters: Sequence[tuple[str, str]]) -> list[str]:
-        """Names of the listed clusters (each once, in order), each checked against its submit token."""
-        return self.authorization.submitter(clusters)
-
     def token_scope(self, token: str) -> list[str] | None:
         """The registered clusters a submit token opens; None when it opens nothing (not even the global token)."""
         return self.authorization.token_scope(token)
