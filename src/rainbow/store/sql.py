@@ -408,14 +408,9 @@ class SQLStore(AccountsSQL, Store):
         token: int = 0,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         def apply_report(tx: Transaction) -> JobRecord | None:
-            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
-            row = tx.one(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s{self.ROW_LOCK}",  # noqa: S608
-                (job_id, cluster),
-            )
-            if row is None:
+            job = self._reported_job(tx, cluster, job_id, now)
+            if job is None:
                 return None
-            job = job_from_row(row)
             after, changes = report_outcome(job, state, now, local_id, exit_code, message, output, owner, token)
             if changes is None:
                 return job
@@ -484,14 +479,9 @@ class SQLStore(AccountsSQL, Store):
         token: int = 0,
     ) -> tuple[JobRecord | None, list[JobEvent]]:
         def apply_rejection(tx: Transaction) -> JobRecord | None:
-            tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
-            row = tx.one(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s{self.ROW_LOCK}",  # noqa: S608
-                (job_id, cluster),
-            )
-            if row is None:
+            job = self._reported_job(tx, cluster, job_id, now)
+            if job is None:
                 return None
-            job = job_from_row(row)
             fenced = fence(job.state, job.lease_owner, job.lease_token, owner, token)
             if fenced is not None:
                 raise Aborted(f"job {job_id}: {fenced}; drop this copy", field="jobid")
@@ -625,6 +615,13 @@ class SQLStore(AccountsSQL, Store):
             return list(dict.fromkeys(ready))
 
         return self._transaction(settle)
+
+    def _reported_job(self, tx: Transaction, cluster: str, job_id: int, now: float) -> JobRecord | None:
+        """The job a cluster reports on (locked), if it is on that cluster; the cluster was seen now."""
+        tx.execute("UPDATE clusters SET last_seen = %s WHERE name = %s", (now, cluster))
+        row = tx.one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND cluster = %s{self.ROW_LOCK}",  # noqa: S608
+                     (job_id, cluster))
+        return job_from_row(row) if row is not None else None
 
     def _open_edges(self, tx: Transaction, parents: Sequence[int], jobs: Sequence[int]) -> list[tuple]:
         """(job, parent, scheme, job's cluster, job's name) of the dependencies not yet satisfied on ``parents``
