@@ -9,6 +9,7 @@ from rainbow.store.accounts import AccountUser, JobTotal
 from rainbow.store.base import (
     PAGE_SORTS,
     AccessRule,
+    BatchInsert,
     ClusterRecord,
     DependsOn,
     HeldJob,
@@ -64,6 +65,7 @@ __all__ = [
     "PAGE_SORTS",
     "AccessRule",
     "AccountUser",
+    "BatchInsert",
     "ClusterRecord",
     "DependsOn",
     "HeldJob",
