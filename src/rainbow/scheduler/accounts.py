@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,11 +134,6 @@ def check_priority(priority: int, field: str = "priority") -> int:
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise InvalidArgument(f"{field}: between {-MAX_PRIORITY} and {MAX_PRIORITY} (got {priority})", field=field)
     return priority
-
-
-def _with_priority(jobs: Sequence[NewJob], priority: int) -> list[NewJob]:
-    """The jobs with their ``priority`` (checked already), the same objects when it is 0."""
-    return [dataclasses.replace(job, priority=priority) for job in jobs] if priority else list(jobs)
 
 
 def _check_kind(kind: str) -> str:
@@ -320,20 +315,12 @@ class Accounts:
                  f"set: max-waiting {limit.max_waiting}, max-running {limit.max_running}, max-nodes {limit.max_nodes}")
         return self.quotas()
 
-    def admission(self, priority: int = 0) -> tuple[Callable[[Sequence[NewJob]], list[NewJob]], bool]:
-        """How a batch's jobs are admitted (``admit``), and whether a part at a time: when no quota counts
-        waiting jobs, admitting only stamps ``priority`` and reads nothing, so each part may be admitted as it
-        is stored; otherwise all together, before any is stored."""
-        check_priority(priority)
-        if any(quota.max_waiting is not None for quota in self.quotas()):
-            return (lambda jobs: self.admit(jobs, priority)), False
-        return (lambda jobs: _with_priority(jobs, priority)), True
-
     def admit(self, jobs: Sequence[NewJob], priority: int = 0) -> list[NewJob]:
         """The jobs stamped with their ``priority``; ResourceExhausted (naming the quota) when adding them all
         would take their user or group past a ``max_waiting`` quota."""
         check_priority(priority)
-        jobs = _with_priority(jobs, priority)
+        if priority:
+            jobs = [dataclasses.replace(job, priority=priority) for job in jobs]
         quotas = [quota for quota in self.quotas() if quota.max_waiting is not None]
         if not quotas or not jobs:
             return list(jobs)

@@ -1,9 +1,7 @@
 """Submitting many jobs in one call: a batch of jobspecs, or an array of copies of one.
 
-Every job is placed as ``SubmitJob`` places it (``Submissions.prepare``): all are
-read and matched first (against one reading of the clusters), then placed a part
-at a time, each part handed to the store while the next is placed; all placed
-jobs are written in one store transaction. Invalid input refuses
+Every job is placed as ``SubmitJob`` places it (``Submissions.prepare``); all
+placed jobs are then written in one store transaction. Invalid input refuses
 the whole batch (the error names the job's index and field); a job that no
 listed cluster can run is answered with why, and the others are stored.
 """
@@ -14,7 +12,7 @@ import dataclasses
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, NotFound, RainbowError, ResourceExhausted
@@ -57,10 +55,6 @@ def workflow_identity(key: str) -> str:
     if not key:
         return secrets.token_hex(8)
     return hashlib.sha256(b"workflow\0" + key.encode()).hexdigest()[:16]
-
-
-# Jobs placed between two hand-overs to the store: it writes one part while the next is placed.
-PART = 2_000
 
 
 class _Naming:
@@ -156,66 +150,38 @@ class Batches:
         key: str = "",
         join: str = "",
         owner: Owner | None = None,
-    ) -> tuple[str, Iterator[list[PendingSubmit | str]]]:
-        """Read and match every job among the authorized ``candidates`` (an invalid one refuses the batch here):
-        the batch id, and the jobs placed a part at a time (each the job to store or why no cluster takes it),
-        reading nothing more of the clusters. ``join`` names an earlier batch to add the jobs to; ``owner`` owns
-        them."""
+    ) -> tuple[str, list[PendingSubmit | str]]:
+        """Place every job among the authorized ``candidates``: the batch id and, per job, the job to store
+        or why no cluster takes it. ``join`` names an earlier batch to add the jobs to; ``owner`` owns them."""
         check_idempotency_key(key, self.context.limits)
         owner = owner or Owner()
         batch_id = joined(join) if join else batch_identity(key)
         keyspace = batch_identity(key) if key else ""
         listed = self.jobs_of(jobs, cc)
-        planned: tuple[BatchPlacement, Iterable[tuple[str, str, Jobspec, Jobspec]]] | None = None
         if cc:
-            planned = self._copies(candidates, jobs[0], [cc_id for cc_id in listed if isinstance(cc_id, int)],
-                                   select_algorithm, select_options)
-        if planned is None:
-            expanded = (expand_array(*jobs[0], [cc_id for cc_id in listed if isinstance(cc_id, int)]) if cc else
-                        [job for job in listed if isinstance(job, tuple)])
-            planned = self._read(candidates, expanded, select_algorithm, select_options)
-        batch, entries = planned
-        batch.read_states()
-        return batch_id, self._parts(batch, entries, keyspace, batch_id, owner)
-
-    def _read(
-        self, candidates: Sequence[str], jobs: Sequence[tuple[str, str]], select_algorithm: str,
-        select_options: Mapping[str, str] | None,
-    ) -> tuple[BatchPlacement, list[tuple[str, str, Jobspec, Jobspec]]]:
-        """Every job parsed, with the jobspec it is placed by, each of those matched once."""
+            ids = [cc_id for cc_id in listed if isinstance(cc_id, int)]
+            copies = self._copies(candidates, jobs[0], ids, select_algorithm, select_options, keyspace, batch_id,
+                                  owner)
+            if copies is not None:
+                return batch_id, copies
+            expanded = expand_array(*jobs[0], ids)
+        else:
+            expanded = [job for job in listed if isinstance(job, tuple)]
         placer = self.submissions.placer
         batch: BatchPlacement | None = None
-        entries: list[tuple[str, str, Jobspec, Jobspec]] = []
+        placed: list[PendingSubmit | str] = []
         naming = _Naming()
         with naming:
-            for naming.index, (name, text) in enumerate(jobs):
+            for naming.index, (name, text) in enumerate(expanded):
                 jobspec, placed_by = placer.parse_for_placement(text, remember=False)
                 if batch is None:
                     batch = BatchPlacement(placer, candidates, placer.selector_for(select_algorithm, select_options))
-                batch.match(placed_by)
-                entries.append((name, text, jobspec, placed_by))
-        assert batch is not None  # jobs_of refuses an empty batch
-        return batch, entries
+                placed.append(self._place(batch, naming.index, name, text, jobspec, placed_by,
+                                          _job_key(keyspace, naming.index), batch_id, owner))
+        return batch_id, placed
 
-    def _parts(
-        self, batch: BatchPlacement, entries: Iterable[tuple[str, str, Jobspec, Jobspec]], keyspace: str,
-        batch_id: str, owner: Owner,
-    ) -> Iterator[list[PendingSubmit | str]]:
-        """The jobs placed, ``PART`` at a time."""
-        part: list[PendingSubmit | str] = []
-        naming = _Naming()
-        with naming:
-            for naming.index, (name, text, jobspec, placed_by) in enumerate(entries):
-                part.append(self._place(batch, name, text, jobspec, placed_by, _job_key(keyspace, naming.index),
-                                        batch_id, owner))
-                if len(part) == PART:
-                    yield part
-                    part = []
-        if part:
-            yield part
-
-    def _place(self, batch: BatchPlacement, name: str, text: str, jobspec: Jobspec, placed_by: Jobspec, key: str,
-               batch_id: str, owner: Owner) -> PendingSubmit | str:
+    def _place(self, batch: BatchPlacement, index: int, name: str, text: str, jobspec: Jobspec, placed_by: Jobspec,
+               key: str, batch_id: str, owner: Owner) -> PendingSubmit | str:
         """One job of the batch placed (in the batch), or why no cluster takes it."""
         try:
             return self.submissions.prepare_in_batch(batch, name, text, jobspec, placed_by, key, batch_id,
@@ -230,10 +196,12 @@ class Batches:
         ids: Sequence[int],
         select_algorithm: str,
         select_options: Mapping[str, str] | None,
-    ) -> tuple[BatchPlacement, Iterator[tuple[str, str, Jobspec, Jobspec]]] | None:
-        """An array whose ``{cc}`` appear only in the command: parsed and matched once, its copies made as they
-        are placed (each selected on its own). None when ``{cc}`` is elsewhere too (then every copy is parsed as
-        its own jobspec)."""
+        keyspace: str,
+        batch_id: str,
+        owner: Owner,
+    ) -> list[PendingSubmit | str] | None:
+        """An array whose ``{cc}`` appear only in the command: parsed and matched once, each copy selected
+        on its own. None when ``{cc}`` is elsewhere too (then every copy is parsed as its own jobspec)."""
         name, text = job
         placer = self.submissions.placer
         with _Naming():
@@ -242,17 +210,17 @@ class Batches:
         if text.count("{cc}") != sum(arg.count("{cc}") for arg in template.command):
             return None
         batch = BatchPlacement(placer, candidates, selector)
-        batch.match(template)
-
-        def copies() -> Iterator[tuple[str, str, Jobspec, Jobspec]]:
-            for cc_id in ids:
+        placed: list[PendingSubmit | str] = []
+        naming = _Naming()
+        with naming:
+            for naming.index, cc_id in enumerate(ids):
                 value = str(cc_id)
                 copy_text = text.replace("{cc}", value)
                 placer.check_size(copy_text)
                 copy = copy_with(template, command=[arg.replace("{cc}", value) for arg in template.command])
-                yield name.replace("{cc}", value), copy_text, copy, template
-
-        return batch, copies()
+                placed.append(self._place(batch, naming.index, name.replace("{cc}", value), copy_text, copy,
+                                          template, _job_key(keyspace, naming.index), batch_id, owner))
+        return placed
 
     def submit(
         self,
@@ -265,26 +233,19 @@ class Batches:
         join: str = "",
         owner: Owner | None = None,
         admit: Callable[[Sequence[NewJob]], list[NewJob]] | None = None,
-        admit_in_parts: bool = False,
     ) -> BatchOutcome:
-        """Place the jobs and store the placed ones in one transaction, then announce them (in batch ``join``,
-        when given: the chunks of one submission). Each part of the jobs goes to the store as soon as it is
-        placed, while the next is (``Store.batch_insert``); an error on the way stores none.
+        """Place the jobs, store the placed ones in one transaction, then announce them (in batch ``join``,
+        when given: the chunks of one submission).
 
-        ``admit`` sees the placed jobs before they are stored (it may change them, or refuse the whole batch):
-        all together, or with ``admit_in_parts`` a part at a time (then it must not read the store).
+        ``admit`` sees every placed job before the write (it may change them, or refuse the whole batch).
         """
-        batch_id, parts = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, join, owner)
-        placed: list[PendingSubmit | str] = []
-        pending: list[PendingSubmit] = []
-        with self.context.store.batch_insert() as writing:
-            for part in parts:
-                placed += part
-                if admit_in_parts or admit is None:
-                    writing.add(self._admitted([p for p in part if isinstance(p, PendingSubmit)], admit, pending))
-            if not admit_in_parts and admit is not None:
-                writing.add(self._admitted([p for p in placed if isinstance(p, PendingSubmit)], admit, pending))
-            stored = writing.finish()
+        batch_id, placed = self.prepare(candidates, jobs, cc, select_algorithm, select_options, key, join, owner)
+        pending = [p for p in placed if isinstance(p, PendingSubmit)]
+        if admit is not None and pending:
+            admitted = admit([p.job for p in pending])
+            pending = [p if job is p.job else dataclasses.replace(p, job=job)
+                       for p, job in zip(pending, admitted, strict=True)]
+        stored = self.context.store.add_batch([p.job for p in pending]) if pending else []
         outcomes = iter(self.submissions.announce(pending, stored, log_each=False))
         results: list[JobRecord | str] = [
             item if isinstance(item, str) else
@@ -293,17 +254,6 @@ class Batches:
         ]
         log.info("batch %s: %d of %d jobs stored", batch_id, len(pending), len(placed))
         return BatchOutcome(batch_id, results)
-
-    @staticmethod
-    def _admitted(part: list[PendingSubmit], admit: Callable[[Sequence[NewJob]], list[NewJob]] | None,
-                  pending: list[PendingSubmit]) -> list[NewJob]:
-        """The part's jobs as ``admit`` lets them in, their submissions added to ``pending``."""
-        if admit is not None and part:
-            admitted = admit([p.job for p in part])
-            part = [p if job is p.job else dataclasses.replace(p, job=job)
-                    for p, job in zip(part, admitted, strict=True)]
-        pending += part
-        return [p.job for p in part]
 
     def _check_id(self, batch_id: str) -> None:
         if not batch_id or len(batch_id) > self.context.limits.max_name_length:

@@ -37,7 +37,7 @@ from rainbow.scheduler.users import Users
 from rainbow.scheduler.validation import check_name, check_queues_state, parse_state_payload
 from rainbow.scheduler.workflows import Workflows, WorkflowView
 from rainbow.selection import Selector, get_selector
-from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, Store, UserRecord
+from rainbow.store import AccessRule, HeldJob, JobEvent, JobRecord, NewJob, Store, UserRecord
 from rainbow.workflow import Step
 
 
@@ -320,9 +320,10 @@ class Scheduler:
         if join:
             self._check_join(joined(join), clusters, principal.owner_filter, user_token)
 
-        admit, in_parts = self.accounts.admission(priority)
-        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, join, owner, admit,
-                                   in_parts)
+        def admit(jobs: Sequence[NewJob]) -> list[NewJob]:
+            return self.accounts.admit(jobs, priority)
+
+        return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, join, owner, admit)
 
     def _check_join(
         self, batch_id: str, clusters: Sequence[tuple[str, str]], user: str | None, user_token: str

@@ -336,7 +336,6 @@ class BatchPlacement:
         # id(jobspec) -> placements drawn ahead (popped from the end), and how many were drawn so far
         self._drawn: dict[int, tuple[list[Placement], int]] = {}
         self._states: dict[tuple[str, ...], dict[str, Any]] = {}
-        self._snapshot: dict[str, dict[str, Any]] | None = None  # every candidate's state keys (read_states)
         self._records: dict[tuple, str] = {}
         # (id(jobspec), id(selection)) -> (both, which keep their ids, and what jobs placed alike share)
         self._shared: dict[tuple[int, int], tuple[Jobspec, Selection, PlacedAlike]] = {}
@@ -354,16 +353,6 @@ class BatchPlacement:
                           if results[c].ok and (entry := placer.registry.get(c))}
             inputs = self._inputs[id(jobspec)] = (jobspec, selection_inputs(self.candidates, results, states))
         return inputs[1]
-
-    def match(self, jobspec: Jobspec) -> None:
-        """Match ``jobspec`` now (once per batch): placing by it afterwards reads nothing more of the clusters."""
-        self._selection_inputs(jobspec)
-
-    def read_states(self) -> None:
-        """Read every candidate's state keys now: the placement records of the jobs placed afterwards keep these
-        (not read again per record)."""
-        if self._snapshot is None:
-            self._snapshot = self.placer.registry.states(self.candidates)
 
     def place(self, jobspec: Jobspec) -> Placement:
         reasons, matching, states = self._selection_inputs(jobspec)
@@ -384,9 +373,7 @@ class BatchPlacement:
         key = tuple(names)
         hit = self._states.get(key)
         if hit is None:
-            snapshot = self._snapshot
-            hit = self._states[key] = (self.placer.registry.states(names) if snapshot is None else
-                                       {c: snapshot[c] for c in names if c in snapshot})
+            hit = self._states[key] = self.placer.registry.states(names)
         return hit
 
     def record(self, jobspec: Jobspec, selection: Selection, reasons: Mapping[str, str],

@@ -9,7 +9,6 @@ from rainbow.store.accounts import AccountUser, JobTotal
 from rainbow.store.base import (
     PAGE_SORTS,
     AccessRule,
-    BatchInsert,
     ClusterRecord,
     DependsOn,
     HeldJob,
@@ -65,7 +64,6 @@ __all__ = [
     "PAGE_SORTS",
     "AccessRule",
     "AccountUser",
-    "BatchInsert",
     "ClusterRecord",
     "DependsOn",
     "HeldJob",

@@ -236,52 +236,6 @@ class HeldJob:
     lease: int = 0
 
 
-class BatchInsert(ABC):
-    """One batch's jobs stored in one transaction, handed over in parts (``Store.batch_insert``).
-
-    ``add`` takes the next part; ``finish`` makes every job durable and answers each one's outcome as
-    ``Store.add_batch`` does, in the order of the parts and of the jobs in each. Left without ``finish``
-    (the caller met an error), nothing of the batch is stored. A backend may write a part while the caller
-    prepares the next; meanwhile the caller must not use the store itself.
-    """
-
-    def __enter__(self) -> BatchInsert:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        self.abandon()
-
-    @abstractmethod
-    def add(self, jobs: Sequence[NewJob]) -> None:
-        """The next part (it may raise the error an earlier part met)."""
-
-    @abstractmethod
-    def finish(self) -> list[tuple[JobRecord, JobEvent | None]]:
-        """Commit: every job added, with its event (None for a key already stored), in the order added."""
-
-    @abstractmethod
-    def abandon(self) -> None:
-        """Store nothing of the batch (nothing, once it is finished)."""
-
-
-class _BufferedInsert(BatchInsert):
-    """The parts kept, then written together by ``Store.add_batch``."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.jobs: list[NewJob] = []
-
-    def add(self, jobs: Sequence[NewJob]) -> None:
-        self.jobs.extend(jobs)
-
-    def finish(self) -> list[tuple[JobRecord, JobEvent | None]]:
-        jobs, self.jobs = self.jobs, []
-        return self.store.add_batch(jobs) if jobs else []
-
-    def abandon(self) -> None:
-        self.jobs = []
-
-
 class Store(ABC):
     """Persistence for the scheduler. Implementations are thread-safe."""
 
@@ -398,11 +352,6 @@ class Store(ABC):
 
         As with ``add_job``, a key already used gives back the earlier job with no event.
         """
-
-    def batch_insert(self) -> BatchInsert:
-        """A batch's jobs written in one transaction as ``add_batch`` writes them, handed over in parts
-        (``BatchInsert``); this default keeps the parts and calls ``add_batch`` once."""
-        return _BufferedInsert(self)
 
     def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None] | Exception]:
         """Queue several jobs; each outcome is the job with its event, or the error that job alone met.

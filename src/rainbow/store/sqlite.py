@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 
 from rainbow.fairshare import Held, Waiting
 from rainbow.lifecycle import JobState
-from rainbow.store.base import BatchInsert, JobEvent, JobRecord, LeaseOrder, NewJob
+from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
 from rainbow.store.rows import JOB_COLUMNS, job_from_row, job_rejections
 from rainbow.store.schema import SQLITE_MIGRATIONS
 from rainbow.store.sql import SQLStore
@@ -62,34 +61,6 @@ def _log_many(db: sqlite3.Connection, entries: Sequence[tuple[int, str, str, Job
         [(e.seq, e.job_id, e.cluster, e.name, e.state.value, e.time, e.message) for e in events],
     )
     return events
-
-
-# Rows of one multi-row INSERT: the statement binds them all, then SQLite inserts them in one step (executemany
-# steps once per row, taking the GIL back in between, which a thread inserting beside busy Python code waits for).
-_ROWS_PER_INSERT = 2_000
-
-_JOB_INSERT = ("INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, "
-               'submit_key, placement, batch_id, "user", grp, nodes, priority) VALUES ')
-_JOB_VALUES = "(?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_EVENT_INSERT = "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) VALUES "
-_EVENT_VALUES = "(?, ?, ?, ?, 'assigned', ?, '')"
-
-
-@functools.lru_cache(maxsize=8)
-def _values(head: str, values: str, rows: int) -> str:
-    return head + ", ".join([values] * rows)
-
-
-def _insert_rows(db: sqlite3.Connection, head: str, values: str, rows: Sequence[tuple]) -> None:
-    """Insert ``rows``: full groups of ``_ROWS_PER_INSERT`` with one multi-row statement each, the rest one by one."""
-    per = min(_ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0])) if rows else 0
-    whole = len(rows) - len(rows) % per if per > 1 else 0
-    if whole:
-        statement = _values(head, values, per)
-        for start in range(0, whole, per):
-            db.execute(statement, [value for row in rows[start : start + per] for value in row])
-    if whole < len(rows):
-        db.executemany(head + values, rows[whole:])
 
 
 class _Transaction:
@@ -150,7 +121,6 @@ class SQLiteStore(SQLStore):
         self._lock = threading.RLock()
         self._queue_lock = threading.Lock()
         self._queue: list[_QueuedJob] = []
-        self._feeders: set[int] = set()  # threads handing a batch to a _BatchWriter (whose thread holds the lock)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -161,7 +131,6 @@ class SQLiteStore(SQLStore):
     # -- plumbing ---------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._check_feeder()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -173,14 +142,8 @@ class SQLiteStore(SQLStore):
                 self._db.execute("COMMIT")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        self._check_feeder()
         with self._lock:
             return self._db.execute(_qmark(sql), params).fetchall()
-
-    def _check_feeder(self) -> None:
-        """A thread feeding a batch must not wait for the connection its own batch's writer holds."""
-        if self._feeders and threading.get_ident() in self._feeders:
-            raise RuntimeError("the store was called while this thread's batch insert holds it")
 
     def _transaction(self, body: Callable[[_Transaction], T]) -> tuple[T, list[JobEvent]]:
         with self._write() as db:
@@ -247,9 +210,6 @@ class SQLiteStore(SQLStore):
     def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
         with self._lock, self._write() as db:
             return self._insert_jobs(db, [_QueuedJob(job) for job in jobs])
-
-    def batch_insert(self) -> BatchInsert:
-        return _BatchWriter(self)
 
     def _commit_queued(self) -> None:
         """Write every queued job in one transaction (caller holds ``_lock``).
@@ -324,8 +284,17 @@ class SQLiteStore(SQLStore):
                 known[new.key] = job
             job_id += 1
             seq += 1
-        _insert_rows(db, _JOB_INSERT, _JOB_VALUES, job_rows)
-        _insert_rows(db, _EVENT_INSERT, _EVENT_VALUES, event_rows)
+        db.executemany(
+            "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
+            'placement, batch_id, "user", grp, nodes, priority) '
+            "VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            job_rows,
+        )
+        db.executemany(
+            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) "
+            "VALUES (?, ?, ?, ?, 'assigned', ?, '')",
+            event_rows,
+        )
         return results
 
     def lease_jobs(
@@ -454,69 +423,3 @@ def _ordered(db: sqlite3.Connection, cluster: str, now: float, limit: int, order
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk  # noqa: S608
             ).fetchall())
     return [found[job_id] for job_id in ids if job_id in found]
-
-
-_COMMIT, _ROLLBACK = object(), object()
-
-
-class _BatchWriter(BatchInsert):
-    """SQLite's ``BatchInsert``: a writer thread opens the transaction at the first part and inserts each part as
-    it comes, while the caller prepares the next (SQLite's C code runs without the GIL); one commit at the end.
-
-    The writer holds the store's lock from the first part to the commit or rollback, as ``add_batch`` holds it
-    for its insert: other callers wait for the batch, as they do for any transaction.
-    """
-
-    def __init__(self, store: SQLiteStore) -> None:
-        self.store = store
-        self._parts: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._results: list[tuple[JobRecord, JobEvent | None]] = []
-        self._error: BaseException | None = None
-
-    def add(self, jobs: Sequence[NewJob]) -> None:
-        if self._error is not None:
-            raise self._error
-        if not jobs:
-            return
-        if self._thread is None:
-            self.store._check_feeder()
-            self._thread = threading.Thread(target=self._write, name="rainbow-batch-writer", daemon=True)
-            self.store._feeders.add(threading.get_ident())
-            self._thread.start()
-        self._parts.put([_QueuedJob(job) for job in jobs])
-
-    def finish(self) -> list[tuple[JobRecord, JobEvent | None]]:
-        self._end(_COMMIT)
-        if self._error is not None:
-            raise self._error
-        results, self._results = self._results, []
-        return results
-
-    def abandon(self) -> None:
-        self._end(_ROLLBACK)
-
-    def _end(self, how: object) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._parts.put(how)
-        thread.join()
-        self.store._feeders.discard(threading.get_ident())
-
-    def _write(self) -> None:
-        try:
-            with self.store._write() as db:
-                while (part := self._parts.get()) is not _COMMIT:
-                    if not isinstance(part, list):
-                        raise _Abandoned
-                    self._results.extend(self.store._insert_jobs(db, part))
-        except _Abandoned:
-            self._results = []
-        except BaseException as exc:  # handed to the caller: its next add, or finish
-            self._results = []
-            self._error = exc
-
-
-class _Abandoned(Exception):
-    """The caller left the batch unfinished: roll it back."""
