@@ -63,6 +63,34 @@ def _log_many(db: sqlite3.Connection, entries: Sequence[tuple[int, str, str, Job
     return events
 
 
+# Rows of one multi-row INSERT: the rows of a large batch are bound together and inserted by one statement
+# (executemany runs one statement per row).
+_ROWS_PER_INSERT = 500
+
+_JOB_INSERT = ("INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, "
+               'submit_key, placement, batch_id, "user", grp, nodes, priority) VALUES ')
+_JOB_VALUES = "(?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_EVENT_INSERT = "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) VALUES "
+_EVENT_VALUES = "(?, ?, ?, ?, 'assigned', ?, '')"
+
+
+@functools.lru_cache(maxsize=8)
+def _values(head: str, values: str, rows: int) -> str:
+    return head + ", ".join([values] * rows)
+
+
+def _insert_rows(db: sqlite3.Connection, head: str, values: str, rows: Sequence[tuple]) -> None:
+    """Insert ``rows``: each full group of ``_ROWS_PER_INSERT`` with one multi-row statement, the rest one by one."""
+    per = min(_ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0])) if rows else 0
+    whole = len(rows) - len(rows) % per if per > 1 else 0
+    if whole:
+        statement = _values(head, values, per)
+        for start in range(0, whole, per):
+            db.execute(statement, [value for row in rows[start : start + per] for value in row])
+    if whole < len(rows):
+        db.executemany(head + values, rows[whole:])
+
+
 class _Transaction:
     """``SQLStore``'s transaction on the connection: events are written when it ends, nobody to notify."""
 
@@ -284,17 +312,8 @@ class SQLiteStore(SQLStore):
                 known[new.key] = job
             job_id += 1
             seq += 1
-        db.executemany(
-            "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, "
-            'placement, batch_id, "user", grp, nodes, priority) '
-            "VALUES (?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            job_rows,
-        )
-        db.executemany(
-            "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) "
-            "VALUES (?, ?, ?, ?, 'assigned', ?, '')",
-            event_rows,
-        )
+        _insert_rows(db, _JOB_INSERT, _JOB_VALUES, job_rows)
+        _insert_rows(db, _EVENT_INSERT, _EVENT_VALUES, event_rows)
         return results
 
     def lease_jobs(
