@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import time
 
@@ -11,6 +12,12 @@ from rainbow.durations import parse_duration
 from rainbow.limits import Limits, MiB
 from rainbow.oidc import OIDCSettings
 from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
+
+# The server process's garbage collector runs its first generation after 10,000 new container objects instead of
+# Python's 700: a batch of 10,000 jobs makes hundreds of thousands of short-lived ones, and at 700 the full
+# collections that follow walk every cluster graph held in memory each time (10 clusters, 110,000 one-node jobs
+# in SubmitJobs calls of 10,000: 0.74 s of collecting at 700, 0.30 s at 10,000).
+GC_THRESHOLDS = (10_000, 10, 10)
 
 DESCRIPTION = """\
 Run the rainbow scheduler: clusters register with it and pull their jobs,
@@ -179,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         fairshare_half_life=parse_duration(args.fairshare_half_life, "fairshare-half-life"),
         fairshare_refresh=args.fairshare_refresh,
     )
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(serve(config))
     return 0
 
