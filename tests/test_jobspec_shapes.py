@@ -108,6 +108,22 @@ def test_anything_but_the_command_makes_another_shape():
     assert command_shape({"tasks": "not a list"}) is None
 
 
+@pytest.mark.parametrize("value", [True, 1.0, "1", None, [1], {"1": 1}])
+def test_values_equal_in_python_but_not_in_json_make_another_shape(value):
+    base = load_json(json.dumps(DOCS[0]))
+    base["tasks"][0]["count"]["per_slot"] = 1
+    other = copy.deepcopy(base)
+    other["tasks"][0]["count"]["per_slot"] = value
+    assert command_shape(other) != command_shape(base)
+    assert command_shape(load_json(json.dumps(other))) == command_shape(other)
+
+
+def test_keys_in_another_order_make_another_shape():
+    base = load_json(json.dumps(DOCS[0]))
+    reordered = dict(reversed(list(base.items())))
+    assert reordered == base and command_shape(reordered) != command_shape(base)
+
+
 def test_load_json_leaves_yaml_invalid_and_oversized_texts_to_the_full_parse():
     assert load_json("version: 1\n") is None
     assert load_json("{not json") is None
