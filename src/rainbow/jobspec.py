@@ -669,8 +669,8 @@ def command_shape(doc: Mapping[str, Any]) -> bytes | None:
     shaped = {**doc, key: blank if key == "tasks" else blank[0]} if tasks else dict(doc)
     shaped.pop("name", None)
     try:
-        # marshal (version 2: no back-references, so equal contents give equal bytes): JSON's values (str, int,
-        # float, bool, None, list, dict) written apart, keys in their order, four times faster than repr.
+        # marshal, version 2 (no back-references: the bytes do not depend on which objects are shared): JSON's
+        # values (str, int, float, bool, None, list, dict) written apart, keys in their order; faster than repr.
         return marshal.dumps(shaped, 2)
     except (ValueError, RecursionError):
         return None
