@@ -66,6 +66,11 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str
                      f"echo {r['echo_rps']:,.0f} req/s, ratio {r['ratio']:.2f}", ">= 0.5 and >= 1,000 jobs/s"))
         rows.append(("submit latency median / p99", f"{r['median_ms']:.1f} / {r['p99_ms']:.1f} ms",
                      f"echo {r['echo_median_ms']:.1f} / {r['echo_p99_ms']:.1f} ms", "reported"))
+        if "stages" in r:
+            st = r["stages"]
+            rows.append(("submit: server CPU per request by stage", ", ".join(
+                f"{name} +{st[name]['adds_cpu_ms']:.3f} ms" for name in ("answer", "place", "full")),
+                f"echo {st['echo']['cpu_ms_per_request']:.3f} ms", "reported"))
     if "batch" in results:
         r = results["batch"]
         rows.append((f"SubmitJobs, {r['jobs']:,} one-node jobs", f"{r['batch_jobs_per_s']:,.0f} jobs/s, arrays "

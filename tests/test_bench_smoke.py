@@ -19,6 +19,7 @@ from bench import (  # noqa: E402
     workflow_bench,
 )
 from bench.__main__ import summary_rows  # noqa: E402
+from bench.load import SUBMIT_METHOD  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
 
@@ -35,6 +36,39 @@ def test_submit_and_receive_quick(tmp_path):
     rows = summary_rows({"submit": submit, "receive": receive})
     assert [row[0] for row in rows][:3] == [
         "submit throughput (32 clients)", "submit latency median / p99", "receive + accept 1,000 jobs"]
+
+
+def test_the_staged_servers_stop_submit_where_they_say(tmp_path):
+    import grpc
+
+    from bench.common import cluster_jgf, register_clusters
+    from rainbow.protos import rainbow_pb2
+
+    graphs = [("one", cluster_jgf(2, name="one")), ("two", cluster_jgf(2, name="two"))]
+    request = submit_bench.submit_payloads(["one", "two"], count=1)[0]
+    replies = {}
+    with submit_bench.staged_server(tmp_path / "place.db", "place") as place, \
+            submit_bench.staged_server(tmp_path / "answer.db", "answer") as answer:
+        for stage, server in (("place", place), ("answer", answer)):
+            register_clusters(server.address, graphs)
+            with grpc.insecure_channel(server.address) as channel:
+                submit = channel.unary_unary(SUBMIT_METHOD,
+                                             response_deserializer=rainbow_pb2.SubmitJobResponse.FromString)
+                replies[stage] = submit(request, timeout=30)
+    placed, answered = replies["place"], replies["answer"]
+    assert placed.cluster in {"one", "two"} and list(placed.clusters) == [placed.cluster]
+    assert answered.jobid == 1 and not answered.cluster  # the fixed reply: nothing was placed
+    assert submit_bench.count_jobs(tmp_path / "place.db") == 0  # placed, never stored
+
+
+def test_stage_costs_say_what_each_stage_adds():
+    def rounds(rps, cpu):
+        return [{"rps": rps, "server_cpu_ms_per_request": cpu}]
+
+    costs = submit_bench.stage_costs(rounds(4000, 0.25), {"answer": rounds(3000, 0.3), "full": rounds(2000, 0.5)})
+    assert list(costs) == ["echo", "answer", "full"]
+    assert costs["full"]["ratio"] == 0.5 and round(costs["full"]["adds_cpu_ms"], 3) == 0.2
+    assert round(costs["answer"]["adds_cpu_ms"], 3) == 0.05 and costs["echo"]["adds_cpu_ms"] == 0
 
 
 def test_fairshare_quick(tmp_path):
