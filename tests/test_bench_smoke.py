@@ -24,7 +24,7 @@ from bench.soak_bench import Fault, classify  # noqa: E402
 
 
 def test_submit_and_receive_quick(tmp_path):
-    submit = submit_bench.run(quick=True, processes=2, out=tmp_path / "submit.json")
+    submit = submit_bench.run(quick=True, processes=2, duration=1.0, out=tmp_path / "submit.json")
     assert submit["acknowledged"] > 0 and submit["errors"] == 0
     assert submit["stored"] == submit["acknowledged"]  # every acknowledged job is in the store
     assert submit["echo_rps"] > 0 and submit["rainbow_rps"] > 0
@@ -103,7 +103,7 @@ def test_soak_blames_a_second_run_on_the_holder_that_lost_the_lease():
 
 
 def test_web_quick(tmp_path):
-    web = web_bench.run(quick=True, jobs=5_000, out=tmp_path / "web.json")
+    web = web_bench.run(quick=True, jobs=5_000, out=tmp_path / "web.json", viewer_seconds=1.0)
     assert web["pages"]["first page"]["rows"] == 50 and web["pages"]["page 21"]["rows"] == 50
     assert web["pages"]["name exact"]["rows"] == 1
     assert len(web["viewers"]["with_rps"]) == len(web["viewers"]["without_rps"]) == 2
