@@ -198,6 +198,25 @@ def jobspecs(count: int = 8) -> list[str]:
     return specs
 
 
+# The benchmarks' users: 10, in three banks (groups) with shares.
+USERS = [(f"user{i:02d}", ["physics", "chemistry", "biology"][i % 3]) for i in range(10)]
+
+
+def add_users(address: str) -> dict[str, str]:
+    """Add the benchmark's users and their banks' shares over gRPC (registration secret); name -> user token."""
+    import grpc
+
+    from rainbow.protos import rainbow_pb2, rainbow_pb2_grpc
+
+    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        stub = rainbow_pb2_grpc.RainbowSchedulerStub(channel)
+        tokens = {name: stub.AddUser(rainbow_pb2.AddUserRequest(name=name, groups=[group], secret=SECRET)).token
+                  for name, group in USERS}
+        for bank, shares in (("physics", 5), ("chemistry", 3), ("biology", 1)):
+            stub.SetShares(rainbow_pb2.SetSharesRequest(kind="group", name=bank, shares=shares, secret=SECRET))
+    return tokens
+
+
 def register_clusters(address: str, clusters: Sequence[tuple[str, str]]) -> dict[str, str]:
     """Register (name, JGF) pairs over gRPC; returns name -> cluster secret."""
     import grpc

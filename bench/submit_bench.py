@@ -6,11 +6,17 @@ lists all 10 with the submit token, so each job is authorized, matched against
 WAL, synchronous=FULL) before its reply. The echo baseline answers the same
 request bytes with a reply of the same size as SubmitJobResponse. Both are
 driven by the same load generator in the same run, alternating rounds, and the
-ratio of their request rates is the figure. Each round also submits as a user
-(a user token in the call metadata, no cluster tokens: the server considers
-every cluster the user may use), which must keep at least 90% of the rate with
-cluster tokens. After the run the store is checked: every acknowledged job must
-be in it.
+ratio of their request rates is the figure. Each round also submits as users
+(each client one of 10 users' tokens in the call metadata, the users in three
+banks with shares, no cluster tokens: the server considers every cluster the
+user may use), which must keep at least 90% of the rate with cluster tokens.
+After the run the store is checked: every acknowledged job must be in it.
+
+With ``--stages`` (the default of a full run), two more servers take their turn
+in every round: rainbow's servicer answering a fixed reply (``answer``) and
+rainbow placing each job without storing it (``place``, see
+``bench/staged_server.py``). Their server CPU per request, beside the echo's and
+the full server's, says what each stage of a SubmitJob adds.
 
 ``python -m bench.submit_bench [--quick]``; results in bench/results/submit.json.
 """
@@ -18,6 +24,7 @@ be in it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -29,6 +36,7 @@ from bench.common import (
     SECRET,
     TOKEN,
     ServerProcess,
+    add_users,
     cluster_jgf,
     echo_server,
     jobspecs,
@@ -54,14 +62,6 @@ def submit_payloads(clusters: list[str], count: int = 64) -> list[bytes]:
     ]
 
 
-def add_user(address: str) -> str:
-    """A user's token, made with the bench server's registration secret."""
-    from rainbow.client import RainbowClient
-
-    with RainbowClient(address) as client:
-        return client.add_user("bench-user", ["bench"], secret=SECRET).token
-
-
 def reply_size(clusters: list[str]) -> int:
     from rainbow.protos import rainbow_pb2
 
@@ -77,6 +77,30 @@ def cpu_per(server: ServerProcess, before: float, load: LoadResult) -> float:
     return (server.cpu_seconds() - before) * 1e3 / max(1, load.acknowledged)
 
 
+def staged_server(db: Path, stage: str) -> ServerProcess:
+    """A rainbow server whose SubmitJob stops after ``stage`` (``bench/staged_server.py``)."""
+    args = [sys.executable, "-m", "bench.staged_server", stage, "--host", "127.0.0.1:0", "--db", str(db),
+            "--secret", SECRET, "--global-token", TOKEN, "--cluster-timeout", "0"]
+    return ServerProcess(args, db.with_suffix(".log"))
+
+
+def stage_costs(echo: list[dict[str, Any]], stages: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Median rate, ratio to the echo and server CPU per request of each stage, and what each adds to the one
+    before it (CPU per request: the figure the machine's other work moves least)."""
+    def cpu(rounds: list[dict[str, Any]]) -> float:
+        return statistics.median(r["server_cpu_ms_per_request"] for r in rounds)
+
+    echo_rps = statistics.median(r["rps"] for r in echo)
+    out: dict[str, Any] = {}
+    before = cpu(echo)
+    for name, rounds in {"echo": echo, **stages}.items():
+        rps = statistics.median(r["rps"] for r in rounds)
+        out[name] = {"rps": rps, "ratio": rps / echo_rps if echo_rps else float("nan"),
+                     "cpu_ms_per_request": cpu(rounds), "adds_cpu_ms": cpu(rounds) - before}
+        before = cpu(rounds)
+    return out
+
+
 def count_jobs(db: Path) -> int:
     from rainbow.store.sqlite import SQLiteStore
 
@@ -89,9 +113,10 @@ def count_jobs(db: Path) -> int:
 
 def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: float | None = None,
         rounds: int | None = None, n_clusters: int = 10, extra: tuple[str, ...] = (),
-        out: Path | None = None) -> dict[str, Any]:
+        out: Path | None = None, stages: bool | None = None) -> dict[str, Any]:
     duration = duration or (2.0 if quick else 8.0)
     rounds = rounds or (1 if quick else 3)
+    stages = not quick if stages is None else stages
     nodes = [16 * (i + 1) for i in range(n_clusters)] if quick else [64 * (i + 1) for i in range(n_clusters)]
     names = [f"cluster-{i:02d}" for i in range(n_clusters)]
     results: dict[str, Any] = {
@@ -108,10 +133,17 @@ def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: fl
         rainbow_rounds: list[dict[str, Any]] = []
         user_rounds: list[dict[str, Any]] = []
         user_payloads = submit_payloads([])
+        stage_rounds: dict[str, list[dict[str, Any]]] = {"answer": [], "place": []} if stages else {}
         acknowledged = 0
-        with echo_server(size, Path(tmp) / "echo.log") as echo, rainbow_server(db, *extra) as server:
-            register_clusters(server.address, [(n, cluster_jgf(k, name=n)) for n, k in zip(names, nodes, strict=True)])
-            bearer = [[("authorization", f"Bearer {add_user(server.address)}")]]
+        with contextlib.ExitStack() as running:
+            echo = running.enter_context(echo_server(size, Path(tmp) / "echo.log"))
+            server = running.enter_context(rainbow_server(db, *extra))
+            staged = {stage: running.enter_context(staged_server(Path(tmp) / f"{stage}.db", stage))
+                      for stage in stage_rounds}
+            graphs = [(n, cluster_jgf(k, name=n)) for n, k in zip(names, nodes, strict=True)]
+            for each in (server, *staged.values()):
+                register_clusters(each.address, graphs)
+            bearer = [[("authorization", f"Bearer {token}")] for token in add_users(server.address).values()]
             for r in range(rounds):
                 cpu = echo.cpu_seconds()
                 e = run_load(echo.address, payloads, method=ECHO_METHOD, clients=clients, processes=processes,
@@ -130,6 +162,14 @@ def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: fl
                                      processes=processes, duration=duration, metadata=bearer)
                         acknowledged += u.acknowledged
                         user_rounds.append({**u.as_dict(), "server_cpu_ms_per_request": cpu_per(server, cpu, u)})
+                for stage, stage_server in staged.items():
+                    cpu = stage_server.cpu_seconds()
+                    t = run_load(stage_server.address, payloads, method=SUBMIT_METHOD, clients=clients,
+                                 processes=processes, duration=duration)
+                    cost = cpu_per(stage_server, cpu, t)
+                    stage_rounds[stage].append({**t.as_dict(), "server_cpu_ms_per_request": cost})
+                    print(f"  round {r + 1}: stage {stage}: {t.rps:,.0f} req/s ({t.errors} errors), server CPU "
+                          f"{cost:.3f} ms per request", flush=True)
                 row = rainbow_rounds[-1]
                 print(f"  round {r + 1}: echo {e.rps:,.0f} req/s, rainbow {s.rps:,.0f} jobs/s (median "
                       f"{row['median_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, {s.errors} errors"
@@ -163,6 +203,12 @@ def run(quick: bool = False, clients: int = 32, processes: int = 4, duration: fl
         "durable": stored >= acknowledged,
         "errors": sum(r["errors"] for r in rainbow_rounds) + sum(r["errors"] for r in user_rounds),
     })
+    if stage_rounds:
+        results["stages"] = stage_costs(echo_rounds, {**stage_rounds, "full": rainbow_rounds})
+        results["stage_rounds"] = stage_rounds
+        print("stages (median rate, ratio to echo, server CPU per request, added by the stage): " + "; ".join(
+            f"{name} {row['rps']:,.0f} req/s x{row['ratio']:.2f} {row['cpu_ms_per_request']:.3f} ms "
+            f"(+{row['adds_cpu_ms']:.3f})" for name, row in results["stages"].items()), flush=True)
     results["targets"] = {
         "ratio_at_least_0.5": results["ratio"] >= 0.5,
         "at_least_1000_jobs_per_s": rainbow_rps >= 1000,
@@ -187,10 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, help="measured seconds per round")
     parser.add_argument("--rounds", type=int, help="alternating echo/rainbow rounds")
     parser.add_argument("--server-arg", action="append", default=[], help="extra `rainbow server` argument")
+    parser.add_argument("--stages", action=argparse.BooleanOptionalAction, default=None,
+                        help="also measure the answer and place stages of SubmitJob (default: on, off with --quick)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     run(args.quick, args.clients, args.processes, args.duration, args.rounds, extra=tuple(args.server_arg),
-        out=args.out)
+        out=args.out, stages=args.stages)
 
 
 if __name__ == "__main__":

@@ -159,8 +159,8 @@ def _viewers_main(port: int, cookie: str, count: int, ready: Any, stop: Any, res
     asyncio.run(_hold_streams(port, cookie, count, ready, stop, result))
 
 
-def viewers(quick: bool) -> dict[str, Any]:
-    duration = 3.0 if quick else 6.0
+def viewers(quick: bool, duration: float | None = None) -> dict[str, Any]:
+    duration = duration or (3.0 if quick else 6.0)
     rounds = 2 if quick else 4
     out: dict[str, Any] = {"viewers": VIEWERS, "duration_s": duration, "rounds": rounds}
     ctx = mp.get_context("spawn")
@@ -199,13 +199,14 @@ def viewers(quick: bool) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False, jobs: int | None = None, out: Path | None = None) -> dict[str, Any]:
+def run(quick: bool = False, jobs: int | None = None, out: Path | None = None,
+        viewer_seconds: float | None = None) -> dict[str, Any]:
     jobs = jobs or (50_000 if quick else 1_000_000)
     results: dict[str, Any] = {"quick": quick}
     print(f"web: job pages with {jobs:,} jobs in the store", flush=True)
     results["pages"] = pages(quick, jobs)
     print(f"web: SubmitJob with and without {VIEWERS} live viewers", flush=True)
-    results["viewers"] = viewers(quick)
+    results["viewers"] = viewers(quick, viewer_seconds)
     worst = max(v["server"]["median_ms"] for v in results["pages"].values() if isinstance(v, dict) and "server" in v)
     results["worst_page_median_ms"] = worst
     results["targets"] = {

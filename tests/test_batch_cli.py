@@ -10,33 +10,21 @@ import subprocess
 import sys
 
 import pytest
-from test_cli import NODES, Rainbow
+from test_cli import NODES, Rainbow, address, rainbow  # noqa: F401 - the CLI tests' fixtures
 
 from conftest import REGISTRATION_SECRET, start_server_process, subprocess_env
 
 
-@pytest.fixture
-def address(tmp_path):
-    proc, address, _lines = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET)
-    yield address
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-
-
-@pytest.fixture
-def rainbow(tmp_path) -> Rainbow:
-    return Rainbow(tmp_path)
-
-
-def registered(rainbow: Rainbow, address: str, tmp_path) -> str:
+def registered(cli: Rainbow, host: str, tmp_path) -> str:
+    """A config naming cluster keebler, registered on the server at ``host``."""
     config = tmp_path / "rainbow-config.yaml"
-    rainbow("config", "init", "--cluster-name", "keebler", "--config-path", str(config), "--host", address)
-    rainbow("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES, "--config-path", str(config),
-            "--secret", REGISTRATION_SECRET, "--save")
+    cli("config", "init", "--cluster-name", "keebler", "--config-path", str(config), "--host", host)
+    cli("register", "cluster", "--cluster-name", "keebler", "--nodes-json", NODES, "--config-path", str(config),
+        "--secret", REGISTRATION_SECRET, "--save")
     return str(config)
 
 
-def test_submit_cc_makes_an_array_with_each_id_substituted(address, rainbow, tmp_path):
+def test_submit_cc_makes_an_array_with_each_id_substituted(address, rainbow, tmp_path):  # noqa: F811 - the fixture
     config = registered(rainbow, address, tmp_path)
     out = rainbow("submit", "--cc", "1-4", "--command", "app --seed {cc}", "--config-path", config).stdout
     found = re.fullmatch(r"Submitted 4 of 4 jobs as batch ([0-9a-f]{16}): ids (\d+)-(\d+) on keebler \(4\)\n", out)
@@ -68,7 +56,7 @@ def test_submit_cc_makes_an_array_with_each_id_substituted(address, rainbow, tmp
     rainbow("cancel", "--config-path", config, code=2)
 
 
-def test_bulksubmit_reads_commands_and_reports_what_was_not_placed(address, rainbow, tmp_path):
+def test_bulksubmit_reads_commands_and_reports_what_was_not_placed(address, rainbow, tmp_path):  # noqa: F811 - the fixture
     config = registered(rainbow, address, tmp_path)
     commands = tmp_path / "commands.txt"
     commands.write_text("# a sweep\necho one\n\necho two\nhostname\n")
@@ -88,14 +76,14 @@ def test_bulksubmit_reads_commands_and_reports_what_was_not_placed(address, rain
 @pytest.fixture
 def small_address(tmp_path):
     """A server taking at most 20 jobs per SubmitJobs call."""
-    proc, address, _lines = start_server_process(tmp_path / "small.db", "--secret", REGISTRATION_SECRET,
-                                                 "--max-batch-jobs", "20")
-    yield address
+    proc, served, _lines = start_server_process(tmp_path / "small.db", "--secret", REGISTRATION_SECRET,
+                                                "--max-batch-jobs", "20")
+    yield served
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
 
 
-def test_large_submissions_go_in_chunks_with_progress_only_on_a_terminal(small_address, rainbow, tmp_path):
+def test_large_submissions_go_in_chunks_with_progress_only_on_a_terminal(small_address, rainbow, tmp_path):  # noqa: F811 - the fixture
     config = registered(rainbow, small_address, tmp_path)
     commands = tmp_path / "commands.txt"
     commands.write_text("".join(f"app --seed={n}\n" for n in range(55)))

@@ -19,12 +19,14 @@ from bench import (  # noqa: E402
     workflow_bench,
 )
 from bench.__main__ import summary_rows  # noqa: E402
+from bench.load import SUBMIT_METHOD  # noqa: E402
 from bench.soak_bench import Fault, classify  # noqa: E402
 
 
 def test_submit_and_receive_quick(tmp_path):
-    submit = submit_bench.run(quick=True, processes=2, out=tmp_path / "submit.json")
+    submit = submit_bench.run(quick=True, processes=2, duration=1.0, out=tmp_path / "submit.json")
     assert submit["acknowledged"] > 0 and submit["errors"] == 0
+    assert all(r["acknowledged"] > 0 for r in submit["user"])  # the rounds with the 10 users' tokens
     assert submit["stored"] == submit["acknowledged"]  # every acknowledged job is in the store
     assert submit["echo_rps"] > 0 and submit["rainbow_rps"] > 0
 
@@ -33,19 +35,50 @@ def test_submit_and_receive_quick(tmp_path):
     assert (tmp_path / "submit.json").exists() and (tmp_path / "receive.json").exists()
 
     rows = summary_rows({"submit": submit, "receive": receive})
-    assert [row[0] for row in rows][:3] == [
-        "submit throughput (32 clients)", "submit latency median / p99", "receive + accept 1,000 jobs"]
+    assert [row[0] for row in rows][:4] == [
+        "submit throughput (32 clients)", "submit latency median / p99",
+        "submit with user tokens (32 clients, 10 users)", "receive + accept 1,000 jobs"]
+
+
+def test_the_staged_servers_stop_submit_where_they_say(tmp_path):
+    import grpc
+
+    from bench.common import cluster_jgf, register_clusters
+    from rainbow.protos import rainbow_pb2
+
+    graphs = [("one", cluster_jgf(2, name="one")), ("two", cluster_jgf(2, name="two"))]
+    request = submit_bench.submit_payloads(["one", "two"], count=1)[0]
+    replies = {}
+    with submit_bench.staged_server(tmp_path / "place.db", "place") as place, \
+            submit_bench.staged_server(tmp_path / "answer.db", "answer") as answer:
+        for stage, server in (("place", place), ("answer", answer)):
+            register_clusters(server.address, graphs)
+            with grpc.insecure_channel(server.address) as channel:
+                submit = channel.unary_unary(SUBMIT_METHOD,
+                                             response_deserializer=rainbow_pb2.SubmitJobResponse.FromString)
+                replies[stage] = submit(request, timeout=30)
+    placed, answered = replies["place"], replies["answer"]
+    assert placed.cluster in {"one", "two"} and list(placed.clusters) == [placed.cluster]
+    assert answered.jobid == 1 and not answered.cluster  # the fixed reply: nothing was placed
+    assert submit_bench.count_jobs(tmp_path / "place.db") == 0  # placed, never stored
+
+
+def test_stage_costs_say_what_each_stage_adds():
+    def rounds(rps, cpu):
+        return [{"rps": rps, "server_cpu_ms_per_request": cpu}]
+
+    costs = submit_bench.stage_costs(rounds(4000, 0.25), {"answer": rounds(3000, 0.3), "full": rounds(2000, 0.5)})
+    assert list(costs) == ["echo", "answer", "full"]
+    assert costs["full"]["ratio"] == 0.5 and round(costs["full"]["adds_cpu_ms"], 3) == 0.2
+    assert round(costs["answer"]["adds_cpu_ms"], 3) == 0.05 and costs["echo"]["adds_cpu_ms"] == 0
 
 
 def test_fairshare_quick(tmp_path):
-    results = fairshare_bench.run(quick=True, out=tmp_path / "fairshare.json", processes=2)
-    submit, receive = results["submit"], results["receive"]
-    assert submit["cluster_tokens_rps"] > 0 and submit["user_tokens_rps"] > 0
-    assert all(row["user_tokens"]["errors"] == 0 for row in submit["rows"])
+    results = fairshare_bench.run(quick=True, out=tmp_path / "fairshare.json")
+    receive = results["receive"]
     assert receive["rows"][0]["jobs"] == receive["jobs"] and receive["rows"][0]["accepted"]
     rows = summary_rows({"fairshare": results})
-    assert [row[0] for row in rows] == ["submit with user tokens (32 clients)",
-                                        "fair-share receive + accept 1,000 jobs of 10 users"]
+    assert [row[0] for row in rows] == ["fair-share receive + accept 1,000 jobs of 10 users"]
 
 
 def test_the_summary_names_as_many_clusters_as_the_run_matched_against():
@@ -69,7 +102,7 @@ def test_soak_blames_a_second_run_on_the_holder_that_lost_the_lease():
 
 
 def test_web_quick(tmp_path):
-    web = web_bench.run(quick=True, jobs=5_000, out=tmp_path / "web.json")
+    web = web_bench.run(quick=True, jobs=5_000, out=tmp_path / "web.json", viewer_seconds=1.0)
     assert web["pages"]["first page"]["rows"] == 50 and web["pages"]["page 21"]["rows"] == 50
     assert web["pages"]["name exact"]["rows"] == 1
     assert len(web["viewers"]["with_rps"]) == len(web["viewers"]["without_rps"]) == 2

@@ -15,9 +15,11 @@ from rainbow.server.writer import JobWriter
 from rainbow.store import JobEvent, NewJob, open_store
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(str(tmp_path / "store.db"))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """A store with clusters a and b: a SQLite file, or a fresh PostgreSQL database."""
+    target = str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_database")()
+    store = open_store(target)
     store.add_cluster("a", "{}", "s", "t", 0.0)
     store.add_cluster("b", "{}", "s", "t", 0.0)
     yield store
@@ -44,7 +46,7 @@ def test_add_jobs_a_bad_job_fails_alone(store):
     assert [o[0].name for o in (outcomes[0], outcomes[2])] == ["good", "good too"]
     assert store.count_jobs() == 2
     assert len(store.events_since(0)) == 2
-    with pytest.raises(Exception, match="FOREIGN KEY"):
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
         store.add_job("ghost", "n", "s", "c", 1.0)
 
 

@@ -270,3 +270,27 @@ def test_names_are_stored_readably(postgres_database):
             assert conn.execute("SELECT name FROM clusters").fetchall() == [("plain-name",)]
     finally:
         store.close()
+
+
+def test_jobs_gathered_by_the_writer_commit_together_and_a_bad_one_alone(postgres_database):
+    """``add_jobs`` (the server's group commit) writes its jobs in one transaction; when one of them cannot be
+    written, the others still are, each in its own."""
+    from rainbow.store import NewJob
+
+    url = postgres_database()
+    store = open_store(url)
+    try:
+        store.add_cluster("a", "{}", "s", "t", 0.0)
+        together = store.add_jobs([NewJob("a", f"j{i}", "spec", "cmd", 1.0) for i in range(6)])
+        alone = store.add_jobs([NewJob("a", "k0", "spec", "cmd", 2.0), NewJob("ghost", "bad", "spec", "cmd", 2.0),
+                                NewJob("a", "k2", "spec", "cmd", 2.0)])
+        assert isinstance(alone[1], Exception)
+        with psycopg.connect(url) as conn:
+            def transactions(*names: str) -> int:
+                return conn.execute("SELECT count(DISTINCT xmin::text) FROM jobs WHERE name = ANY(%s)",
+                                    (list(names),)).fetchone()[0]
+
+            assert transactions(*(job.name for job, _ in together)) == 1
+            assert transactions("k0", "k2") == 2
+    finally:
+        store.close()

@@ -4,13 +4,9 @@ server process."""
 from __future__ import annotations
 
 import re
-import signal
 
-import pytest
 from test_batch_cli import registered
-from test_cli import Rainbow
-
-from conftest import REGISTRATION_SECRET, start_server_process
+from test_cli import address, rainbow  # noqa: F401 - the CLI tests' fixtures
 
 WORKFLOW = """\
 name: diamond
@@ -31,20 +27,7 @@ steps:
 """
 
 
-@pytest.fixture
-def address(tmp_path):
-    proc, address, _lines = start_server_process(tmp_path / "rainbow.db", "--secret", REGISTRATION_SECRET)
-    yield address
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-
-
-@pytest.fixture
-def rainbow(tmp_path) -> Rainbow:
-    return Rainbow(tmp_path)
-
-
-def test_workflow_submit_status_and_cancel(address, rainbow, tmp_path):
+def test_workflow_submit_status_and_cancel(address, rainbow, tmp_path):  # noqa: F811 - the fixture
     config = registered(rainbow, address, tmp_path)
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
     out = rainbow("workflow", "submit", str(tmp_path / "wf.yaml"), "--config-path", config).stdout
@@ -87,7 +70,7 @@ def test_workflow_submit_status_and_cancel(address, rainbow, tmp_path):
             } == {"cancelled"}
 
 
-def test_submit_with_dependency_and_refusals(address, rainbow, tmp_path):
+def test_submit_with_dependency_and_refusals(address, rainbow, tmp_path):  # noqa: F811 - the fixture
     config = registered(rainbow, address, tmp_path)
     first = rainbow.json("submit", "--command", "sleep 100", "--config-path", config)["jobid"]
     out = rainbow("submit", "--command", "true", "--dependency", f"afterok:{first}", "--dependency",

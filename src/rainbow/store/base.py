@@ -358,7 +358,7 @@ class Store(ABC):
 
         Every job that has an outcome other than an error is durable when this
         returns. Backends write the jobs in as few transactions as they can
-        (SQLite: one for all); this default calls ``add_job`` for each. As with
+        (SQLite and PostgreSQL: one for all); this default calls ``add_job`` for each. As with
         ``add_job``, a key already used gives back the earlier job with no event.
         """
         outcomes: list[tuple[JobRecord, JobEvent | None] | Exception] = []

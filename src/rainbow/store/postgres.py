@@ -394,6 +394,17 @@ class PostgresStore(SQLStore):
         job, events = self._transaction(insert_job)
         return job, events[0] if events else None
 
+    def add_jobs(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None] | Exception]:
+        """The jobs in one transaction (``add_batch``: one commit for all that the server's writer gathered);
+        if that fails, each job in a transaction of its own, so that a bad job (its cluster was just
+        deleted) fails alone."""
+        if len(jobs) > 1:
+            try:
+                return list(self.add_batch(jobs))
+            except Exception as exc:
+                log.debug("writing %d jobs together failed (%s); writing each alone", len(jobs), exc)
+        return super().add_jobs(jobs)
+
     def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
         def insert_jobs(tx: _Tx) -> list[tuple[JobRecord, bool]]:
             """Jobs whose key is stored are read; the others get ids from the identity's sequence and are
