@@ -39,6 +39,18 @@ def test_add_jobs_one_transaction_with_events(store):
     assert store.add_job("b", "next", "spec", "cmd", 9.0)[0].id == jobs[-1].id + 1
 
 
+def test_add_jobs_keeps_every_character_and_key(store):
+    odd = "nul\x00 one\x01 rainbow 🌈"
+    first, again, other = store.add_jobs([NewJob("a", odd, odd, odd, 1.0, ("a",), key=odd, placement=odd,
+                                                 user=odd, group=odd),
+                                          NewJob("b", "same key", "s", "c", 1.0, key=odd),
+                                          NewJob("b", "plain", "s", "c", 1.0, key="k2")])
+    assert first[1] is not None and again == (first[0], None) and other[1] is not None
+    stored = store.get_job(first[0].id)
+    assert (stored.name, stored.jobspec, stored.command, stored.user, stored.group) == (odd,) * 5
+    assert store.job_by_key(odd).id == first[0].id and store.count_jobs() == 2
+
+
 def test_add_jobs_a_bad_job_fails_alone(store):
     outcomes = store.add_jobs([NewJob("a", "good", "s", "c", 1.0), NewJob("ghost", "bad", "s", "c", 1.0),
                                NewJob("b", "good too", "s", "c", 1.0)])
