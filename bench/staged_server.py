@@ -1,7 +1,7 @@
 """``rainbow server`` with SubmitJob stopped after a stage: what each stage adds to a request's cost.
 
 ``python -m bench.staged_server STAGE [rainbow server options]``. A measuring
-tool only (``bench/submit_stages.py`` starts it): it replaces the servicer's
+tool only (``bench/submit_bench.py`` starts it): it replaces the servicer's
 ``SubmitJob`` before the server starts, keeping everything else of the server
 (its process, threads, registry, store and other RPCs) as it is.
 
@@ -16,7 +16,6 @@ tool only (``bench/submit_stages.py`` starts it): it replaces the servicer's
 
 from __future__ import annotations
 
-import functools
 import sys
 
 STAGES = ("answer", "place", "full")
@@ -26,7 +25,7 @@ def stage_submit(stage: str) -> None:
     """Replace ``RainbowSchedulerServicer.SubmitJob`` by its cut at ``stage``."""
     from rainbow.protos import rainbow_pb2
     from rainbow.server import servicers
-    from rainbow.server.servicers import RainbowSchedulerServicer, rpc, user_token
+    from rainbow.server.servicers import RainbowSchedulerServicer, rpc
 
     if stage == "full":
         return
@@ -38,16 +37,7 @@ def stage_submit(stage: str) -> None:
         return reply
 
     async def place(self, request, context):
-        clusters = [(c.name, c.token) for c in request.clusters]
-        args = (request.name, clusters, request.jobspec, request.select_algorithm, dict(request.select_options),
-                request.satisfy_only)
-        bearer = user_token(context)
-        prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=request.idempotency_key,
-                                                 user_token=bearer, priority=request.priority)
-        if prepared is None:
-            prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args,
-                                                        key=request.idempotency_key, user_token=bearer,
-                                                        priority=request.priority))
+        prepared = await self.prepare_submit(request, context)  # everything SubmitJob does before storing
         placed = rainbow_pb2.SubmitJobResponse()
         placed.CopyFrom(reply)
         placed.request_id = servicers._request_id()

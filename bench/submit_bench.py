@@ -94,10 +94,10 @@ def stage_costs(echo: list[dict[str, Any]], stages: dict[str, list[dict[str, Any
     out: dict[str, Any] = {}
     before = cpu(echo)
     for name, rounds in {"echo": echo, **stages}.items():
-        rps = statistics.median(r["rps"] for r in rounds)
+        rps, cost = statistics.median(r["rps"] for r in rounds), cpu(rounds)
         out[name] = {"rps": rps, "ratio": rps / echo_rps if echo_rps else float("nan"),
-                     "cpu_ms_per_request": cpu(rounds), "adds_cpu_ms": cpu(rounds) - before}
-        before = cpu(rounds)
+                     "cpu_ms_per_request": cost, "adds_cpu_ms": cost - before}
+        before = cost
     return out
 
 

@@ -95,6 +95,15 @@ def postgres_database(postgres_url) -> Iterator[Callable[[], str]]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def new_store_target(request, tmp_path) -> str:
+    """Where a new store of a store-level test lives, once per store: a SQLite file, or a fresh PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_database")()
+
+
 @pytest.fixture
 def backend(request) -> str:
     """The store servers of a test use: "sqlite" unless a module parametrizes it (BOTH_STORES)."""

@@ -15,11 +15,9 @@ from rainbow.store import NewJob, open_store
 HOUR = 3600.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    target = str(tmp_path / "fairshare.db") if request.param == "sqlite" else \
-        request.getfixturevalue("postgres_database")()
-    store = open_store(target)
+@pytest.fixture
+def store(new_store_target):
+    store = open_store(new_store_target)
     store.add_cluster("keebler", "{}", "secret-hash", "token-hash", 0.0)
     yield store
     store.close()

@@ -15,11 +15,10 @@ from rainbow.server.writer import JobWriter
 from rainbow.store import JobEvent, NewJob, open_store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    """A store with clusters a and b: a SQLite file, or a fresh PostgreSQL database."""
-    target = str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_database")()
-    store = open_store(target)
+@pytest.fixture
+def store(new_store_target):
+    """A store with clusters a and b, on each store."""
+    store = open_store(new_store_target)
     store.add_cluster("a", "{}", "s", "t", 0.0)
     store.add_cluster("b", "{}", "s", "t", 0.0)
     yield store

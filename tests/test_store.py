@@ -11,17 +11,9 @@ from rainbow.lifecycle import JobState
 from rainbow.store import DependsOn, NewJob, open_store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target(request, tmp_path) -> str:
-    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "store.db")
-    return request.getfixturevalue("postgres_database")()
-
-
 @pytest.fixture
-def store(target):
-    store = open_store(target)
+def store(new_store_target):
+    store = open_store(new_store_target)
     yield store
     store.close()
 
@@ -120,8 +112,8 @@ def test_concurrent_leases_never_share_a_job(store):
     assert len(every) == 200 and len(set(every)) == 200
 
 
-def test_persistence_and_migration_version(target):
-    path = target
+def test_persistence_and_migration_version(new_store_target):
+    path = new_store_target
     store = open_store(path)
     store.add_cluster("a", "{}", "s", "t", 0.0)
     job, _ = store.add_job("a", "n", "spec", "cmd", 0.0)

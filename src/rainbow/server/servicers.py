@@ -24,7 +24,7 @@ import grpc
 from rainbow.errors import InvalidArgument, RainbowError, Unauthenticated
 from rainbow.lifecycle import FINAL_STATES, JobState, parse_state
 from rainbow.protos import memory_pb2, memory_pb2_grpc, rainbow_pb2, rainbow_pb2_grpc
-from rainbow.scheduler import Scheduler, SubmitOutcome
+from rainbow.scheduler import PendingSubmit, Scheduler, SubmitOutcome
 from rainbow.scheduler.workflows import WorkflowView
 from rainbow.server.accounting import quota_from_message, quotas_reply, standing_message, usage_reply
 from rainbow.server.events import EventHub
@@ -282,8 +282,10 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         await self.run(self.scheduler.update_state, request.cluster, request.secret, request.payload)
         return rainbow_pb2.UpdateStateResponse(status=rainbow_pb2.UpdateStateResponse.UPDATE_STATE_SUCCESS)
 
-    @rpc
-    async def SubmitJob(self, request, context):
+    async def prepare_submit(
+        self, request: rainbow_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> SubmitOutcome | PendingSubmit:
+        """What SubmitJob does before storing: authorize, place (``Scheduler.prepare_submit``)."""
         clusters = [(c.name, c.token) for c in request.clusters]
         options = dict(request.select_options)
         args = (request.name, clusters, request.jobspec, request.select_algorithm, options, request.satisfy_only)
@@ -296,6 +298,11 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         if prepared is None:
             prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key,
                                                         user_token=bearer, priority=request.priority))
+        return prepared
+
+    @rpc
+    async def SubmitJob(self, request, context):
+        prepared = await self.prepare_submit(request, context)
         outcome = prepared if isinstance(prepared, SubmitOutcome) else await self.writer.submit(prepared)
         if outcome.job is not None and log.isEnabledFor(logging.DEBUG):  # the request's debug line only
             job = outcome.job
