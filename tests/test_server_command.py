@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 import signal
@@ -14,6 +16,8 @@ import pytest
 
 from rainbow.protos import memory_pb2, rainbow_pb2
 from rainbow.scheduler import REGISTRATION_SECRET_KEY
+from rainbow.scheduler.context import log, log_lines
+from rainbow.server.command import _Formatter
 from rainbow.store.sqlite import SQLiteStore
 
 from conftest import example, start_server_process, stubs_for, subprocess_env
@@ -210,6 +214,26 @@ def server_log(tmp_path, *flags: str) -> str:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     return "".join(before) + out
+
+
+def test_lines_logged_together_each_get_the_prefix_of_a_record():
+    """The jobs one commit stored are one record; the server's log still shows one whole line per job."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    try:
+        log_lines(logging.WARNING, ["job 1 (a) assigned to cluster x (why)", "job 2 (b) assigned to cluster y (why)"])
+        log_lines(logging.WARNING, ["job 3 (c) assigned to cluster z (why)"])
+        log.warning("two\nlines")  # an ordinary record keeps its text as it is
+    finally:
+        log.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    prefix = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING rainbow.scheduler: "
+    for number, line in enumerate(lines[:3], start=1):
+        assert re.fullmatch(prefix + rf"job {number} \(.\) assigned to cluster . \(why\)", line), line
+    assert re.fullmatch(prefix + "two", lines[3]) and lines[4] == "lines"
+    assert len(lines) == 5
 
 
 def test_default_logs_are_quiet_and_debug_shows_every_request(tmp_path):

@@ -17,6 +17,19 @@ from rainbow.store import JobEvent, Store
 # Every part logs as "rainbow.scheduler": operators filter on that name.
 log = logging.getLogger("rainbow.scheduler")
 
+# Set on a record whose message is several lines that each stand alone (``log_lines``).
+EACH_LINE = "rainbow_each_line"
+
+
+def log_lines(level: int, lines: list[str]) -> None:
+    """Log lines made together (the jobs one commit stored) as one record: one ``LogRecord`` and one
+    write however many lines. The server's formatter prefixes each line as if it were a record of
+    its own; another handler sees one message of several lines (``record.rainbow_each_line``)."""
+    if len(lines) == 1:
+        log.log(level, "%s", lines[0])
+    elif lines:
+        log.log(level, "%s", "\n".join(lines), extra={EACH_LINE: True})
+
 
 def _ignore_events(events: list[JobEvent]) -> None:
     return None

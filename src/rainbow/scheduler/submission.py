@@ -15,7 +15,7 @@ from typing import Any
 
 from rainbow.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from rainbow.jobspec import Jobspec, job_name, node_count
-from rainbow.scheduler.context import SchedulerContext, log
+from rainbow.scheduler.context import SchedulerContext, log, log_lines
 from rainbow.scheduler.placement import BatchPlacement, Placement, Placer, placement_record
 from rainbow.scheduler.registry import ClusterRegistry
 from rainbow.scheduler.validation import check_idempotency_key
@@ -214,7 +214,7 @@ class Submissions:
         outcomes: list[JobRecord | Exception] = []
         events: list[JobEvent] = []
         level = logging.INFO if log_each else logging.DEBUG
-        logged = log.isEnabledFor(level)
+        lines: list[str] | None = [] if log.isEnabledFor(level) else None
         for pending, result in zip(prepared, stored, strict=True):
             if isinstance(result, Exception):
                 outcomes.append(result)
@@ -228,10 +228,12 @@ class Submissions:
                 log.info("job %d resent with its idempotency key: not stored again", job.id)
             else:
                 events.append(event)
-            if logged:
-                log.log(level, "job %d (%s) assigned to cluster %s (%s)", job.id, job.name, job.cluster,
-                        pending.selection.reason)
+            if lines is not None:
+                lines.append(f"job {job.id} ({job.name}) assigned to cluster {job.cluster} "
+                             f"({pending.selection.reason})")
             outcomes.append(job)
+        if lines:
+            log_lines(level, lines)
         self.context.publish(events)
         return outcomes
 

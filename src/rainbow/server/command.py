@@ -11,6 +11,7 @@ import time
 from rainbow.durations import parse_duration
 from rainbow.limits import Limits, MiB
 from rainbow.oidc import OIDCSettings
+from rainbow.scheduler.context import EACH_LINE
 from rainbow.server.serve import DEFAULT_ADDRESS, ServerConfig, serve
 
 # The server process's garbage collector runs its first generation after 10,000 new container objects instead of
@@ -120,7 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Formatter(logging.Formatter):
-    """The standard format, with the time text made once per second instead of once per line."""
+    """The standard format, with the time text made once per second instead of once per line; each line
+    of a record of several lines (``scheduler.context.log_lines``) gets the prefix a record of its own would."""
 
     def __init__(self, fmt: str) -> None:
         super().__init__(fmt)
@@ -133,6 +135,13 @@ class _Formatter(logging.Formatter):
             self._text = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
         return f"{self._text},{int(record.msecs):03d}"
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        if not getattr(record, EACH_LINE, False):
+            return text
+        prefix = text[: len(text) - len(record.message)]  # the format ends with the message
+        return "\n".join(prefix + line for line in record.message.split("\n"))
 
 
 def setup_logging(level: int) -> None:

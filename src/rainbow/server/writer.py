@@ -4,8 +4,12 @@
 One writer thread stores every job waiting at that moment with one
 ``store.add_jobs`` call (SQLite: one transaction, one fsync) while the next
 jobs queue up behind it; when the batch is durable, one callback on the event
-loop answers all of its handlers. A handler is answered only after its job is
-committed, so an acknowledged job survives a crash.
+loop announces the jobs and answers all of their handlers. A handler is
+answered only after its job is committed, so an acknowledged job survives a
+crash.
+
+The writer thread only stores: Python work on it waits for the GIL behind the
+busy event loop, and while it waits, the jobs queued behind it wait too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from rainbow.scheduler import PendingSubmit, Scheduler, SubmitOutcome
+from rainbow.store import JobEvent, JobRecord
 
 # Most jobs one transaction writes; more wait for the next one.
 MAX_BATCH = 512
@@ -53,14 +58,19 @@ class JobWriter:
             return
         done.add_done_callback(lambda finished: self._finish(batch, finished))
 
-    def _write(self, batch: list[PendingSubmit]) -> list[SubmitOutcome | Exception]:
-        stored = self.scheduler.store.add_jobs([pending.job for pending in batch])
-        return self.scheduler.complete_submits(batch, stored)
+    def _write(self, batch: list[PendingSubmit]) -> list[tuple[JobRecord, JobEvent | None] | Exception]:
+        return self.scheduler.store.add_jobs([pending.job for pending in batch])
 
     def _finish(self, batch: list[tuple[PendingSubmit, asyncio.Future]], finished: asyncio.Future) -> None:
         self._busy = False
         error = finished.exception() if not finished.cancelled() else asyncio.CancelledError()
-        outcomes = finished.result() if error is None else [error] * len(batch)
+        if error is None:
+            try:
+                outcomes = self.scheduler.complete_submits([pending for pending, _ in batch], finished.result())
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            outcomes = [error] * len(batch)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
