@@ -165,6 +165,38 @@ class _Tx:
                 copy.write_row(row)
 
 
+_NEW_JOB_COLUMNS = ('id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, '
+                    'placement, batch_id, "user", grp, nodes, priority')
+# Keys another replica stored meanwhile are skipped; the ids returned are the jobs written.
+_SKIP_STORED_KEYS = "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id"
+
+
+def _insert_new_jobs(tx: _Tx, rows: Sequence[tuple]) -> set[int]:
+    """Insert new jobs, rows of (id, cluster, name, jobspec, command, time, candidates, key, placement, batch,
+    user, group, nodes, priority) with their strings already escaped; returns the ids written.
+
+    A few rows (a group commit of single submissions) go in one multi-row INSERT; more are copied into a
+    scratch table first (COPY pays off from a few dozen rows, and creating the table costs catalog writes).
+    """
+    if len(rows) < _COPY_FROM:
+        values = ", ".join(["(%s, %s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        params = [value for row in rows for value in (*row[:6], row[5], *row[6:])]
+        written = tx.cursor.execute(  # the rows are escaped already: not through _Tx's parameters
+            f"INSERT INTO jobs ({_NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE VALUES {values} {_SKIP_STORED_KEYS}",  # noqa: S608
+            params,
+        ).fetchall()
+        return {row[0] for row in written}
+    tx.execute("CREATE TEMP TABLE new_jobs (id INTEGER, cluster TEXT, name TEXT, jobspec TEXT, "
+               "command TEXT, t DOUBLE PRECISION, candidates TEXT, submit_key TEXT, placement TEXT, "
+               "batch_id TEXT, owner TEXT, grp TEXT, nodes INTEGER, priority INTEGER) ON COMMIT DROP")
+    tx.copy_rows("new_jobs", rows)
+    return {row[0] for row in tx.all(
+        f"INSERT INTO jobs ({_NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE "  # noqa: S608 - constants only
+        "SELECT id, cluster, name, jobspec, command, 'assigned', t, t, candidates, submit_key, placement, "
+        f"batch_id, owner, grp, nodes, priority FROM new_jobs ORDER BY id {_SKIP_STORED_KEYS}"
+    )}
+
+
 class PostgresStore(SQLStore):
     """The Store on PostgreSQL (psycopg 3, a connection pool); safe for several processes at once.
 
@@ -408,7 +440,7 @@ class PostgresStore(SQLStore):
     def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
         def insert_jobs(tx: _Tx) -> list[tuple[JobRecord, bool]]:
             """Jobs whose key is stored are read; the others get ids from the identity's sequence and are
-            written with COPY and one INSERT, which skips a key another replica stored meanwhile."""
+            written by ``_insert_new_jobs``, which skips a key another replica stored meanwhile."""
             keys = list(dict.fromkeys(new.key for new in jobs if new.key is not None))
             known: dict[str, JobRecord] = {}
             if keys:
@@ -439,18 +471,7 @@ class PostgresStore(SQLStore):
                                  encode_text(new.command), new.now, candidates, _text_or_none(new.key),
                                  _text_or_none(new.placement), _text_or_none(new.batch), encode_text(new.user),
                                  encode_text(new.group), new.nodes, new.priority))
-                # COPY into a scratch table, then one INSERT that skips keys stored meanwhile.
-                tx.execute("CREATE TEMP TABLE new_jobs (id INTEGER, cluster TEXT, name TEXT, jobspec TEXT, "
-                           "command TEXT, t DOUBLE PRECISION, candidates TEXT, submit_key TEXT, placement TEXT, "
-                           "batch_id TEXT, owner TEXT, grp TEXT, nodes INTEGER, priority INTEGER) ON COMMIT DROP")
-                tx.copy_rows("new_jobs", rows)
-                inserted = {row[0] for row in tx.all(
-                    "INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, "
-                    'submit_key, placement, batch_id, "user", grp, nodes, priority) OVERRIDING SYSTEM VALUE '
-                    "SELECT id, cluster, name, jobspec, command, 'assigned', t, t, candidates, submit_key, placement, "
-                    "batch_id, owner, grp, nodes, priority FROM new_jobs ORDER BY id "
-                    "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id"
-                )}
+                inserted = _insert_new_jobs(tx, rows)
             stored: list[tuple[JobRecord, bool]] = []
             for index, new in enumerate(jobs):
                 job_id = ids.get(index)
