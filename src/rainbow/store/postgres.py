@@ -69,7 +69,8 @@ MIGRATION_LOCK = 0x5241494E424F57  # "RAINBOW"
 _MAX_PAYLOAD = 7000
 
 _RETRY_ATTEMPTS = 4
-# Events a transaction writes with COPY rather than INSERT (COPY pays off from a few dozen rows).
+# From how many rows a transaction writes events or new jobs with COPY rather than INSERT (COPY pays off from a
+# few dozen rows).
 _COPY_FROM = 32
 
 
