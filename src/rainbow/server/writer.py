@@ -63,14 +63,11 @@ class JobWriter:
 
     def _finish(self, batch: list[tuple[PendingSubmit, asyncio.Future]], finished: asyncio.Future) -> None:
         self._busy = False
-        error = finished.exception() if not finished.cancelled() else asyncio.CancelledError()
-        if error is None:
-            try:
-                outcomes = self.scheduler.complete_submits([pending for pending, _ in batch], finished.result())
-            except Exception as exc:
-                error = exc
-        if error is not None:
-            outcomes = [error] * len(batch)
+        outcomes: list[SubmitOutcome | BaseException]
+        try:
+            outcomes = self.scheduler.complete_submits([pending for pending, _ in batch], finished.result())
+        except (Exception, asyncio.CancelledError) as exc:  # storing (or announcing) failed: every handler hears it
+            outcomes = [exc] * len(batch)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

@@ -54,7 +54,7 @@ from rainbow.lifecycle import JobState
 from rainbow.store import redact
 from rainbow.store.accounts import HELD
 from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
-from rainbow.store.rows import JOB_COLUMNS, job_from_row
+from rainbow.store.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row
 from rainbow.store.schema import POSTGRES_MIGRATIONS
 from rainbow.store.sql import WAITING, SQLStore
 
@@ -166,8 +166,6 @@ class _Tx:
                 copy.write_row(row)
 
 
-_NEW_JOB_COLUMNS = ('id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, '
-                    'placement, batch_id, "user", grp, nodes, priority')
 # Keys another replica stored meanwhile are skipped; the ids returned are the jobs written.
 _SKIP_STORED_KEYS = "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NOTHING RETURNING id"
 
@@ -183,7 +181,7 @@ def _insert_new_jobs(tx: _Tx, rows: Sequence[tuple]) -> set[int]:
         values = ", ".join(["(%s, %s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
         params = [value for row in rows for value in (*row[:6], row[5], *row[6:])]
         written = tx.cursor.execute(  # the rows are escaped already: not through _Tx's parameters
-            f"INSERT INTO jobs ({_NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE VALUES {values} {_SKIP_STORED_KEYS}",  # noqa: S608
+            f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE VALUES {values} {_SKIP_STORED_KEYS}",  # noqa: S608
             params,
         ).fetchall()
         return {row[0] for row in written}
@@ -192,7 +190,7 @@ def _insert_new_jobs(tx: _Tx, rows: Sequence[tuple]) -> set[int]:
                "batch_id TEXT, owner TEXT, grp TEXT, nodes INTEGER, priority INTEGER) ON COMMIT DROP")
     tx.copy_rows("new_jobs", rows)
     return {row[0] for row in tx.all(
-        f"INSERT INTO jobs ({_NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE "  # noqa: S608 - constants only
+        f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE "  # noqa: S608 - constants only
         "SELECT id, cluster, name, jobspec, command, 'assigned', t, t, candidates, submit_key, placement, "
         f"batch_id, owner, grp, nodes, priority FROM new_jobs ORDER BY id {_SKIP_STORED_KEYS}"
     )}

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from rainbow.fairshare import Held, Waiting
 from rainbow.lifecycle import JobState
 from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
-from rainbow.store.rows import JOB_COLUMNS, job_from_row, job_rejections
+from rainbow.store.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row, job_rejections
 from rainbow.store.schema import SQLITE_MIGRATIONS
 from rainbow.store.sql import SQLStore
 
@@ -67,8 +67,7 @@ def _log_many(db: sqlite3.Connection, entries: Sequence[tuple[int, str, str, Job
 # (executemany runs one statement per row).
 _ROWS_PER_INSERT = 500
 
-_JOB_INSERT = ("INSERT INTO jobs (id, cluster, name, jobspec, command, state, created, updated, candidates, "
-               'submit_key, placement, batch_id, "user", grp, nodes, priority) VALUES ')
+_JOB_INSERT = f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) VALUES "  # noqa: S608 - constants only
 _JOB_VALUES = "(?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _EVENT_INSERT = "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) VALUES "
 _EVENT_VALUES = "(?, ?, ?, ?, 'assigned', ?, '')"
