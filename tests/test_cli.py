@@ -7,9 +7,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -304,6 +306,37 @@ def test_register_module_dry_run_needs_no_config_and_names_the_cluster_after_its
                   module="rainbow.register").stdout
     assert "registered cluster 'tioga' (16 nodes, 1024 cores, 128 GPUs)" in out
     assert RainbowConfig.load(tmp_path / "rainbow-config.yaml").token_for("tioga")
+
+
+def test_wait_for_server_waits_for_a_server_that_starts_later(rainbow, tmp_path):
+    """Registration and client commands started before the server (a stack coming up) wait for it with
+    --wait-for-server; without it they fail at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = f"127.0.0.1:{port}"
+    assert "cannot reach the rainbow server" in rainbow("health", "--host", host, code=1).stderr
+    R = str(EXAMPLES / "flux" / "R-16node-gpus.json")
+    waiting = [
+        subprocess.Popen([sys.executable, "-m", "rainbow.register", "--R", R, "--host", host, "--secret",
+                          REGISTRATION_SECRET, "--save", "--wait-for-server", "--timeout", "60"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=subprocess_env()),
+        subprocess.Popen([sys.executable, "-m", "rainbow", "health", "--host", host, "--wait-for-server",
+                          "--timeout", "60"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env=subprocess_env()),
+    ]
+    time.sleep(2)
+    assert [proc.poll() for proc in waiting] == [None, None]  # still waiting: nothing listens yet
+    server, _, _ = start_server_process(tmp_path / "rainbow.db", "--host", host, "--secret", REGISTRATION_SECRET)
+    try:
+        registered, health = (proc.communicate(timeout=60)[0] for proc in waiting)
+        assert [proc.returncode for proc in waiting] == [0, 0], (registered, health)
+        assert "registered cluster 'tioga'" in registered
+        assert "SERVING" in health
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
 
 
 def test_registering_again_with_a_new_config_points_to_what_helps(address, rainbow, tmp_path):

@@ -14,6 +14,7 @@ import sys
 import grpc
 import pytest
 
+from rainbow.client import RainbowClient
 from rainbow.protos import memory_pb2, rainbow_pb2
 from rainbow.scheduler import REGISTRATION_SECRET_KEY
 from rainbow.scheduler.context import log, log_lines
@@ -246,3 +247,42 @@ def test_default_logs_are_quiet_and_debug_shows_every_request(tmp_path):
     loud = server_log(tmp_path, "--log-level", "debug")
     assert loud.count("UpdateState ok") == 3 and loud.count("Heartbeat ok") == 3
     assert "SubmitJob ok" in loud and "cluster keebler state: " in loud
+
+
+def test_store_wait_rides_out_a_database_that_comes_up_later(tmp_path, postgres_database, postgres_proxy):
+    """--store-wait: the server retries an unreachable PostgreSQL at start and serves once it answers."""
+    url = postgres_proxy.url(postgres_database())
+    postgres_proxy.cut()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rainbow", "server", "--host", "127.0.0.1:0", "--store", url, "--secret", "s",
+         "--store-wait", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(), cwd=tmp_path,
+    )
+    try:
+        lines = []
+        while not (found := re.search(r"listening on (\S+:\d+)", lines[-1] if lines else "")):
+            line = proc.stdout.readline()
+            assert line, "\n".join(lines)
+            lines.append(line.rstrip("\n"))
+            if "--store-wait" in line:
+                postgres_proxy.restore()
+        retries = [line for line in lines if "retrying for up to" in line]
+        assert retries and "WARNING rainbow.server: cannot reach the PostgreSQL store" in retries[0]
+        with RainbowClient(found.group(1), timeout=10) as client:
+            assert client.health() == "SERVING"
+    finally:
+        stop(proc)
+
+
+def test_store_wait_gives_up_with_the_store_error(tmp_path, postgres_database, postgres_proxy):
+    url = postgres_proxy.url(postgres_database())
+    postgres_proxy.cut()
+    result = run_server("--host", "127.0.0.1:0", "--store", url, "--store-wait", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    *retries, error = result.stderr.splitlines()
+    assert retries and all("retrying for up to" in line for line in retries)
+    assert error.startswith("rainbow: error: cannot reach the PostgreSQL store postgresql://")
+    without = run_server("--host", "127.0.0.1:0", "--store", url, cwd=tmp_path)
+    assert one_line_error(without).startswith("rainbow: error: cannot reach the PostgreSQL store")
+    negative = run_server("--host", "127.0.0.1:0", "--store", url, "--store-wait", "-1", cwd=tmp_path)
+    assert one_line_error(negative) == "rainbow: error: --store-wait: 0 or more seconds"

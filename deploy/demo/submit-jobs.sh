@@ -12,9 +12,9 @@ clusters:
   - {name: keebler, token: "$token"}
   - {name: tioga, token: "$token"}
 YAML
-until rainbow jobs --config-path "$config" --cluster keebler >/dev/null 2>&1 \
-    && rainbow jobs --config-path "$config" --cluster tioga >/dev/null 2>&1; do
-    echo "waiting for keebler and tioga to register"
+until said=$(rainbow jobs --config-path "$config" --cluster keebler 2>&1) \
+    && said=$(rainbow jobs --config-path "$config" --cluster tioga 2>&1); do
+    echo "waiting for keebler and tioga to register ($(printf '%s\n' "$said" | tail -n 1))"
     sleep 2
 done
 submit() { rainbow submit --config-path "$config" "$@"; }

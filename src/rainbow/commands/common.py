@@ -31,6 +31,8 @@ def connection_parser() -> argparse.ArgumentParser:
                        help="use TLS with the system trust roots (implied by --cert/--key/--ca-cert)")
     group.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
                        help=f"seconds each call may take (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--wait-for-server", action="store_true",
+                       help="wait (within --timeout) for an unreachable server to come up instead of failing at once")
     group.add_argument("--user-token", metavar="TOKEN",
                        help=f"act as a user (default: ${USER_TOKEN_ENV}, else the config's user.token)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -96,6 +98,7 @@ def make_client(args: argparse.Namespace, config: RainbowConfig | None) -> Rainb
         key=args.key,
         ca_cert=args.ca_cert,
         timeout=args.timeout,
+        wait_for_ready=args.wait_for_server,
         user_token=user_token_of(args),
     )
 

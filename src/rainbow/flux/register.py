@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rainbow.client import DEFAULT_TIMEOUT
+from rainbow.commands.common import positive_float
 from rainbow.errors import InvalidArgument, RainbowError
 
 
@@ -29,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-path", help="rainbow-config.yaml to read and (with --save) write "
                         "(default: $RAINBOW_CONFIG, else ./rainbow-config.yaml; --dry-run needs none)")
     parser.add_argument("--save", action="store_true", help="write the cluster secret and token to the config")
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
+                        help=f"seconds the registration may take (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--wait-for-server", action="store_true",
+                        help="wait (within --timeout) for an unreachable server to come up instead of failing at once")
     parser.add_argument("--dry-run", action="store_true", help="print the cluster JGF and exit")
     parser.add_argument("--R", dest="r_file", metavar="FILE",
                         help="register this Rv1 file (`flux R encode`, `flux kvs get resource.R`) instead")
@@ -89,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     if config is None:
         config = RainbowConfig.new(name, host=args.host or "localhost:50051", path=path)
-    with RainbowClient(args.host, config_file=config) as client:
+    with RainbowClient(args.host, config_file=config, timeout=args.timeout,
+                       wait_for_ready=args.wait_for_server) as client:
         result = client.register(name, args.secret, jgf, save=args.save)
     counts = r_summary(R)
     shape = f"{counts['nodes']} nodes, {counts['cores']} cores, {counts['gpus']} GPUs"

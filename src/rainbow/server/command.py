@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long received jobs stay leased to their receiver (default 300)")
     parser.add_argument("--cluster-timeout", type=float, default=600.0,
                         help="seconds of silence after which a cluster is unreachable (0: never; default 600)")
+    parser.add_argument("--store-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="at start, retry an unreachable store (a PostgreSQL server starting alongside) for up "
+                        "to this long before giving up (default 0: fail at once)")
     parser.add_argument("--workers", type=int, default=16, help="worker threads for store and match work")
     defaults = Limits()
     limits = parser.add_argument_group("limits (past them: RESOURCE_EXHAUSTED)")
@@ -172,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         cleanup=args.cleanup,
         lease_seconds=args.lease_seconds,
         cluster_timeout=args.cluster_timeout,
+        store_wait=args.store_wait,
         workers=args.workers,
         limits=Limits(
             max_message_bytes=args.max_message_mb * MiB,

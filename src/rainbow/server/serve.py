@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from rainbow.config import RainbowConfig, with_port
-from rainbow.errors import InvalidArgument
+from rainbow.errors import InvalidArgument, Unavailable
 from rainbow.fairshare import DEFAULT_HALF_LIFE
 from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys, OIDCSettings
@@ -59,6 +60,7 @@ class ServerConfig:
     cleanup: bool = False
     lease_seconds: float = 300.0
     cluster_timeout: float = 600.0
+    store_wait: float = 0.0  # seconds to keep retrying an unreachable store at start (a database starting too)
     workers: int = 16
     limits: Limits = field(default_factory=Limits)
     cert: str | None = None
@@ -107,18 +109,40 @@ class ServerConfig:
             self.match_algorithm = cfg.match_algorithm
 
 
+def open_store_waiting(target: str, options: dict[str, Any], wait: float) -> Store:
+    """Open the store, retrying for up to ``wait`` seconds while it is unreachable.
+
+    A server started together with its database (a compose stack, a pod) then waits for it instead of
+    exiting and relying on a restart policy; after ``wait`` the last Unavailable is raised.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            return open_store(target, **options)
+        except Unavailable as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning("%s; retrying for up to %.0f more seconds (--store-wait)", exc, left)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
 def open_scheduler(config: ServerConfig) -> Scheduler:
     """Open the store and build the scheduler; refuses bad settings with InvalidArgument."""
     config.apply_config_file()
     oidc = OIDCKeys(config.oidc) if config.oidc is not None else None  # checked before the store is touched
     if config.fairshare_half_life < 0 or config.fairshare_refresh < 0:
         raise InvalidArgument("--fairshare-half-life and --fairshare-refresh: 0 or more", field="fairshare")
+    if config.store_wait < 0:
+        raise InvalidArgument("--store-wait: 0 or more seconds", field="store_wait")
     target = config.store_target
     path = sqlite_path(target)
     if config.cleanup and path is not None:
         remove_sqlite(path)
     options = {"pool_size": config.workers + 2} if is_postgres(target) else {}
-    store: Store = open_store(target, **options)
+    store = open_store_waiting(target, options, config.store_wait)
     try:
         scheduler = Scheduler(
             store,
