@@ -44,6 +44,7 @@ StreamJobs          PD        PD     PD   PD    PD    OK      PD
 SubmitJob           PD        OK     OK   OK    OK    PD      PD
 SubmitJobs          PD        OK     OK   OK    OK    PD      PD
 GetJob              PD        OK     OK   PD    OK    PD      PD
+SetUrgency          PD        OK     OK   PD    OK    PD      PD
 CancelJob           PD        OK     OK   PD    OK    PD      PD
 ListJobs            PD        OK     OK   OK    OK    PD      PD
 WatchJobs           PD        OK     OK   OK    OK    PD      PD
@@ -180,6 +181,8 @@ def _call(world: World, rpc: str, role: str) -> str:
             clusters=_clusters(world, value) if not metadata else [],
             jobs=[rainbow_pb2.SubmitJobsRequest.Job(jobspec=spec)])),
         "GetJob": lambda: unary(scheduler.GetJob, rainbow_pb2.GetJobRequest(jobid=world.job, token=value)),
+        "SetUrgency": lambda: unary(scheduler.SetUrgency, rainbow_pb2.SetUrgencyRequest(
+            jobid=_waiting_job(world), token=value, urgency="hold")),
         "CancelJob": lambda: unary(scheduler.CancelJob, rainbow_pb2.CancelJobRequest(jobid=world.job, token=value)),
         "ListJobs": lambda: unary(scheduler.ListJobs, rainbow_pb2.ListJobsRequest(
             clusters=_clusters(world, value) if not metadata else [])),
@@ -236,6 +239,12 @@ def _delete(world: World, role: str, unary: Callable) -> Any:
     value, _ = world.credential(role)
     secret = registered.secret if role == "cluster" else value
     return unary(world.stubs.scheduler.Delete, rainbow_pb2.DeleteRequest(name=name, secret=secret))
+
+
+def _waiting_job(world: World) -> int:
+    """A job of alice's that still waits (the cluster role's ReceiveJobs took the others)."""
+    with RainbowClient(world.stubs.address, user_token=world.tokens["alice"]) as alice:
+        return alice.submit_jobspec(simple(["true"]), name="alice-waiting").jobid
 
 
 def _victim(world: World) -> str:

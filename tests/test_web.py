@@ -165,31 +165,35 @@ def test_the_live_stream_carries_only_the_jobs_the_credential_may_watch(setup, c
             assert site.get(path).status == 403
 
 
+@pytest.mark.parametrize(("action", "form", "after"), [("cancel", {}, "cancelled"),
+                                                      ("urgency", {"urgency": "hold"}, "held")])
 @pytest.mark.parametrize("credential", CREDENTIALS)
 @pytest.mark.parametrize("cluster", ["keebler", "tioga"])
-def test_cancel_needs_the_job_opening_credential_and_the_csrf_token(setup, credential, cluster):
+def test_job_actions_need_the_job_opening_credential_and_the_csrf_token(setup, credential, cluster, action, form,
+                                                                        after):
     site, jobs = viewer(setup, credential)
     job = jobs[cluster]
+    path = f"/jobs/{job}/{action}"
     gate = setup.keebler if credential != "global" else None
     state_of = (lambda: (setup.keebler if cluster == "keebler" else setup.tioga).info(job).state) \
         if gate else (lambda: None)
     if credential not in SIGNED_IN:
-        assert site.post(f"/jobs/{job}/cancel", {"csrf": "anything"}).status == 401
+        assert site.post(path, {**form, "csrf": "anything"}).status == 401
         assert state_of() == "assigned"
         return
     token = site.csrf()
-    assert site.post(f"/jobs/{job}/cancel", {}).status == 403
-    assert site.post(f"/jobs/{job}/cancel", {"csrf": token + "x"}).status == 403
-    cross = site.post(f"/jobs/{job}/cancel", {"csrf": token}, headers={"Origin": "http://evil.example"})
+    assert site.post(path, form).status == 403
+    assert site.post(path, {**form, "csrf": token + "x"}).status == 403
+    cross = site.post(path, {**form, "csrf": token}, headers={"Origin": "http://evil.example"})
     assert cross.status == 403
     if gate:
         assert state_of() == "assigned"
-    reply = site.post(f"/jobs/{job}/cancel", {"csrf": token})
+    reply = site.post(path, {**form, "csrf": token})
     if sees(credential, cluster):
         assert reply.status == 303 and reply.location.startswith(f"/jobs/{job}?notice=")
-        assert "cancelled" in site.get(f"/jobs/{job}").text
+        assert after in site.get(f"/jobs/{job}").text
         if gate:
-            assert state_of() == "cancelled"
+            assert state_of() == after
     else:
         assert reply.status == 403
         assert state_of() == "assigned"

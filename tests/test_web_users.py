@@ -72,6 +72,23 @@ def test_a_user_cancels_their_own_job_only(site):
         assert client.get_job(jobs["alice"]).state == "cancelled"
 
 
+def test_a_user_holds_their_own_job_and_lets_it_go_from_its_page(site):
+    server, tokens, jobs = site
+    alice = signed_in(server, tokens["alice"])
+    csrf = alice.csrf()
+    assert 'id="hold"' in alice.get(f"/jobs/{jobs['alice']}").text
+    assert alice.post(f"/jobs/{jobs['bob']}/urgency", {"csrf": csrf, "urgency": "hold"}).status == 403
+    assert alice.post(f"/jobs/{jobs['alice']}/urgency", {"csrf": csrf, "urgency": "hold"}).status == 303
+    page = alice.get(f"/jobs/{jobs['alice']}").text
+    assert 'id="let-go"' in page and 'id="hold"' not in page
+    with RainbowClient(server.address, user_token=tokens["alice"]) as client:
+        assert client.get_job(jobs["alice"]).state == "held"
+        assert alice.post(f"/jobs/{jobs['alice']}/urgency", {"csrf": csrf, "urgency": "default"}).status == 303
+        assert client.get_job(jobs["alice"]).state == "assigned"
+    with RainbowClient(server.address, user_token=tokens["bob"]) as bob:
+        assert bob.get_job(jobs["bob"]).state == "assigned"
+
+
 def test_a_removed_user_is_signed_out(site):
     server, tokens, _ = site
     bob = signed_in(server, tokens["bob"])

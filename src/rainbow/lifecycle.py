@@ -11,16 +11,21 @@
     accepted/submitted/running -> unknown   (cluster stopped reporting; reconciled when it returns)
     depend -> assigned   (its dependencies are satisfied: matched and placed at that moment)
     depend -> cancelled  (a dependency can never be satisfied) | failed (no cluster can run it at release)
+    assigned <-> held    (its submitter's hold, as `flux job urgency ID hold`: not handed out until a priority
+                          is set again; a job whose lease ran out can be held too)
+    held -> cancelled
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
 class JobState(str, Enum):
     DEPEND = "depend"
     ASSIGNED = "assigned"
+    HELD = "held"
     LEASED = "leased"
     ACCEPTED = "accepted"
     SUBMITTED = "submitted"
@@ -93,3 +98,27 @@ def fence(
         taken = f" (now held by {holder})" if holder and state != JobState.CANCELLED else ""
         return f"its lease {caller_token} was taken over by lease {token}{taken}"
     return None
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """A change of a waiting job's urgency: hold it, or give it a priority (which lets a held job go)."""
+
+    hold: bool
+    priority: int | None = None
+
+
+def parse_urgency(text: str, highest: int) -> Urgency:
+    """``hold``, ``default`` (priority 0), ``expedite`` (``highest``) or an integer in ``-highest..highest``,
+    as `flux job urgency` takes its urgency; ValueError naming what is allowed."""
+    word = text.strip().lower()
+    if word == "hold":
+        return Urgency(hold=True)
+    named = {"default": 0, "expedite": highest}
+    try:
+        priority = named[word] if word in named else int(word)
+    except ValueError:
+        raise ValueError(f"{text!r} is not hold, default, expedite or an integer") from None
+    if not -highest <= priority <= highest:
+        raise ValueError(f"{priority} is out of range: a priority is between {-highest} and {highest}")
+    return Urgency(hold=False, priority=priority)

@@ -25,6 +25,7 @@ from rainbow.client.results import (
     BatchJob,
     BatchResult,
     BatchSummary,
+    BatchUrgency,
     ClusterAccess,
     Deletion,
     Job,
@@ -822,6 +823,27 @@ class RainbowClient:
 
         self._with_any_token(cancel, token)
         return self.get_job(jobid, token=token)
+
+    def set_urgency(self, jobid: int, urgency: int | str, *, token: str | None = None) -> JobStatus:
+        """Hold a waiting job (``"hold"``), or give it a priority (an int, ``"default"`` for 0 or ``"expedite"``
+        for the highest), which lets a held job go: as `flux job urgency`. The job afterwards.
+
+        Only a job that still waits can change: one its cluster took or that ended is refused
+        (FailedPrecondition); a job waiting for its dependencies can have its priority set but not be held.
+        """
+        def set_it(candidate: str) -> rainbow_pb2.SetUrgencyResponse:
+            request = rainbow_pb2.SetUrgencyRequest(jobid=jobid, token=candidate, urgency=str(urgency))
+            return self._call(self.scheduler_stub.SetUrgency, request)
+
+        self._with_any_token(set_it, token)
+        return self.get_job(jobid, token=token)
+
+    def set_batch_urgency(self, batch_id: str, urgency: int | str) -> BatchUrgency:
+        """As ``set_urgency`` for every job of a batch that still waits (one transaction on the server)."""
+        request = rainbow_pb2.SetUrgencyRequest(clusters=self._cluster_messages(), batch_id=batch_id,
+                                                urgency=str(urgency))
+        reply = self._call(self.scheduler_stub.SetUrgency, request)
+        return BatchUrgency(batch_id, reply.changed, reply.skipped)
 
     def watch_jobs(
         self, jobid: int | None = None, *, cluster: str | None = None, since: int = 0

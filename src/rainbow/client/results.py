@@ -134,6 +134,16 @@ class BatchCancel:
 
 
 @dataclass(frozen=True)
+class BatchUrgency:
+    """What ``SetUrgency`` did to a batch: jobs held, let go or given the priority, and jobs left as they were
+    because they no longer wait (taken by their cluster, or ended)."""
+
+    batch_id: str
+    changed: int
+    skipped: int
+
+
+@dataclass(frozen=True)
 class Job:
     """A job handed to a cluster (the JSON of ``ReceiveJobsResponse.jobs``)."""
 

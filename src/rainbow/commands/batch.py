@@ -41,12 +41,14 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     batch.set_defaults(func=run_batch, parser=batch)
 
 
-WAITING = ("depend", "assigned", "leased", "accepted", "submitted")
+WAITING = ("depend", "assigned", "held", "leased", "accepted", "submitted")
 
 
 def summary_line(summary: BatchSummary) -> str:
-    """``<id>: <n> jobs: <w> waiting, <r> running, <c> completed, <f> failed, <x> cancelled[, <u> unknown]``."""
-    counts = [(summary.count(*WAITING), "waiting"), (summary.count("running"), "running"),
+    """``<id>: <n> jobs: <w> waiting[ (<h> held)], <r> running, <c> completed, <f> failed, <x> cancelled[,
+    <u> unknown]``."""
+    held = f" ({summary.count('held')} held)" if summary.count("held") else ""
+    counts = [(summary.count(*WAITING), f"waiting{held}"), (summary.count("running"), "running"),
               (summary.count("completed"), "completed"), (summary.count("failed"), "failed"),
               (summary.count("cancelled"), "cancelled")]
     if summary.count("unknown"):

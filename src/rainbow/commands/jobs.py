@@ -1,4 +1,5 @@
-"""``rainbow status | jobs | cancel | watch``: follow jobs after hand-off (submit tokens from the config)."""
+"""``rainbow status | jobs | cancel | urgency | watch``: follow jobs after hand-off (submit tokens from the
+config)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,18 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     cancel.add_argument("--reason", default="", help="recorded with the job")
     add_config_path(cancel, required=True)
     cancel.set_defaults(func=run_cancel, parser=cancel)
+
+    urgency = commands.add_parser(
+        "urgency", parents=[common], help="hold a waiting job, let it go, or change its priority",
+        description="As flux job urgency: URGENCY is hold (the job is not handed to its cluster until its "
+        "urgency is set again), default (priority 0), expedite (the highest priority) or a priority (an "
+        "integer, higher first among your own jobs). Anything but hold lets a held job go. Only jobs that "
+        "still wait can change.")
+    urgency.add_argument("targets", nargs="+", metavar="[JOBID] URGENCY",
+                         help="the rainbow job id (none with --batch), then the urgency")
+    urgency.add_argument("--batch", metavar="ID", help="every job of this batch that still waits")
+    add_config_path(urgency, required=True)
+    urgency.set_defaults(func=run_urgency, parser=urgency)
 
     watch = commands.add_parser("watch", parents=[common], help="follow job state changes live",
                                 description="A live view of your jobs' states; with --json, one event per line.")
@@ -115,6 +128,31 @@ def run_cancel(args: argparse.Namespace) -> int:
         text = f"Job {job.id} is cancelled."
     else:
         text = f"Job {job.id} is {job.state} on {job.cluster}: its cluster will cancel it on its next contact."
+    emit(args, job, text)
+    return 0
+
+
+def run_urgency(args: argparse.Namespace) -> int:
+    wanted = 1 if args.batch is not None else 2
+    if len(args.targets) != wanted:
+        args.parser.error("give JOBID URGENCY, or --batch ID URGENCY")
+    urgency = args.targets[-1]
+    if args.batch is not None:
+        with make_client(args, load_config(args)) as client:
+            done = client.set_batch_urgency(args.batch, urgency)
+        left = f", {done.skipped} left as they were (no longer waiting)" if done.skipped else ""
+        emit(args, done, f"Batch {done.batch_id}: urgency {urgency} set on {done.changed} jobs{left}.")
+        return 0
+    try:
+        jobid = positive_int(args.targets[0])
+    except argparse.ArgumentTypeError as exc:
+        args.parser.error(f"JOBID: {exc}")
+    with make_client(args, load_config(args)) as client:
+        job = client.set_urgency(jobid, urgency)
+    if job.state == JobState.HELD.value:
+        text = f"Job {job.id} is held: it waits until its urgency is set again (rainbow urgency {job.id} default)."
+    else:
+        text = f"Job {job.id} is {job.state} with priority {job.priority}."
     emit(args, job, text)
     return 0
 

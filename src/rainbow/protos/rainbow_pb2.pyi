@@ -907,3 +907,29 @@ class CancelWorkflowRequest(_message.Message):
     workflow_id: str
     reason: str
     def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., workflow_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetUrgencyRequest(_message.Message):
+    __slots__ = ("jobid", "token", "batch_id", "clusters", "urgency")
+    JOBID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    jobid: int
+    token: str
+    batch_id: str
+    clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
+    urgency: str
+    def __init__(self, jobid: _Optional[int] = ..., token: _Optional[str] = ..., batch_id: _Optional[str] = ..., clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., urgency: _Optional[str] = ...) -> None: ...
+
+class SetUrgencyResponse(_message.Message):
+    __slots__ = ("changed", "skipped", "state", "priority")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    changed: int
+    skipped: int
+    state: str
+    priority: int
+    def __init__(self, changed: _Optional[int] = ..., skipped: _Optional[int] = ..., state: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...

@@ -199,6 +199,11 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.CancelWorkflowRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.CancelBatchResponse.FromString,
                 _registered_method=True)
+        self.SetUrgency = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetUrgency',
+                request_serializer=rainbow__pb2.SetUrgencyRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.SetUrgencyResponse.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -421,6 +426,15 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetUrgency(self, request, context):
+        """Added: a waiting job's urgency, as `flux job urgency` sets it: a new priority, or a hold that keeps
+        it from its cluster until a priority is set again. One job (jobid, authenticated as GetJob) or every
+        waiting job of a batch (batch_id, as GetBatch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -588,6 +602,11 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.CancelWorkflow,
                     request_deserializer=rainbow__pb2.CancelWorkflowRequest.FromString,
                     response_serializer=rainbow__pb2.CancelBatchResponse.SerializeToString,
+            ),
+            'SetUrgency': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUrgency,
+                    request_deserializer=rainbow__pb2.SetUrgencyRequest.FromString,
+                    response_serializer=rainbow__pb2.SetUrgencyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1481,6 +1500,33 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/CancelWorkflow',
             rainbow__pb2.CancelWorkflowRequest.SerializeToString,
             rainbow__pb2.CancelBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUrgency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetUrgency',
+            rainbow__pb2.SetUrgencyRequest.SerializeToString,
+            rainbow__pb2.SetUrgencyResponse.FromString,
             options,
             channel_credentials,
             insecure,

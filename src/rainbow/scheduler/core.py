@@ -17,19 +17,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rainbow.errors import PermissionDenied
+from rainbow.errors import InvalidArgument, PermissionDenied
 from rainbow.fairshare import Limit, Standing
 from rainbow.graph import ClusterGraph, get_match_algorithm
 from rainbow.jobspec import Jobspec
-from rainbow.lifecycle import JobState
+from rainbow.lifecycle import JobState, Urgency, parse_urgency
 from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys
-from rainbow.scheduler.accounts import Accounts, UsageReport, parse_accounts
+from rainbow.scheduler.accounts import MAX_PRIORITY, Accounts, UsageReport, parse_accounts
 from rainbow.scheduler.authorization import DEFAULT_LEGACY_USER, Authorization, Principal
 from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner, joined
 from rainbow.scheduler.context import SchedulerContext
 from rainbow.scheduler.dependents import Dependents
-from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle
+from rainbow.scheduler.lifecycle import AcceptOutcome, JobLifecycle, UrgencyOutcome
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterRegistry, Registration
 from rainbow.scheduler.submission import PendingSubmit, SatisfyOutcome, Submissions, SubmitOutcome
@@ -353,6 +353,19 @@ class Scheduler:
         names, _, user = self._readable(clusters, user_token, batch_id)
         return self.batches.cancel(names, batch_id, reason, user)
 
+    def set_urgency(self, job_id: int, token: str, urgency: str, user_token: str = "") -> UrgencyOutcome:
+        """Hold a waiting job, or set its priority (letting it go if held), as `flux job urgency`."""
+        self.authorization.job_owner(job_id, token, user_token)
+        return self.jobs.set_urgency(_urgency(urgency), job_id=job_id)
+
+    def set_batch_urgency(
+        self, clusters: Sequence[tuple[str, str]], batch_id: str, urgency: str, user_token: str = ""
+    ) -> UrgencyOutcome:
+        """As ``set_urgency`` for every job of a batch that still waits, in one store transaction."""
+        names, _, user = self._readable(clusters, user_token, batch_id)
+        self.batches.states(names, batch_id, user)
+        return self.jobs.set_urgency(_urgency(urgency), batch=batch_id, clusters=names, user=user)
+
     def _readable(
         self, clusters: Sequence[tuple[str, str]], user_token: str, batch_id: str
     ) -> tuple[list[str] | None, str, str | None]:
@@ -531,3 +544,10 @@ class Scheduler:
         """Jobs per user, group or cluster and state with their node-hours, and every fair-share standing."""
         self.authorization.operator(secret, user_token)
         return self.accounts.report(by or "user", since)
+
+
+def _urgency(text: str) -> Urgency:
+    try:
+        return parse_urgency(text, MAX_PRIORITY)
+    except ValueError as exc:
+        raise InvalidArgument(f"urgency: {exc}", field="urgency") from None

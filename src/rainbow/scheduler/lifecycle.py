@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rainbow.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from rainbow.lifecycle import FINAL_STATES, JobState
+from rainbow.lifecycle import FINAL_STATES, JobState, Urgency
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.placement import Placer
 from rainbow.scheduler.registry import ClusterEntry, ClusterRegistry
@@ -32,6 +32,13 @@ MAX_REJECTION_REASON = 2000
 class AcceptOutcome:
     accepted: list[int]
     refused: list[int]
+
+
+@dataclass(frozen=True)
+class UrgencyOutcome:
+    changed: int  # jobs held, let go, or given the new priority
+    skipped: int  # jobs left as they were: they no longer wait (taken by their cluster, ended)
+    job: JobRecord | None = None  # one job, afterwards (None for a batch)
 
 
 class JobLifecycle:
@@ -86,7 +93,7 @@ class JobLifecycle:
                 continue
             job = self.store.get_job(job_id)
             already_ours = job is not None and job.cluster == cluster and job.state not in (
-                JobState.ASSIGNED, JobState.LEASED, JobState.CANCELLED)
+                JobState.ASSIGNED, JobState.LEASED, JobState.HELD, JobState.CANCELLED)
             (accepted if already_ours else refused).append(job_id)
         log.info("cluster %s accepted %s%s", cluster, job_ids(moved) if moved else "no new jobs",
                  f", refused {job_ids(refused)}" if refused else "")
@@ -258,6 +265,31 @@ class JobLifecycle:
         wanted = job_state(state) if state else None
         return self.store.list_jobs(names, wanted, name or None, min(limit, 10_000) if limit > 0 else 1000,
                                     batch or None, user)
+
+    def set_urgency(
+        self,
+        urgency: Urgency,
+        job_id: int | None = None,
+        batch: str | None = None,
+        clusters: Sequence[str] | None = None,
+        user: str | None = None,
+    ) -> UrgencyOutcome:
+        """Hold one job (``job_id``) or every waiting job of a batch, or set their priority (letting held ones
+        go); FailedPrecondition when the one job no longer waits."""
+        results, events = self.store.set_urgency(urgency, self.context.clock(), job_id, batch, clusters, user)
+        self.context.publish(events)
+        changed = [job.id for job, moved, _ in results if moved]
+        skipped = [why for _, _, why in results if why]
+        what = "hold" if urgency.hold else f"priority {urgency.priority}"
+        if job_id is not None:
+            if not results:
+                raise NotFound(f"no job {job_id}", field="jobid")
+            if skipped:
+                raise FailedPrecondition(f"{skipped[0]}: only a job that waits can be held or given a priority",
+                                         field="jobid")
+        if changed:
+            log.info("%s: %s for %s", f"batch {batch}" if batch else f"job {job_id}", what, job_ids(changed))
+        return UrgencyOutcome(len(changed), len(skipped), results[0][0] if job_id is not None else None)
 
     def cancel(self, job_id: int, reason: str = "") -> JobRecord:
         job, events = self.store.request_cancel(job_id, reason or "cancelled by the submitter", self.context.clock())

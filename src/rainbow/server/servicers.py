@@ -464,6 +464,20 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         return rainbow_pb2.CancelJobResponse(state=job.state.value, cancel_requested=job.cancel_requested)
 
     @rpc
+    async def SetUrgency(self, request, context):
+        if request.batch_id and request.jobid:
+            raise InvalidArgument("jobid and batch_id: give one job or one batch, not both", field="batch_id")
+        if request.batch_id:
+            clusters = [(c.name, c.token) for c in request.clusters]
+            outcome = await self.run(self.scheduler.set_batch_urgency, clusters, request.batch_id, request.urgency,
+                                     user_token(context))
+            return rainbow_pb2.SetUrgencyResponse(changed=outcome.changed, skipped=outcome.skipped)
+        outcome = await self.run(self.scheduler.set_urgency, request.jobid, request.token, request.urgency,
+                                 user_token(context))
+        job = outcome.job
+        return rainbow_pb2.SetUrgencyResponse(changed=outcome.changed, state=job.state.value, priority=job.priority)
+
+    @rpc
     async def SubmitWorkflow(self, request, context):
         clusters = [(c.name, c.token) for c in request.clusters]
         view = await self.run(functools.partial(

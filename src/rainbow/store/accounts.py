@@ -127,7 +127,7 @@ class AccountsSQL:
         column = '"user"' if kind == "user" else "grp"
         where = "cluster = %s" if cluster else "cluster IN (SELECT name FROM clusters)"
         scope = [cluster] if cluster else []
-        states = ("assigned", "leased") if cluster else ("assigned", "leased", "depend")
+        states = ("assigned", "leased", "held") if cluster else ("assigned", "leased", "held", "depend")
         return sum(self._read(f"SELECT COUNT(*) FROM jobs WHERE {where} AND state = '{state}' "  # noqa: S608
                               f"AND {column} = %s", [*scope, name])[0][0] for state in states)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rainbow.fairshare import Held, Waiting
-from rainbow.lifecycle import JobState
+from rainbow.lifecycle import JobState, Urgency
 
 # json.dumps' own string encoder (ensure_ascii), so wire_json matches json.dumps byte for byte.
 _quote = json.encoder.encode_basestring_ascii
@@ -553,6 +553,20 @@ class Store(ABC):
     ) -> tuple[list[JobRecord], list[JobEvent]]:
         """As ``request_cancel`` for every job of a batch (on ``clusters``, of ``user``) not ended, in one
         transaction."""
+
+    @abstractmethod
+    def set_urgency(
+        self,
+        urgency: Urgency,
+        now: float,
+        job_id: int | None = None,
+        batch: str | None = None,
+        clusters: Sequence[str] | None = None,
+        user: str | None = None,
+    ) -> tuple[list[tuple[JobRecord, bool, str]], list[JobEvent]]:
+        """Hold jobs, or set their priority (which lets held ones go), in one transaction: one job (``job_id``),
+        or every job of ``batch`` (on ``clusters``, of ``user``) not ended. Per job, by id: the job afterwards,
+        whether it changed, and why it was left as it was ("" when it may change)."""
 
     @abstractmethod
     def job_history(self, job_id: int) -> list[JobEvent]: ...

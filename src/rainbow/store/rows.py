@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rainbow.errors import Aborted
-from rainbow.lifecycle import FINAL_STATES, JobState, can_report, fence
+from rainbow.lifecycle import FINAL_STATES, JobState, Urgency, can_report, fence
 from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Rejection
 
 JOB_COLUMNS = (
@@ -125,13 +125,35 @@ def report_outcome(
 
 def cancels_now(job: JobRecord, now: float) -> bool:
     """Whether a cancel request ends the job at once: nobody holds it (waiting for its dependencies,
-    assigned, or its lease ran out).
+    assigned, held by its submitter, or its lease ran out).
 
     Other jobs that have not ended are flagged for their agent to cancel; ended jobs stay as they are.
     """
-    return job.state in (JobState.ASSIGNED, JobState.DEPEND) or (
+    return job.state in (JobState.ASSIGNED, JobState.DEPEND, JobState.HELD) or (
         job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
     )
+
+
+def urgency_move(job: JobRecord, urgency: Urgency, now: float) -> tuple[JobState | None, str]:
+    """(the state an urgency change moves the job to, None: it stays; why the job cannot change, "" when it can).
+
+    Only a job that still waits can change: waiting for its dependencies (its priority only: it is held once
+    it is placed), for its cluster to take it, or held. A job whose lease ran out waits again.
+    """
+    if job.state in FINAL_STATES:
+        return None, f"job {job.id} already {job.state.value}"
+    if job.state == JobState.DEPEND:
+        if urgency.hold:
+            return None, f"job {job.id} waits for its dependencies (depend): hold it once it is placed"
+        return None, ""
+    waiting = job.state in (JobState.ASSIGNED, JobState.HELD) or (
+        job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
+    )
+    if not waiting or job.cancel_requested:
+        return None, f"job {job.id} is already {job.state.value} on {job.cluster}"
+    if urgency.hold:
+        return (None if job.state == JobState.HELD else JobState.HELD), ""
+    return (JobState.ASSIGNED if job.state == JobState.HELD else None), ""
 
 
 def reconciled(entry: HeldJob | None) -> tuple[JobState, str]:
@@ -220,7 +242,7 @@ def renew_plan(
         if not token:
             continue
         state = JobState(row[3])
-        if (row[5] != token and not (owner and row[4] == owner)) or state in FINAL_STATES:
+        if (row[5] != token and not (owner and row[4] == owner)) or state in FINAL_STATES or state == JobState.HELD:
             revoked.append(job_id)
         elif state == JobState.LEASED:
             renew.append(job_id)

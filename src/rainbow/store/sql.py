@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from rainbow.dependencies import Dependency, ParentFacts, Verdict, never_reason, verdict, waits_for
 from rainbow.errors import Aborted
 from rainbow.jgf import digest
-from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, fence
+from rainbow.lifecycle import FINAL_STATES, REJECTABLE, JobState, Urgency, fence
 from rainbow.store.accounts import AccountsSQL
 from rainbow.store.base import (
     AccessRule,
@@ -70,6 +70,7 @@ from rainbow.store.rows import (
     rejections_json,
     renew_plan,
     report_outcome,
+    urgency_move,
 )
 
 T = TypeVar("T")
@@ -466,6 +467,32 @@ class SQLStore(AccountsSQL, Store):
             return [_cancel(tx, job_from_row(row), reason, now) for row in rows]
 
         return self._transaction(cancel)
+
+    def set_urgency(
+        self,
+        urgency: Urgency,
+        now: float,
+        job_id: int | None = None,
+        batch: str | None = None,
+        clusters: Sequence[str] | None = None,
+        user: str | None = None,
+    ) -> tuple[list[tuple[JobRecord, bool, str]], list[JobEvent]]:
+        if job_id is not None:
+            terms, values = "id = %s", [job_id]
+        else:
+            where, values = self._filters(clusters, None, user)
+            if where is None:
+                return [], []
+            ended = sorted(state.value for state in FINAL_STATES)
+            terms = " AND ".join(["batch_id = %s", *where, f"state NOT IN ({', '.join(['%s'] * len(ended))})"])
+            values = [batch, *values, *ended]
+
+        def apply(tx: Transaction) -> list[tuple[JobRecord, bool, str]]:
+            rows = tx.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {terms} ORDER BY id{self.ROW_LOCK}",  # noqa: S608
+                          values)
+            return [_set_urgency(tx, job_from_row(row), urgency, now) for row in rows]
+
+        return self._transaction(apply)
 
     def reject_job(
         self,
@@ -932,6 +959,30 @@ def _cancel(tx: Transaction, job: JobRecord, reason: str, now: float) -> JobReco
         (reason, now, job.id),
     )
     return JobRecord(**{**job.__dict__, "cancel_requested": True, "message": reason, "updated": now})
+
+
+def _set_urgency(tx: Transaction, job: JobRecord, urgency: Urgency, now: float) -> tuple[JobRecord, bool, str]:
+    """Hold one job or set its priority (letting it go if held): (the job afterwards, whether it changed, why it
+    was left as it was)."""
+    state, refused = urgency_move(job, urgency, now)
+    if refused:
+        return job, False, refused
+    changes: dict[str, Any] = {}
+    if urgency.priority is not None and urgency.priority != job.priority:
+        changes["priority"] = urgency.priority
+    if state is not None:
+        message = "held by its submitter" if state == JobState.HELD else "let go from hold"
+        changes.update(state=state, updated=now, message=message, lease_owner=None, lease_expires=None)
+        tx.log(job.id, job.cluster, job.name, state, now, message)
+    if not changes:
+        return job, False, ""
+    job = JobRecord(**{**job.__dict__, **changes})
+    tx.execute(
+        "UPDATE jobs SET state = %s, priority = %s, updated = %s, message = %s, lease_owner = %s, "
+        "lease_expires = %s WHERE id = %s",
+        (job.state.value, job.priority, job.updated, job.message, job.lease_owner, job.lease_expires, job.id),
+    )
+    return job, True, ""
 
 
 def _set_digest(tx: Transaction, cluster: str, nodes_sha256: str) -> None:

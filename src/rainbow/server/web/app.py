@@ -2,8 +2,8 @@
 
 Every request that shows or changes something names its identity once
 (``_identity``) and asks the scheduler's checks for the rest: the clusters a
-token opens (``visible_clusters``), ``Scheduler.get_job`` and ``Scheduler.cancel``
-for one job, ``Scheduler.watch_scope`` for the live stream. Store reads and
+token opens (``visible_clusters``), ``Scheduler.get_job``, ``Scheduler.cancel`` and
+``Scheduler.set_urgency`` for one job, ``Scheduler.watch_scope`` for the live stream. Store reads and
 scheduler calls run on the server's worker threads.
 """
 
@@ -39,7 +39,7 @@ from rainbow.server.events import EventHub
 from rainbow.server.web import live, views
 from rainbow.server.web.auth import COOKIE, SESSION_SECONDS, Identity, Sessions, identify, viewer_scope
 from rainbow.server.web.live import Broadcast, Lagging
-from rainbow.store import PAGE_SORTS, JobEvent, JobPage
+from rainbow.store import PAGE_SORTS, JobEvent, JobPage, JobRecord
 
 log = logging.getLogger("rainbow.server.web")
 T = TypeVar("T")
@@ -120,6 +120,7 @@ class Dashboard:
             web.get("/jobs", self.jobs),
             web.get("/jobs/{id}", self.job),
             web.post("/jobs/{id}/cancel", self.cancel),
+            web.post("/jobs/{id}/urgency", self.urgency),
             web.get("/clusters/{name}", self.cluster),
             web.get("/workflows/{id}", self.workflow),
             web.get("/events", self.events),
@@ -298,12 +299,25 @@ class Dashboard:
                             notice=request.query.get("notice", ""), since=since)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
+        return await self._act(request, "cancel requested", lambda job, token, user_token: self.scheduler.cancel(
+            job.id, token, "cancelled from the dashboard", user_token))
+
+    async def urgency(self, request: web.Request) -> web.StreamResponse:
+        """Hold the job, or let it go (its priority back to the default): `rainbow urgency` from the job page."""
+        urgency = "hold" if (await request.post()).get("urgency") == "hold" else "default"
+        return await self._act(request, "held" if urgency == "hold" else "let go", lambda job, token, user_token:
+                               self.scheduler.set_urgency(job.id, token, urgency, user_token))
+
+    async def _act(
+        self, request: web.Request, done: str, action: Callable[[JobRecord, str, str], object]
+    ) -> web.StreamResponse:
+        """A change to one job from its page: checked as every POST is, then back to the page with a notice."""
         identity = await self._form_checked(request)
         job, _ = await self._job(request, identity)
         try:
             token, user_token = self._as(identity)
-            await self.run(self.scheduler.cancel, job.id, token, "cancelled from the dashboard", user_token)
-            notice = "cancel requested"
+            await self.run(action, job, token, user_token)
+            notice = done
         except FailedPrecondition as exc:
             notice = str(exc)
         except RainbowError as exc:

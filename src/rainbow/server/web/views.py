@@ -13,7 +13,7 @@ from rainbow.store import ClusterRecord, JobEvent, JobRecord
 
 STATES = [state.value for state in JobState]
 # Jobs that wait for a cluster or run on it: what "load" means on the overview.
-WAITING = (JobState.ASSIGNED, JobState.LEASED, JobState.UNKNOWN)
+WAITING = (JobState.ASSIGNED, JobState.HELD, JobState.LEASED, JobState.UNKNOWN)
 ON_CLUSTER = (JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING)
 
 

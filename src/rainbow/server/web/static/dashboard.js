@@ -7,9 +7,9 @@
   const page = body.dataset.page;
   if (!page || page === "signin") return;
 
-  const STATES = ["depend", "assigned", "leased", "accepted", "submitted", "running", "completed", "failed", "cancelled", "unknown"];
+  const STATES = ["depend", "assigned", "held", "leased", "accepted", "submitted", "running", "completed", "failed", "cancelled", "unknown"];
   const COLORS = {
-    assigned: "#8e8e8e", leased: "#b08d00", accepted: "#6a5acd", submitted: "#1f77b4", running: "#2ca02c",
+    assigned: "#8e8e8e", held: "#c7b299", leased: "#b08d00", accepted: "#6a5acd", submitted: "#1f77b4", running: "#2ca02c",
     completed: "#17becf", failed: "#d62728", cancelled: "#7f3f00", unknown: "#e377c2",
   };
   const SVG = "http://www.w3.org/2000/svg";
