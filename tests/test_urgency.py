@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -175,3 +178,81 @@ def test_users_change_only_their_own_jobs_and_held_jobs_count_as_waiting(server_
     finally:
         site.operator.close()
         site.cluster.client.close()
+
+
+def test_jobs_submitted_held_wait_until_let_go(cluster):
+    held = cluster.client.submit_jobspec(simple(["app", "held"]), hold=True).jobid
+    again = cluster.client.submit_jobspec(simple(["app", "held"]), hold=True).jobid  # the server's cached path
+    free = cluster.submit(["app", "free"])
+    job = cluster.client.get_job(held)
+    assert (job.state, job.cluster) == ("held", "keebler")
+    assert [(h.state, h.message) for h in job.history] == [("held", "held at submit")]
+    assert cluster.client.get_job(again).state == "held"
+    assert received(cluster) == [free]
+    cluster.client.set_urgency(held, "default")
+    assert received(cluster) == [held]
+
+
+@pytest.mark.parametrize("count", [3, 40])  # PostgreSQL writes 40 with COPY, 3 in one INSERT
+def test_an_array_submitted_held_is_let_go_whole(cluster, count):
+    batch = cluster.client.submit_array(simple(["app", "{cc}"]), count, hold=True)
+    assert cluster.client.batch_summary(batch.batch_id).states == {"held": count}
+    assert received(cluster) == []
+    assert cluster.client.set_batch_urgency(batch.batch_id, "default").changed == count
+    assert sorted(received(cluster)) == [job.jobid for job in batch.jobs]
+
+
+def test_held_and_free_submits_committed_together_keep_their_own_states(cluster):
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: (cluster.client.submit_jobspec(simple(["app", str(i)]), hold=i % 2 == 0).jobid,
+                                       i % 2 == 0), range(24)))
+    assert {cluster.client.get_job(job).state: held for job, held in ids} == {"held": True, "assigned": False}
+    assert sorted(received(cluster)) == sorted(job for job, held in ids if not held)
+
+
+def test_a_job_with_dependencies_cannot_be_submitted_held(cluster):
+    parent = cluster.submit(["app"])
+    with pytest.raises(InvalidArgument, match="hold: a job with dependencies waits for them unplaced"):
+        cluster.client.submit_jobspec(simple(["app"]), dependencies=[f"afterok:{parent}"], hold=True)
+    assert [job.id for job in cluster.client.list_jobs()] == [parent]
+
+
+def test_submit_and_bulksubmit_take_urgency_hold(cluster, tmp_path):
+    out = rainbow(cluster, "submit", "--urgency", "hold", "-c", "app one").stdout
+    assert out.startswith("Submitted job 1 (app) to cluster keebler (") and out.endswith(", held\n")
+    out = rainbow(cluster, "submit", "--urgency", "hold", "--cc", "1-2", "-c", "app {cc}").stdout
+    assert out.endswith(": ids 2-3 on keebler (2), held\n")
+    commands = tmp_path / "commands.txt"
+    commands.write_text("app a\napp b\n")
+    assert rainbow(cluster, "bulksubmit", "--urgency", "expedite", "--file", str(commands)).stdout.endswith(
+        ": ids 4-5 on keebler (2)\n")
+    assert [job.state for job in sorted(cluster.client.list_jobs(), key=lambda j: j.id)] == [
+        "held", "held", "held", "assigned", "assigned"]
+    assert cluster.client.get_job(4).priority == 1_000_000
+    bad = rainbow(cluster, "submit", "--urgency", "soon", "-c", "app", code=2).stderr
+    assert "argument --priority/--urgency: 'soon' is not hold, default, expedite or an integer" in bad
+
+
+def test_a_job_let_go_after_its_cluster_went_silent_is_placed_elsewhere(server_factory, tmp_path):
+    server = server_factory(cluster_timeout=1.0)
+    a, b = register(server.address, tmp_path, "a"), register(server.address, tmp_path, "b")
+    both = [rainbow_pb2.SubmitJobRequest.Cluster(name=c.name, token=c.config.token_for(c.name)) for c in (a, b)]
+    stubs = a.client.scheduler_stub
+    on_a: dict[bool, int] = {}
+    while len(on_a) < 2:  # random selection: one held job and one waiting job on "a"
+        hold = not on_a.get(True)
+        reply = stubs.SubmitJob(rainbow_pb2.SubmitJobRequest(clusters=both, jobspec=json.dumps(simple(["app"])),
+                                                             hold=hold))
+        if reply.cluster == "a":
+            on_a.setdefault(hold, reply.jobid)
+    held, waiting = on_a[True], on_a[False]
+    deadline = time.monotonic() + 10
+    while a.client.get_job(waiting).cluster != "b":  # "a" is silent: its waiting job is re-placed
+        assert time.monotonic() < deadline, "the silent cluster's waiting job was not re-placed"
+        b.client.scheduler_stub.Heartbeat(rainbow_pb2.HeartbeatRequest(cluster="b", secret=b.config.cluster_secret))
+        time.sleep(0.2)
+    job = a.client.get_job(held)
+    assert (job.state, job.cluster) == ("held", "a")  # a hold is kept where it is
+    job = a.client.set_urgency(held, "default")
+    assert (job.state, job.cluster) == ("assigned", "b") and "re-placed from a" in job.message
+    assert {held, waiting} <= {j.id for j in b.client.receive_jobs(0, accept=False)}

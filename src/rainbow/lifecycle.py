@@ -100,6 +100,10 @@ def fence(
     return None
 
 
+# The highest priority a job may have (and the lowest, negated); ``expedite`` gives it.
+MAX_PRIORITY = 1_000_000
+
+
 @dataclass(frozen=True)
 class Urgency:
     """A change of a waiting job's urgency: hold it, or give it a priority (which lets a held job go)."""
@@ -108,7 +112,7 @@ class Urgency:
     priority: int | None = None
 
 
-def parse_urgency(text: str, highest: int) -> Urgency:
+def parse_urgency(text: str, highest: int = MAX_PRIORITY) -> Urgency:
     """``hold``, ``default`` (priority 0), ``expedite`` (``highest``) or an integer in ``-highest..highest``,
     as `flux job urgency` takes its urgency; ValueError naming what is allowed."""
     word = text.strip().lower()

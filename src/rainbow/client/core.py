@@ -334,6 +334,7 @@ class RainbowClient:
         time_limit: str | float | None = None,
         priority: int = 0,
         dependencies: Iterable[str | Dependency] = (),
+        hold: bool = False,
     ) -> SubmitResult:
         """Submit a command as a simple jobspec: ``nodes`` nodes, ``tasks`` tasks (default one per node).
 
@@ -359,6 +360,7 @@ class RainbowClient:
             time_limit=time_limit,
             priority=priority,
             dependencies=dependencies,
+            hold=hold,
         )
 
     def submit_jobspec(
@@ -375,6 +377,7 @@ class RainbowClient:
         time_limit: str | float | None = None,
         priority: int = 0,
         dependencies: Iterable[str | Dependency] = (),
+        hold: bool = False,
     ) -> SubmitResult:
         """Submit a jobspec (a path, YAML/JSON text, a dict or a Jobspec).
 
@@ -391,6 +394,8 @@ class RainbowClient:
         the ones the config file names, else the server's. ``queue``, ``requires``
         and ``time_limit`` replace (the constraint: add to) the jobspec's own. ``priority`` orders the
         user's own waiting jobs (higher first, Flux's urgency); fair share between users comes first.
+        ``hold`` stores the job held (``flux submit --urgency=hold``): placed, but not handed to its cluster
+        until ``set_urgency`` lets it go.
 
         ``dependencies`` (``afterok:12``..., as ``flux submit --dependency``; added to the jobspec's
         ``attributes.system.dependencies``) make the job wait until they are satisfied; it is placed then,
@@ -414,7 +419,7 @@ class RainbowClient:
                 clusters = self._matched_clusters(matched)
         algorithm, options = self._selection(select_algo, select_options)
         return self._submit_one(name, text, clusters, algorithm, options, satisfy_only, idempotency_key, matched,
-                                priority)
+                                priority, hold)
 
     def _matched_clusters(self, matched: SatisfyResult) -> list[rainbow_pb2.SubmitJobRequest.Cluster]:
         """The matching clusters with the submit tokens the config holds for them."""
@@ -437,7 +442,7 @@ class RainbowClient:
     def _submit_one(
         self, name: str, text: str, clusters: list[rainbow_pb2.SubmitJobRequest.Cluster], algorithm: str,
         options: dict[str, str], satisfy_only: bool, idempotency_key: str | None, matched: SatisfyResult,
-        priority: int = 0,
+        priority: int = 0, hold: bool = False,
     ) -> SubmitResult:
         request = rainbow_pb2.SubmitJobRequest(
             name=name,
@@ -449,6 +454,7 @@ class RainbowClient:
             # a retry after a lost reply is recognised by the server instead of stored twice
             idempotency_key=idempotency_key or uuid.uuid4().hex,
             priority=priority,
+            hold=hold,
         )
         request.sent.GetCurrentTime()
         reply = self._call(self.scheduler_stub.SubmitJob, request)
@@ -518,6 +524,7 @@ class RainbowClient:
         idempotency_key: str | None = None,
         priority: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        hold: bool = False,
     ) -> BatchResult:
         """Submit many jobspecs (or (name, jobspec) pairs) as one batch.
 
@@ -529,7 +536,8 @@ class RainbowClient:
         A submission larger than the server takes in one call goes in chunks
         (``rainbow.client.chunks``), each stored in one transaction with a key
         of its own (derived from ``idempotency_key``: a resend stores nothing
-        twice), all in one batch; ``progress(done, total)`` follows each chunk.
+        twice), all in one batch; ``progress(done, total)`` follows each chunk. ``hold`` stores every job
+        held, as ``submit_jobspec``.
         """
         entries = []
         for job in jobs:
@@ -540,7 +548,7 @@ class RainbowClient:
             entries.append(rainbow_pb2.SubmitJobsRequest.Job(name=name, jobspec=text))
         sizes = [job_bytes(entry.name, entry.jobspec) for entry in entries]
         return self._submit_batch(len(entries), sizes, lambda start, end: (entries[start:end], ""), select_algo,
-                                  select_options, idempotency_key, priority, progress)
+                                  select_options, idempotency_key, priority, progress, hold)
 
     def submit_array(
         self,
@@ -555,6 +563,7 @@ class RainbowClient:
         time_limit: str | float | None = None,
         priority: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        hold: bool = False,
     ) -> BatchResult:
         """Submit copies of one jobspec: ``count`` copies (ids 1..count) or one per id of an idset ("1-10,20").
 
@@ -579,7 +588,7 @@ class RainbowClient:
 
         sizes = [job_bytes(entry.name, entry.jobspec)] * len(ids)
         return self._submit_batch(max(len(ids), 1), sizes or [0], chunk, select_algo, select_options,
-                                  idempotency_key, priority, progress)
+                                  idempotency_key, priority, progress, hold)
 
     def _submit_batch(
         self,
@@ -591,6 +600,7 @@ class RainbowClient:
         idempotency_key: str | None,
         priority: int,
         progress: Callable[[int, int], None] | None,
+        hold: bool = False,
     ) -> BatchResult:
         """SubmitJobs calls for jobs ``[0, total)``: ``chunk(start, end)`` gives a call's jobs and idset."""
         config = self.config
@@ -620,6 +630,7 @@ class RainbowClient:
                 idempotency_key=key if (start, end) == (0, total) else f"{key}.{start}",
                 batch_id=batch_id,
                 priority=priority,
+                hold=hold,
             )
             try:
                 try:

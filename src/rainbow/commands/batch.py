@@ -9,7 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rainbow.client import BatchResult, BatchSummary, RainbowClient
-from rainbow.commands.common import add_config_path, emit, load_config, make_client, positive_int
+from rainbow.commands.common import (
+    DEFAULT_URGENCY,
+    URGENCY_HELP,
+    add_config_path,
+    emit,
+    load_config,
+    make_client,
+    positive_int,
+    submit_urgency,
+)
 from rainbow.hostlists import encode_idset
 from rainbow.jobspec import simple
 
@@ -27,8 +36,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     bulk.add_argument("-n", "--nodes", type=positive_int, default=1, help="nodes per command (default 1)")
     bulk.add_argument("--tasks", type=positive_int, help="tasks per command (default: one per node)")
     bulk.add_argument("--select-algorithm", help="selection algorithm (default: the config's, else the server's)")
-    bulk.add_argument("--priority", "--urgency", type=int, default=0, metavar="N",
-                      help="the priority of every job (orders your own waiting jobs, higher first; default 0)")
+    bulk.add_argument("--priority", "--urgency", dest="urgency", type=submit_urgency, default=DEFAULT_URGENCY,
+                      metavar="N", help=URGENCY_HELP)
     bulk.add_argument("--idempotency-key", metavar="KEY",
                       help="name of this batch: sending it again returns the jobs stored the first time")
     add_config_path(bulk, required=True)
@@ -63,8 +72,8 @@ def run_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(result: BatchResult) -> str:
-    """One line for the batch, then one per job that was not placed."""
+def summary(result: BatchResult, held: bool = False) -> str:
+    """One line for the batch (saying its jobs are held when ``held``), then one per job that was not placed."""
     placed = result.placed
     clusters: dict[str, int] = {}
     for job in placed:
@@ -72,7 +81,7 @@ def summary(result: BatchResult) -> str:
     where = ", ".join(f"{name} ({count})" for name, count in sorted(clusters.items()))
     ids = encode_idset(job.jobid for job in placed)
     lines = [f"Submitted {len(placed)} of {len(result.jobs)} jobs as batch {result.batch_id}"
-             + (f": ids {ids} on {where}" if placed else "")]
+             + (f": ids {ids} on {where}" if placed else "") + (", held" if held and placed else "")]
     lines += [f"  job {index}: not placed: {job.error}" for index, job in result.failed]
     return "\n".join(lines)
 
@@ -105,10 +114,10 @@ def run_array(args: argparse.Namespace, client: RainbowClient, options: dict[str
         name = name or argv[0]
     result = client.submit_array(
         spec, args.cc, name=name, select_algo=args.select_algorithm, select_options=options,
-        queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.priority,
-        progress=progress_line(args),
+        queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.urgency.priority or 0,
+        hold=args.urgency.hold, progress=progress_line(args),
     )
-    emit(args, result, summary(result))
+    emit(args, result, summary(result, args.urgency.hold))
     return 0
 
 
@@ -129,7 +138,7 @@ def run_bulksubmit(args: argparse.Namespace) -> int:
         jobs = [(shlex.split(c)[0], simple(shlex.split(c), nodes=args.nodes, tasks=tasks)) for c in commands]
     with make_client(args, config) as client:
         result = client.submit_jobs(jobs, select_algo=args.select_algorithm,
-                                    idempotency_key=args.idempotency_key, priority=args.priority,
-                                    progress=progress_line(args))
-    emit(args, result, summary(result))
+                                    idempotency_key=args.idempotency_key, priority=args.urgency.priority or 0,
+                                    hold=args.urgency.hold, progress=progress_line(args))
+    emit(args, result, summary(result, args.urgency.hold))
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from rainbow.client import DEFAULT_TIMEOUT, RainbowClient
 from rainbow.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_HOST, RainbowConfig, config_path
 from rainbow.errors import InvalidArgument
+from rainbow.lifecycle import Urgency, parse_urgency
 
 USER_TOKEN_ENV = "RAINBOW_USER_TOKEN"  # noqa: S105 - a variable name
 
@@ -47,6 +48,20 @@ def positive_float(value: str) -> float:
     if number <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return number
+
+
+def submit_urgency(value: str) -> Urgency:
+    """``--urgency`` of a submission: a priority (an integer, ``default``, ``expedite``) or ``hold``."""
+    try:
+        return parse_urgency(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+DEFAULT_URGENCY = Urgency(hold=False, priority=0)
+URGENCY_HELP = ("orders your own waiting jobs, higher first (Flux's --urgency: an integer, default for 0, expedite "
+                "for the highest); hold stores the jobs held until rainbow urgency lets them go; fair share "
+                "between users comes first (default 0)")
 
 
 def positive_int(value: str) -> int:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 from rainbow.client import SatisfyResult
 from rainbow.commands import batch
-from rainbow.commands.common import add_config_path, emit, load_config, make_client, positive_int
+from rainbow.commands.common import (
+    DEFAULT_URGENCY,
+    URGENCY_HELP,
+    add_config_path,
+    emit,
+    load_config,
+    make_client,
+    positive_int,
+    submit_urgency,
+)
 
 MATCH_HELP = "match algorithm (default: the config's, else the server's)"
 
@@ -28,9 +37,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                         help="node constraint, as flux submit --requires takes it (e.g. 'pbatch and -gpu')")
     submit.add_argument("-t", "--time-limit", metavar="DURATION",
                         help="time limit in Flux duration syntax (90s, 30m, 2h, 1.5d)")
-    submit.add_argument("--priority", "--urgency", type=int, default=0, metavar="N",
-                        help="orders your own waiting jobs, higher first (Flux's --urgency); fair share between "
-                        "users comes first (default 0)")
+    submit.add_argument("--priority", "--urgency", dest="urgency", type=submit_urgency, default=DEFAULT_URGENCY,
+                        metavar="N", help=URGENCY_HELP)
     submit.add_argument("--job-name", help="job name (default: the jobspec's name or the command)")
     submit.add_argument("--dependency", action="append", default=[], metavar="SCHEME:JOBID",
                         help="wait for another job, as flux submit --dependency (after, afterany, afterok, "
@@ -81,16 +89,15 @@ def run_submit(args: argparse.Namespace) -> int:
             result = client.submit_jobspec(
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
-                queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.priority,
-                dependencies=args.dependency,
+                queue=args.queue, requires=args.requires, time_limit=args.time_limit,
+                priority=args.urgency.priority or 0, hold=args.urgency.hold, dependencies=args.dependency,
             )
         else:
             result = client.submit_job(
                 args.command, nodes=args.nodes, tasks=args.tasks, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
-                priority=args.priority,
-                dependencies=args.dependency,
+                priority=args.urgency.priority or 0, hold=args.urgency.hold, dependencies=args.dependency,
             )
         as_user = bool(client.user_token)
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"
@@ -103,7 +110,8 @@ def run_submit(args: argparse.Namespace) -> int:
         text = (f"Submitted job {result.jobid} ({result.name}): waits for {', '.join(args.dependency)} "
                 f"and is placed when they are satisfied ({matched} now)")
     else:
-        text = f"Submitted job {result.jobid} ({result.name}) to cluster {result.cluster} ({matched})"
+        held = ", held" if args.urgency.hold else ""
+        text = f"Submitted job {result.jobid} ({result.name}) to cluster {result.cluster} ({matched}){held}"
     emit(args, result, text)
     return 0
 

@@ -101,7 +101,7 @@ class UpdateStateResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[UpdateStateResponse.ResultType, str]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("name", "clusters", "jobspec", "select_algorithm", "select_options", "satisfy_only", "sent", "idempotency_key", "priority")
+    __slots__ = ("name", "clusters", "jobspec", "select_algorithm", "select_options", "satisfy_only", "sent", "idempotency_key", "priority", "hold")
     class Cluster(_message.Message):
         __slots__ = ("name", "token")
         NAME_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,7 @@ class SubmitJobRequest(_message.Message):
     SENT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     name: str
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     jobspec: str
@@ -134,7 +135,8 @@ class SubmitJobRequest(_message.Message):
     sent: _timestamp_pb2.Timestamp
     idempotency_key: str
     priority: int
-    def __init__(self, name: _Optional[str] = ..., clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobspec: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., satisfy_only: _Optional[bool] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+    hold: bool
+    def __init__(self, name: _Optional[str] = ..., clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobspec: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., satisfy_only: _Optional[bool] = ..., sent: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., hold: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("request_id", "jobid", "cluster", "status", "clusters")
@@ -502,7 +504,7 @@ class JobEvent(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., jobid: _Optional[int] = ..., cluster: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., message: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
-    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key", "priority", "batch_id")
+    __slots__ = ("clusters", "jobs", "cc", "select_algorithm", "select_options", "idempotency_key", "priority", "hold", "batch_id")
     class Job(_message.Message):
         __slots__ = ("name", "jobspec")
         NAME_FIELD_NUMBER: _ClassVar[int]
@@ -524,6 +526,7 @@ class SubmitJobsRequest(_message.Message):
     SELECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest.Cluster]
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobsRequest.Job]
@@ -532,8 +535,9 @@ class SubmitJobsRequest(_message.Message):
     select_options: _containers.ScalarMap[str, str]
     idempotency_key: str
     priority: int
+    hold: bool
     batch_id: str
-    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., batch_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, clusters: _Optional[_Iterable[_Union[SubmitJobRequest.Cluster, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobsRequest.Job, _Mapping]]] = ..., cc: _Optional[str] = ..., select_algorithm: _Optional[str] = ..., select_options: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., priority: _Optional[int] = ..., hold: _Optional[bool] = ..., batch_id: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
     __slots__ = ("batch_id", "jobs", "max_batch_jobs", "max_batch_bytes")

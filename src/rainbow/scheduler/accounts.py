@@ -34,7 +34,7 @@ from rainbow.fairshare import (
     hand_out,
     standings,
 )
-from rainbow.lifecycle import JobState
+from rainbow.lifecycle import MAX_PRIORITY, JobState
 from rainbow.scheduler.context import SchedulerContext, log
 from rainbow.scheduler.validation import check_name
 from rainbow.store import AccountUser, JobRecord, JobTotal, LeaseOrder, NewJob
@@ -42,7 +42,6 @@ from rainbow.store import AccountUser, JobRecord, JobTotal, LeaseOrder, NewJob
 KINDS = ("user", "group")
 TOTALS_BY = ("user", "group", "cluster")
 MAX_SHARES = 1_000_000
-MAX_PRIORITY = 1_000_000
 MAX_QUOTA = 1_000_000_000
 # Usage older than this many half-lives weighs less than 2^-20: it is not read.
 HORIZON_HALF_LIVES = 20

@@ -24,7 +24,7 @@ from rainbow.jobspec import Jobspec
 from rainbow.lifecycle import JobState, Urgency, parse_urgency
 from rainbow.limits import Limits
 from rainbow.oidc import OIDCKeys
-from rainbow.scheduler.accounts import MAX_PRIORITY, Accounts, UsageReport, parse_accounts
+from rainbow.scheduler.accounts import Accounts, UsageReport, parse_accounts
 from rainbow.scheduler.authorization import DEFAULT_LEGACY_USER, Authorization, Principal
 from rainbow.scheduler.batches import BatchCancel, Batches, BatchOutcome, Owner, joined
 from rainbow.scheduler.context import SchedulerContext
@@ -234,10 +234,11 @@ class Scheduler:
         key: str = "",
         user_token: str = "",
         priority: int = 0,
+        hold: bool = False,
     ) -> SubmitOutcome:
         prepared = self.prepare_submit(
             name, clusters, jobspec_text, select_algorithm, select_options, satisfy_only, key=key,
-            user_token=user_token, priority=priority,
+            user_token=user_token, priority=priority, hold=hold,
         )
         if not isinstance(prepared, PendingSubmit):
             assert prepared is not None
@@ -259,8 +260,10 @@ class Scheduler:
         key: str = "",
         user_token: str = "",
         priority: int = 0,
+        hold: bool = False,
     ) -> SubmitOutcome | PendingSubmit | None:
-        """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write.
+        """Everything of ``submit`` before the store: the outcome of ``satisfy_only``, else the job to write
+        (``hold``: stored held, as `flux submit --urgency=hold`).
 
         Write ``PendingSubmit.job`` with ``store.add_job``/``add_jobs``, then call ``complete_submits``.
         With ``cached_only``, None when the jobspec would have to be parsed, a
@@ -279,6 +282,9 @@ class Scheduler:
             else:
                 jobspec = self.placer.parse_jobspec(jobspec_text)
             if jobspec is not None and jobspec.dependencies:
+                if hold:
+                    raise InvalidArgument("hold: a job with dependencies waits for them unplaced; hold it once it "
+                                          "is placed (rainbow urgency JOBID hold)", field="hold")
                 if cached_only:
                     return None  # stored in a transaction of its own, on a worker thread
                 job = self.dependents.submit(
@@ -290,7 +296,7 @@ class Scheduler:
                                             satisfy_only, cached_only, key, (principal.user, principal.group),
                                             excluded)
         if isinstance(prepared, PendingSubmit):
-            admitted = self.accounts.admit([prepared.job], priority)[0]
+            admitted = _held(self.accounts.admit([prepared.job], priority), hold)[0]
             if admitted is not prepared.job:
                 prepared = dataclasses.replace(prepared, job=admitted)
         return prepared
@@ -312,16 +318,17 @@ class Scheduler:
         user_token: str = "",
         priority: int = 0,
         join: str = "",
+        hold: bool = False,
     ) -> BatchOutcome:
         """Submit (name, jobspec) pairs, or copies of one per id of the idset ``cc``, in one transaction
-        (added to batch ``join`` when given)."""
+        (added to batch ``join`` when given; ``hold``: every job stored held)."""
         principal, candidates, excluded = self.authorization.submit_scope(clusters, user_token)
         owner = Owner(principal.user, principal.group, excluded)
         if join:
             self._check_join(joined(join), clusters, principal.owner_filter, user_token)
 
         def admit(jobs: Sequence[NewJob]) -> list[NewJob]:
-            return self.accounts.admit(jobs, priority)
+            return _held(self.accounts.admit(jobs, priority), hold)
 
         return self.batches.submit(candidates, jobs, cc, select_algorithm, select_options, key, join, owner, admit)
 
@@ -548,6 +555,11 @@ class Scheduler:
 
 def _urgency(text: str) -> Urgency:
     try:
-        return parse_urgency(text, MAX_PRIORITY)
+        return parse_urgency(text)
     except ValueError as exc:
         raise InvalidArgument(f"urgency: {exc}", field="urgency") from None
+
+
+def _held(jobs: list[NewJob], hold: bool) -> list[NewJob]:
+    """The jobs to store held, when ``hold``."""
+    return [dataclasses.replace(job, hold=True) for job in jobs] if hold else jobs

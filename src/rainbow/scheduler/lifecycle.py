@@ -289,6 +289,11 @@ class JobLifecycle:
                                          field="jobid")
         if changed:
             log.info("%s: %s for %s", f"batch {batch}" if batch else f"job {job_id}", what, job_ids(changed))
+        # A job let go on a cluster that went silent while it was held is placed elsewhere, as it would have been.
+        for cluster in {job.cluster for job, moved, _ in results if moved and job.state == JobState.ASSIGNED}:
+            entry = self.registry.get(cluster)
+            if entry is not None and not entry.reachable:
+                self._replace_waiting(cluster, self.context.clock())
         return UrgencyOutcome(len(changed), len(skipped), results[0][0] if job_id is not None else None)
 
     def cancel(self, job_id: int, reason: str = "") -> JobRecord:

@@ -294,10 +294,11 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         # Placing a job whose jobspec and matches are known is a few hashes and dict look-ups:
         # cheaper here than a trip to a worker thread. Anything else (parsing, matching) goes there.
         prepared = self.scheduler.prepare_submit(*args, cached_only=True, key=key, user_token=bearer,
-                                                 priority=request.priority)
+                                                 priority=request.priority, hold=request.hold)
         if prepared is None:
             prepared = await self.run(functools.partial(self.scheduler.prepare_submit, *args, key=key,
-                                                        user_token=bearer, priority=request.priority))
+                                                        user_token=bearer, priority=request.priority,
+                                                        hold=request.hold))
         return prepared
 
     @rpc
@@ -328,7 +329,7 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         outcome = await self.run(
             functools.partial(self.scheduler.submit_batch, clusters, jobs, request.cc, request.select_algorithm,
                               dict(request.select_options), request.idempotency_key, user_token(context),
-                              request.priority, request.batch_id)
+                              request.priority, request.batch_id, request.hold)
         )
         limits = self.scheduler.limits
         reply = rainbow_pb2.SubmitJobsResponse(batch_id=outcome.batch_id, max_batch_jobs=limits.max_batch_jobs,

@@ -194,6 +194,7 @@ class NewJob:
     group: str = ""
     nodes: int = 1
     priority: int = 0
+    hold: bool = False  # stored held: placed, not handed out until ``set_urgency`` lets it go (not with depends)
     # Dependencies (``Store.add_graph`` only): the job is stored waiting ('depend') until they are satisfied.
     depends: tuple[DependsOn, ...] = ()
     step: str | None = None  # its step name in its workflow

@@ -54,7 +54,7 @@ from rainbow.lifecycle import JobState
 from rainbow.store import redact
 from rainbow.store.accounts import HELD
 from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
-from rainbow.store.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row
+from rainbow.store.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row, new_job_state
 from rainbow.store.schema import POSTGRES_MIGRATIONS
 from rainbow.store.sql import WAITING, SQLStore
 
@@ -171,27 +171,27 @@ _SKIP_STORED_KEYS = "ON CONFLICT (submit_key) WHERE submit_key IS NOT NULL DO NO
 
 
 def _insert_new_jobs(tx: _Tx, rows: Sequence[tuple]) -> set[int]:
-    """Insert new jobs, rows of (id, cluster, name, jobspec, command, time, candidates, key, placement, batch,
-    user, group, nodes, priority) with their strings already escaped; returns the ids written.
+    """Insert new jobs, rows of (id, cluster, name, jobspec, command, state, time, candidates, key, placement,
+    batch, user, group, nodes, priority) with their strings already escaped; returns the ids written.
 
     A few rows (a group commit of single submissions) go in one multi-row INSERT; more are copied into a
     scratch table first (COPY pays off from a few dozen rows, and creating the table costs catalog writes).
     """
     if len(rows) < _COPY_FROM:
-        values = ", ".join(["(%s, %s, %s, %s, %s, 'assigned', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        params = [value for row in rows for value in (*row[:6], row[5], *row[6:])]
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        params = [value for row in rows for value in (*row[:7], row[6], *row[7:])]
         written = tx.cursor.execute(  # the rows are escaped already: not through _Tx's parameters
             f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE VALUES {values} {_SKIP_STORED_KEYS}",  # noqa: S608
             params,
         ).fetchall()
         return {row[0] for row in written}
     tx.execute("CREATE TEMP TABLE new_jobs (id INTEGER, cluster TEXT, name TEXT, jobspec TEXT, "
-               "command TEXT, t DOUBLE PRECISION, candidates TEXT, submit_key TEXT, placement TEXT, "
+               "command TEXT, state TEXT, t DOUBLE PRECISION, candidates TEXT, submit_key TEXT, placement TEXT, "
                "batch_id TEXT, owner TEXT, grp TEXT, nodes INTEGER, priority INTEGER) ON COMMIT DROP")
     tx.copy_rows("new_jobs", rows)
     return {row[0] for row in tx.all(
         f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) OVERRIDING SYSTEM VALUE "  # noqa: S608 - constants only
-        "SELECT id, cluster, name, jobspec, command, 'assigned', t, t, candidates, submit_key, placement, "
+        "SELECT id, cluster, name, jobspec, command, state, t, t, candidates, submit_key, placement, "
         f"batch_id, owner, grp, nodes, priority FROM new_jobs ORDER BY id {_SKIP_STORED_KEYS}"
     )}
 
@@ -434,7 +434,13 @@ class PostgresStore(SQLStore):
                 return list(self.add_batch(jobs))
             except Exception as exc:
                 log.debug("writing %d jobs together failed (%s); writing each alone", len(jobs), exc)
-        return super().add_jobs(jobs)
+        outcomes: list[tuple[JobRecord, JobEvent | None] | Exception] = []
+        for job in jobs:
+            try:
+                outcomes.append(self.add_batch([job])[0])
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def add_batch(self, jobs: Sequence[NewJob]) -> list[tuple[JobRecord, JobEvent | None]]:
         def insert_jobs(tx: _Tx) -> list[tuple[JobRecord, bool]]:
@@ -467,7 +473,8 @@ class PostgresStore(SQLStore):
                     if candidates is None:
                         candidates = listed[new.candidates] = encode_text(json.dumps(list(new.candidates)))
                     rows.append((ids[index], encode_text(new.cluster), encode_text(new.name), encode_text(new.jobspec),
-                                 encode_text(new.command), new.now, candidates, _text_or_none(new.key),
+                                 encode_text(new.command), new_job_state(new)[0].value, new.now, candidates,
+                                 _text_or_none(new.key),
                                  _text_or_none(new.placement), _text_or_none(new.batch), encode_text(new.user),
                                  encode_text(new.group), new.nodes, new.priority))
                 inserted = _insert_new_jobs(tx, rows)
@@ -475,8 +482,9 @@ class PostgresStore(SQLStore):
             for index, new in enumerate(jobs):
                 job_id = ids.get(index)
                 if job_id is not None and job_id in inserted:
-                    tx.log(job_id, new.cluster, new.name, JobState.ASSIGNED, new.now)
-                    job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
+                    state, message = new_job_state(new)
+                    tx.log(job_id, new.cluster, new.name, state, new.now, message)
+                    job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, state,
                                     new.now, new.now, candidates=new.candidates, user=new.user, group=new.group,
                                     nodes=new.nodes, priority=new.priority)
                     if new.key is not None:

@@ -10,16 +10,17 @@ from typing import Any
 
 from rainbow.errors import Aborted
 from rainbow.lifecycle import FINAL_STATES, JobState, Urgency, can_report, fence
-from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, Rejection
+from rainbow.store.base import PAGE_SORTS, ClusterRecord, HeldJob, JobEvent, JobPage, JobRecord, NewJob, Rejection
 
 JOB_COLUMNS = (
     "id, cluster, name, jobspec, command, state, created, updated, lease_owner, lease_expires, "
     "accepted, local_id, exit_code, message, cancel_requested, candidates, output, lease_token, rejections, "
     '"user", grp, nodes, priority, started, ended'
 )
-# What a new job's row is written with (its state is 'assigned', created and updated its submit time).
+# What a new job's row is written with (its state 'assigned' or 'held', created and updated its submit time).
 NEW_JOB_COLUMNS = ('id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, '
                    'placement, batch_id, "user", grp, nodes, priority')
+
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
 # Events joined with their jobs (``e``: job_events, ``j``: jobs), so a watcher sees, and is filtered on, the owner.
@@ -132,6 +133,11 @@ def cancels_now(job: JobRecord, now: float) -> bool:
     return job.state in (JobState.ASSIGNED, JobState.DEPEND, JobState.HELD) or (
         job.state == JobState.LEASED and job.lease_expires is not None and job.lease_expires <= now
     )
+
+
+def new_job_state(new: NewJob) -> tuple[JobState, str]:
+    """A new job's first state and the message of its event: assigned, or held when submitted held."""
+    return (JobState.HELD, "held at submit") if new.hold else (JobState.ASSIGNED, "")
 
 
 def urgency_move(job: JobRecord, urgency: Urgency, now: float) -> tuple[JobState | None, str]:

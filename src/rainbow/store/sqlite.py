@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from rainbow.fairshare import Held, Waiting
 from rainbow.lifecycle import JobState
 from rainbow.store.base import JobEvent, JobRecord, LeaseOrder, NewJob
-from rainbow.store.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row, job_rejections
+from rainbow.store.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row, job_rejections, new_job_state
 from rainbow.store.schema import SQLITE_MIGRATIONS
 from rainbow.store.sql import SQLStore
 
@@ -68,9 +68,9 @@ def _log_many(db: sqlite3.Connection, entries: Sequence[tuple[int, str, str, Job
 _ROWS_PER_INSERT = 500
 
 _JOB_INSERT = f"INSERT INTO jobs ({NEW_JOB_COLUMNS}) VALUES "  # noqa: S608 - constants only
-_JOB_VALUES = "(?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_JOB_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _EVENT_INSERT = "INSERT INTO job_events (seq, job_id, cluster, name, state, time, message) VALUES "
-_EVENT_VALUES = "(?, ?, ?, ?, 'assigned', ?, '')"
+_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
 
 
 @functools.lru_cache(maxsize=8)
@@ -268,7 +268,7 @@ class SQLiteStore(SQLStore):
     def _insert_jobs(
         self, db: sqlite3.Connection, batch: Sequence[_QueuedJob]
     ) -> list[tuple[JobRecord, JobEvent | None]]:
-        """Insert jobs with their ``assigned`` events, ids given in order (one statement per table).
+        """Insert jobs with their first events (assigned, or held), ids given in order (one statement per table).
 
         A job whose idempotency key is already stored (or used earlier in the
         batch) is not inserted: its outcome is the stored job, with no event.
@@ -298,14 +298,15 @@ class SQLiteStore(SQLStore):
             candidates = listed.get(new.candidates)
             if candidates is None:
                 candidates = listed[new.candidates] = json.dumps(list(new.candidates))
-            job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, now, now,
+            state, message = new_job_state(new)
+            job_rows.append((job_id, new.cluster, new.name, new.jobspec, new.command, state.value, now, now,
                              candidates, new.key, new.placement, new.batch, new.user, new.group, new.nodes,
                              new.priority))
-            event_rows.append((seq, job_id, new.cluster, new.name, now))
-            job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, JobState.ASSIGNED,
-                            now, now, candidates=new.candidates, user=new.user, group=new.group, nodes=new.nodes,
+            event_rows.append((seq, job_id, new.cluster, new.name, state.value, now, message))
+            job = JobRecord(job_id, new.cluster, new.name, new.jobspec, new.command, state, now, now,
+                            candidates=new.candidates, user=new.user, group=new.group, nodes=new.nodes,
                             priority=new.priority)
-            results.append((job, JobEvent(seq, job_id, new.cluster, new.name, JobState.ASSIGNED, now, "",
+            results.append((job, JobEvent(seq, job_id, new.cluster, new.name, state, now, message,
                                           new.user, new.group)))
             if new.key is not None:
                 known[new.key] = job
