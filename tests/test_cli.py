@@ -353,8 +353,20 @@ def test_registering_again_with_a_new_config_points_to_what_helps(address, rainb
     err = rainbow("register", "cluster", "--nodes-json", NODES, "--secret", REGISTRATION_SECRET, "--save",
                   "--config-path", second, code=1).stderr
     assert err == (f"rainbow: error: cluster keebler is already registered, so there are no new credentials to "
-                   f"save to {second}. Use the config file that saved them when keebler was registered, or delete "
-                   "the cluster (rainbow delete --cluster-name keebler --delete-secret SECRET) and register it "
-                   "again, or start the server again with --cleanup (a new, empty database)\n")
+                   f"save to {second}. Use the config file that saved them when keebler was registered, or issue "
+                   "new ones (the old ones stop working): rainbow cluster renew keebler --secret "
+                   "REGISTRATION-SECRET --save\n")
     err = rainbow("submit", "-c", "hostname", "--config-path", second, code=1).stderr
-    assert "use the config file that registered them" in err and "rainbow delete" in err
+    assert "use the config file that registered them" in err and "rainbow cluster renew" in err
+
+    # following the hint: the second config gets new credentials, the first one's stop working
+    out = rainbow("cluster", "renew", "keebler", "--secret", REGISTRATION_SECRET, "--save", "--config-path",
+                  second).stdout
+    assert out == f"New credentials for cluster keebler\nSaved its secret and token to {second}\n"
+    assert "Submitted job 1 (hostname) to cluster keebler" in rainbow("submit", "-c", "hostname", "--config-path",
+                                                                      second).stdout
+    refused = rainbow("submit", "-c", "hostname", "--config-path", first, code=1).stderr
+    assert refused == "rainbow: error: wrong token for cluster 'keebler'\n"
+    refused = rainbow("receive", "--config-path", first, code=1).stderr
+    assert refused.startswith("rainbow: error: ") and "secret" in refused
+    assert "Received" in rainbow("receive", "--config-path", second).stdout

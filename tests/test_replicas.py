@@ -398,6 +398,22 @@ def test_a_replica_reads_its_writes_through_another_before_any_notification(
         listed = a.scheduler.ListJobs(rainbow_pb2.ListJobsRequest(
             clusters=[Cluster(name="green", token=new_token)]), timeout=5)
         assert list(listed.jobs) == []
+
+        # Credentials renewed through A: B refuses the old secret and token at once and takes the new ones.
+        renewed = a.scheduler.RenewClusterCredentials(rainbow_pb2.RenewCredentialsRequest(
+            cluster="red", secret=red_secret), timeout=5)
+        assert renewed.status == rainbow_pb2.RegisterResponse.REGISTER_SUCCESS
+        with pytest.raises(grpc.RpcError) as err:
+            b.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="red", secret=red_secret), timeout=5)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as err:
+            b.scheduler.ListJobs(rainbow_pb2.ListJobsRequest(clusters=[Cluster(name="red", token=red_token)]),
+                                 timeout=5)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        listed = b.scheduler.ListJobs(rainbow_pb2.ListJobsRequest(
+            clusters=[Cluster(name="red", token=renewed.token)]), timeout=5)
+        assert [job.name for job in listed.jobs] == ["first"]  # the cluster keeps its jobs
+        b.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="red", secret=renewed.secret), timeout=5)
     finally:
         a.channel.close()
         b.channel.close()

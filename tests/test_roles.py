@@ -30,43 +30,44 @@ ROLES = ("anonymous", "legacy", "user", "other", "admin", "cluster", "operator")
 
 # OK: served; PD: PERMISSION_DENIED; UN: UNAUTHENTICATED; NF: NOT_FOUND.
 EXPECTED = """
-rpc                 anonymous legacy user other admin cluster operator
-Register            PD        PD     PD   PD    PD    PD      OK
-RegisterSubsystem   PD        PD     PD   PD    PD    OK      PD
-DeleteSubsystem     PD        PD     PD   PD    PD    OK      PD
-Delete              PD        PD     PD   PD    PD    OK      PD
-UpdateState         PD        PD     PD   PD    PD    OK      PD
-ReceiveJobs         PD        PD     PD   PD    PD    OK      PD
-AcceptJobs          PD        PD     PD   PD    PD    OK      PD
-ReportJobState      PD        PD     PD   PD    PD    OK      PD
-Heartbeat           PD        PD     PD   PD    PD    OK      PD
-StreamJobs          PD        PD     PD   PD    PD    OK      PD
-SubmitJob           PD        OK     OK   OK    OK    PD      PD
-SubmitJobs          PD        OK     OK   OK    OK    PD      PD
-GetJob              PD        OK     OK   PD    OK    PD      PD
-SetUrgency          PD        OK     OK   PD    OK    PD      PD
-CancelJob           PD        OK     OK   PD    OK    PD      PD
-ListJobs            PD        OK     OK   OK    OK    PD      PD
-WatchJobs           PD        OK     OK   OK    OK    PD      PD
-GetBatch            PD        OK     OK   NF    OK    PD      PD
-CancelBatch         PD        OK     OK   NF    OK    PD      PD
-SubmitWorkflow      PD        OK     OK   OK    OK    PD      PD
-GetWorkflow         PD        OK     OK   NF    OK    PD      PD
-CancelWorkflow      PD        OK     OK   NF    OK    PD      PD
-AddUser             UN        UN     PD   PD    OK    UN      OK
-RemoveUser          UN        UN     PD   PD    OK    UN      OK
-NewUserToken        UN        UN     PD   PD    OK    UN      OK
-ListUsers           UN        UN     PD   PD    OK    UN      OK
-SetClusterAccess    UN        UN     PD   PD    OK    OK      OK
-GetClusterAccess    UN        UN     PD   PD    OK    OK      OK
-WhoAmI              UN        UN     OK   OK    OK    UN      UN
-SetShares           UN        UN     PD   PD    OK    UN      OK
-LoadAccounts        UN        UN     PD   PD    OK    UN      OK
-SetQuota            UN        UN     PD   PD    OK    UN      OK
-ListQuotas          UN        UN     PD   PD    OK    UN      OK
-GetUsage            UN        UN     PD   PD    OK    UN      OK
-Satisfy             OK        OK     OK   OK    OK    OK      OK
-GraphRegister       PD        PD     PD   PD    PD    OK      PD
+rpc                     anonymous legacy user other admin cluster operator
+Register                PD        PD     PD   PD    PD    PD      OK
+RegisterSubsystem       PD        PD     PD   PD    PD    OK      PD
+DeleteSubsystem         PD        PD     PD   PD    PD    OK      PD
+Delete                  PD        PD     PD   PD    PD    OK      PD
+UpdateState             PD        PD     PD   PD    PD    OK      PD
+ReceiveJobs             PD        PD     PD   PD    PD    OK      PD
+AcceptJobs              PD        PD     PD   PD    PD    OK      PD
+ReportJobState          PD        PD     PD   PD    PD    OK      PD
+Heartbeat               PD        PD     PD   PD    PD    OK      PD
+StreamJobs              PD        PD     PD   PD    PD    OK      PD
+SubmitJob               PD        OK     OK   OK    OK    PD      PD
+SubmitJobs              PD        OK     OK   OK    OK    PD      PD
+GetJob                  PD        OK     OK   PD    OK    PD      PD
+SetUrgency              PD        OK     OK   PD    OK    PD      PD
+CancelJob               PD        OK     OK   PD    OK    PD      PD
+ListJobs                PD        OK     OK   OK    OK    PD      PD
+WatchJobs               PD        OK     OK   OK    OK    PD      PD
+GetBatch                PD        OK     OK   NF    OK    PD      PD
+CancelBatch             PD        OK     OK   NF    OK    PD      PD
+SubmitWorkflow          PD        OK     OK   OK    OK    PD      PD
+GetWorkflow             PD        OK     OK   NF    OK    PD      PD
+CancelWorkflow          PD        OK     OK   NF    OK    PD      PD
+AddUser                 UN        UN     PD   PD    OK    UN      OK
+RemoveUser              UN        UN     PD   PD    OK    UN      OK
+NewUserToken            UN        UN     PD   PD    OK    UN      OK
+ListUsers               UN        UN     PD   PD    OK    UN      OK
+SetClusterAccess        UN        UN     PD   PD    OK    OK      OK
+GetClusterAccess        UN        UN     PD   PD    OK    OK      OK
+RenewClusterCredentials UN        UN     PD   PD    OK    OK      OK
+WhoAmI                  UN        UN     OK   OK    OK    UN      UN
+SetShares               UN        UN     PD   PD    OK    UN      OK
+LoadAccounts            UN        UN     PD   PD    OK    UN      OK
+SetQuota                UN        UN     PD   PD    OK    UN      OK
+ListQuotas              UN        UN     PD   PD    OK    UN      OK
+GetUsage                UN        UN     PD   PD    OK    UN      OK
+Satisfy                 OK        OK     OK   OK    OK    OK      OK
+GraphRegister           PD        PD     PD   PD    PD    OK      PD
 """
 WORKFLOW = {"name": "pipeline", "steps": {"make": {"command": "true"}, "use": {"command": "true", "needs": "make"}}}
 CODES = {"OK": "OK", "PD": "PERMISSION_DENIED", "UN": "UNAUTHENTICATED", "NF": "NOT_FOUND"}
@@ -210,6 +211,7 @@ def _call(world: World, rpc: str, role: str) -> str:
             cluster="keebler", secret=value, rule=rainbow_pb2.ClusterAccessRule(kind="user", name="nobody"))),
         "GetClusterAccess": lambda: unary(scheduler.GetClusterAccess, rainbow_pb2.ClusterAccessRequest(
             cluster="keebler", secret=value)),
+        "RenewClusterCredentials": lambda: _renew(world, role, unary),
         "WhoAmI": lambda: unary(scheduler.WhoAmI, rainbow_pb2.WhoAmIRequest()),
         "SetShares": lambda: unary(scheduler.SetShares, rainbow_pb2.SetSharesRequest(
             kind="group", name="physics", shares=2, secret=value)),
@@ -245,6 +247,18 @@ def _waiting_job(world: World) -> int:
     """A job of alice's that still waits (the cluster role's ReceiveJobs took the others)."""
     with RainbowClient(world.stubs.address, user_token=world.tokens["alice"]) as alice:
         return alice.submit_jobspec(simple(["true"]), name="alice-waiting").jobid
+
+
+def _renew(world: World, role: str, unary: Callable) -> Any:
+    """Renew the credentials of a cluster registered for the purpose (its own secret for the cluster role):
+    keebler's are the other calls'."""
+    name = world.unique("renewed")
+    registered = world.stubs.scheduler.Register(rainbow_pb2.RegisterRequest(
+        name=name, secret=REGISTRATION_SECRET, nodes=example("cluster-nodes.json")))
+    value, _ = world.credential(role)
+    secret = registered.secret if role == "cluster" else value
+    return unary(world.stubs.scheduler.RenewClusterCredentials,
+                 rainbow_pb2.RenewCredentialsRequest(cluster=name, secret=secret))
 
 
 def _victim(world: World) -> str:

@@ -70,9 +70,14 @@ def test_a_credentials_never_open_b(two):
         "GetJob with b's secret": (s.GetJob, rainbow_pb2.GetJobRequest(jobid=job_b, token=b_secret)),
         "CancelJob": (s.CancelJob, rainbow_pb2.CancelJobRequest(jobid=job_b, token=a_token)),
         "ListJobs": (s.ListJobs, rainbow_pb2.ListJobsRequest(clusters=[Cluster(name="b", token=a_token)])),
+        "SetUrgency": (s.SetUrgency, rainbow_pb2.SetUrgencyRequest(jobid=job_b, token=a_token, urgency="hold")),
     }
     for what, (call, request) in attempts.items():
         assert code_of(call, request) == DENIED, what
+    for wrong in (a_secret, b_token):  # neither b's secret nor the registration secret
+        assert code_of(s.RenewClusterCredentials, rainbow_pb2.RenewCredentialsRequest(
+            cluster="b", secret=wrong)) == grpc.StatusCode.UNAUTHENTICATED
+    s.Heartbeat(rainbow_pb2.HeartbeatRequest(cluster="b", secret=b_secret))  # b's secret still works
     stream = s.WatchJobs(rainbow_pb2.WatchJobsRequest(clusters=[Cluster(name="b", token=a_token)]))
     with pytest.raises(grpc.RpcError) as err:
         next(stream)
@@ -104,19 +109,22 @@ def test_secrets_never_logged_or_stored_in_clear(rainbow, caplog, tmp_path):
         name="j", clusters=[Cluster(name="keebler", token=token)], jobspec=example("jobspec-constraint.yaml")))
     rainbow.scheduler.ReceiveJobs(rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=secret))
     rainbow.scheduler.GetJob(rainbow_pb2.GetJobRequest(jobid=job.jobid, token=token))
+    renewed = rainbow.scheduler.RenewClusterCredentials(rainbow_pb2.RenewCredentialsRequest(
+        cluster="keebler", secret=secret))
+    assert renewed.secret not in (secret, token) and renewed.token not in (secret, token)
     for wrong in ("x" + secret, token + "y"):
         code_of(rainbow.scheduler.ReceiveJobs, rainbow_pb2.ReceiveJobsRequest(cluster="keebler", secret=wrong))
         code_of(rainbow.graph.Satisfy, memory_pb2.SatisfyRequest(payload=wrong))
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "registered cluster keebler" in logged
-    for value in (REGISTRATION_SECRET, secret, token):
+    assert "registered cluster keebler" in logged and "cluster keebler has new credentials" in logged
+    for value in (REGISTRATION_SECRET, secret, token, renewed.secret, renewed.token):
         assert value not in logged
     assert len(secret) >= 22 and len(token) >= 22  # >= 128 bits, url-safe base64
 
     db_path = rainbow.server.scheduler.store.path
     with sqlite3.connect(db_path) as db:
         dump = "\n".join(db.iterdump())
-    for value in (REGISTRATION_SECRET, secret, token):
+    for value in (REGISTRATION_SECRET, secret, token, renewed.secret, renewed.token):
         assert value not in dump
 
 

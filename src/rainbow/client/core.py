@@ -434,7 +434,7 @@ class RainbowClient:
                 f"no submit token for the matching clusters ({', '.join(matched.clusters)}){where}: "
                 "a token is issued once, when its cluster registers (rainbow register cluster --save writes it "
                 "to the config file); use the config file that registered them, or add their tokens under "
-                "'clusters', or delete a cluster (rainbow delete) and register it again",
+                "'clusters', or issue new ones (rainbow cluster renew NAME --save; the old ones stop working)",
                 field="clusters",
             )
         return clusters
@@ -938,6 +938,23 @@ class RainbowClient:
         request = rainbow_pb2.ClusterAccessRequest(cluster=cluster, secret=self._access_secret(cluster, secret),
                                                    rule=rule, remove=remove)
         return ClusterAccess.from_wire(self._call(self.scheduler_stub.SetClusterAccess, request))
+
+    def renew_cluster_credentials(self, cluster: str, *, secret: str | None = None, save: bool = False
+                                  ) -> Registration:
+        """A new secret and submit token for a registered cluster, for a lost config or a leaked credential: the
+        old ones stop working at once (an agent using them must be restarted with the new config).
+
+        Authenticated as ``set_cluster_access`` is. With ``save=True`` both are written to the config file.
+        """
+        if save and (self.config is None or self.config.path is None):
+            raise InvalidArgument("saving credentials needs a config file", field="config")
+        request = rainbow_pb2.RenewCredentialsRequest(cluster=cluster, secret=self._access_secret(cluster, secret))
+        reply = self._call(self.scheduler_stub.RenewClusterCredentials, request)
+        status = status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
+        result = Registration(cluster, reply.token, reply.secret, status, reply.request_id)
+        if save:
+            self.save_registration(result)
+        return result
 
     def cluster_access(self, cluster: str, *, secret: str | None = None) -> ClusterAccess:
         """A cluster's access rules (none: open to every authenticated user)."""

@@ -76,9 +76,8 @@ def already_registered(name: str, config: RainbowConfig | None) -> str:
     """What to do when a cluster to register (and save) exists: its credentials are issued only once."""
     where = f" to {config.path}" if config is not None and config.path else ""
     return (f"cluster {name} is already registered, so there are no new credentials to save{where}. "
-            f"Use the config file that saved them when {name} was registered, or delete the cluster "
-            f"(rainbow delete --cluster-name {name} --delete-secret SECRET) and register it again, "
-            "or start the server again with --cleanup (a new, empty database)")
+            f"Use the config file that saved them when {name} was registered, or issue new ones (the old ones "
+            f"stop working): rainbow cluster renew {name} --secret REGISTRATION-SECRET --save")
 
 
 def run_subsystem(args: argparse.Namespace) -> int:

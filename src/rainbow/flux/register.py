@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         shape += ", queues " + ", ".join(named)
     if result.exists:
         print(f"cluster {name!r} is already registered with {client.host}; "
-              f"its credentials are the ones saved when it was first registered")
+              f"its credentials are the ones saved when it was first registered (lost them? rainbow cluster "
+              f"renew {name} --secret REGISTRATION-SECRET --save issues new ones)")
         return 0
     print(f"registered cluster {name!r} ({shape}) with {client.host}")
     if args.save:

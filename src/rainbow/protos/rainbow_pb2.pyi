@@ -937,3 +937,11 @@ class SetUrgencyResponse(_message.Message):
     state: str
     priority: int
     def __init__(self, changed: _Optional[int] = ..., skipped: _Optional[int] = ..., state: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class RenewCredentialsRequest(_message.Message):
+    __slots__ = ("cluster", "secret")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    secret: str
+    def __init__(self, cluster: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...

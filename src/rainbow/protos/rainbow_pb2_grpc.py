@@ -204,6 +204,11 @@ class RainbowSchedulerStub:
                 request_serializer=rainbow__pb2.SetUrgencyRequest.SerializeToString,
                 response_deserializer=rainbow__pb2.SetUrgencyResponse.FromString,
                 _registered_method=True)
+        self.RenewClusterCredentials = channel.unary_unary(
+                '/convergedcomputing.org.grpc.v1.RainbowScheduler/RenewClusterCredentials',
+                request_serializer=rainbow__pb2.RenewCredentialsRequest.SerializeToString,
+                response_deserializer=rainbow__pb2.RegisterResponse.FromString,
+                _registered_method=True)
 
 
 class RainbowSchedulerServicer:
@@ -435,6 +440,15 @@ class RainbowSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewClusterCredentials(self, request, context):
+        """Added: a registered cluster's new secret and submit token (the old ones stop working at once), for a lost
+        config or a leaked credential. Authenticated as SetClusterAccess: the cluster's own secret, the
+        registration secret or an admin's user token. The reply is a registration's (REGISTER_SUCCESS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RainbowSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -607,6 +621,11 @@ def add_RainbowSchedulerServicer_to_server(servicer, server):
                     servicer.SetUrgency,
                     request_deserializer=rainbow__pb2.SetUrgencyRequest.FromString,
                     response_serializer=rainbow__pb2.SetUrgencyResponse.SerializeToString,
+            ),
+            'RenewClusterCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewClusterCredentials,
+                    request_deserializer=rainbow__pb2.RenewCredentialsRequest.FromString,
+                    response_serializer=rainbow__pb2.RegisterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1527,6 +1546,33 @@ class RainbowScheduler:
             '/convergedcomputing.org.grpc.v1.RainbowScheduler/SetUrgency',
             rainbow__pb2.SetUrgencyRequest.SerializeToString,
             rainbow__pb2.SetUrgencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewClusterCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/convergedcomputing.org.grpc.v1.RainbowScheduler/RenewClusterCredentials',
+            rainbow__pb2.RenewCredentialsRequest.SerializeToString,
+            rainbow__pb2.RegisterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -211,6 +211,11 @@ class Scheduler:
         entry = self.authorization.cluster_manager(cluster, secret, user_token)
         return self.users.set_access(entry, kind, name, allow)
 
+    def renew_cluster_credentials(self, cluster: str, secret: str = "", user_token: str = "") -> Registration:
+        """A new cluster secret and submit token for a registered cluster; the old ones stop working at once."""
+        entry = self.authorization.cluster_manager(cluster, secret, user_token)
+        return self.registry.renew_credentials(entry)
+
     def cluster_access(self, cluster: str, secret: str = "", user_token: str = "") -> tuple[AccessRule, ...]:
         return self.authorization.cluster_manager(cluster, secret, user_token).access
 

@@ -292,6 +292,19 @@ class ClusterRegistry:
         log.info("registered cluster %s (%s)", name, graph_summary(graph))
         return Registration(created=True, token=token, secret=cluster_secret)
 
+    def renew_credentials(self, entry: ClusterEntry) -> Registration:
+        """New credentials for a registered cluster (the submit token stays the global one when there is one)."""
+        token = self.global_token or credentials.new_secret()
+        cluster_secret = credentials.new_secret()
+        secret_hash, token_hash = credentials.hash_secret(cluster_secret), credentials.hash_secret(token)
+        now = self.context.clock()
+        with self.lock:
+            if not self.store.set_cluster_credentials(entry.name, secret_hash, token_hash, now):
+                raise NotFound(f"cluster {entry.name!r} is not registered", field="cluster")
+            entry.secret_hash, entry.token_hash, entry.updated = secret_hash, token_hash, now
+        log.warning("cluster %s has new credentials: its old secret and submit token no longer work", entry.name)
+        return Registration(created=True, token=token, secret=cluster_secret)
+
     def register_subsystem(self, entry: ClusterEntry, subsystem: str, nodes: str) -> None:
         cluster = entry.name
         if not nodes:

@@ -569,6 +569,13 @@ class RainbowSchedulerServicer(_Base, rainbow_pb2_grpc.RainbowSchedulerServicer)
         return access_reply(request.cluster, rules)
 
     @rpc
+    async def RenewClusterCredentials(self, request, context):
+        renewed = await self.run(self.scheduler.renew_cluster_credentials, request.cluster, request.secret,
+                                 user_token(context))
+        return rainbow_pb2.RegisterResponse(request_id=_request_id(), token=renewed.token, secret=renewed.secret,
+                                            status=rainbow_pb2.RegisterResponse.REGISTER_SUCCESS)
+
+    @rpc
     async def WhoAmI(self, request, context):
         principal = await self.run(self.scheduler.whoami, user_token(context))
         return rainbow_pb2.UserInfo(name=principal.user, groups=list(principal.groups), admin=principal.admin)

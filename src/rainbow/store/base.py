@@ -556,6 +556,11 @@ class Store(ABC):
         transaction."""
 
     @abstractmethod
+    def set_cluster_credentials(self, name: str, secret_hash: str, token_hash: str, now: float) -> bool:
+        """Replace a cluster's secret and token hashes, its ``updated`` time set to ``now`` (so every server
+        reads them again before its next request for the cluster); False when it is not registered."""
+
+    @abstractmethod
     def set_urgency(
         self,
         urgency: Urgency,

@@ -223,6 +223,16 @@ class SQLStore(AccountsSQL, Store):
 
         return self._transaction(delete)[0]
 
+    def set_cluster_credentials(self, name: str, secret_hash: str, token_hash: str, now: float) -> bool:
+        def update(tx: Transaction) -> bool:
+            found = tx.one("UPDATE clusters SET secret_hash = %s, token_hash = %s, updated = %s WHERE name = %s "
+                           "RETURNING name", (secret_hash, token_hash, now, name))
+            if found is not None:
+                tx.notify(name)
+            return found is not None
+
+        return self._transaction(update)[0]
+
     def put_subsystem(self, cluster: str, name: str, nodes: str, now: float) -> None:
         def put(tx: Transaction) -> None:
             tx.execute(
