@@ -114,7 +114,7 @@ def run_array(args: argparse.Namespace, client: RainbowClient, options: dict[str
         name = name or argv[0]
     result = client.submit_array(
         spec, args.cc, name=name, select_algo=args.select_algorithm, select_options=options,
-        queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.urgency.priority or 0,
+        queue=args.queue, requires=args.requires, time_limit=args.time_limit, priority=args.urgency.priority,
         hold=args.urgency.hold, progress=progress_line(args),
     )
     emit(args, result, summary(result, args.urgency.hold))
@@ -138,7 +138,7 @@ def run_bulksubmit(args: argparse.Namespace) -> int:
         jobs = [(shlex.split(c)[0], simple(shlex.split(c), nodes=args.nodes, tasks=tasks)) for c in commands]
     with make_client(args, config) as client:
         result = client.submit_jobs(jobs, select_algo=args.select_algorithm,
-                                    idempotency_key=args.idempotency_key, priority=args.urgency.priority or 0,
+                                    idempotency_key=args.idempotency_key, priority=args.urgency.priority,
                                     hold=args.urgency.hold, progress=progress_line(args))
     emit(args, result, summary(result, args.urgency.hold))
     return 0

@@ -51,11 +51,12 @@ def positive_float(value: str) -> float:
 
 
 def submit_urgency(value: str) -> Urgency:
-    """``--urgency`` of a submission: a priority (an integer, ``default``, ``expedite``) or ``hold``."""
+    """``--urgency`` of a submission: a priority (an integer, ``default``, ``expedite``), or ``hold`` (priority 0)."""
     try:
-        return parse_urgency(value)
+        urgency = parse_urgency(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return urgency if urgency.priority is not None else Urgency(hold=True, priority=0)
 
 
 DEFAULT_URGENCY = Urgency(hold=False, priority=0)

@@ -90,14 +90,14 @@ def run_submit(args: argparse.Namespace) -> int:
                 Path(args.jobspec), name=args.job_name, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, select_options=options, satisfy_only=args.satisfy_only,
                 queue=args.queue, requires=args.requires, time_limit=args.time_limit,
-                priority=args.urgency.priority or 0, hold=args.urgency.hold, dependencies=args.dependency,
+                priority=args.urgency.priority, hold=args.urgency.hold, dependencies=args.dependency,
             )
         else:
             result = client.submit_job(
                 args.command, nodes=args.nodes, tasks=args.tasks, match_algo=args.match_algorithm,
                 select_algo=args.select_algorithm, satisfy_only=args.satisfy_only, name=args.job_name,
                 select_options=options, queue=args.queue, requires=args.requires, time_limit=args.time_limit,
-                priority=args.urgency.priority or 0, hold=args.urgency.hold, dependencies=args.dependency,
+                priority=args.urgency.priority, hold=args.urgency.hold, dependencies=args.dependency,
             )
         as_user = bool(client.user_token)
     matched = f"{result.total_matches} of {result.total_clusters} clusters matched"

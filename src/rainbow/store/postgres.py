@@ -474,9 +474,8 @@ class PostgresStore(SQLStore):
                         candidates = listed[new.candidates] = encode_text(json.dumps(list(new.candidates)))
                     rows.append((ids[index], encode_text(new.cluster), encode_text(new.name), encode_text(new.jobspec),
                                  encode_text(new.command), new_job_state(new)[0].value, new.now, candidates,
-                                 _text_or_none(new.key),
-                                 _text_or_none(new.placement), _text_or_none(new.batch), encode_text(new.user),
-                                 encode_text(new.group), new.nodes, new.priority))
+                                 _text_or_none(new.key), _text_or_none(new.placement), _text_or_none(new.batch),
+                                 encode_text(new.user), encode_text(new.group), new.nodes, new.priority))
                 inserted = _insert_new_jobs(tx, rows)
             stored: list[tuple[JobRecord, bool]] = []
             for index, new in enumerate(jobs):

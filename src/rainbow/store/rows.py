@@ -20,7 +20,6 @@ JOB_COLUMNS = (
 # What a new job's row is written with (its state 'assigned' or 'held', created and updated its submit time).
 NEW_JOB_COLUMNS = ('id, cluster, name, jobspec, command, state, created, updated, candidates, submit_key, '
                    'placement, batch_id, "user", grp, nodes, priority')
-
 CLUSTER_COLUMNS = "name, secret_hash, token_hash, state, created, updated, version, last_seen, reachable"
 EVENT_COLUMNS = "seq, job_id, cluster, name, state, time, message"
 # Events joined with their jobs (``e``: job_events, ``j``: jobs), so a watcher sees, and is filtered on, the owner.

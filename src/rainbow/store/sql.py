@@ -463,20 +463,29 @@ class SQLStore(AccountsSQL, Store):
     def cancel_batch(
         self, batch: str, clusters: Sequence[str] | None, reason: str, now: float, user: str | None = None
     ) -> tuple[list[JobRecord], list[JobEvent]]:
-        where, values = self._filters(clusters, None, user)
-        if where is None:
+        found = self._batch_not_ended(batch, clusters, user)
+        if found is None:
             return [], []
-        ended = sorted(state.value for state in FINAL_STATES)
-        terms = " AND ".join(["batch_id = %s", *where, f"state NOT IN ({', '.join(['%s'] * len(ended))})"])
+        terms, values = found
 
         def cancel(tx: Transaction) -> list[JobRecord]:
-            rows = tx.all(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE {terms} ORDER BY id{self.ROW_LOCK}",  # noqa: S608 - constants
-                [batch, *values, *ended],
-            )
+            rows = tx.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {terms} ORDER BY id{self.ROW_LOCK}",  # noqa: S608
+                          values)
             return [_cancel(tx, job_from_row(row), reason, now) for row in rows]
 
         return self._transaction(cancel)
+
+    def _batch_not_ended(
+        self, batch: str, clusters: Sequence[str] | None, user: str | None
+    ) -> tuple[str, list[Any]] | None:
+        """WHERE terms (and their values) for the jobs of a batch (on ``clusters``, of ``user``) not ended; None
+        when none can match."""
+        where, values = self._filters(clusters, None, user)
+        if where is None:
+            return None
+        ended = sorted(state.value for state in FINAL_STATES)
+        terms = " AND ".join(["batch_id = %s", *where, f"state NOT IN ({', '.join(['%s'] * len(ended))})"])
+        return terms, [batch, *values, *ended]
 
     def set_urgency(
         self,
@@ -487,15 +496,10 @@ class SQLStore(AccountsSQL, Store):
         clusters: Sequence[str] | None = None,
         user: str | None = None,
     ) -> tuple[list[tuple[JobRecord, bool, str]], list[JobEvent]]:
-        if job_id is not None:
-            terms, values = "id = %s", [job_id]
-        else:
-            where, values = self._filters(clusters, None, user)
-            if where is None:
-                return [], []
-            ended = sorted(state.value for state in FINAL_STATES)
-            terms = " AND ".join(["batch_id = %s", *where, f"state NOT IN ({', '.join(['%s'] * len(ended))})"])
-            values = [batch, *values, *ended]
+        found = ("id = %s", [job_id]) if job_id is not None else self._batch_not_ended(batch or "", clusters, user)
+        if found is None:
+            return [], []
+        terms, values = found
 
         def apply(tx: Transaction) -> list[tuple[JobRecord, bool, str]]:
             rows = tx.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {terms} ORDER BY id{self.ROW_LOCK}",  # noqa: S608
