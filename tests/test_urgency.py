@@ -147,6 +147,7 @@ def test_the_urgency_command(cluster):
     assert out == f"Job {job} is held: it waits until its urgency is set again (rainbow urgency {job} default).\n"
     assert f"{job}" in rainbow(cluster, "jobs", "--state", "held").stdout
     assert rainbow(cluster, "urgency", str(job), "12").stdout == f"Job {job} is assigned with priority 12.\n"
+    assert "\n  priority: 12\n" in rainbow(cluster, "status", str(job)).stdout
 
     batch = cluster.client.submit_array(simple(["app", "{cc}"]), 3).batch_id
     assert received(cluster, 2)[0] == job  # the highest priority first, then the batch's first job

@@ -79,6 +79,7 @@ def run_status(args: argparse.Namespace) -> int:
         *([f"  user:     {job.user}" + (f" (group {job.group})" if job.group else "")] if job.user else []),
         f"  local id: {job.local_id or '-'}",
         f"  exit:     {_exit(job)}",
+        *([f"  priority: {job.priority}"] if job.priority else []),
     ]
     if job.dependencies:
         lines.append(f"  depends:  {', '.join(job.dependencies)}")
