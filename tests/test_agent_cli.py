@@ -62,6 +62,28 @@ def test_register_from_a_saved_R_then_agent_runs_a_job(server_factory, tmp_path)
     assert state["cost_per_node_hour"] == 3 and state["executor_nodes"] == 16
 
 
+def test_register_renew_gives_a_cluster_whose_config_was_lost_new_credentials(server_factory, tmp_path):
+    server = server_factory()
+    register = ["-m", "rainbow.register", "--R", str(R_FILE), "--host", server.address, "--secret",
+                REGISTRATION_SECRET, "--save"]
+    lost, fresh = tmp_path / "lost.yaml", tmp_path / "fresh.yaml"
+    assert run(*register, "--config-path", str(lost)).returncode == 0
+    plain = run(*register, "--config-path", str(fresh))
+    assert plain.returncode == 0 and "lost them? --renew issues new ones" in plain.stdout
+    assert not fresh.exists()  # nothing to save: no credentials were issued
+
+    renewed = run(*register, "--config-path", str(fresh), "--renew")
+    assert renewed.returncode == 0, renewed.stderr
+    assert renewed.stdout.startswith(f"cluster 'tioga' was registered already with {server.address}: issued it "
+                                     "new credentials (the old ones no longer work)\n")
+    fresh_config = RainbowConfig.load(fresh)
+    with RainbowClient(server.address, config_file=fresh_config) as client:
+        jobid = client.submit_job(["true"]).jobid
+        assert [job.id for job in client.receive_jobs(0)] == [jobid]
+    old = run("-m", "rainbow", "receive", "--config-path", str(lost))
+    assert old.returncode == 1 and "wrong secret for cluster 'tioga'" in old.stderr
+
+
 def test_agent_errors_are_one_line(tmp_path):
     config_path = tmp_path / "c.yaml"
     RainbowConfig.new("nobody", host="127.0.0.1:9", path=config_path).save()

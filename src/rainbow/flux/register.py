@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seconds the registration may take (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--wait-for-server", action="store_true",
                         help="wait (within --timeout) for an unreachable server to come up instead of failing at once")
+    parser.add_argument("--renew", action="store_true",
+                        help="when the cluster is registered already (its saved credentials lost), issue it new "
+                        "ones, as rainbow cluster renew: the old ones stop working")
     parser.add_argument("--dry-run", action="store_true", help="print the cluster JGF and exit")
     parser.add_argument("--R", dest="r_file", metavar="FILE",
                         help="register this Rv1 file (`flux R encode`, `flux kvs get resource.R`) instead")
@@ -98,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     with RainbowClient(args.host, config_file=config, timeout=args.timeout,
                        wait_for_ready=args.wait_for_server) as client:
         result = client.register(name, args.secret, jgf, save=args.save)
+        renewed = result.exists and args.renew
+        if renewed:
+            result = client.renew_cluster_credentials(name, secret=args.secret, save=args.save)
     counts = r_summary(R)
     shape = f"{counts['nodes']} nodes, {counts['cores']} cores, {counts['gpus']} GPUs"
     named = [q["name"] for q in (queues or {}).get("queues", []) if q["name"]]
@@ -105,10 +111,14 @@ def run(args: argparse.Namespace) -> int:
         shape += ", queues " + ", ".join(named)
     if result.exists:
         print(f"cluster {name!r} is already registered with {client.host}; "
-              f"its credentials are the ones saved when it was first registered (lost them? rainbow cluster "
-              f"renew {name} --secret REGISTRATION-SECRET --save issues new ones)")
+              f"its credentials are the ones saved when it was first registered (lost them? --renew issues "
+              "new ones)")
         return 0
-    print(f"registered cluster {name!r} ({shape}) with {client.host}")
+    if renewed:
+        print(f"cluster {name!r} was registered already with {client.host}: issued it new credentials (the old "
+              "ones no longer work)")
+    else:
+        print(f"registered cluster {name!r} ({shape}) with {client.host}")
     if args.save:
         print(f"saved its secret and submit token to {path}")
     else:
