@@ -219,14 +219,22 @@ class RainbowClient:
             raise InvalidArgument("a cluster name is required to register", field="cluster")
         secret = secret or (self.config.scheduler_secret if self.config else None)
         secret = self._require(secret, "secret", "pass the registration secret or set scheduler.secret")
-        if save and (self.config is None or self.config.path is None):
-            raise InvalidArgument("saving credentials needs a config file", field="config")
+        self._check_savable(save)
         nodes = graph_text(cluster_nodes, "nodes")
         request = rainbow_pb2.RegisterRequest(name=cluster, secret=secret, nodes=nodes)
         request.sent.GetCurrentTime()
-        reply = self._call(self.scheduler_stub.Register, request)
+        return self._credentials(cluster, self._call(self.scheduler_stub.Register, request), save, "register")
+
+    def _check_savable(self, save: bool) -> None:
+        if save and (self.config is None or self.config.path is None):
+            raise InvalidArgument("saving credentials needs a config file", field="config")
+
+    def _credentials(
+        self, cluster: str, reply: rainbow_pb2.RegisterResponse, save: bool, what: str
+    ) -> Registration:
+        """The credentials a register or renew reply hands out, saved to the config when ``save``."""
         status = status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
-        check_status(status, f"register {cluster}")
+        check_status(status, f"{what} {cluster}")
         result = Registration(cluster, reply.token, reply.secret, status, reply.request_id)
         if save and result.created:
             self.save_registration(result)
@@ -946,15 +954,10 @@ class RainbowClient:
 
         Authenticated as ``set_cluster_access`` is. With ``save=True`` both are written to the config file.
         """
-        if save and (self.config is None or self.config.path is None):
-            raise InvalidArgument("saving credentials needs a config file", field="config")
+        self._check_savable(save)
         request = rainbow_pb2.RenewCredentialsRequest(cluster=cluster, secret=self._access_secret(cluster, secret))
-        reply = self._call(self.scheduler_stub.RenewClusterCredentials, request)
-        status = status_name(rainbow_pb2.RegisterResponse.ResultType, reply.status)
-        result = Registration(cluster, reply.token, reply.secret, status, reply.request_id)
-        if save:
-            self.save_registration(result)
-        return result
+        return self._credentials(cluster, self._call(self.scheduler_stub.RenewClusterCredentials, request), save,
+                                 "renew the credentials of")
 
     def cluster_access(self, cluster: str, *, secret: str | None = None) -> ClusterAccess:
         """A cluster's access rules (none: open to every authenticated user)."""

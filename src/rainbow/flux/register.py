@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rainbow.client import DEFAULT_TIMEOUT
-from rainbow.commands.common import positive_float
 from rainbow.errors import InvalidArgument, RainbowError
 
 
@@ -31,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-path", help="rainbow-config.yaml to read and (with --save) write "
                         "(default: $RAINBOW_CONFIG, else ./rainbow-config.yaml; --dry-run needs none)")
     parser.add_argument("--save", action="store_true", help="write the cluster secret and token to the config")
-    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds the registration may take (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="seconds the registration may take (default: the rainbow client's, 60)")
     parser.add_argument("--wait-for-server", action="store_true",
                         help="wait (within --timeout) for an unreachable server to come up instead of failing at once")
     parser.add_argument("--renew", action="store_true",
@@ -94,11 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(jgf, indent=2))
         return 0
-    from rainbow.client import RainbowClient
+    from rainbow.client import DEFAULT_TIMEOUT, RainbowClient
 
+    if args.timeout is not None and args.timeout <= 0:
+        raise InvalidArgument("--timeout: must be greater than 0", field="timeout")
     if config is None:
         config = RainbowConfig.new(name, host=args.host or "localhost:50051", path=path)
-    with RainbowClient(args.host, config_file=config, timeout=args.timeout,
+    with RainbowClient(args.host, config_file=config, timeout=args.timeout or DEFAULT_TIMEOUT,
                        wait_for_ready=args.wait_for_server) as client:
         result = client.register(name, args.secret, jgf, save=args.save)
         renewed = result.exists and args.renew
